@@ -1,0 +1,424 @@
+"""The one configuration object: built from a suite file, then flags, and validated once.
+
+A suite file is TOML:
+
+    label = "seed"
+    description = "what the suite is for"
+
+    [matrix]            # axes; a scalar means a one-value list
+    arch = ["rnn", "lstm"]
+    seq_len = [100, 500]
+
+    [[variants]]        # optional: more matrices that inherit [matrix] and override some axes
+    arch = ["lstm"]
+    layers = [2]
+
+    [measure]           # how each cell is timed
+    min_time = 0.5
+
+    [run]               # process-wide settings
+    threads = 2
+
+A flag replaces its axis or setting everywhere in the suite. Every value is checked where it
+is read, and an error names the file (or flag), the key, and what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seqbench import devices
+from seqbench.errors import ConfigError
+from seqbench.schema import DTYPES, MODES, Cell
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class Axes:
+    """One matrix: the cells are the product of these lists. Defaults are the quick suite."""
+
+    arch: tuple[str, ...] = ("rnn", "lstm", "gru", "conv1d")
+    seq_len: tuple[int, ...] = (64, 256)
+    batch_size: tuple[int, ...] = (32,)
+    hidden: tuple[int, ...] = (32,)
+    layers: tuple[int, ...] = (1,)
+    bidirectional: tuple[bool, ...] = (False,)
+    dropout: tuple[float, ...] = (0.0,)
+    recurrent_dropout: tuple[float, ...] = (0.0,)
+    vocab: tuple[int, ...] = (10_000,)
+    embed: tuple[int, ...] = (32,)
+    device: tuple[str, ...] = ("cpu",)
+    dtype: tuple[str, ...] = ("float32",)
+    mode: tuple[str, ...] = ("infer", "train")
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """How one cell is timed (see DESIGN.md, 'Measuring honestly')."""
+
+    min_time: float = 0.5  # seconds of timed steps per cell, at least
+    min_repeats: int = 5  # samples per cell, at least
+    max_repeats: int = 1000  # samples per cell, at most
+    precision: float = (
+        0.0  # stop early once the median's 95% CI half-width is this fraction (0: off)
+    )
+    warmup_time: float = 0.1  # seconds of untimed steps first, at least
+    warmup_steps: int = 2  # untimed steps first, at least
+    min_sample_s: float = 0.001  # each sample runs enough steps to last this long
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    """Everything that decides what a run measures. Frozen; build it with `resolve_config`."""
+
+    label: str = "quick"
+    description: str = "Every seed architecture at two lengths, inference and training, on the CPU."
+    matrices: tuple[Axes, ...] = (Axes(),)
+    measure: MeasureSettings = field(default_factory=MeasureSettings)
+    seed: int = 0
+    threads: int | None = None  # None: torch's default
+    flush_denormal: bool = True
+    source: str = "built-in quick suite"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SuiteConfig:
+        """Rebuild a config saved with `to_dict` (lists back to tuples)."""
+        matrices = tuple(Axes(**{k: tuple(v) for k, v in m.items()}) for m in data["matrices"])
+        return cls(
+            label=data["label"],
+            description=data["description"],
+            matrices=matrices,
+            measure=MeasureSettings(**data["measure"]),
+            seed=data["seed"],
+            threads=data["threads"],
+            flush_denormal=data["flush_denormal"],
+            source=data["source"],
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Field rules: the type each key takes and the range it must lie in, as data.
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: type
+    expected: str
+    check: Callable[[Any], bool] = lambda value: True
+    # A better message than "expected ..., got ..." for a value of the right type.
+    explain: Callable[[Any], str] | None = None
+
+
+def _arch_ok(value: str) -> bool:
+    from seqbench.models import REGISTRY
+
+    return value in REGISTRY
+
+
+def _arch_explain(value: str) -> str:
+    from seqbench.models import REGISTRY
+
+    return f"unknown architecture {value!r}; choose from: {', '.join(REGISTRY)}"
+
+
+def _device_ok(value: str) -> bool:
+    return value in devices.DEVICE_CHOICES or re.fullmatch(r"cuda:\d+", value) is not None
+
+
+_POSITIVE_INT = Rule(int, "a positive integer", lambda v: v >= 1)
+_FRACTION = Rule(float, "a number in [0, 1)", lambda v: 0.0 <= v < 1.0)
+
+AXIS_RULES: dict[str, Rule] = {
+    "arch": Rule(str, "an architecture name", _arch_ok, _arch_explain),
+    "seq_len": _POSITIVE_INT,
+    "batch_size": _POSITIVE_INT,
+    "hidden": _POSITIVE_INT,
+    "layers": _POSITIVE_INT,
+    "bidirectional": Rule(bool, "true or false"),
+    "dropout": _FRACTION,
+    "recurrent_dropout": _FRACTION,
+    "vocab": Rule(int, "an integer >= 2", lambda v: v >= 2),
+    "embed": _POSITIVE_INT,
+    "device": Rule(str, f"one of {', '.join(devices.DEVICE_CHOICES)} or cuda:N", _device_ok),
+    "dtype": Rule(str, f"one of {', '.join(DTYPES)}", lambda v: v in DTYPES),
+    "mode": Rule(str, f"one of {', '.join(MODES)}", lambda v: v in MODES),
+}
+
+MEASURE_RULES: dict[str, Rule] = {
+    "min_time": Rule(float, "a number of seconds >= 0", lambda v: v >= 0),
+    "min_repeats": _POSITIVE_INT,
+    "max_repeats": _POSITIVE_INT,
+    "precision": Rule(float, "a fraction >= 0 (0 turns it off)", lambda v: v >= 0),
+    "warmup_time": Rule(float, "a number of seconds >= 0", lambda v: v >= 0),
+    "warmup_steps": Rule(int, "an integer >= 0", lambda v: v >= 0),
+    "min_sample_s": Rule(float, "a number of seconds >= 0", lambda v: v >= 0),
+}
+
+RUN_RULES: dict[str, Rule] = {
+    "seed": Rule(int, "an integer >= 0", lambda v: v >= 0),
+    "threads": _POSITIVE_INT,
+    "flush_denormal": Rule(bool, "true or false"),
+}
+
+TOP_RULES: dict[str, Rule] = {
+    "label": Rule(
+        str,
+        "a short name of letters, digits, '.', '_' or '-'",
+        lambda v: re.fullmatch(r"[\w.-]{1,64}", v) is not None,
+    ),
+    "description": Rule(str, "a string"),
+}
+
+SECTIONS = ("matrix", "variants", "measure", "run")
+
+
+def _typed(value: Any, rule: Rule, where: str) -> Any:
+    """Check one value's type and range; `where` names its origin for the error."""
+    ok_type = isinstance(value, rule.kind) and not (
+        rule.kind is not bool and isinstance(value, bool)
+    )
+    if rule.kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok_type = float(value), True
+    if not ok_type:
+        raise ConfigError(f"{where}: expected {rule.expected}, got {value!r}")
+    if not rule.check(value):
+        raise ConfigError(
+            f"{where}: {rule.explain(value) if rule.explain else f'expected {rule.expected}, got {value!r}'}"
+        )
+    return value
+
+
+def _axis(value: Any, name: str, where: str) -> tuple[Any, ...]:
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise ConfigError(f"{where}: the list is empty; give at least one value")
+    out = tuple(_typed(v, AXIS_RULES[name], where) for v in values)
+    return tuple(dict.fromkeys(out))  # drop repeats, keep order
+
+
+def _section(
+    table: Any, rules: Mapping[str, Rule], where: str, *, axes: bool = False
+) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table of keys, got {type(table).__name__}")
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in rules:
+            raise ConfigError(f"{where}: unknown key {key!r}; expected one of: {', '.join(rules)}")
+        out[key] = (
+            _axis(value, key, f"{where} {key}")
+            if axes
+            else _typed(value, rules[key], f"{where} {key}")
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Suite files
+
+
+def suite_dirs() -> list[Path]:
+    """Where named suites are looked up, in order."""
+    here = Path(__file__).resolve().parent
+    return [
+        Path.cwd() / "benchmarks",
+        here / "suites",  # an installed wheel carries the suites here (see pyproject.toml)
+        here.parents[1] / "benchmarks",  # an editable install or a source checkout
+    ]
+
+
+def find_suite(name: str | Path) -> Path:
+    """A path as given, or a suite name ('seed') looked up in `suite_dirs()`."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    if path.suffix == "" and len(path.parts) == 1:
+        for folder in suite_dirs():
+            candidate = folder / f"{name}.toml"
+            if candidate.is_file():
+                return candidate
+        found = sorted({p.stem for d in suite_dirs() if d.is_dir() for p in d.glob("*.toml")})
+        hint = f"; known suites: {', '.join(found)}" if found else ""
+        raise ConfigError(f"suite {str(name)!r} not found{hint}")
+    if path.exists():
+        raise ConfigError(f"{path}: is not a file")
+    raise ConfigError(f"{path}: no such suite file")
+
+
+def read_suite(path: Path) -> dict[str, Any]:
+    """Parse a suite file into checked pieces: top-level values, matrices, measure, run."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    where = str(path)
+    unknown = [k for k in data if k not in SECTIONS and k not in TOP_RULES]
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key {unknown[0]!r}; expected one of: {', '.join([*TOP_RULES, *SECTIONS])}"
+        )
+    top = {k: _typed(data[k], TOP_RULES[k], f"{where}: {k}") for k in TOP_RULES if k in data}
+    base = _section(data.get("matrix", {}), AXIS_RULES, f"{where}: [matrix]", axes=True)
+    variants_raw = data.get("variants", [])
+    if not isinstance(variants_raw, list):
+        raise ConfigError(f"{where}: variants: expected [[variants]] tables")
+    variants = [
+        _section(v, AXIS_RULES, f"{where}: [[variants]] #{i + 1}", axes=True)
+        for i, v in enumerate(variants_raw)
+    ]
+    return {
+        "top": top,
+        "matrices": [base] + [{**base, **v} for v in variants],
+        "measure": _section(data.get("measure", {}), MEASURE_RULES, f"{where}: [measure]"),
+        "run": _section(data.get("run", {}), RUN_RULES, f"{where}: [run]"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Flags
+
+
+def parse_list(text: str, name: str, flag: str) -> tuple[Any, ...]:
+    """A comma list from the command line, typed and checked like a suite file's list."""
+    rule = AXIS_RULES[name]
+    items = [item.strip() for item in text.split(",")]
+    if not text.strip() or any(not item for item in items):
+        raise ConfigError(
+            f"{flag}: expected a comma-separated list of {rule.expected}s, got {text!r}"
+        )
+    return _axis([_from_text(item, rule, flag) for item in items], name, flag)
+
+
+def _from_text(item: str, rule: Rule, where: str) -> Any:
+    try:
+        if rule.kind is int:
+            return int(item)
+        if rule.kind is float:
+            return float(item)
+        if rule.kind is bool:
+            return {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}[
+                item.lower()
+            ]
+    except (ValueError, KeyError):
+        raise ConfigError(f"{where}: expected {rule.expected}, got {item!r}") from None
+    return item
+
+
+def check_setting(name: str, value: Any, flag: str) -> Any:
+    """Check a single-valued flag (a measure or run setting)."""
+    rule = MEASURE_RULES.get(name) or RUN_RULES.get(name) or TOP_RULES[name]
+    return _typed(value, rule, flag)
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolution
+
+
+def resolve_config(
+    suite: str | Path | None = None,
+    *,
+    axes: Mapping[str, tuple[Any, ...]] | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> SuiteConfig:
+    """Suite file (or the built-in quick suite), then flags: `axes` replace axes in every
+    matrix, `settings` replace measure/run/top-level values. Flag values must already be
+    checked (`parse_list`, `check_setting`)."""
+    axes = dict(axes or {})
+    settings = dict(settings or {})
+    base = SuiteConfig()
+    if suite is None:
+        top: dict[str, Any] = {}
+        matrices = [{}]
+        measure: dict[str, Any] = {}
+        run: dict[str, Any] = {}
+        source = base.source
+    else:
+        path = find_suite(suite)
+        parsed = read_suite(path)
+        top, matrices, measure, run = (
+            parsed["top"],
+            parsed["matrices"],
+            parsed["measure"],
+            parsed["run"],
+        )
+        source = str(path)
+        top.setdefault("label", path.stem)
+        top.setdefault("description", "")
+    for key, value in settings.items():
+        if key in MEASURE_RULES:
+            measure[key] = value
+        elif key in RUN_RULES:
+            run[key] = value
+        else:
+            top[key] = value
+    measure_settings = MeasureSettings(**measure)
+    if measure_settings.max_repeats < measure_settings.min_repeats:
+        raise ConfigError(
+            f"max_repeats ({measure_settings.max_repeats}) is below min_repeats ({measure_settings.min_repeats})"
+        )
+    return SuiteConfig(
+        label=top.get("label", base.label),
+        description=top.get("description", base.description),
+        matrices=tuple(Axes(**{**m, **axes}) for m in matrices),
+        measure=measure_settings,
+        seed=run.get("seed", base.seed),
+        threads=run.get("threads", base.threads),
+        flush_denormal=run.get("flush_denormal", base.flush_denormal),
+        source=source,
+    )
+
+
+# The order cells run in: one model at a time, shortest sequence first (so that an
+# out-of-memory cell is met before the larger ones), inference before training.
+_PLAN_ORDER = (
+    "device",
+    "dtype",
+    "arch",
+    "hidden",
+    "layers",
+    "bidirectional",
+    "dropout",
+    "recurrent_dropout",
+    "vocab",
+    "embed",
+    "batch_size",
+    "seq_len",
+    "mode",
+)
+
+
+_ASCENDING = ("batch_size", "seq_len")
+
+
+def plan(config: SuiteConfig) -> list[Cell]:
+    """Every cell of every matrix, in run order, without repeats."""
+    from seqbench.models import normalize_cell
+
+    cells: dict[Cell, None] = {}
+    for axes in config.matrices:
+        lists = [
+            sorted(getattr(axes, n)) if n in _ASCENDING else getattr(axes, n) for n in _PLAN_ORDER
+        ]
+        for values in itertools.product(*lists):
+            raw = dict(zip(_PLAN_ORDER, values, strict=True))
+            raw["device"] = devices.resolve(raw["device"])
+            cells[normalize_cell(Cell(**raw))] = None
+    return list(cells)

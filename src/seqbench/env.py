@@ -1,0 +1,105 @@
+"""The environment a number came from, and the process-wide settings that shape it.
+
+`COMPARED_KEYS` are the keys that must match before two runs' timings can be compared:
+a different device, library version, thread count or subnormal setting is a different
+experiment, not a regression.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import socket
+import subprocess
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+import seqbench
+from seqbench import devices
+
+COMPARED_KEYS = (
+    "device_names",
+    "cpu",
+    "torch",
+    "cuda",
+    "cudnn",
+    "threads",
+    "flush_denormal",
+)
+
+
+def apply_process_settings(threads: int | None, flush_denormal: bool) -> dict[str, Any]:
+    """Set torch's thread count and subnormal handling; return what is now in effect.
+
+    Flushing subnormals to zero is the default (as in Keras on TensorFlow): when gradients
+    vanish they turn subnormal, and x86 arithmetic on subnormals is many times slower, which
+    would bill a numerical accident to the architecture.
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+    # set_flush_denormal returns False where the CPU cannot flush (no SSE3); record the truth.
+    flushed = torch.set_flush_denormal(flush_denormal) and flush_denormal
+    return {"threads": torch.get_num_threads(), "flush_denormal": bool(flushed)}
+
+
+def git_commit(path: str | None = None) -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the git checkout at `path` (the current directory), if any."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=path, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return commit, dirty
+
+
+def collect_env(device_list: Iterable[str], settings: dict[str, Any]) -> dict[str, Any]:
+    """Versions, hardware and settings, for the run's metadata (and for `seqbench env`)."""
+    commit, dirty = git_commit()
+    used = sorted(set(device_list))
+    cuda_devices = [d for d in used if d.startswith("cuda")]
+    env: dict[str, Any] = {
+        "seqbench": seqbench.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "cpu": devices.cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "device_names": {
+            d: devices.device_name(d) for d in used if not devices.unavailable_reason(d)
+        },
+        "threads": settings["threads"],
+        "flush_denormal": settings["flush_denormal"],
+        "mkldnn": torch.backends.mkldnn.is_available(),
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "argv": sys.argv,
+        "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if cuda_devices and torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(torch.device(cuda_devices[0]))
+        env["gpu"] = {
+            "name": props.name,
+            "capability": f"{props.major}.{props.minor}",
+            "memory_bytes": props.total_memory,
+        }
+    return env
+
+
+def env_differences(
+    a: dict[str, Any], b: dict[str, Any], keys: Iterable[str] = COMPARED_KEYS
+) -> list[str]:
+    """The compared keys whose values differ between two environments."""
+    return [k for k in keys if a.get(k) != b.get(k)]

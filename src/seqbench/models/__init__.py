@@ -1,0 +1,120 @@
+"""The architecture registry and the model every cell measures.
+
+A model is the seed's IMDB classifier in general form: token ids -> Embedding(vocab, embed)
+-> sequence core -> Dense(1). Only the core changes from one architecture to the next.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from torch import nn
+
+from seqbench.errors import ConfigError
+from seqbench.models.base import (
+    CORE_OPTIONS,
+    CORE_OPTIONS_DEFAULTS,
+    ArchSpec,
+    CoreShape,
+    SequenceCore,
+    SequenceModel,
+    count_parameters,
+)
+from seqbench.models.conv import CONV1D
+from seqbench.models.recurrent import recurrent_spec
+from seqbench.schema import Cell
+
+__all__ = [
+    "CORE_OPTIONS_DEFAULTS",
+    "ArchSpec",
+    "CoreShape",
+    "SequenceCore",
+    "SequenceModel",
+    "REGISTRY",
+    "get_arch",
+    "normalize_cell",
+    "core_shape",
+    "build_model",
+    "count_parameters",
+    "expected_params",
+    "forward_flops",
+    "step_flops",
+]
+
+REGISTRY: dict[str, ArchSpec] = {
+    spec.name: spec
+    for spec in (recurrent_spec("rnn"), recurrent_spec("lstm"), recurrent_spec("gru"), CONV1D)
+}
+
+# A training step's FLOPs: the backward pass costs about twice the forward pass (a gradient
+# for the inputs and one for the weights of every matmul), the usual convention.
+TRAIN_FLOPS_FACTOR = 3
+
+
+def get_arch(name: str) -> ArchSpec:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown architecture {name!r}; choose from: {', '.join(REGISTRY)}"
+        ) from None
+
+
+def normalize_cell(cell: Cell) -> Cell:
+    """Pin the options an architecture does not take, so equal models get equal keys."""
+    spec = get_arch(cell.arch)
+    pinned = {
+        name: spec.fixed.get(name, getattr(cell, name))
+        for name in CORE_OPTIONS
+        if name not in spec.options
+    }
+    return dataclasses.replace(cell, **pinned) if pinned else cell
+
+
+def core_shape(cell: Cell) -> CoreShape:
+    return CoreShape(
+        input_size=cell.embed,
+        hidden=cell.hidden,
+        layers=cell.layers,
+        bidirectional=cell.bidirectional,
+        dropout=cell.dropout,
+        recurrent_dropout=cell.recurrent_dropout,
+    )
+
+
+def build_model(cell: Cell) -> SequenceModel:
+    """The full classifier for one cell, on the CPU in float32 (the caller moves it)."""
+    spec = get_arch(cell.arch)
+    core = spec.build(core_shape(cell))
+    return SequenceModel(
+        nn.Embedding(cell.vocab, cell.embed), core, nn.Linear(core.out_features, 1)
+    )
+
+
+def _head_inputs(cell: Cell) -> int:
+    spec = get_arch(cell.arch)
+    if "bidirectional" in spec.options and cell.bidirectional:
+        return 2 * cell.hidden
+    return cell.hidden
+
+
+def expected_params(cell: Cell) -> int:
+    """The whole model's parameter count from formulas: V·E + core + (F + 1)."""
+    spec = get_arch(cell.arch)
+    return cell.vocab * cell.embed + spec.count_params(core_shape(cell)) + _head_inputs(cell) + 1
+
+
+def forward_flops(cell: Cell) -> int:
+    """Matmul and convolution FLOPs of one forward pass over one sequence (2 per multiply-add).
+
+    The embedding is a lookup (0 FLOPs); elementwise gate arithmetic is not counted, as in
+    `torch.utils.flop_counter` and the usual MFU convention.
+    """
+    spec = get_arch(cell.arch)
+    return spec.forward_flops(core_shape(cell), cell.seq_len) + 2 * _head_inputs(cell)
+
+
+def step_flops(cell: Cell) -> int:
+    """FLOPs per sequence of what one timed step does: forward only, or forward and backward."""
+    flops = forward_flops(cell)
+    return flops * TRAIN_FLOPS_FACTOR if cell.mode == "train" else flops

@@ -1,0 +1,91 @@
+"""The pieces every architecture shares: the core's shape, the registry entry, the full model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+# The options a sequence core may take beyond its width. An architecture lists the ones it
+# understands; the others are pinned to the values in its `fixed` map, so that a matrix over
+# `bidirectional` does not measure the same convolution twice.
+CORE_OPTIONS = ("layers", "bidirectional", "dropout", "recurrent_dropout")
+# A plain model: one layer, one direction, no dropout.
+CORE_OPTIONS_DEFAULTS: dict[str, object] = {
+    "layers": 1,
+    "bidirectional": False,
+    "dropout": 0.0,
+    "recurrent_dropout": 0.0,
+}
+
+
+@dataclass(frozen=True)
+class CoreShape:
+    """What a sequence core needs to be built: its input width and its own options."""
+
+    input_size: int
+    hidden: int
+    layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+
+
+class SequenceCore(nn.Module):
+    """Maps inputs (B, T, I) to features (B, T', F); `summary` reduces them to (B, F).
+
+    `out_features` is F. `implementation(...)` names the code path a step takes, so that a
+    row can say when a feature forced a slower path than the fused one.
+    """
+
+    out_features: int
+
+    def summary(self, y: torch.Tensor) -> torch.Tensor:  # (B, T', F) -> (B, F)
+        raise NotImplementedError
+
+    def implementation(self, training: bool, device: str, dtype: str) -> tuple[str, str]:
+        """(kernel, note). 'default' is whatever torch dispatches to for these layers; cores
+        with fused kernels name them ('cudnn', 'onednn'), and a note says why when a slower
+        path ran."""
+        return ("default", "")
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """A registry entry: how to build an architecture's core and what it should cost."""
+
+    name: str
+    summary: str
+    param_formula: str
+    build: Callable[[CoreShape], SequenceCore]
+    count_params: Callable[[CoreShape], int]
+    forward_flops: Callable[[CoreShape, int], int]
+    options: frozenset[str] = frozenset()
+    fixed: dict[str, object] = field(default_factory=dict)
+    min_seq_len: int = 1
+
+
+class SequenceModel(nn.Module):
+    """Input adapter -> sequence core -> dense head: the seed's IMDB classifier in general form.
+
+    With the default token adapter this is Embedding(vocab, embed) -> core -> Dense(1), as in
+    the seed's Keras models.
+    """
+
+    def __init__(self, adapter: nn.Module, core: SequenceCore, head: nn.Module) -> None:
+        super().__init__()
+        self.adapter = adapter
+        self.core = core
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.adapter(x)  # (B, T, I)
+        y = self.core(h)  # (B, T', F)
+        return self.head(self.core.summary(y))  # (B, out)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Trainable parameters of a built module: the figure every row reports."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

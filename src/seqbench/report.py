@@ -1,0 +1,221 @@
+"""What a table shows: derived ratios (`compute_*`) and cell text (`format_*`), kept apart.
+
+Both the Rich table and the markdown export read `table_columns`, so the terminal and a
+PR comment show the same figures. Columns whose value is the same in every row move to
+the caption, so that the table keeps to what varies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from seqbench.models import CORE_OPTIONS_DEFAULTS, REGISTRY
+from seqbench.schema import Cell, ResultRow
+
+# --------------------------------------------------------------------------- compute_*
+
+
+def reference_cell(cell: Cell, reference: str = "rnn") -> Cell:
+    """The simple-RNN cell a row is compared with: same sizes, device, dtype and mode.
+
+    Options the row's architecture does not take (a convolution's 'layers') are set to the
+    reference's defaults, so the convolution is compared with a one-layer RNN.
+    """
+    spec = REGISTRY.get(cell.arch)
+    options = spec.options if spec else frozenset()
+    pinned = {k: v for k, v in CORE_OPTIONS_DEFAULTS.items() if k not in options}
+    return dataclasses.replace(cell, arch=reference, **pinned)
+
+
+@dataclass(frozen=True)
+class Ratios:
+    core_params: float | None = None
+    time: float | None = None
+
+
+def compute_ratios(rows: list[ResultRow], reference: str = "rnn") -> dict[str, Ratios]:
+    """Per cell id: core parameters and median time relative to the matching simple RNN."""
+    by_cell = {r.cell: r for r in rows}
+    out: dict[str, Ratios] = {}
+    for row in rows:
+        ref = by_cell.get(reference_cell(row.cell, reference))
+        if ref is None:
+            continue
+        params = row.core_params / ref.core_params if row.core_params and ref.core_params else None
+        time = row.median_s / ref.median_s if row.median_s and ref.median_s else None
+        out[row.cell_id] = Ratios(params, time)
+    return out
+
+
+# --------------------------------------------------------------------------- format_*
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def format_bytes(count: float | None) -> str:
+    if count is None:
+        return "-"
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(count) >= scale:
+            return f"{count / scale:.3g} {unit}"
+    return f"{count:.0f} B"
+
+
+def format_count(count: float | None) -> str:
+    """3 significant digits with k/M/G/T suffixes: 1234567 -> '1.23M'."""
+    if count is None:
+        return "-"
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(count) >= scale:
+            return f"{count / scale:.3g}{unit}"
+    return f"{count:.3g}"
+
+
+def format_ratio(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}×"
+
+
+def format_with_ratio(text: str, ratio: float | None) -> str:
+    return text if ratio is None or text == "-" else f"{text} ({format_ratio(ratio)})"
+
+
+def format_variant(row: ResultRow) -> str:
+    """The options that differ from a plain one-layer, one-way model without dropout."""
+    spec = REGISTRY.get(row.arch)
+    options = spec.options if spec else frozenset()
+    parts = []
+    if "layers" in options and row.layers != 1:
+        parts.append(f"{row.layers} layers")
+    if "bidirectional" in options and row.bidirectional:
+        parts.append("bidir")
+    if "dropout" in options and row.dropout:
+        parts.append(f"drop {row.dropout:g}")
+    if "recurrent_dropout" in options and row.recurrent_dropout:
+        parts.append(f"rec-drop {row.recurrent_dropout:g}")
+    return ", ".join(parts)
+
+
+def format_arch(row: ResultRow) -> str:
+    variant = format_variant(row)
+    return f"{row.arch} ({variant})" if variant else row.arch
+
+
+def format_median(row: ResultRow) -> str:
+    """Median step time and half the interquartile range, relative: '1.63 ms ± 1.9%'."""
+    if row.median_s is None:
+        return "-"
+    if row.iqr_s is None or row.median_s <= 0:
+        return format_seconds(row.median_s)
+    return f"{format_seconds(row.median_s)} ± {row.iqr_s / 2 / row.median_s:.1%}"
+
+
+def format_status(row: ResultRow) -> str:
+    if row.status == "ok":
+        return "ok"
+    return f"{row.status}: {row.message}" if row.message else row.status
+
+
+def format_env_line(env: dict) -> str:
+    """One line of what shaped the numbers: CPU, threads, subnormal handling, torch."""
+    subnormals = (
+        "subnormals flushed to zero"
+        if env.get("flush_denormal")
+        else "subnormals kept (slow on many CPUs)"
+    )
+    gpu = f" · {env['gpu']['name']}" if env.get("gpu") else ""
+    return f"{env.get('cpu')}{gpu} · {env.get('threads')} threads · {subnormals} · torch {env.get('torch')}"
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    value: Callable[[ResultRow, Ratios], str]
+    justify: str = "right"
+    # A constant column (same text in every row) moves to the table's caption.
+    fold: bool = False
+    # When the table is too wide for the terminal, columns go in this order (1 first).
+    drop: int | None = None
+
+
+TABLE_COLUMNS: tuple[Column, ...] = (
+    Column("arch", lambda r, _: format_arch(r), "left", fold=True),
+    Column("T", lambda r, _: str(r.seq_len), fold=True),
+    Column("batch", lambda r, _: str(r.batch_size), fold=True),
+    Column("hidden", lambda r, _: str(r.hidden), fold=True),
+    Column("device", lambda r, _: r.device, "left", fold=True),
+    Column("dtype", lambda r, _: r.dtype, "left", fold=True),
+    Column("mode", lambda r, _: r.mode, "left", fold=True),
+    Column(
+        "core params (×rnn)",
+        lambda r, q: format_with_ratio(format_count(r.core_params), q.core_params),
+        drop=5,
+    ),
+    Column("median ± IQR/2", lambda r, _: format_median(r)),
+    Column("×rnn", lambda _, q: format_ratio(q.time), drop=6),
+    Column("seq/s", lambda r, _: format_count(r.seq_per_s), drop=4),
+    Column("GFLOP/s", lambda r, _: "-" if r.tflops is None else f"{r.tflops * 1e3:.3g}", drop=1),
+    Column("peak mem", lambda r, _: format_bytes(r.peak_mem_bytes), drop=3),
+    Column("kernel", lambda r, _: r.kernel or "-", "left", fold=True, drop=2),
+    Column("status", lambda r, _: format_status(r), "left", fold=True),
+)
+
+
+@dataclass(frozen=True)
+class TableText:
+    """A table as text cells: headers, justification, rows, and a caption of constants."""
+
+    headers: list[str]
+    justify: list[str]
+    cells: list[list[str]]
+    caption: str
+    drop: list[int | None] = dataclasses.field(default_factory=list)
+
+    def drop_order(self) -> list[int]:
+        """Indices of the columns that may give way to a narrow terminal, first to go first."""
+        return [i for _, i in sorted((d, i) for i, d in enumerate(self.drop) if d is not None)]
+
+    def without(self, columns: list[int]) -> TableText:
+        """The table less some columns, with a caption note naming them."""
+        if not columns:
+            return self
+        keep = [i for i in range(len(self.headers)) if i not in columns]
+        note = f"not shown at this width: {', '.join(self.headers[i] for i in columns)}"
+        return TableText(
+            headers=[self.headers[i] for i in keep],
+            justify=[self.justify[i] for i in keep],
+            cells=[[c[i] for i in keep] for c in self.cells],
+            caption=f"{self.caption}; {note}" if self.caption else note,
+            drop=[self.drop[i] for i in keep],
+        )
+
+
+def format_table(rows: list[ResultRow], reference: str = "rnn") -> TableText:
+    ratios = compute_ratios(rows, reference)
+    values = [
+        [col.value(r, ratios.get(r.cell_id, Ratios())) for col in TABLE_COLUMNS] for r in rows
+    ]
+    keep, constants = [], []
+    for i, col in enumerate(TABLE_COLUMNS):
+        column_values = {v[i] for v in values}
+        if col.fold and len(column_values) == 1 and len(rows) > 1:
+            constants.append(f"{col.header} {column_values.pop()}")
+            continue
+        if not col.fold and column_values <= {"-"}:
+            continue  # nothing measured in this column (e.g. no RNN to compare with)
+        keep.append(i)
+    return TableText(
+        headers=[TABLE_COLUMNS[i].header for i in keep],
+        justify=[TABLE_COLUMNS[i].justify for i in keep],
+        cells=[[v[i] for i in keep] for v in values],
+        caption=", ".join(constants),
+        drop=[TABLE_COLUMNS[i].drop for i in keep],
+    )

@@ -1,0 +1,208 @@
+"""The result contract: one `Cell` is one point of the matrix, one `ResultRow` what it measured.
+
+Every sweep parameter is a column of its own; measured columns carry their unit in the name.
+`SCHEMA_VERSION` changes whenever a column is added, renamed or changes meaning; loading
+accepts older versions and fills new columns with their defaults.
+
+Schema history
+--------------
+1 (2026-11-26): first release: the cell key, parameter and FLOP counts, timing statistics,
+   throughput, peak memory, kernel provenance, status and message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+STATUSES = ("ok", "oom", "error", "timeout", "skipped")
+MODES = ("infer", "train")
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclass(frozen=True, order=True)
+class Cell:
+    """One point of the matrix: everything that decides what is built and how it is run."""
+
+    arch: str
+    seq_len: int
+    batch_size: int
+    hidden: int
+    layers: int
+    bidirectional: bool
+    dropout: float
+    recurrent_dropout: float
+    vocab: int
+    embed: int
+    device: str
+    dtype: str
+    mode: str
+
+    @property
+    def cell_id(self) -> str:
+        """A readable key, unique within a run and stable across runs."""
+        parts = [
+            self.arch,
+            f"T{self.seq_len}",
+            f"B{self.batch_size}",
+            f"H{self.hidden}",
+            f"L{self.layers}",
+            "bi" if self.bidirectional else "uni",
+            f"do{self.dropout:g}",
+            f"rd{self.recurrent_dropout:g}",
+            f"V{self.vocab}",
+            f"E{self.embed}",
+            self.device,
+            self.dtype,
+            self.mode,
+        ]
+        return "-".join(parts)
+
+    @property
+    def tokens(self) -> int:
+        return self.seq_len * self.batch_size
+
+
+KEY_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Cell))
+
+
+@dataclass(frozen=True)
+class ResultRow(Cell):
+    """Everything recorded for one cell: its key (the `Cell` fields, first), then what was
+    measured. `None` means 'not measured' (an empty CSV field)."""
+
+    # -- what was built --
+    params: int | None = None
+    core_params: int | None = None
+    flops_per_seq: int | None = None
+    kernel: str = ""
+    kernel_note: str = ""
+    # -- timing: seconds per step (one forward pass in infer, one optimiser step in train) --
+    median_s: float | None = None
+    iqr_s: float | None = None
+    ci_low_s: float | None = None
+    ci_high_s: float | None = None
+    min_s: float | None = None
+    repeats: int | None = None
+    inner_loops: int | None = None
+    # -- derived throughput --
+    seq_per_s: float | None = None
+    tokens_per_s: float | None = None
+    tflops: float | None = None
+    # -- memory --
+    peak_mem_bytes: int | None = None
+    mem_source: str = ""
+    # -- bookkeeping --
+    wall_s: float | None = None
+    status: str = "ok"
+    message: str = ""
+    cell_id: str = (
+        ""  # stored (Cell computes it), so that a loaded row keeps the id it was saved with
+    )
+
+    def __post_init__(self) -> None:
+        if not self.cell_id:
+            object.__setattr__(self, "cell_id", self.cell.cell_id)
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown status {self.status!r}; expected one of {STATUSES}")
+
+    @property
+    def cell(self) -> Cell:
+        return Cell(**{name: getattr(self, name) for name in KEY_COLUMNS})
+
+    @classmethod
+    def for_cell(cls, cell: Cell, **values: Any) -> ResultRow:
+        return cls(**dataclasses.asdict(cell), **values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ResultRow:
+        """Build a row from loosely typed values (CSV strings, NaN for empty fields).
+
+        Unknown keys are ignored so that files written by a newer schema still load;
+        missing optional columns take their defaults.
+        """
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in data:
+                continue
+            values[f.name] = _coerce(f.name, data[f.name])
+        missing = [name for name in KEY_COLUMNS if name not in values or values[name] is None]
+        if missing:
+            raise ValueError(f"missing key columns: {', '.join(missing)}")
+        return cls(**values)
+
+
+RESULT_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ResultRow))
+
+_INT = {
+    "seq_len",
+    "batch_size",
+    "hidden",
+    "layers",
+    "vocab",
+    "embed",
+    "params",
+    "core_params",
+    "flops_per_seq",
+    "repeats",
+    "inner_loops",
+    "peak_mem_bytes",
+}
+_BOOL = {"bidirectional"}
+_STR = {
+    "arch",
+    "device",
+    "dtype",
+    "mode",
+    "kernel",
+    "kernel_note",
+    "mem_source",
+    "status",
+    "message",
+    "cell_id",
+}
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value == ""
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name in _STR:
+        return "" if _is_missing(value) else str(value)
+    if _is_missing(value):
+        return None
+    if name in _BOOL:
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered in ("true", "1", "yes"):
+                return True
+            if lowered in ("false", "0", "no"):
+                return False
+            raise ValueError(f"column {name}: {value!r} is not a boolean")
+        return bool(value)
+    if name in _INT:
+        number = float(value)
+        if not number.is_integer():
+            raise ValueError(f"column {name}: {value!r} is not an integer")
+        return int(number)
+    return float(value)
+
+
+def rows_to_frame(rows: list[ResultRow]):
+    """Rows as a pandas DataFrame with the contract's columns, in order."""
+    import pandas as pd
+
+    return pd.DataFrame([r.to_dict() for r in rows], columns=list(RESULT_COLUMNS))
+
+
+def frame_to_rows(frame) -> list[ResultRow]:
+    """Rows back from a DataFrame (for example one read from CSV)."""
+    return [ResultRow.from_dict(record) for record in frame.to_dict(orient="records")]

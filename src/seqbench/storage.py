@@ -1,0 +1,262 @@
+"""The results/ layout: one folder per run, written after every cell, never half-written.
+
+    results/<run-id>/
+        results.csv        one row per finished cell (the contract in schema.py)
+        samples.csv        raw per-step timing samples: cell_id, sample_s
+        meta.json          schema version, state, environment, resolved configuration, plan
+
+A rows file written elsewhere (`--csv out.csv`, `seqbench export`) carries the same
+sidecars beside it: `out.samples.csv` and `out.meta.json`. Every write goes to a temporary
+file in the same folder and is renamed over the old one, so a crash or `kill -9` leaves
+either the previous complete file or the new complete file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from seqbench.errors import ResultsError
+from seqbench.export.csv import CsvExporter
+from seqbench.measure import Measurement
+from seqbench.schema import KEY_COLUMNS, SCHEMA_VERSION, ResultRow, frame_to_rows
+
+ROWS_FILE = "results.csv"
+SAMPLES_FILE = "samples.csv"
+META_FILE = "meta.json"
+META_FORMAT = "seqbench-run"
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(
+            fd, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8", "newline": ""})
+        ) as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def sidecars(rows_path: Path) -> tuple[Path, Path]:
+    """(samples, meta) paths for a rows file: run folders use fixed names, others a prefix."""
+    if rows_path.name == ROWS_FILE:
+        return rows_path.with_name(SAMPLES_FILE), rows_path.with_name(META_FILE)
+    stem = rows_path.with_suffix("")
+    return Path(f"{stem}.samples.csv"), Path(f"{stem}.meta.json")
+
+
+def render_samples(samples: dict[str, list[float]]) -> str:
+    buf = io.StringIO()
+    buf.write("cell_id,sample_s\n")
+    for cell_id, values in samples.items():
+        for value in values:
+            buf.write(f"{cell_id},{value!r}\n")
+    return buf.getvalue()
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def new_run_dir(root: Path, label: str) -> Path:
+    """A fresh folder named <UTC time>-<label>; a suffix keeps two runs in one second apart."""
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{re.sub(r'[^A-Za-z0-9_.-]', '_', label)}"
+    for attempt in range(1, 1000):
+        path = root / (base if attempt == 1 else f"{base}-{attempt}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise ResultsError(f"{root}: could not create a unique run folder for {base}")
+
+
+@dataclass
+class Run:
+    """A run in memory: its metadata, its rows and their raw samples."""
+
+    path: Path
+    meta: dict[str, Any]
+    rows: list[ResultRow] = field(default_factory=list)
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    extra_csv: Path | None = None
+
+    @property
+    def run_id(self) -> str:
+        return str(self.meta.get("run_id", self.path.name))
+
+    def add(self, measurement: Measurement) -> None:
+        """Record a finished cell and save everything at once."""
+        self.rows = [r for r in self.rows if r.cell_id != measurement.row.cell_id] + [
+            measurement.row
+        ]
+        if measurement.samples:
+            self.samples[measurement.row.cell_id] = list(measurement.samples)
+        self.save()
+
+    def finish(self, state: str) -> None:
+        self.meta["state"] = state
+        self.meta["finished_at"] = now_iso()
+        self.save()
+
+    def save(self) -> None:
+        rows_text = CsvExporter().render(self.rows)
+        samples_text = render_samples(self.samples)
+        meta_text = json.dumps(self.meta, indent=2, default=str) + "\n"
+        targets = [self.path / ROWS_FILE]
+        if self.extra_csv is not None:
+            targets.append(self.extra_csv)
+        for rows_path in targets:
+            samples_path, meta_path = sidecars(rows_path)
+            # Samples and metadata first: a rows file never names a cell its samples lack.
+            atomic_write(samples_path, samples_text)
+            atomic_write(meta_path, meta_text)
+            atomic_write(rows_path, rows_text)
+
+
+def create_run(
+    root: Path,
+    *,
+    label: str,
+    config: dict[str, Any],
+    env: dict[str, Any],
+    plan: list[str],
+    extra_csv: Path | None = None,
+) -> Run:
+    path = new_run_dir(root, label)
+    meta = {
+        "format": META_FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "run_id": path.name,
+        "label": label,
+        "state": "running",
+        "created_at": now_iso(),
+        "finished_at": None,
+        "env": env,
+        "config": config,
+        "plan": plan,
+    }
+    run = Run(path, meta, extra_csv=extra_csv)
+    run.save()
+    return run
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def resolve_run_path(ref: str | Path, root: Path) -> Path:
+    """A run id under `root`, 'latest', a run folder, or a rows CSV: the rows file's path."""
+    text = str(ref)
+    if text == "latest":
+        runs = list_run_dirs(root)
+        if not runs:
+            raise ResultsError(f"{root}: no saved runs")
+        return runs[0] / ROWS_FILE
+    path = Path(ref)
+    if not path.exists() and (root / text).exists():
+        path = root / text
+    if path.is_dir():
+        rows = path / ROWS_FILE
+        if not rows.exists():
+            raise ResultsError(f"{path}: not a seqbench run folder (no {ROWS_FILE})")
+        return rows
+    if path.is_file():
+        return path
+    raise ResultsError(f"{text}: no such run or results file (looked in {root} too)")
+
+
+def list_run_dirs(root: Path) -> list[Path]:
+    """Run folders under `root`, newest first (by the time in their metadata, then name)."""
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and (p / META_FILE).is_file()]
+    return sorted(found, key=lambda p: p.name, reverse=True)
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ResultsError(f"{path}: metadata file is missing")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: cannot read metadata ({exc})") from None
+    if not text.strip():
+        raise ResultsError(f"{path}: metadata file is empty")
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultsError(
+            f"{path}: metadata is damaged or truncated ({exc.msg} at line {exc.lineno})"
+        ) from None
+    if not isinstance(meta, dict) or meta.get("format") != META_FORMAT:
+        raise ResultsError(f"{path}: not seqbench metadata")
+    version = meta.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise ResultsError(
+            f"{path}: written by a newer seqbench (schema {version}, this one reads up to {SCHEMA_VERSION})"
+        )
+    return meta
+
+
+def _read_rows(path: Path) -> list[ResultRow]:
+    try:
+        if path.stat().st_size == 0:
+            raise ResultsError(f"{path}: results file is empty")
+        frame = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=str)
+    except ResultsError:
+        raise
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ResultsError(f"{path}: cannot read results ({str(exc).splitlines()[0]})") from None
+    missing = [c for c in (*KEY_COLUMNS, "status") if c not in frame.columns]
+    if missing:
+        raise ResultsError(
+            f"{path}: not a seqbench results file (missing columns: {', '.join(missing)})"
+        )
+    try:
+        return frame_to_rows(frame)
+    except (ValueError, TypeError) as exc:
+        raise ResultsError(f"{path}: damaged results ({exc})") from None
+
+
+def _read_samples(path: Path) -> dict[str, list[float]]:
+    if not path.exists():
+        return {}
+    try:
+        frame = pd.read_csv(path, dtype={"cell_id": str, "sample_s": float})
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ResultsError(f"{path}: cannot read samples ({str(exc).splitlines()[0]})") from None
+    if list(frame.columns) != ["cell_id", "sample_s"]:
+        raise ResultsError(f"{path}: not a seqbench samples file")
+    return {cid: group["sample_s"].tolist() for cid, group in frame.groupby("cell_id", sort=False)}
+
+
+def load_run(ref: str | Path, root: Path = Path("results")) -> Run:
+    """Load a saved run (see `resolve_run_path`); damaged files raise one clear `ResultsError`."""
+    rows_path = resolve_run_path(ref, root)
+    samples_path, meta_path = sidecars(rows_path)
+    meta = _read_meta(meta_path)
+    rows = _read_rows(rows_path)
+    samples = _read_samples(samples_path)
+    folder = rows_path.parent if rows_path.name == ROWS_FILE else rows_path
+    return Run(folder, meta, rows, samples)

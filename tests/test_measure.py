@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from seqbench import measure as measure_mod
+from seqbench.config import MeasureSettings
+from seqbench.measure import build_workload, measure_cell, sample_times
+from seqbench.models import expected_params, step_flops
+from seqbench.timing import FakeClock, PerfCounterClock
+from tests.helpers import FAST, make_cell
+
+PLAIN = MeasureSettings(
+    min_time=1e9,
+    min_repeats=5,
+    max_repeats=7,
+    precision=0.0,
+    warmup_time=0.0,
+    warmup_steps=2,
+    min_sample_s=0.0,
+)
+
+
+def counter():
+    calls = []
+    return calls, lambda: calls.append(1)
+
+
+def test_warm_up_runs_first_and_is_not_sampled():
+    calls, step = counter()
+    clock = FakeClock([9.0, 9.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], call=True)
+    samples, number = sample_times(step, clock, PLAIN)
+    assert samples == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]  # the two 9 s warm-up steps are gone
+    assert number == 1
+    assert len(calls) == 9
+
+
+def test_sampling_stops_once_the_time_budget_is_spent_and_enough_samples_exist():
+    settings = dataclasses.replace(PLAIN, min_time=0.35, min_repeats=3, max_repeats=100)
+    samples, _ = sample_times(lambda: None, FakeClock([0.1] * 100), settings)
+    assert len(samples) == 4  # 0.1 · 4 >= 0.35
+
+
+def test_min_repeats_beats_the_time_budget():
+    settings = dataclasses.replace(PLAIN, min_time=0.0, min_repeats=6, max_repeats=100)
+    samples, _ = sample_times(lambda: None, FakeClock([5.0] * 100), settings)
+    assert len(samples) == 6
+
+
+def test_precision_target_stops_early_when_samples_agree():
+    settings = dataclasses.replace(
+        PLAIN, min_time=1e9, min_repeats=6, max_repeats=1000, precision=0.01
+    )
+    steady = [1.0, 1.0] + [1.0] * 5 + [1.001] * 20
+    samples, _ = sample_times(lambda: None, FakeClock(steady), settings)
+    assert len(samples) == 6
+    noisy = [1.0, 1.0] + [1.0, 2.0] * 100
+    samples, _ = sample_times(
+        lambda: None, FakeClock(noisy), dataclasses.replace(settings, max_repeats=40)
+    )
+    assert len(samples) == 40  # never precise: runs to the cap
+
+
+def test_fast_steps_are_batched_so_each_sample_lasts_min_sample_s():
+    calls, step = counter()
+    settings = dataclasses.replace(PLAIN, min_sample_s=0.001, max_repeats=5)
+    clock = FakeClock([0.0002] * 10, call=True)
+    samples, number = sample_times(step, clock, settings)
+    assert number == 5
+    assert samples == [pytest.approx(0.0002)] * 5  # per-step time, not per-sample
+    assert len(calls) == 2 + 5 * 5
+
+
+def test_a_measured_row_reports_statistics_of_the_clock_samples():
+    cell = make_cell(arch="gru", mode="train", batch_size=8, seq_len=20)
+    durations = [1.0, 1.0] + [0.010, 0.012, 0.011, 0.013, 0.009]
+    settings = dataclasses.replace(PLAIN, max_repeats=5)
+    result = measure_cell(cell, settings, clock=FakeClock(durations, call=True), memory=False)
+    row = result.row
+    assert row.status == "ok", row.message
+    assert result.samples == durations[2:]
+    assert row.median_s == 0.011
+    assert row.min_s == 0.009
+    assert row.repeats == 5
+    assert row.iqr_s == pytest.approx(0.012 - 0.010)
+    assert row.seq_per_s == pytest.approx(8 / 0.011)
+    assert row.tokens_per_s == pytest.approx(8 * 20 / 0.011)
+    assert row.tflops == pytest.approx(step_flops(cell) * 8 / 0.011 / 1e12)
+    assert row.params == expected_params(cell)
+    assert row.kernel == "aten"
+
+
+def test_a_training_step_updates_the_weights():
+    work = build_workload(make_cell(mode="train"))
+    before = [p.detach().clone() for p in work.model.parameters()]
+    work.step()
+    changed = [not torch.equal(a, b) for a, b in zip(before, work.model.parameters(), strict=True)]
+    assert any(changed)
+    assert work.optimizer is not None and type(work.optimizer).__name__ == "RMSprop"
+
+
+def test_inference_runs_without_autograd():
+    work = build_workload(make_cell(mode="infer"))
+    out = work.step()
+    assert out.shape == (4, 1)
+    assert not out.requires_grad
+    assert not work.model.training
+
+
+def test_the_same_seed_builds_the_same_model_and_inputs():
+    a, b = build_workload(make_cell(), seed=3), build_workload(make_cell(), seed=3)
+    c = build_workload(make_cell(), seed=4)
+    assert all(
+        torch.equal(x, y) for x, y in zip(a.model.parameters(), b.model.parameters(), strict=True)
+    )
+    assert torch.equal(a.inputs[0], b.inputs[0])
+    assert not torch.equal(a.inputs[0], c.inputs[0])
+
+
+def test_cpu_peak_memory_counts_resident_tensors_and_grows_with_length():
+    short = measure_cell(make_cell(mode="train", seq_len=32, hidden=64), FAST).row
+    long = measure_cell(make_cell(mode="train", seq_len=256, hidden=64), FAST).row
+    assert short.mem_source == long.mem_source == "cpu_profiler"
+    weights = short.params * 4
+    assert short.peak_mem_bytes > 2 * weights  # weights, their gradients, RMSprop state...
+    # ...and the activations kept for backward, which scale with the length
+    assert long.peak_mem_bytes - short.peak_mem_bytes > 0.5 * 4 * 4 * 64 * (256 - 32)
+
+
+def test_a_cell_on_a_missing_device_is_skipped_with_the_reason():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    row = measure_cell(make_cell(device="cuda"), FAST).row
+    assert row.status == "skipped"
+    assert row.message.startswith("cuda is not available here")
+    assert row.median_s is None
+
+
+def test_a_too_short_sequence_is_skipped_for_conv1d():
+    row = measure_cell(make_cell(arch="conv1d", seq_len=40, layers=2), FAST).row
+    assert (row.status, row.message) == ("skipped", "conv1d needs seq_len >= 41")
+
+
+@pytest.mark.parametrize(
+    ("exc", "status"),
+    [
+        (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"), "oom"),
+        (RuntimeError("bad shapes\nmore"), "error"),
+    ],
+)
+def test_a_failing_cell_becomes_a_row_not_an_exception(monkeypatch, exc, status):
+    def boom(cell, seed=0):
+        raise exc
+
+    monkeypatch.setattr(measure_mod, "build_workload", boom)
+    row = measure_cell(make_cell(), FAST).row
+    assert row.status == status
+    assert "\n" not in row.message
+    assert row.message.split(": ", 1)[1] in str(exc)
+
+
+def test_perf_counter_clock_synchronises_around_the_calls():
+    events = []
+    clock = PerfCounterClock(sync=lambda: events.append("sync"))
+    clock.time(lambda: events.append("step"), 3)
+    assert events == ["sync", "step", "step", "step", "sync"]

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from seqbench.stats import iqr, median, median_ci, median_ci_ranks, relative_ci_halfwidth, summarize
+
+ONE_TO_TEN = [3.0, 1.0, 4.0, 10.0, 5.0, 9.0, 2.0, 6.0, 8.0, 7.0]
+
+
+def test_median_and_iqr_of_one_to_ten():
+    assert median(ONE_TO_TEN) == 5.5
+    assert iqr(ONE_TO_TEN) == 4.5  # 7.75 - 3.25, linear interpolation
+
+
+def test_median_ci_uses_binomial_order_statistics():
+    assert median_ci_ranks(10) == (1, 8)  # the 2nd and 9th smallest
+    assert median_ci(ONE_TO_TEN) == (2.0, 9.0)
+    assert median_ci_ranks(100) == (39, 60)  # the classical table: 40th and 61st
+
+
+@pytest.mark.parametrize("n", [6, 10, 25, 100, 501])
+def test_median_ci_reaches_its_coverage_and_no_narrower_interval_does(n):
+    lo, hi = median_ci_ranks(n)
+    # [x_(lo), x_(n-1-lo)] (0-based) misses the median when at most lo samples lie below it,
+    # or at most lo above: coverage 1 - 2·P(B <= lo), B ~ Binomial(n, 1/2).
+    assert 1 - 2 * sps.binom.cdf(lo, n, 0.5) >= 0.95
+    assert 1 - 2 * sps.binom.cdf(lo + 1, n, 0.5) < 0.95
+    assert hi == n - 1 - lo
+
+
+def test_too_few_samples_give_the_full_range():
+    assert median_ci_ranks(5) == (0, 4)
+    assert median_ci([5.0, 1.0, 3.0]) == (1.0, 5.0)
+    assert median_ci([2.0]) == (2.0, 2.0)
+
+
+def test_relative_ci_halfwidth():
+    assert relative_ci_halfwidth(ONE_TO_TEN) == pytest.approx((9.0 - 2.0) / 2 / 5.5)
+
+
+def test_summarize_fixed_samples():
+    s = summarize(ONE_TO_TEN)
+    assert (s.n, s.median, s.iqr, s.ci_low, s.ci_high, s.minimum, s.mean) == (
+        10,
+        5.5,
+        4.5,
+        2.0,
+        9.0,
+        1.0,
+        5.5,
+    )
+
+
+def test_summarize_refuses_no_samples():
+    with pytest.raises(ValueError):
+        summarize([])
+
+
+def test_the_interval_covers_the_true_median_about_95_percent_of_the_time():
+    rng = np.random.default_rng(0)
+    hits = 0
+    trials = 2000
+    for _ in range(trials):
+        draws = rng.lognormal(mean=0.0, sigma=0.5, size=30)  # true median 1.0
+        lo, hi = median_ci(draws)
+        hits += lo <= 1.0 <= hi
+    assert 0.94 <= hits / trials <= 0.99
