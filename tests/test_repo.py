@@ -35,3 +35,16 @@ def test_ci_runs_exactly_the_readme_test_command():
 @pytest.mark.parametrize("suite", sorted(p.name for p in (ROOT / "benchmarks").glob("*.toml")))
 def test_every_shipped_suite_parses_and_plans(suite):
     assert plan(resolve_config(ROOT / "benchmarks" / suite))
+
+
+def test_the_wheel_carries_every_suite():
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    included = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    for suite in (ROOT / "benchmarks").glob("*.toml"):
+        assert included.get(f"benchmarks/{suite.name}") == f"seqbench/suites/{suite.name}"
