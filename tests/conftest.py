@@ -5,6 +5,16 @@ import torch
 from typer.testing import CliRunner
 
 
+@pytest.fixture(autouse=True)
+def restore_process_settings():
+    """`seqbench run` sets torch's threads and subnormal mode for its process; in tests that
+    process is pytest's, so put them back after each test."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)
+
+
 @pytest.fixture
 def cli():
     """A CLI runner with a fixed, wide terminal so tables render the same everywhere."""

@@ -76,7 +76,6 @@ def test_no_flush_denormal_is_recorded(cli, tmp_path):
     assert result.exit_code == 0, result.output
     env = load_run("latest", tmp_path / "results").meta["env"]
     assert env["flush_denormal"] is False and env["threads"] == 1
-    torch.set_flush_denormal(True)
 
 
 def test_recurrent_dropout_rows_say_the_loop_ran(cli, tmp_path):

@@ -6,7 +6,9 @@ or a device that is not here); 2 bad input (flags, suite files, result files).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,13 +17,20 @@ import typer
 from rich.console import Console
 
 from seqbench import __version__, devices
-from seqbench.config import check_setting, parse_list, plan, resolve_config
-from seqbench.env import apply_process_settings, collect_env
+from seqbench.config import (
+    SuiteConfig,
+    check_setting,
+    config_differences,
+    parse_list,
+    plan,
+    resolve_config,
+)
+from seqbench.env import apply_process_settings, collect_env, env_differences
 from seqbench.errors import SeqbenchError
 from seqbench.render import archs_table, make_progress, results_table
 from seqbench.report import format_env_line
 from seqbench.runner import CellFinished, CellStarted, iter_run
-from seqbench.storage import create_run
+from seqbench.storage import create_run, reopen_run
 
 app = typer.Typer(
     help="Benchmark sequence-model architectures: what each one costs and what it buys.",
@@ -101,7 +110,8 @@ def run(
         help="Suite file, or the name of one in benchmarks/ (quick, seed). Default: quick.",
     ),
     arch: str | None = typer.Option(
-        None, help="Architectures, comma-separated (see `seqbench archs`)."
+        None,
+        help="Architectures, comma-separated (see `seqbench archs`), or package.module:factory.",
     ),
     seq_len: str | None = typer.Option(None, help="Sequence lengths, comma-separated."),
     batch_size: str | None = typer.Option(None, help="Batch sizes, comma-separated."),
@@ -151,7 +161,24 @@ def run(
         "--flush-denormal/--no-flush-denormal",
         help="Flush subnormal floats to zero on the CPU (default on, as in Keras).",
     ),
+    isolate: bool | None = typer.Option(
+        None,
+        "--isolate/--no-isolate",
+        help="Run each cell in a fresh process: a crash or leak costs one cell, and host memory is measured cleanly.",
+    ),
+    cell_timeout: float | None = typer.Option(
+        None, help="Seconds a cell may take before it is recorded as 'timeout' and the run goes on."
+    ),
+    skip_larger: bool | None = typer.Option(
+        None,
+        "--skip-larger/--no-skip-larger",
+        help="After an OOM cell, skip larger cells of the same model on that device (default on).",
+    ),
     label: str | None = typer.Option(None, help="A short name for the run (default: the suite's)."),
+    resume: str | None = typer.Option(
+        None,
+        help="Finish an interrupted run: its id, its folder, or 'latest'. Uses the run's saved configuration.",
+    ),
     out: Path = typer.Option(
         Path("results"), help="Results root: each run is saved in a folder under it."
     ),
@@ -162,42 +189,107 @@ def run(
     """Measure a matrix of architectures x lengths x batch sizes x devices x dtypes x modes.
 
     With no options, runs the quick suite: every seed architecture at two lengths, inference
-    and training, on the CPU, in well under a minute. Results are saved after every cell.
+    and training, on the CPU, in well under a minute. Results are saved after every cell;
+    Ctrl-C stops after saving what finished, and --resume finishes the rest.
     """
-    axes: dict[str, tuple[Any, ...]] = {}
     local = locals()
-    for name, flag in _AXIS_FLAGS.items():
-        if local[name] is not None:
-            axes[name] = parse_list(local[name], name, flag)
+    axes = {
+        name: parse_list(local[name], name, flag)
+        for name, flag in _AXIS_FLAGS.items()
+        if local[name] is not None
+    }
     if bidirectional is not None:
         axes["bidirectional"] = (bidirectional,)
-    settings: dict[str, Any] = {}
-    for name in (
-        "min_time",
-        "min_repeats",
-        "max_repeats",
-        "precision",
-        "warmup_time",
-        "threads",
-        "seed",
-        "flush_denormal",
-        "label",
-    ):
-        if local[name] is not None:
-            settings[name] = check_setting(name, local[name], "--" + name.replace("_", "-"))
-    config = resolve_config(suite, axes=axes, settings=settings)
-    cells = plan(config)
+    settings = {
+        name: check_setting(name, local[name], "--" + name.replace("_", "-"))
+        for name in _SETTING_FLAGS
+        if local[name] is not None
+    }
+    given = bool(suite or axes or settings)
+    if resume is not None:
+        run_, config, env = _reopen(resume, out, suite if given else None, axes, settings, given)
+    else:
+        config = resolve_config(suite, axes=axes, settings=settings)
+        cells = plan(config)
+        env = collect_env(
+            [c.device for c in cells], apply_process_settings(config.threads, config.flush_denormal)
+        )
+        env["isolated"] = config.isolate
+        run_ = create_run(
+            out,
+            label=config.label,
+            config=config.to_dict(),
+            env=env,
+            plan=[c.cell_id for c in cells],
+            extra_csv=csv,
+        )
+    run_.extra_csv = csv
+    done = {r.cell_id for r in run_.rows}
+    cells = [c for c in plan(config) if c.cell_id not in done]
+    _execute(config, cells, run_, env)
 
-    process = apply_process_settings(config.threads, config.flush_denormal)
-    env = collect_env([c.device for c in cells], process)
-    run_ = create_run(
-        out,
-        label=config.label,
-        config=config.to_dict(),
-        env=env,
-        plan=[c.cell_id for c in cells],
-        extra_csv=csv,
+
+# Single-valued flags that override a suite's [measure] and [run] settings.
+_SETTING_FLAGS = (
+    "min_time",
+    "min_repeats",
+    "max_repeats",
+    "precision",
+    "warmup_time",
+    "threads",
+    "seed",
+    "flush_denormal",
+    "isolate",
+    "cell_timeout",
+    "skip_larger",
+    "label",
+)
+
+
+def _reopen(ref: str, out: Path, suite: str | None, axes: dict, settings: dict, given: bool):
+    """The run to resume, its saved configuration, and the environment (which must match)."""
+    run_ = reopen_run(ref, out)
+    saved = SuiteConfig.from_dict(run_.meta["config"])
+    if given:
+        asked = (
+            resolve_config(suite, axes=axes, settings=settings)
+            if suite
+            else _override(saved, axes, settings)
+        )
+        changed = config_differences(saved, asked)
+        if changed:
+            raise SeqbenchError(
+                f"cannot resume {run_.run_id}: the configuration differs ({', '.join(changed)}); "
+                "start a new run instead, or resume without those options"
+            )
+    env = collect_env(
+        run_.meta["env"].get("device_names", {}),
+        apply_process_settings(saved.threads, saved.flush_denormal),
     )
+    env["isolated"] = saved.isolate
+    changed = env_differences(run_.meta["env"], env)
+    if changed:
+        raise SeqbenchError(
+            f"cannot resume {run_.run_id}: the environment differs ({', '.join(changed)}); "
+            "its numbers would not be comparable with those already saved"
+        )
+    return run_, saved, run_.meta["env"]
+
+
+def _override(config: SuiteConfig, axes: dict, settings: dict) -> SuiteConfig:
+    """A saved configuration with flags applied, as `resolve_config` would apply them."""
+    measure = {k: v for k, v in settings.items() if k in dataclasses.asdict(config.measure)}
+    top = {k: v for k, v in settings.items() if k not in measure}
+    return dataclasses.replace(
+        config,
+        matrices=tuple(dataclasses.replace(m, **axes) for m in config.matrices),
+        measure=dataclasses.replace(config.measure, **measure),
+        **top,
+    )
+
+
+def _execute(config: SuiteConfig, cells: list, run_, env: dict) -> None:
+    """Measure `cells` with a progress bar, then show the table and pick the exit code."""
     err = stderr()
     missing = sorted({c.device for c in cells if devices.unavailable_reason(c.device)})
     for name in missing:
@@ -205,14 +297,23 @@ def run(
         err.print(
             f"[yellow]warning:[/] {devices.unavailable_reason(name)}: skipping its {count} cells"
         )
-
-    with make_progress(err) as progress:
-        task = progress.add_task("starting", total=len(cells))
-        for event in iter_run(config, cells, run_):
-            if isinstance(event, CellStarted):
-                progress.update(task, description=event.cell.cell_id)
-            elif isinstance(event, CellFinished):
-                progress.advance(task)
+    total = len(run_.meta["plan"])
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        with make_progress(err) as progress:
+            task = progress.add_task("starting", total=total, completed=total - len(cells))
+            for event in iter_run(config, cells, run_):
+                if isinstance(event, CellStarted):
+                    progress.update(task, description=event.cell.cell_id)
+                elif isinstance(event, CellFinished):
+                    progress.advance(task)
+    except KeyboardInterrupt:
+        run_.finish("interrupted")
+        err.print(f"interrupted: {len(run_.rows)} of {total} cells are saved in {run_.path}")
+        err.print(f"resume with: seqbench run --resume {run_.path}")
+        raise typer.Exit(130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
     run_.finish("complete")
 
     console = stdout()
@@ -226,11 +327,20 @@ def run(
     }
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     err.print(f"saved {len(run_.rows)} cells ({summary}) to {run_.path}")
-    if csv is not None:
-        err.print(f"rows also written to {csv}")
-    failed = counts["error"] or any(r.message and r.device in missing for r in run_.rows)
-    if failed:
+    if run_.extra_csv is not None:
+        err.print(f"rows also written to {run_.extra_csv}")
+    unavailable = {
+        r.device
+        for r in run_.rows
+        if r.status == "skipped" and devices.unavailable_reason(r.device)
+    }
+    if counts["error"] or unavailable:
         raise typer.Exit(1)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (a cancelled CI job, `kill`) stops a run the way Ctrl-C does."""
+    raise KeyboardInterrupt
 
 
 @app.command()

@@ -89,6 +89,9 @@ class SuiteConfig:
     seed: int = 0
     threads: int | None = None  # None: torch's default
     flush_denormal: bool = True
+    isolate: bool = False  # each cell in a fresh subprocess
+    cell_timeout: float | None = None  # seconds; a cell past it is recorded as 'timeout'
+    skip_larger: bool = True  # after an OOM, skip larger cells of the same model and device
     source: str = "built-in quick suite"
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,18 +99,15 @@ class SuiteConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SuiteConfig:
-        """Rebuild a config saved with `to_dict` (lists back to tuples)."""
-        matrices = tuple(Axes(**{k: tuple(v) for k, v in m.items()}) for m in data["matrices"])
-        return cls(
-            label=data["label"],
-            description=data["description"],
-            matrices=matrices,
-            measure=MeasureSettings(**data["measure"]),
-            seed=data["seed"],
-            threads=data["threads"],
-            flush_denormal=data["flush_denormal"],
-            source=data["source"],
+        """Rebuild a config saved with `to_dict` (lists back to tuples; keys a newer
+        seqbench added take their defaults)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["matrices"] = tuple(
+            Axes(**{k: tuple(v) for k, v in m.items()}) for m in data["matrices"]
         )
+        values["measure"] = MeasureSettings(**data["measure"])
+        return cls(**values)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,20 +119,16 @@ class Rule:
     kind: type
     expected: str
     check: Callable[[Any], bool] = lambda value: True
-    # A better message than "expected ..., got ..." for a value of the right type.
-    explain: Callable[[Any], str] | None = None
 
 
 def _arch_ok(value: str) -> bool:
-    from seqbench.models import REGISTRY
+    """Known, or a user factory that imports and builds; else a ConfigError that says why."""
+    from seqbench.models import core_shape_example, get_arch
 
-    return value in REGISTRY
-
-
-def _arch_explain(value: str) -> str:
-    from seqbench.models import REGISTRY
-
-    return f"unknown architecture {value!r}; choose from: {', '.join(REGISTRY)}"
+    spec = get_arch(value)
+    if spec.count_params is None:  # a user's factory: build it once, small, to check it
+        spec.build(core_shape_example())
+    return True
 
 
 def _device_ok(value: str) -> bool:
@@ -143,7 +139,7 @@ _POSITIVE_INT = Rule(int, "a positive integer", lambda v: v >= 1)
 _FRACTION = Rule(float, "a number in [0, 1)", lambda v: 0.0 <= v < 1.0)
 
 AXIS_RULES: dict[str, Rule] = {
-    "arch": Rule(str, "an architecture name", _arch_ok, _arch_explain),
+    "arch": Rule(str, "an architecture name", _arch_ok),
     "seq_len": _POSITIVE_INT,
     "batch_size": _POSITIVE_INT,
     "hidden": _POSITIVE_INT,
@@ -172,6 +168,9 @@ RUN_RULES: dict[str, Rule] = {
     "seed": Rule(int, "an integer >= 0", lambda v: v >= 0),
     "threads": _POSITIVE_INT,
     "flush_denormal": Rule(bool, "true or false"),
+    "isolate": Rule(bool, "true or false"),
+    "cell_timeout": Rule(float, "a number of seconds > 0", lambda v: v > 0),
+    "skip_larger": Rule(bool, "true or false"),
 }
 
 TOP_RULES: dict[str, Rule] = {
@@ -195,10 +194,12 @@ def _typed(value: Any, rule: Rule, where: str) -> Any:
         value, ok_type = float(value), True
     if not ok_type:
         raise ConfigError(f"{where}: expected {rule.expected}, got {value!r}")
-    if not rule.check(value):
-        raise ConfigError(
-            f"{where}: {rule.explain(value) if rule.explain else f'expected {rule.expected}, got {value!r}'}"
-        )
+    try:
+        ok = rule.check(value)
+    except ConfigError as exc:  # a check that knows better than "expected ..."
+        raise ConfigError(f"{where}: {exc}") from None
+    if not ok:
+        raise ConfigError(f"{where}: expected {rule.expected}, got {value!r}")
     return value
 
 
@@ -379,11 +380,28 @@ def resolve_config(
         description=top.get("description", base.description),
         matrices=tuple(Axes(**{**m, **axes}) for m in matrices),
         measure=measure_settings,
-        seed=run.get("seed", base.seed),
-        threads=run.get("threads", base.threads),
-        flush_denormal=run.get("flush_denormal", base.flush_denormal),
         source=source,
+        **run,
     )
+
+
+def config_differences(a: SuiteConfig, b: SuiteConfig) -> list[str]:
+    """Names of the settings that differ between two configurations (where they came from
+    does not count)."""
+    da, db = a.to_dict(), b.to_dict()
+    names = []
+    for key in da:
+        if key == "source" or da[key] == db[key]:
+            continue
+        if key == "measure":
+            names += [k for k in da[key] if da[key][k] != db[key][k]]
+        elif key == "matrices" and len(da[key]) == len(db[key]):
+            names += sorted(
+                {k for ma, mb in zip(da[key], db[key], strict=True) for k in ma if ma[k] != mb[k]}
+            )
+        else:
+            names.append(key)
+    return names
 
 
 # The order cells run in: one model at a time, shortest sequence first (so that an

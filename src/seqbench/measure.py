@@ -8,8 +8,11 @@ exception, so one bad cell never costs the rest of a run.
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +36,46 @@ RMSPROP = {"lr": 1e-3, "alpha": 0.9, "eps": 1e-7}
 class Measurement:
     row: ResultRow
     samples: list[float] = field(default_factory=list)
+
+
+class CellTimeout(BaseException):
+    """Raised inside a cell that ran past its time limit. A BaseException, so that a model's
+    own `except Exception` cannot swallow it."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise CellTimeout in this thread after `seconds` (SIGALRM; main thread, Unix only).
+
+    Python checks for signals between bytecodes, so a cell stuck inside one long C++ call is
+    stopped when that call returns; `--isolate` kills such a cell's process instead.
+    """
+    usable = (
+        seconds is not None
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not usable:
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise CellTimeout(f"the cell ran past its {seconds:g} s limit")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Device OOM, or host memory exhaustion where torch or Python report it."""
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
 
 
 @dataclass
@@ -215,8 +258,11 @@ def measure_cell(
     seed: int = 0,
     clock: Clock | None = None,
     memory: bool = True,
+    timeout: float | None = None,
 ) -> Measurement:
-    """Everything seqbench records for one cell. Never raises for a cell that fails."""
+    """Everything seqbench records for one cell. Never raises for a cell that fails, runs
+    out of memory or out of time (`timeout` seconds for the whole cell); only a
+    KeyboardInterrupt gets through."""
     started = time.perf_counter()
     flops = step_flops(cell)
     reason = skip_reason(cell)
@@ -225,55 +271,71 @@ def measure_cell(
             ResultRow.for_cell(cell, flops_per_seq=flops, status="skipped", message=reason)
         )
     device = torch.device(cell.device)
-    before_cell = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
-    work: Workload | None = None
     try:
-        work = build_workload(cell, seed)
-        kernel, note = work.model.core.implementation(cell.mode == "train", cell.device, cell.dtype)
-        samples, number = sample_times(work.step, clock or clock_for(device), settings)
-        peak, source = None, ""
-        if memory and device.type == "cuda":
-            peak, source = cuda_peak_bytes(work, before_cell), "cuda_max_allocated"
-        elif memory and device.type == "cpu":
-            peak, source = cpu_peak_bytes(work), "cpu_profiler"
-        summary = stats.summarize(samples)
-        per_step = summary.median
-        row = ResultRow.for_cell(
-            cell,
-            params=work.params,
-            core_params=work.core_params,
-            flops_per_seq=flops,
-            kernel=kernel,
-            kernel_note=note,
-            median_s=summary.median,
-            iqr_s=summary.iqr,
-            ci_low_s=summary.ci_low,
-            ci_high_s=summary.ci_high,
-            min_s=summary.minimum,
-            repeats=summary.n,
-            inner_loops=number,
-            seq_per_s=cell.batch_size / per_step,
-            tokens_per_s=cell.tokens / per_step,
-            tflops=flops * cell.batch_size / per_step / 1e12,
-            peak_mem_bytes=peak,
-            mem_source=source,
-            wall_s=time.perf_counter() - started,
-        )
-        return Measurement(row, samples)
-    except torch.OutOfMemoryError as exc:
-        status, message = "oom", _first_line(exc)
+        with time_limit(timeout):
+            return _measure(
+                cell, settings, seed, clock or clock_for(device), memory, flops, started
+            )
+    except CellTimeout as exc:
+        status, message = "timeout", str(exc)
     except Exception as exc:  # a cell that fails is recorded, never fatal to the run
-        status, message = "error", _first_line(exc)
+        status, message = ("oom" if is_out_of_memory(exc) else "error"), _first_line(exc)
     finally:
-        del work
+        # Drop the failed cell's tensors before the next cell runs, and hand cached device
+        # memory back, so that one out-of-memory cell does not starve the rest.
+        gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    return Measurement(
-        ResultRow.for_cell(
-            cell,
-            flops_per_seq=flops,
-            status=status,
-            message=message,
-            wall_s=time.perf_counter() - started,
-        )
+    row = ResultRow.for_cell(
+        cell,
+        flops_per_seq=flops,
+        status=status,
+        message=message,
+        wall_s=time.perf_counter() - started,
     )
+    return Measurement(row)
+
+
+def _measure(
+    cell: Cell,
+    settings: MeasureSettings,
+    seed: int,
+    clock: Clock,
+    memory: bool,
+    flops: int | None,
+    started: float,
+) -> Measurement:
+    device = torch.device(cell.device)
+    before_cell = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
+    work = build_workload(cell, seed)
+    kernel, note = work.model.core.implementation(cell.mode == "train", cell.device, cell.dtype)
+    samples, number = sample_times(work.step, clock, settings)
+    peak, source = None, ""
+    if memory and device.type == "cuda":
+        peak, source = cuda_peak_bytes(work, before_cell), "cuda_max_allocated"
+    elif memory and device.type == "cpu":
+        peak, source = cpu_peak_bytes(work), "cpu_profiler"
+    summary = stats.summarize(samples)
+    per_step = summary.median
+    row = ResultRow.for_cell(
+        cell,
+        params=work.params,
+        core_params=work.core_params,
+        flops_per_seq=flops,
+        kernel=kernel,
+        kernel_note=note,
+        median_s=summary.median,
+        iqr_s=summary.iqr,
+        ci_low_s=summary.ci_low,
+        ci_high_s=summary.ci_high,
+        min_s=summary.minimum,
+        repeats=summary.n,
+        inner_loops=number,
+        seq_per_s=cell.batch_size / per_step,
+        tokens_per_s=cell.tokens / per_step,
+        tflops=None if flops is None else flops * cell.batch_size / per_step / 1e12,
+        peak_mem_bytes=peak,
+        mem_source=source,
+        wall_s=time.perf_counter() - started,
+    )
+    return Measurement(row, samples)

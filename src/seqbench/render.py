@@ -6,7 +6,7 @@ With cli.py, the only module that imports Rich. Text comes from report.py's `for
 from __future__ import annotations
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
@@ -17,6 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from seqbench.models import REGISTRY, CoreShape
 from seqbench.report import TableText, format_count, format_table
@@ -27,22 +28,22 @@ _STATUS_STYLE = {"ok": "green", "skipped": "yellow", "oom": "red", "error": "red
 
 def results_table(
     rows: list[ResultRow], title: str | None = None, console: Console | None = None
-) -> Table:
+) -> RenderableType:
     """The run's table. Given the console, the least essential columns give way to a narrow
     terminal (named in the caption) rather than every column being cut short."""
     text = format_table(rows)
     table = _build(rows, text, title)
-    if console is None:
+    if console is not None:
+        order = text.drop_order()
+        wide = console.options.update_width(10_000)
+        for n in range(1, len(order) + 1):
+            if Measurement.get(console, wide, table).maximum <= console.width:
+                break
+            table = _build(rows, text.without(order[:n]), title)
+    if not text.notes:
         return table
-    order = text.drop_order()
-    for n in range(1, len(order) + 1):
-        if (
-            Measurement.get(console, console.options.update_width(10_000), table).maximum
-            <= console.width
-        ):
-            break
-        table = _build(rows, text.without(order[:n]), title)
-    return table
+    notes = Text("\n".join(f"[{i}] {note}" for i, note in enumerate(text.notes, 1)), style="dim")
+    return Group(table, notes)
 
 
 def _build(rows: list[ResultRow], text: TableText, title: str | None) -> Table:

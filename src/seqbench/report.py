@@ -31,8 +31,12 @@ def reference_cell(cell: Cell, reference: str = "rnn") -> Cell:
 
 @dataclass(frozen=True)
 class Ratios:
+    """What a row's table cells need beyond the row: ratios to the reference, and the
+    number of the note that carries its message."""
+
     core_params: float | None = None
     time: float | None = None
+    note: int | None = None
 
 
 def compute_ratios(rows: list[ResultRow], reference: str = "rnn") -> dict[str, Ratios]:
@@ -118,10 +122,9 @@ def format_median(row: ResultRow) -> str:
     return f"{format_seconds(row.median_s)} ± {row.iqr_s / 2 / row.median_s:.1%}"
 
 
-def format_status(row: ResultRow) -> str:
-    if row.status == "ok":
-        return "ok"
-    return f"{row.status}: {row.message}" if row.message else row.status
+def format_status(row: ResultRow, note: int | None) -> str:
+    """The status, with a reference to the note under the table that holds its message."""
+    return row.status if note is None else f"{row.status} [{note}]"
 
 
 def format_env_line(env: dict) -> str:
@@ -165,7 +168,7 @@ TABLE_COLUMNS: tuple[Column, ...] = (
     Column("GFLOP/s", lambda r, _: "-" if r.tflops is None else f"{r.tflops * 1e3:.3g}", drop=1),
     Column("peak mem", lambda r, _: format_bytes(r.peak_mem_bytes), drop=3),
     Column("kernel", lambda r, _: r.kernel or "-", "left", fold=True, drop=2),
-    Column("status", lambda r, _: format_status(r), "left", fold=True),
+    Column("status", lambda r, q: format_status(r, q.note), "left", fold=True),
 )
 
 
@@ -178,6 +181,7 @@ class TableText:
     cells: list[list[str]]
     caption: str
     drop: list[int | None] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)  # note i+1's text
 
     def drop_order(self) -> list[int]:
         """Indices of the columns that may give way to a narrow terminal, first to go first."""
@@ -195,14 +199,21 @@ class TableText:
             cells=[[c[i] for i in keep] for c in self.cells],
             caption=f"{self.caption}; {note}" if self.caption else note,
             drop=[self.drop[i] for i in keep],
+            notes=self.notes,
         )
 
 
 def format_table(rows: list[ResultRow], reference: str = "rnn") -> TableText:
     ratios = compute_ratios(rows, reference)
-    values = [
-        [col.value(r, ratios.get(r.cell_id, Ratios())) for col in TABLE_COLUMNS] for r in rows
-    ]
+    # Messages go under the table, numbered, once each: long lines would crowd out figures.
+    notes = list(dict.fromkeys(r.message for r in rows if r.status != "ok" and r.message))
+    values = []
+    for r in rows:
+        derived = dataclasses.replace(
+            ratios.get(r.cell_id, Ratios()),
+            note=notes.index(r.message) + 1 if r.status != "ok" and r.message else None,
+        )
+        values.append([col.value(r, derived) for col in TABLE_COLUMNS])
     keep, constants = [], []
     for i, col in enumerate(TABLE_COLUMNS):
         column_values = {v[i] for v in values}
@@ -218,4 +229,5 @@ def format_table(rows: list[ResultRow], reference: str = "rnn") -> TableText:
         cells=[[v[i] for i in keep] for v in values],
         caption=", ".join(constants),
         drop=[TABLE_COLUMNS[i].drop for i in keep],
+        notes=notes,
     )

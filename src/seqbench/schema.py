@@ -8,6 +8,7 @@ Schema history
 --------------
 1 (2026-11-26): first release: the cell key, parameter and FLOP counts, timing statistics,
    throughput, peak memory, kernel provenance, status and message.
+2 (2026-11-26): `peak_rss_bytes`, the cell's own process high-water mark (with --isolate).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 STATUSES = ("ok", "oom", "error", "timeout", "skipped")
 MODES = ("infer", "train")
@@ -96,6 +97,7 @@ class ResultRow(Cell):
     # -- memory --
     peak_mem_bytes: int | None = None
     mem_source: str = ""
+    peak_rss_bytes: int | None = None
     # -- bookkeeping --
     wall_s: float | None = None
     status: str = "ok"
@@ -154,6 +156,7 @@ _INT = {
     "repeats",
     "inner_loops",
     "peak_mem_bytes",
+    "peak_rss_bytes",
 }
 _BOOL = {"bidirectional"}
 _STR = {

@@ -260,3 +260,14 @@ def load_run(ref: str | Path, root: Path = Path("results")) -> Run:
     samples = _read_samples(samples_path)
     folder = rows_path.parent if rows_path.name == ROWS_FILE else rows_path
     return Run(folder, meta, rows, samples)
+
+
+def reopen_run(ref: str | Path, root: Path) -> Run:
+    """A saved run, ready to take more cells (`seqbench run --resume`)."""
+    rows_path = resolve_run_path(ref, root)
+    if rows_path.name != ROWS_FILE:
+        raise ResultsError(f"{ref}: --resume needs a run folder (or its id), not a CSV file")
+    run = load_run(rows_path.parent, root)
+    run.meta["state"] = "running"
+    run.meta.setdefault("resumed_at", []).append(now_iso())
+    return run

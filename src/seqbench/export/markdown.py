@@ -26,4 +26,6 @@ class MarkdownExporter:
         lines += ["| " + " | ".join(_escape(c) for c in cells) + " |" for cells in table.cells]
         if table.caption:
             lines += ["", f"_{_escape(table.caption)}_"]
+        if table.notes:
+            lines += [""] + [f"{i}. {_escape(note)}" for i, note in enumerate(table.notes, 1)]
         return "\n".join(lines) + "\n"

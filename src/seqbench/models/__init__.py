@@ -21,6 +21,7 @@ from seqbench.models.base import (
     count_parameters,
 )
 from seqbench.models.conv import CONV1D
+from seqbench.models.custom import load_factory
 from seqbench.models.recurrent import recurrent_spec
 from seqbench.schema import Cell
 
@@ -52,12 +53,14 @@ TRAIN_FLOPS_FACTOR = 3
 
 
 def get_arch(name: str) -> ArchSpec:
-    try:
+    """A registered architecture, or a user's 'package.module:factory' (see models/custom.py)."""
+    if name in REGISTRY:
         return REGISTRY[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown architecture {name!r}; choose from: {', '.join(REGISTRY)}"
-        ) from None
+    if ":" in name:
+        return load_factory(name)
+    raise ConfigError(
+        f"unknown architecture {name!r}; choose from: {', '.join(REGISTRY)}, or package.module:factory"
+    )
 
 
 def normalize_cell(cell: Cell) -> Cell:
@@ -82,6 +85,11 @@ def core_shape(cell: Cell) -> CoreShape:
     )
 
 
+def core_shape_example() -> CoreShape:
+    """A small shape for checking that an architecture builds at all."""
+    return CoreShape(input_size=8, hidden=8)
+
+
 def build_model(cell: Cell) -> SequenceModel:
     """The full classifier for one cell, on the CPU in float32 (the caller moves it)."""
     spec = get_arch(cell.arch)
@@ -104,17 +112,21 @@ def expected_params(cell: Cell) -> int:
     return cell.vocab * cell.embed + spec.count_params(core_shape(cell)) + _head_inputs(cell) + 1
 
 
-def forward_flops(cell: Cell) -> int:
+def forward_flops(cell: Cell) -> int | None:
     """Matmul and convolution FLOPs of one forward pass over one sequence (2 per multiply-add).
 
     The embedding is a lookup (0 FLOPs); elementwise gate arithmetic is not counted, as in
-    `torch.utils.flop_counter` and the usual MFU convention.
+    `torch.utils.flop_counter` and the usual MFU convention. None without a formula.
     """
     spec = get_arch(cell.arch)
+    if spec.forward_flops is None:
+        return None
     return spec.forward_flops(core_shape(cell), cell.seq_len) + 2 * _head_inputs(cell)
 
 
-def step_flops(cell: Cell) -> int:
+def step_flops(cell: Cell) -> int | None:
     """FLOPs per sequence of what one timed step does: forward only, or forward and backward."""
     flops = forward_flops(cell)
+    if flops is None:
+        return None
     return flops * TRAIN_FLOPS_FACTOR if cell.mode == "train" else flops

@@ -60,8 +60,10 @@ class ArchSpec:
     summary: str
     param_formula: str
     build: Callable[[CoreShape], SequenceCore]
-    count_params: Callable[[CoreShape], int]
-    forward_flops: Callable[[CoreShape, int], int]
+    # Formulas; None for architectures that have none (users' own), whose parameters are
+    # still counted on the built module.
+    count_params: Callable[[CoreShape], int] | None
+    forward_flops: Callable[[CoreShape, int], int] | None
     options: frozenset[str] = frozenset()
     fixed: dict[str, object] = field(default_factory=dict)
     min_seq_len: int = 1

@@ -1,0 +1,102 @@
+"""Architectures from outside seqbench: `--arch package.module:factory`.
+
+The module must be importable from the current directory or the environment. A factory is any callable `factory(shape: CoreShape) -> torch.nn.Module` whose module maps
+float inputs (B, T, shape.input_size) to features (B, F) or (B, T', F). seqbench puts its
+own embedding in front and a dense head behind, counts its parameters on the built module,
+and (having no formula for it) leaves `flops_per_seq` empty.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from functools import cache
+
+import torch
+from torch import nn
+
+from seqbench.errors import ConfigError
+from seqbench.models.base import CORE_OPTIONS, ArchSpec, CoreShape, SequenceCore
+
+# The input a factory's module is probed with, to learn its output width.
+PROBE_LEN = 64
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+class ForeignCore(SequenceCore):
+    """Wraps a user's module: (B, T, I) -> (B, T', F); 2-D outputs become one step."""
+
+    def __init__(self, module: nn.Module, out_features: int) -> None:
+        super().__init__()
+        self.module = module
+        self.out_features = out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.module(x)
+        return y.unsqueeze(1) if y.dim() == 2 else y
+
+    def summary(self, y: torch.Tensor) -> torch.Tensor:  # (B, T', F) -> (B, F): the last step
+        return y[:, -1]
+
+
+def wrap(name: str, module: object, shape: CoreShape) -> ForeignCore:
+    """Check what a factory returned and wrap it; a clear error if it cannot be used."""
+    if not isinstance(module, nn.Module):
+        raise ConfigError(
+            f"{name}: the factory returned {type(module).__name__}, not a torch.nn.Module"
+        )
+    probe = torch.zeros(1, PROBE_LEN, shape.input_size)
+    try:
+        with torch.no_grad():
+            out = module(probe)
+    except Exception as exc:
+        raise ConfigError(
+            f"{name}: its module fails on a (1, {PROBE_LEN}, {shape.input_size}) input: {_first_line(exc)}"
+        ) from None
+    if not isinstance(out, torch.Tensor) or out.dim() not in (2, 3) or out.shape[0] != 1:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ConfigError(f"{name}: its module must return (B, F) or (B, T, F) features, got {got}")
+    return ForeignCore(module, int(out.shape[-1]))
+
+
+@cache
+def load_factory(name: str) -> ArchSpec:
+    """An ArchSpec for 'package.module:factory'; import problems become one clear line."""
+    module_name, _, attr = name.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(f"--arch {name!r}: expected 'package.module:factory'")
+    # Like `python -m`, look in the current directory too: a user's models usually live there.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ConfigError(f"{name}: cannot import {module_name!r}: {_first_line(exc)}") from None
+    factory = getattr(module, attr, None)
+    if factory is None:
+        raise ConfigError(f"{name}: module {module_name!r} has no attribute {attr!r}")
+    if not callable(factory):
+        raise ConfigError(f"{name}: {attr!r} is not callable")
+
+    def build(shape: CoreShape) -> ForeignCore:
+        try:
+            module = factory(shape)
+        except Exception as exc:
+            raise ConfigError(f"{name}: the factory failed: {_first_line(exc)}") from None
+        return wrap(name, module, shape)
+
+    doc = (factory.__doc__ or "").strip().splitlines()
+    return ArchSpec(
+        name=name,
+        summary=doc[0] if doc else f"user architecture from {module_name}",
+        param_formula="counted on the built module",
+        build=build,
+        count_params=None,
+        forward_flops=None,
+        options=frozenset(CORE_OPTIONS),
+    )

@@ -1,0 +1,102 @@
+"""Test-only architectures that fail on purpose, loaded as `--arch tests.fault_archs:NAME`.
+
+Each behaves like a small dense layer on short inputs (so that seqbench's build check,
+which probes with 64 steps, passes) and misbehaves from `FAULT_FROM` steps on.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import torch
+from torch import nn
+
+FAULT_FROM = 100
+
+
+class _Faulty(nn.Module):
+    def __init__(self, shape) -> None:
+        super().__init__()
+        self.proj = nn.Linear(shape.input_size, shape.hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, I) -> (B, T, H)
+        if x.shape[1] >= FAULT_FROM:
+            self.fault()
+        return self.proj(x)
+
+    def fault(self) -> None:
+        raise NotImplementedError
+
+
+class _DeviceOom(_Faulty):
+    def fault(self) -> None:
+        raise torch.OutOfMemoryError(
+            "CUDA out of memory. Tried to allocate 20.00 GiB (test architecture)"
+        )
+
+
+class _HostOom(_Faulty):
+    def fault(self) -> None:
+        torch.empty(1 << 50, dtype=torch.uint8)  # a petabyte: the allocator refuses for real
+
+
+class _Sleepy(_Faulty):
+    def fault(self) -> None:
+        time.sleep(60)
+
+
+class _Stubborn(_Faulty):
+    def fault(self) -> None:
+        # Deaf to the in-process alarm: only killing the process stops it.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        time.sleep(60)
+
+
+class _Crash(_Faulty):
+    def fault(self) -> None:
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+
+class _Broken(_Faulty):
+    def fault(self) -> None:
+        raise ValueError("shapes do not line up\nsecond line of detail")
+
+
+def oom(shape):
+    """Raises torch.OutOfMemoryError from FAULT_FROM steps on."""
+    return _DeviceOom(shape)
+
+
+def host_oom(shape):
+    """Asks the host allocator for a petabyte from FAULT_FROM steps on."""
+    return _HostOom(shape)
+
+
+def sleepy(shape):
+    """Sleeps a minute from FAULT_FROM steps on."""
+    return _Sleepy(shape)
+
+
+def stubborn(shape):
+    """Blocks SIGALRM and sleeps a minute from FAULT_FROM steps on."""
+    return _Stubborn(shape)
+
+
+def crash(shape):
+    """Kills its own process with SIGSEGV from FAULT_FROM steps on."""
+    return _Crash(shape)
+
+
+def broken(shape):
+    """Raises a ValueError from FAULT_FROM steps on."""
+    return _Broken(shape)
+
+
+def not_a_module(shape):
+    return "a string"
+
+
+def fails_to_build(shape):
+    raise RuntimeError("cannot build")
