@@ -157,3 +157,63 @@ def test_every_command_and_option_has_help(cli):
         result = cli.invoke(app, [command, "--help"])
         assert result.exit_code == 0
         assert "Usage" in result.output
+
+
+def test_rounds_pass_over_the_matrix_and_pool_samples(cli, tmp_path):
+    result = run_cli(
+        cli,
+        tmp_path,
+        "--arch",
+        "rnn,gru",
+        "--mode",
+        "infer",
+        "--rounds",
+        "3",
+        "--min-repeats",
+        "6",
+        "--max-repeats",
+        "6",
+    )
+    assert result.exit_code == 0, result.output
+    run = load_run("latest", tmp_path / "results")
+    assert [r.rounds for r in run.rows] == [3, 3]
+    assert [r.repeats for r in run.rows] == [6, 6]  # two per round
+    assert all(len(run.samples[r.cell_id]) == 6 for r in run.rows)
+    assert [r.arch for r in run.rows] == ["rnn", "gru"]  # one row per cell, in plan order
+
+
+def test_resume_finishes_the_rounds_a_cell_had_left(cli, tmp_path):
+    import json
+
+    args = [
+        "--arch",
+        "rnn",
+        "--mode",
+        "infer",
+        "--rounds",
+        "2",
+        "--min-repeats",
+        "4",
+        "--max-repeats",
+        "4",
+    ]
+    assert run_cli(cli, tmp_path, *args).exit_code == 0
+    folder = list_run_dirs(tmp_path / "results")[0]
+    # Pretend the run was killed after round 1: one round's samples and row.
+    run = load_run(folder)
+    (row,) = run.rows
+    half = run.samples[row.cell_id][:2]
+    frame = pd.read_csv(folder / "results.csv")
+    frame.loc[0, ["rounds", "repeats"]] = [1, 2]
+    frame.to_csv(folder / "results.csv", index=False)
+    (folder / "samples.csv").write_text(
+        "cell_id,sample_s\n" + "".join(f"{row.cell_id},{s!r}\n" for s in half)
+    )
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["state"] = "running"
+    (folder / "meta.json").write_text(json.dumps(meta))
+    resumed = cli.invoke(app, ["run", "--out", str(tmp_path / "results"), "--resume", str(folder)])
+    assert resumed.exit_code == 0, resumed.output
+    (final,) = load_run(folder).rows
+    assert (final.rounds, final.repeats) == (2, 4)
+    assert load_run(folder).samples[row.cell_id][:2] == half

@@ -166,3 +166,34 @@ def test_perf_counter_clock_synchronises_around_the_calls():
     clock = PerfCounterClock(sync=lambda: events.append("sync"))
     clock.time(lambda: events.append("step"), 3)
     assert events == ["sync", "step", "step", "step", "sync"]
+
+
+def test_rounds_pool_their_samples_and_recompute_the_statistics():
+    from seqbench.measure import merge_rounds
+
+    cell = make_cell(batch_size=10)
+    five = dataclasses.replace(PLAIN, max_repeats=5)
+    first = measure_cell(cell, five, clock=FakeClock([9.0, 9.0, 1.0, 2.0, 3.0, 4.0, 5.0]), memory=False)
+    second = measure_cell(cell, five, clock=FakeClock([9.0, 9.0, 6.0, 7.0, 8.0, 9.0, 10.0]), memory=False)
+    merged = merge_rounds(first, second)
+    assert merged.samples == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0]
+    assert (merged.row.rounds, merged.row.repeats, merged.row.median_s) == (2, 10, 5.5)
+    assert merged.row.iqr_s == 4.5
+    assert merged.row.seq_per_s == pytest.approx(10 / 5.5)
+
+
+def test_a_failed_round_fails_the_cell():
+    from seqbench.measure import Measurement, merge_rounds
+    from seqbench.schema import ResultRow
+
+    cell = make_cell()
+    ok = measure_cell(cell, PLAIN, clock=FakeClock([1.0] * 20), memory=False)
+    failed = Measurement(ResultRow.for_cell(cell, status="timeout", message="too slow"))
+    merged = merge_rounds(ok, failed)
+    assert (merged.row.status, merged.row.rounds, merged.samples) == ("timeout", 2, [])
+
+
+def test_each_round_gets_its_share_of_the_budget():
+    settings = MeasureSettings(min_time=1.5, min_repeats=5, max_repeats=1000, rounds=3).per_round()
+    assert (settings.min_time, settings.min_repeats, settings.max_repeats) == (0.5, 2, 334)
+    assert MeasureSettings().per_round() == MeasureSettings()

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from seqbench import __version__, devices
+from seqbench.compare import compare_runs, run_checks
 from seqbench.config import (
     SuiteConfig,
     check_setting,
@@ -27,10 +28,16 @@ from seqbench.config import (
 )
 from seqbench.env import apply_process_settings, collect_env, env_differences
 from seqbench.errors import SeqbenchError
-from seqbench.render import archs_table, make_progress, results_table
-from seqbench.report import format_env_line
+from seqbench.render import archs_table, comparison_table, make_progress, results_table
+from seqbench.report import (
+    format_comparison,
+    format_comparison_summary,
+    format_env_differences,
+    format_env_line,
+    format_markdown,
+)
 from seqbench.runner import CellFinished, CellStarted, iter_run
-from seqbench.storage import create_run, reopen_run
+from seqbench.storage import create_run, load_run, reopen_run
 
 app = typer.Typer(
     help="Benchmark sequence-model architectures: what each one costs and what it buys.",
@@ -154,6 +161,10 @@ def run(
     warmup_time: float | None = typer.Option(
         None, help="Seconds of untimed warm-up steps per cell, at least (default 0.1)."
     ),
+    rounds: int | None = typer.Option(
+        None,
+        help="Passes over the whole matrix; each cell's samples are pooled across them, so a burst of interference touches one pass (default 1).",
+    ),
     threads: int | None = typer.Option(None, help="torch CPU threads (default: torch's choice)."),
     seed: int | None = typer.Option(None, help="Seed for weights and inputs (default 0)."),
     flush_denormal: bool | None = typer.Option(
@@ -224,9 +235,7 @@ def run(
             extra_csv=csv,
         )
     run_.extra_csv = csv
-    done = {r.cell_id for r in run_.rows}
-    cells = [c for c in plan(config) if c.cell_id not in done]
-    _execute(config, cells, run_, env)
+    _execute(config, plan(config), run_, env)
 
 
 # Single-valued flags that override a suite's [measure] and [run] settings.
@@ -236,6 +245,7 @@ _SETTING_FLAGS = (
     "max_repeats",
     "precision",
     "warmup_time",
+    "rounds",
     "threads",
     "seed",
     "flush_denormal",
@@ -298,13 +308,20 @@ def _execute(config: SuiteConfig, cells: list, run_, env: dict) -> None:
             f"[yellow]warning:[/] {devices.unavailable_reason(name)}: skipping its {count} cells"
         )
     total = len(run_.meta["plan"])
+    rounds = config.measure.rounds
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         with make_progress(err) as progress:
-            task = progress.add_task("starting", total=total, completed=total - len(cells))
+            task = progress.add_task("starting", total=None)
             for event in iter_run(config, cells, run_):
                 if isinstance(event, CellStarted):
-                    progress.update(task, description=event.cell.cell_id)
+                    where = f"round {event.round}/{rounds} " if rounds > 1 else ""
+                    progress.update(
+                        task,
+                        total=event.total,
+                        completed=event.index,
+                        description=where + event.cell.cell_id,
+                    )
                 elif isinstance(event, CellFinished):
                     progress.advance(task)
     except KeyboardInterrupt:
@@ -341,6 +358,71 @@ def _execute(config: SuiteConfig, cells: list, run_, env: dict) -> None:
 def _raise_interrupt(signum: int, frame: object) -> None:
     """SIGTERM (a cancelled CI job, `kill`) stops a run the way Ctrl-C does."""
     raise KeyboardInterrupt
+
+
+@app.command()
+@user_errors
+def compare(
+    baseline: str = typer.Argument(
+        ...,
+        help="The reference run: a run id, a run folder, 'latest', or a results CSV with its .samples.csv.",
+    ),
+    candidate: str = typer.Argument(..., help="The run to judge, in the same forms."),
+    threshold: float = typer.Option(
+        0.10, help="A change smaller than this fraction is never a regression (default 0.10 = 10%)."
+    ),
+    metric: str = typer.Option(
+        "time", help="What to gate on: time (from raw samples) or memory (exact)."
+    ),
+    output_format: str = typer.Option(
+        "table", "--format", help="table, markdown (for CI job summaries and PR comments) or json."
+    ),
+    allow_env_mismatch: bool = typer.Option(
+        False,
+        "--allow-env-mismatch",
+        help="Compare runs from different devices, library versions, thread counts or subnormal settings.",
+    ),
+    fail_on_improvement: bool = typer.Option(
+        False,
+        "--fail-on-improvement",
+        help="Also exit 1 on large improvements (they often mean a benchmark broke).",
+    ),
+    root: Path = typer.Option(Path("results"), help="Results root, for run ids and 'latest'."),
+) -> None:
+    """Compare two runs cell by cell; exit 1 if a cell got significantly slower than the threshold.
+
+    Exit codes: 0 no regression, 1 at least one regression, 2 bad input or runs from
+    different environments (unless --allow-env-mismatch).
+    """
+    if threshold < 0:
+        raise SeqbenchError(f"--threshold: expected a fraction >= 0, got {threshold}")
+    if output_format not in ("table", "markdown", "json"):
+        raise SeqbenchError(f"--format: expected table, markdown or json, got {output_format!r}")
+    result = compare_runs(
+        load_run(baseline, root), load_run(candidate, root), metric=metric, threshold=threshold
+    )
+    if result.env_differences and not allow_env_mismatch:
+        raise SeqbenchError(
+            "the runs come from different environments: "
+            + format_env_differences(result.env_differences)
+            + "; pass --allow-env-mismatch to compare them anyway"
+        )
+    failures = run_checks(result, fail_on_improvement=fail_on_improvement)
+    summary = format_comparison_summary(result) + [f"FAIL: {m}" for m in failures]
+    console = stdout()
+    if output_format == "json":
+        console.print_json(data={**result.to_dict(), "failures": failures})
+    elif output_format == "markdown":
+        text = format_markdown(
+            format_comparison(result), title=f"seqbench compare: {result.metric.name}"
+        )
+        print(text + "\n" + "\n".join(f"- {line}" for line in summary))
+    else:
+        console.print(comparison_table(result, console=console))
+        for line in summary:
+            stderr().print(line, markup=False)
+    if failures:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -76,6 +77,18 @@ class MeasureSettings:
     warmup_time: float = 0.1  # seconds of untimed steps first, at least
     warmup_steps: int = 2  # untimed steps first, at least
     min_sample_s: float = 0.001  # each sample runs enough steps to last this long
+    rounds: int = 1  # passes over the whole plan; each takes 1/rounds of every budget above
+
+    def per_round(self) -> MeasureSettings:
+        """The budget of one pass: time and sample counts split evenly between rounds."""
+        if self.rounds == 1:
+            return self
+        return dataclasses.replace(
+            self,
+            min_time=self.min_time / self.rounds,
+            min_repeats=max(1, math.ceil(self.min_repeats / self.rounds)),
+            max_repeats=max(1, math.ceil(self.max_repeats / self.rounds)),
+        )
 
 
 @dataclass(frozen=True)
@@ -162,6 +175,7 @@ MEASURE_RULES: dict[str, Rule] = {
     "warmup_time": Rule(float, "a number of seconds >= 0", lambda v: v >= 0),
     "warmup_steps": Rule(int, "an integer >= 0", lambda v: v >= 0),
     "min_sample_s": Rule(float, "a number of seconds >= 0", lambda v: v >= 0),
+    "rounds": _POSITIVE_INT,
 }
 
 RUN_RULES: dict[str, Rule] = {

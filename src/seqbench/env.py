@@ -83,6 +83,8 @@ def collect_env(device_list: Iterable[str], settings: dict[str, Any]) -> dict[st
         "threads": settings["threads"],
         "flush_denormal": settings["flush_denormal"],
         "mkldnn": torch.backends.mkldnn.is_available(),
+        # The SIMD level ATen's CPU kernels dispatch to (ATEN_CPU_CAPABILITY can lower it).
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "git_commit": commit,
         "git_dirty": dirty,
         "argv": sys.argv,

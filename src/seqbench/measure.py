@@ -8,6 +8,7 @@ exception, so one bad cell never costs the rest of a run.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import math
 import os
@@ -315,8 +316,6 @@ def _measure(
         peak, source = cuda_peak_bytes(work, before_cell), "cuda_max_allocated"
     elif memory and device.type == "cpu":
         peak, source = cpu_peak_bytes(work), "cpu_profiler"
-    summary = stats.summarize(samples)
-    per_step = summary.median
     row = ResultRow.for_cell(
         cell,
         params=work.params,
@@ -324,18 +323,55 @@ def _measure(
         flops_per_seq=flops,
         kernel=kernel,
         kernel_note=note,
-        median_s=summary.median,
-        iqr_s=summary.iqr,
-        ci_low_s=summary.ci_low,
-        ci_high_s=summary.ci_high,
-        min_s=summary.minimum,
-        repeats=summary.n,
         inner_loops=number,
-        seq_per_s=cell.batch_size / per_step,
-        tokens_per_s=cell.tokens / per_step,
-        tflops=None if flops is None else flops * cell.batch_size / per_step / 1e12,
+        rounds=1,
         peak_mem_bytes=peak,
         mem_source=source,
         wall_s=time.perf_counter() - started,
+        **timing_fields(cell, flops, samples),
+    )
+    return Measurement(row, samples)
+
+
+def timing_fields(
+    cell: Cell, flops: int | None, samples: list[float]
+) -> dict[str, float | int | None]:
+    """The row's timing statistics and throughput, from its per-step samples."""
+    summary = stats.summarize(samples)
+    per_step = summary.median
+    return {
+        "median_s": summary.median,
+        "iqr_s": summary.iqr,
+        "ci_low_s": summary.ci_low,
+        "ci_high_s": summary.ci_high,
+        "min_s": summary.minimum,
+        "repeats": summary.n,
+        "seq_per_s": cell.batch_size / per_step,
+        "tokens_per_s": cell.tokens / per_step,
+        "tflops": None if flops is None else flops * cell.batch_size / per_step / 1e12,
+    }
+
+
+def _larger(a: int | None, b: int | None) -> int | None:
+    return max(a, b) if a is not None and b is not None else (a if b is None else b)
+
+
+def merge_rounds(earlier: Measurement, later: Measurement) -> Measurement:
+    """One cell measured in two passes, as one row: samples pooled, statistics recomputed.
+
+    A pass that fails makes the cell fail: its row (status and message) replaces the rest.
+    """
+    rounds = (earlier.row.rounds or 1) + 1
+    if later.row.status != "ok":
+        return Measurement(dataclasses.replace(later.row, rounds=rounds))
+    samples = [*earlier.samples, *later.samples]
+    row = dataclasses.replace(
+        earlier.row,
+        rounds=rounds,
+        inner_loops=_larger(earlier.row.inner_loops, later.row.inner_loops),
+        peak_mem_bytes=_larger(earlier.row.peak_mem_bytes, later.row.peak_mem_bytes),
+        peak_rss_bytes=_larger(earlier.row.peak_rss_bytes, later.row.peak_rss_bytes),
+        wall_s=(earlier.row.wall_s or 0.0) + (later.row.wall_s or 0.0),
+        **timing_fields(earlier.row.cell, earlier.row.flops_per_seq, samples),
     )
     return Measurement(row, samples)

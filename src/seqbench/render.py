@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from rich import box
 from rich.console import Console, Group, RenderableType
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
@@ -19,34 +20,59 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from seqbench.compare import Comparison
 from seqbench.models import REGISTRY, CoreShape
-from seqbench.report import TableText, format_count, format_table
+from seqbench.report import TableText, format_comparison, format_count, format_table
 from seqbench.schema import ResultRow
 
-_STATUS_STYLE = {"ok": "green", "skipped": "yellow", "oom": "red", "error": "red", "timeout": "red"}
+# Colours by the first word of a status or verdict cell.
+_STYLES = {
+    "ok": "green",
+    "unchanged": "green",
+    "improvement": "cyan",
+    "skipped": "yellow",
+    "inconclusive": "yellow",
+    "model-changed": "yellow",
+    "not-measured": "yellow",
+    "oom": "red",
+    "error": "red",
+    "timeout": "red",
+    "regression": "bold red",
+}
+_STYLED_COLUMNS = ("status", "verdict")
 
 
-def results_table(
-    rows: list[ResultRow], title: str | None = None, console: Console | None = None
+def fitted_table(
+    text: TableText, title: str | None = None, console: Console | None = None
 ) -> RenderableType:
-    """The run's table. Given the console, the least essential columns give way to a narrow
-    terminal (named in the caption) rather than every column being cut short."""
-    text = format_table(rows)
-    table = _build(rows, text, title)
+    """A table, its notes below. Given the console, the least essential columns give way to
+    a narrow terminal (named in the caption) rather than every column being cut short."""
+    table = _build(text, title)
     if console is not None:
         order = text.drop_order()
         wide = console.options.update_width(10_000)
         for n in range(1, len(order) + 1):
             if Measurement.get(console, wide, table).maximum <= console.width:
                 break
-            table = _build(rows, text.without(order[:n]), title)
+            table = _build(text.without(order[:n]), title)
     if not text.notes:
         return table
     notes = Text("\n".join(f"[{i}] {note}" for i, note in enumerate(text.notes, 1)), style="dim")
     return Group(table, notes)
 
 
-def _build(rows: list[ResultRow], text: TableText, title: str | None) -> Table:
+def results_table(
+    rows: list[ResultRow], title: str | None = None, console: Console | None = None
+) -> RenderableType:
+    return fitted_table(format_table(rows), title, console)
+
+
+def comparison_table(comparison: Comparison, console: Console | None = None) -> RenderableType:
+    title = f"{comparison.metric.name}: {comparison.baseline_id} -> {comparison.candidate_id}"
+    return fitted_table(format_comparison(comparison), title, console)
+
+
+def _build(text: TableText, title: str | None) -> Table:
     table = Table(
         title=title,
         caption=text.caption or None,
@@ -54,14 +80,15 @@ def _build(rows: list[ResultRow], text: TableText, title: str | None) -> Table:
         header_style="bold",
         pad_edge=False,
     )
-    status_col = text.headers.index("status") if "status" in text.headers else -1
     for header, justify in zip(text.headers, text.justify, strict=True):
-        table.add_column(header, justify=justify, no_wrap=header != "status")
-    for row, cells in zip(rows, text.cells, strict=True):
-        styled = list(cells)
-        if status_col >= 0:
-            styled[status_col] = f"[{_STATUS_STYLE[row.status]}]{cells[status_col]}[/]"
-        table.add_row(*styled)
+        table.add_column(header, justify=justify, no_wrap=True)
+    styled = [i for i, h in enumerate(text.headers) if h in _STYLED_COLUMNS]
+    for cells in text.cells:
+        row = [escape(c) for c in cells]
+        for i in styled:
+            style = _STYLES.get(cells[i].split(" ")[0], "")
+            row[i] = f"[{style}]{row[i]}[/]" if style else row[i]
+        table.add_row(*row)
     return table
 
 

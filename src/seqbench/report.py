@@ -8,8 +8,9 @@ the caption, so that the table keeps to what varies.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from seqbench.models import CORE_OPTIONS_DEFAULTS, REGISTRY
 from seqbench.schema import Cell, ResultRow
@@ -92,7 +93,7 @@ def format_with_ratio(text: str, ratio: float | None) -> str:
     return text if ratio is None or text == "-" else f"{text} ({format_ratio(ratio)})"
 
 
-def format_variant(row: ResultRow) -> str:
+def format_variant(row: Cell) -> str:
     """The options that differ from a plain one-layer, one-way model without dropout."""
     spec = REGISTRY.get(row.arch)
     options = spec.options if spec else frozenset()
@@ -108,7 +109,7 @@ def format_variant(row: ResultRow) -> str:
     return ", ".join(parts)
 
 
-def format_arch(row: ResultRow) -> str:
+def format_arch(row: Cell) -> str:
     variant = format_variant(row)
     return f"{row.arch} ({variant})" if variant else row.arch
 
@@ -140,8 +141,10 @@ def format_env_line(env: dict) -> str:
 
 @dataclass(frozen=True)
 class Column:
+    """One column of a table: a header and how to write an item's cell (given its context)."""
+
     header: str
-    value: Callable[[ResultRow, Ratios], str]
+    value: Callable[[Any, Any], str]
     justify: str = "right"
     # A constant column (same text in every row) moves to the table's caption.
     fold: bool = False
@@ -203,31 +206,149 @@ class TableText:
         )
 
 
-def format_table(rows: list[ResultRow], reference: str = "rnn") -> TableText:
-    ratios = compute_ratios(rows, reference)
-    # Messages go under the table, numbered, once each: long lines would crowd out figures.
-    notes = list(dict.fromkeys(r.message for r in rows if r.status != "ok" and r.message))
-    values = []
-    for r in rows:
-        derived = dataclasses.replace(
-            ratios.get(r.cell_id, Ratios()),
-            note=notes.index(r.message) + 1 if r.status != "ok" and r.message else None,
-        )
-        values.append([col.value(r, derived) for col in TABLE_COLUMNS])
+def layout(
+    columns: Sequence[Column], items: Sequence[Any], contexts: Sequence[Any], notes: list[str]
+) -> TableText:
+    """Write every item's cells, then fold constant columns into the caption and drop
+    measured columns that are empty everywhere."""
+    values = [
+        [col.value(item, ctx) for col in columns] for item, ctx in zip(items, contexts, strict=True)
+    ]
     keep, constants = [], []
-    for i, col in enumerate(TABLE_COLUMNS):
+    for i, col in enumerate(columns):
         column_values = {v[i] for v in values}
-        if col.fold and len(column_values) == 1 and len(rows) > 1:
+        if col.fold and len(column_values) == 1 and len(items) > 1:
             constants.append(f"{col.header} {column_values.pop()}")
             continue
         if not col.fold and column_values <= {"-"}:
             continue  # nothing measured in this column (e.g. no RNN to compare with)
         keep.append(i)
     return TableText(
-        headers=[TABLE_COLUMNS[i].header for i in keep],
-        justify=[TABLE_COLUMNS[i].justify for i in keep],
+        headers=[columns[i].header for i in keep],
+        justify=[columns[i].justify for i in keep],
         cells=[[v[i] for i in keep] for v in values],
         caption=", ".join(constants),
-        drop=[TABLE_COLUMNS[i].drop for i in keep],
+        drop=[columns[i].drop for i in keep],
         notes=notes,
     )
+
+
+def format_table(rows: list[ResultRow], reference: str = "rnn") -> TableText:
+    """The results table: one line per cell."""
+    ratios = compute_ratios(rows, reference)
+    # Messages go under the table, numbered, once each: long lines would crowd out figures.
+    notes = list(dict.fromkeys(r.message for r in rows if r.status != "ok" and r.message))
+    contexts = [
+        dataclasses.replace(
+            ratios.get(r.cell_id, Ratios()),
+            note=notes.index(r.message) + 1 if r.status != "ok" and r.message else None,
+        )
+        for r in rows
+    ]
+    return layout(TABLE_COLUMNS, rows, contexts, notes)
+
+
+_ALIGN = {"left": ":---", "right": "---:"}
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def format_markdown(table: TableText, title: str | None = None) -> str:
+    """A GitHub-flavoured markdown table, its caption in italics and its notes numbered."""
+    lines = [f"### {title}", ""] if title else []
+    lines += [
+        "| " + " | ".join(table.headers) + " |",
+        "| " + " | ".join(_ALIGN[j] for j in table.justify) + " |",
+    ]
+    lines += ["| " + " | ".join(_md_escape(c) for c in cells) + " |" for cells in table.cells]
+    if table.caption:
+        lines += ["", f"_{_md_escape(table.caption)}_"]
+    if table.notes:
+        lines += [""] + [f"{i}. {_md_escape(note)}" for i, note in enumerate(table.notes, 1)]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- comparisons
+
+
+def format_quantity(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    return (
+        format_seconds(value)
+        if unit == "s"
+        else format_bytes(value)
+        if unit == "B"
+        else f"{value:.4g}"
+    )
+
+
+def format_interval(low: float | None, high: float | None) -> str:
+    return "-" if low is None or high is None else f"{low:.3f} – {high:.3f}"
+
+
+def _cell_columns(get: Callable[[Any], Cell]) -> tuple[Column, ...]:
+    """The key columns of TABLE_COLUMNS, for items that hold a cell."""
+    keys = [c for c in TABLE_COLUMNS if c.fold and c.header not in ("kernel", "status")]
+    return tuple(
+        dataclasses.replace(c, value=lambda item, ctx, c=c: c.value(get(item), ctx)) for c in keys
+    )
+
+
+def comparison_columns(unit: str) -> tuple[Column, ...]:
+    return (
+        *_cell_columns(lambda c: c.cell),
+        Column("baseline", lambda c, _: format_quantity(c.baseline, unit)),
+        Column("candidate", lambda c, _: format_quantity(c.candidate, unit)),
+        Column("ratio", lambda c, _: "-" if c.ratio is None else f"{c.ratio:.3f}"),
+        Column("95% CI", lambda c, _: format_interval(c.ci_low, c.ci_high)),
+        Column(
+            "verdict",
+            lambda c, note: c.verdict if note is None else f"{c.verdict} [{note}]",
+            "left",
+        ),
+    )
+
+
+def format_comparison(comparison: Any) -> TableText:
+    """A `compare.Comparison` as a table: one line per cell present in both runs."""
+    notes = list(dict.fromkeys(c.note for c in comparison.cells if c.note))
+    contexts = [notes.index(c.note) + 1 if c.note else None for c in comparison.cells]
+    return layout(comparison_columns(comparison.metric.unit), comparison.cells, contexts, notes)
+
+
+def format_comparison_summary(comparison: Any) -> list[str]:
+    """Lines under the table: the verdict counts, cells in one run only, environment notes."""
+    counts = [
+        f"{comparison.count(v)} {v}"
+        for v in (
+            "regression",
+            "improvement",
+            "unchanged",
+            "inconclusive",
+            "model-changed",
+            "not-measured",
+        )
+        if comparison.count(v)
+    ]
+    lines = [
+        f"{comparison.metric.name}: {', '.join(counts) or 'no cells in common'} "
+        f"(threshold {comparison.threshold:.0%}; {comparison.baseline_id} -> {comparison.candidate_id})"
+    ]
+    for side, cells in (
+        ("baseline", comparison.only_baseline),
+        ("candidate", comparison.only_candidate),
+    ):
+        if cells:
+            lines.append(
+                f"only in the {side} ({len(cells)}): {', '.join(c.cell_id for c in cells)}"
+            )
+    if comparison.env_differences:
+        lines.append("environments differ: " + format_env_differences(comparison.env_differences))
+    return lines
+
+
+def format_env_differences(differences: list[tuple[str, Any, Any]]) -> str:
+    return ", ".join(f"{key} ({a} -> {b})" for key, a, b in differences)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from seqbench.config import SuiteConfig
-from seqbench.measure import Measurement, measure_cell
+from seqbench.measure import Measurement, measure_cell, merge_rounds
 from seqbench.models import step_flops
 from seqbench.schema import Cell, ResultRow
 from seqbench.storage import Run
@@ -23,8 +23,9 @@ from seqbench.worker import measure_isolated
 @dataclass(frozen=True)
 class CellStarted:
     cell: Cell
-    index: int  # 0-based position in this run's list
+    index: int  # 0-based position in this run's list of (round, cell) passes
     total: int
+    round: int = 1
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,13 @@ def at_least_as_large(cell: Cell, other: Cell) -> bool:
     )
 
 
+def rounds_done(row: ResultRow | None, rounds: int) -> int:
+    """Passes a cell has behind it: a failed cell is finished, whatever round it failed in."""
+    if row is None:
+        return 0
+    return rounds if row.status != "ok" else (row.rounds or 1)
+
+
 def iter_run(
     config: SuiteConfig,
     cells: list[Cell],
@@ -64,11 +72,29 @@ def iter_run(
     *,
     clock: Clock | None = None,
 ) -> Iterator[Event]:
-    """Measure each cell in turn; the run is saved before each `CellFinished` is yielded."""
+    """Measure the cells that `run` does not hold yet, saving before each `CellFinished`.
+
+    With `rounds` > 1 the whole list is measured once per round, each pass with its share
+    of the budget, and each cell's samples are pooled: a burst of interference from other
+    work then touches one pass of a cell, not all of it. A resumed run picks up at the
+    round each cell had reached.
+    """
+    rounds = config.measure.rounds
+    settings = config.measure.per_round()
     ooms = [r.cell for r in run.rows if r.status == "oom"]  # from before a resume, too
-    total = len(cells)
-    for index, cell in enumerate(cells):
-        yield CellStarted(cell, index, total)
+    todo = [
+        (r, cell)
+        for r in range(1, rounds + 1)
+        for cell in cells
+        if rounds_done(run.row(cell.cell_id), rounds) < r
+    ]
+    total = len(todo)
+    for index, (round_no, cell) in enumerate(todo):
+        yield CellStarted(cell, index, total, round_no)
+        earlier = run.row(cell.cell_id)
+        if earlier is not None and earlier.status != "ok":  # failed in an earlier round
+            yield CellFinished(Measurement(earlier), index, total)
+            continue
         blocker = next((o for o in ooms if config.skip_larger and at_least_as_large(cell, o)), None)
         if blocker is not None:
             row = ResultRow.for_cell(
@@ -79,12 +105,16 @@ def iter_run(
             )
             measurement = Measurement(row)
         elif config.isolate:
-            measurement = measure_isolated(cell, config)
+            measurement = measure_isolated(cell, config, settings)
         else:
             measurement = measure_cell(
-                cell, config.measure, seed=config.seed, clock=clock, timeout=config.cell_timeout
+                cell, settings, seed=config.seed, clock=clock, timeout=config.cell_timeout
             )
         if measurement.row.status == "oom":
             ooms.append(cell)
+        if earlier is not None:
+            measurement = merge_rounds(
+                Measurement(earlier, run.samples.get(cell.cell_id, [])), measurement
+            )
         run.add(measurement)
         yield CellFinished(measurement, index, total)

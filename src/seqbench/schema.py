@@ -9,6 +9,7 @@ Schema history
 1 (2026-11-26): first release: the cell key, parameter and FLOP counts, timing statistics,
    throughput, peak memory, kernel provenance, status and message.
 2 (2026-11-26): `peak_rss_bytes`, the cell's own process high-water mark (with --isolate).
+3 (2026-11-26): `rounds`, how many passes over the plan the cell's samples come from.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 STATUSES = ("ok", "oom", "error", "timeout", "skipped")
 MODES = ("infer", "train")
@@ -90,6 +91,7 @@ class ResultRow(Cell):
     min_s: float | None = None
     repeats: int | None = None
     inner_loops: int | None = None
+    rounds: int | None = None
     # -- derived throughput --
     seq_per_s: float | None = None
     tokens_per_s: float | None = None
@@ -155,6 +157,7 @@ _INT = {
     "flops_per_seq",
     "repeats",
     "inner_loops",
+    "rounds",
     "peak_mem_bytes",
     "peak_rss_bytes",
 }

@@ -69,7 +69,7 @@ def render_samples(samples: dict[str, list[float]]) -> str:
     buf.write("cell_id,sample_s\n")
     for cell_id, values in samples.items():
         for value in values:
-            buf.write(f"{cell_id},{value!r}\n")
+            buf.write(f"{cell_id},{float(value)!r}\n")
     return buf.getvalue()
 
 
@@ -106,13 +106,17 @@ class Run:
     def run_id(self) -> str:
         return str(self.meta.get("run_id", self.path.name))
 
+    def row(self, cell_id: str) -> ResultRow | None:
+        """The saved row of a cell, if any."""
+        return next((r for r in self.rows if r.cell_id == cell_id), None)
+
     def add(self, measurement: Measurement) -> None:
         """Record a finished cell and save everything at once."""
         self.rows = [r for r in self.rows if r.cell_id != measurement.row.cell_id] + [
             measurement.row
         ]
         if measurement.samples:
-            self.samples[measurement.row.cell_id] = list(measurement.samples)
+            self.samples[measurement.row.cell_id] = [float(s) for s in measurement.samples]
         self.save()
 
     def finish(self, state: str) -> None:

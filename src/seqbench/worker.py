@@ -45,10 +45,12 @@ def max_rss_bytes() -> int:
     return peak if sys.platform == "darwin" else peak * 1024
 
 
-def request_for(cell: Cell, config: SuiteConfig, out: Path) -> dict[str, Any]:
+def request_for(
+    cell: Cell, config: SuiteConfig, settings: MeasureSettings, out: Path
+) -> dict[str, Any]:
     return {
         "cell": dataclasses.asdict(cell),
-        "measure": dataclasses.asdict(config.measure),
+        "measure": dataclasses.asdict(settings),
         "seed": config.seed,
         "threads": config.threads,
         "flush_denormal": config.flush_denormal,
@@ -83,8 +85,11 @@ def _signal_name(returncode: int) -> str:
         return f"signal {-returncode}"
 
 
-def measure_isolated(cell: Cell, config: SuiteConfig) -> Measurement:
-    """Run `cell` in a fresh Python process; a dead or hung worker becomes a row too."""
+def measure_isolated(
+    cell: Cell, config: SuiteConfig, settings: MeasureSettings | None = None
+) -> Measurement:
+    """Run `cell` in a fresh Python process (with `settings`, default the config's); a dead
+    or hung worker becomes a row too."""
     started = time.perf_counter()
     limit = None if config.cell_timeout is None else config.cell_timeout + STARTUP_GRACE_S
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
@@ -99,7 +104,10 @@ def measure_isolated(cell: Cell, config: SuiteConfig) -> Measurement:
             env=env,
         )
         try:
-            _, err = proc.communicate(json.dumps(request_for(cell, config, out)), timeout=limit)
+            _, err = proc.communicate(
+                json.dumps(request_for(cell, config, settings or config.measure, out)),
+                timeout=limit,
+            )
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()

@@ -1,0 +1,330 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from seqbench.cli import app
+from seqbench.compare import (
+    classify,
+    compare_runs,
+    compute_ratio,
+    mann_whitney_null,
+    run_checks,
+    shift_ci_rank,
+)
+from seqbench.measure import Measurement
+from seqbench.schema import ResultRow
+from seqbench.storage import create_run, load_run
+from tests.helpers import make_cell
+
+ENV = {
+    "device_names": {"cpu": "x"},
+    "cpu": "x",
+    "torch": "2.13.0",
+    "cuda": None,
+    "cudnn": None,
+    "threads": 1,
+    "flush_denormal": True,
+}
+
+
+def lognormal(seed: int, n: int, median: float = 1e-3, sigma: float = 0.05) -> list[float]:
+    return list(np.random.default_rng(seed).lognormal(np.log(median), sigma, n))
+
+
+def verdict(base, cand, threshold=0.10):
+    return classify(compute_ratio(base, cand), threshold)[0]
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def test_mann_whitney_null_distribution_matches_the_exact_counts():
+    # n = m = 5: 252 arrangements; U = 0, 1, 2, 3, 4 arise in 1, 1, 2, 3, 5 of them.
+    probs = mann_whitney_null(5, 5)
+    assert len(probs) == 26 and probs.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(probs[:5] * 252, [1, 1, 2, 3, 5])
+    np.testing.assert_allclose(probs, probs[::-1])  # symmetric
+
+
+def test_exact_p_values_agree_with_scipy():
+    a, b = [1.0, 2.0, 3.0, 4.0, 9.0, 11.0], [5.0, 6.0, 7.0, 8.0, 10.0, 12.0, 13.0]
+    u = sps.mannwhitneyu(a, b, method="exact").statistic
+    ours = 2 * np.cumsum(mann_whitney_null(6, 7))[int(min(u, 42 - u))]
+    assert ours == pytest.approx(sps.mannwhitneyu(a, b, method="exact").pvalue)
+
+
+def test_shift_interval_ranks_match_the_tables():
+    assert shift_ci_rank(5, 5) == 2  # [D(3), D(23)] of 25 (Hollander & Wolfe)
+    assert shift_ci_rank(10, 10) == 23  # C = 24
+    assert shift_ci_rank(2, 2) == 0  # too few samples: the full range
+    assert abs(shift_ci_rank(40, 40) - (40 * 40 / 2 - 1.96 * np.sqrt(40 * 40 * 81 / 12))) < 2
+
+
+def test_hodges_lehmann_recovers_an_exact_multiplicative_shift():
+    base = lognormal(1, 50)
+    est = compute_ratio(base, [x * 1.3 for x in base])
+    assert est.ratio == pytest.approx(1.3)
+    assert est.fast_ratio == pytest.approx(1.3)
+    assert est.ci_low < 1.3 < est.ci_high
+
+
+def test_the_interval_covers_the_true_ratio_about_95_percent_of_the_time():
+    rng = np.random.default_rng(7)
+    hits = sum(
+        (e := compute_ratio(rng.lognormal(0, 0.2, 12), rng.lognormal(np.log(1.1), 0.2, 15))).ci_low
+        <= 1.1
+        <= e.ci_high
+        for _ in range(400)
+    )
+    assert 0.92 <= hits / 400 <= 0.99
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+def test_identical_distributions_give_no_regression():
+    assert verdict(lognormal(1, 200), lognormal(2, 200)) == "unchanged"
+
+
+def test_a_2x_slowdown_is_a_regression():
+    assert verdict(lognormal(1, 30), lognormal(2, 30, median=2e-3)) == "regression"
+
+
+def test_a_3_percent_slowdown_passes_a_10_percent_threshold():
+    base, cand = lognormal(1, 500, sigma=0.02), lognormal(2, 500, median=1.03e-3, sigma=0.02)
+    est = compute_ratio(base, cand)
+    assert est.ci_low > 1  # significant...
+    assert classify(est, 0.10)[0] == "unchanged"  # ...but small
+
+
+def test_a_noisy_15_percent_slowdown_with_few_samples_is_inconclusive():
+    base, cand = lognormal(3, 5, sigma=0.3), lognormal(4, 5, median=1.15e-3, sigma=0.3)
+    assert verdict(base, cand) == "inconclusive"
+
+
+def test_interference_in_the_slow_tail_is_not_a_regression():
+    rng = np.random.default_rng(5)
+    base = lognormal(1, 300, sigma=0.02)
+    cand = [x * (1.5 if rng.random() < 0.6 else 1.0) for x in lognormal(2, 300, sigma=0.02)]
+    est = compute_ratio(base, cand)
+    assert est.ratio > 1.1 and est.ci_low > 1  # the median moved, significantly
+    kind, note = classify(est, 0.10)
+    assert kind == "inconclusive" and "fastest samples" in note
+
+
+def test_an_improvement_is_reported_and_can_fail_the_gate():
+    base, cand = lognormal(1, 40), lognormal(2, 40, median=0.5e-3)
+    assert verdict(base, cand) == "improvement"
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def row_for(cell, samples=None, **values):
+    if samples is None:
+        return ResultRow.for_cell(cell, **values)
+    median = float(np.median(samples))
+    return ResultRow.for_cell(
+        cell, params=values.pop("params", 100), median_s=median, repeats=len(samples), **values
+    )
+
+
+def make_run(root: Path, entries, env=ENV):
+    run = create_run(root, label="t", config={}, env=dict(env), plan=[])
+    for row, samples in entries:
+        run.add(Measurement(row, samples or []))
+    run.finish("complete")
+    return load_run(run.path)
+
+
+def test_runs_are_aligned_by_cell_key_and_unmatched_cells_are_listed(tmp_path):
+    a, b, c = make_cell(arch="rnn"), make_cell(arch="lstm"), make_cell(arch="gru")
+    base = make_run(
+        tmp_path,
+        [
+            (row_for(a, lognormal(1, 20)), lognormal(1, 20)),
+            (row_for(b, lognormal(2, 20)), lognormal(2, 20)),
+        ],
+    )
+    cand = make_run(
+        tmp_path,
+        [
+            (row_for(c, lognormal(3, 20)), lognormal(3, 20)),
+            (row_for(a, lognormal(4, 20)), lognormal(4, 20)),
+        ],
+    )
+    result = compare_runs(base, cand)
+    assert [x.cell for x in result.cells] == [a]
+    assert result.only_baseline == [b] and result.only_candidate == [c]
+
+
+def test_a_changed_parameter_count_is_a_changed_model(tmp_path):
+    cell = make_cell()
+    s = lognormal(1, 20)
+    base = make_run(tmp_path, [(row_for(cell, s, params=100), s)])
+    cand = make_run(tmp_path, [(row_for(cell, s, params=120), s)])
+    (only,) = compare_runs(base, cand).cells
+    assert only.verdict == "model-changed" and "100 -> 120" in only.note
+
+
+def test_a_cell_that_now_fails_is_a_regression(tmp_path):
+    cell = make_cell()
+    s = lognormal(1, 20)
+    base = make_run(tmp_path, [(row_for(cell, s), s)])
+    cand = make_run(tmp_path, [(row_for(cell, status="oom", message="CUDA out of memory"), None)])
+    (only,) = compare_runs(base, cand).cells
+    assert only.verdict == "regression" and only.note == "candidate oom: CUDA out of memory"
+    assert run_checks(compare_runs(base, cand)) == [
+        "1 cell regressed (time, more than 10% and significant)"
+    ]
+
+
+def test_memory_is_compared_exactly(tmp_path):
+    cell = make_cell()
+    s = lognormal(1, 20)
+    base = make_run(tmp_path, [(row_for(cell, s, peak_mem_bytes=1000), s)])
+    same = make_run(
+        tmp_path, [(row_for(cell, lognormal(9, 20, median=5e-3), peak_mem_bytes=1000), s)]
+    )
+    bigger = make_run(tmp_path, [(row_for(cell, s, peak_mem_bytes=1200), s)])
+    assert compare_runs(base, same, metric="memory").cells[0].verdict == "unchanged"
+    grown = compare_runs(base, bigger, metric="memory").cells[0]
+    assert (grown.verdict, grown.ratio) == ("regression", 1.2)
+
+
+def test_environment_differences_are_named(tmp_path):
+    cell = make_cell()
+    s = lognormal(1, 20)
+    base = make_run(tmp_path, [(row_for(cell, s), s)])
+    cand = make_run(tmp_path, [(row_for(cell, s), s)], env={**ENV, "torch": "2.14.0", "threads": 2})
+    assert compare_runs(base, cand).env_differences == [
+        ("torch", "2.13.0", "2.14.0"),
+        ("threads", 1, 2),
+    ]
+
+
+# --------------------------------------------------------------------------- the command
+
+
+@pytest.fixture
+def pair(tmp_path):
+    """Baseline, an unchanged rerun, a 2x slower run, and one from another torch."""
+    cells = [make_cell(arch="rnn"), make_cell(arch="lstm")]
+
+    def run(seed, factor=1.0, env=ENV):
+        entries = []
+        for i, cell in enumerate(cells):
+            s = lognormal(seed * 10 + i, 40, median=1e-3 * factor)
+            entries.append((row_for(cell, s), s))
+        return make_run(tmp_path / "results", entries, env).path
+
+    return {
+        "base": run(1),
+        "same": run(2),
+        "slow": run(3, factor=2.0),
+        "fast": run(4, factor=0.5),
+        "other": run(5, env={**ENV, "torch": "2.14.0"}),
+    }
+
+
+def test_compare_exits_0_on_noise_and_1_on_a_slowdown(cli, pair):
+    ok = cli.invoke(app, ["compare", str(pair["base"]), str(pair["same"])])
+    assert ok.exit_code == 0, ok.output
+    assert "unchanged" in ok.stdout and "2 unchanged" in ok.stderr
+    slow = cli.invoke(app, ["compare", str(pair["base"]), str(pair["slow"])])
+    assert slow.exit_code == 1
+    assert "regression" in slow.stdout
+    assert "FAIL: 2 cells regressed (time, more than 10% and significant)" in slow.stderr
+
+
+def test_fail_on_improvement(cli, pair):
+    assert cli.invoke(app, ["compare", str(pair["base"]), str(pair["fast"])]).exit_code == 0
+    result = cli.invoke(
+        app, ["compare", str(pair["base"]), str(pair["fast"]), "--fail-on-improvement"]
+    )
+    assert result.exit_code == 1 and "improved by more than 10%" in result.stderr
+
+
+def test_a_different_environment_exits_2_unless_allowed(cli, pair):
+    result = cli.invoke(app, ["compare", str(pair["base"]), str(pair["other"])])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "error: the runs come from different environments: torch (2.13.0 -> 2.14.0)"
+    )
+    assert result.stderr.count("\n") == 1
+    allowed = cli.invoke(
+        app, ["compare", str(pair["base"]), str(pair["other"]), "--allow-env-mismatch"]
+    )
+    assert allowed.exit_code == 0
+    assert "environments differ: torch (2.13.0 -> 2.14.0)" in allowed.stderr
+
+
+def test_markdown_output_is_a_table_for_a_job_summary(cli, pair):
+    result = cli.invoke(
+        app, ["compare", str(pair["base"]), str(pair["slow"]), "--format", "markdown"]
+    )
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == "### seqbench compare: time"
+    assert lines[2].startswith("| arch | baseline | candidate | ratio | 95% CI | verdict |")
+    assert "- FAIL: 2 cells regressed" in result.stdout
+
+
+def test_json_output_parses_and_counts(cli, pair):
+    result = cli.invoke(app, ["compare", str(pair["base"]), str(pair["slow"]), "--format", "json"])
+    data = json.loads(result.stdout)
+    assert data["counts"]["regression"] == 2
+    assert data["failures"] == ["2 cells regressed (time, more than 10% and significant)"]
+    assert {c["arch"] for c in data["cells"]} == {"rnn", "lstm"}
+    assert all(1.8 < c["ratio"] < 2.2 for c in data["cells"])
+
+
+def test_a_results_csv_with_its_samples_compares_like_a_run(cli, pair, tmp_path):
+    base = load_run(pair["base"])
+    (tmp_path / "b.csv").write_text((pair["base"] / "results.csv").read_text())
+    (tmp_path / "b.samples.csv").write_text((pair["base"] / "samples.csv").read_text())
+    (tmp_path / "b.meta.json").write_text((pair["base"] / "meta.json").read_text())
+    result = cli.invoke(app, ["compare", str(tmp_path / "b.csv"), str(pair["same"])])
+    assert result.exit_code == 0, result.output
+    (tmp_path / "b.samples.csv").unlink()
+    missing = cli.invoke(app, ["compare", str(tmp_path / "b.csv"), str(pair["same"])])
+    assert missing.exit_code == 2
+    assert "no timing samples beside the rows" in missing.stderr
+    assert base.rows
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--threshold", "-0.1"], "--threshold: expected a fraction >= 0, got -0.1"),
+        (["--metric", "speed"], "unknown metric 'speed'; choose from: time, memory"),
+        (["--format", "html"], "--format: expected table, markdown or json, got 'html'"),
+    ],
+)
+def test_bad_compare_options_are_one_line(cli, pair, args, message):
+    result = cli.invoke(app, ["compare", str(pair["base"]), str(pair["same"]), *args])
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def test_compare_of_missing_runs_is_one_line(cli, tmp_path):
+    result = cli.invoke(app, ["compare", "nope1", "nope2", "--root", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "nope1: no such run or results file" in result.stderr
+
+
+def test_ci_suite_covers_every_seed_architecture_in_both_modes():
+    from seqbench.config import plan, resolve_config
+
+    cells = plan(resolve_config("ci"))
+    assert {(c.arch, c.mode) for c in cells} == {
+        (a, m) for a in ("rnn", "lstm", "gru", "conv1d") for m in ("infer", "train")
+    }
+    assert resolve_config("ci").threads == 1
+    assert dataclasses.asdict(resolve_config("ci").measure)["min_time"] >= 1.0
