@@ -321,18 +321,9 @@ def format_comparison(comparison: Any) -> TableText:
 
 def format_comparison_summary(comparison: Any) -> list[str]:
     """Lines under the table: the verdict counts, cells in one run only, environment notes."""
-    counts = [
-        f"{comparison.count(v)} {v}"
-        for v in (
-            "regression",
-            "improvement",
-            "unchanged",
-            "inconclusive",
-            "model-changed",
-            "not-measured",
-        )
-        if comparison.count(v)
-    ]
+    from seqbench.compare import VERDICTS
+
+    counts = [f"{comparison.count(v)} {v}" for v in VERDICTS if comparison.count(v)]
     lines = [
         f"{comparison.metric.name}: {', '.join(counts) or 'no cells in common'} "
         f"(threshold {comparison.threshold:.0%}; {comparison.baseline_id} -> {comparison.candidate_id})"
