@@ -136,7 +136,8 @@ def format_env_line(env: dict) -> str:
         else "subnormals kept (slow on many CPUs)"
     )
     gpu = f" · {env['gpu']['name']}" if env.get("gpu") else ""
-    return f"{env.get('cpu')}{gpu} · {env.get('threads')} threads · {subnormals} · torch {env.get('torch')}"
+    threads = env.get("threads")
+    return f"{env.get('cpu')}{gpu} · {threads} thread{'' if threads == 1 else 's'} · {subnormals} · torch {env.get('torch')}"
 
 
 @dataclass(frozen=True)

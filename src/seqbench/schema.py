@@ -10,6 +10,9 @@ Schema history
    throughput, peak memory, kernel provenance, status and message.
 2 (2026-11-26): `peak_rss_bytes`, the cell's own process high-water mark (with --isolate).
 3 (2026-11-26): `rounds`, how many passes over the plan the cell's samples come from.
+4 (2026-11-26): the accuracy axis: `task` joins the key (empty: speed only); `metric`,
+   `metric_value`, `chance_value`, `train_steps`, `train_time_s`, `time_to_target_s`,
+   `memory_horizon`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 STATUSES = ("ok", "oom", "error", "timeout", "skipped")
 MODES = ("infer", "train")
@@ -43,6 +46,7 @@ class Cell:
     device: str
     dtype: str
     mode: str
+    task: str = ""  # an accuracy task (see seqbench.tasks); empty: speed only
 
     @property
     def cell_id(self) -> str:
@@ -62,6 +66,8 @@ class Cell:
             self.dtype,
             self.mode,
         ]
+        if self.task:
+            parts.append(self.task)
         return "-".join(parts)
 
     @property
@@ -70,6 +76,10 @@ class Cell:
 
 
 KEY_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Cell))
+# Key columns an older file may lack (they were added later, with a default).
+REQUIRED_KEY_COLUMNS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(Cell) if f.default is dataclasses.MISSING
+)
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,14 @@ class ResultRow(Cell):
     peak_mem_bytes: int | None = None
     mem_source: str = ""
     peak_rss_bytes: int | None = None
+    # -- accuracy (with a task) --
+    metric: str = ""  # what metric_value measures, e.g. "accuracy" or "mse"
+    metric_value: float | None = None  # on the held-out evaluation set, after training
+    chance_value: float | None = None  # the same metric for a guess that ignores the input
+    train_steps: int | None = None
+    train_time_s: float | None = None
+    time_to_target_s: float | None = None  # training time until metric_value first met --target
+    memory_horizon: int | None = None  # steps back the input gradient stays above 1e-3 of its peak
     # -- bookkeeping --
     wall_s: float | None = None
     status: str = "ok"
@@ -137,7 +155,7 @@ class ResultRow(Cell):
             if f.name not in data:
                 continue
             values[f.name] = _coerce(f.name, data[f.name])
-        missing = [name for name in KEY_COLUMNS if name not in values or values[name] is None]
+        missing = [name for name in REQUIRED_KEY_COLUMNS if name not in values or values[name] is None]
         if missing:
             raise ValueError(f"missing key columns: {', '.join(missing)}")
         return cls(**values)
@@ -160,9 +178,13 @@ _INT = {
     "rounds",
     "peak_mem_bytes",
     "peak_rss_bytes",
+    "train_steps",
+    "memory_horizon",
 }
 _BOOL = {"bidirectional"}
 _STR = {
+    "task",
+    "metric",
     "arch",
     "device",
     "dtype",

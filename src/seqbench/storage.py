@@ -29,7 +29,7 @@ import pandas as pd
 from seqbench.errors import ResultsError
 from seqbench.export.csv import CsvExporter
 from seqbench.measure import Measurement
-from seqbench.schema import KEY_COLUMNS, SCHEMA_VERSION, ResultRow, frame_to_rows
+from seqbench.schema import REQUIRED_KEY_COLUMNS, SCHEMA_VERSION, ResultRow, frame_to_rows
 
 ROWS_FILE = "results.csv"
 SAMPLES_FILE = "samples.csv"
@@ -232,7 +232,7 @@ def _read_rows(path: Path) -> list[ResultRow]:
         raise
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise ResultsError(f"{path}: cannot read results ({str(exc).splitlines()[0]})") from None
-    missing = [c for c in (*KEY_COLUMNS, "status") if c not in frame.columns]
+    missing = [c for c in (*REQUIRED_KEY_COLUMNS, "status") if c not in frame.columns]
     if missing:
         raise ResultsError(
             f"{path}: not a seqbench results file (missing columns: {', '.join(missing)})"
