@@ -328,3 +328,21 @@ def test_ci_suite_covers_every_seed_architecture_in_both_modes():
     }
     assert resolve_config("ci").threads == 1
     assert dataclasses.asdict(resolve_config("ci").measure)["min_time"] >= 1.0
+
+
+def test_accuracy_is_compared_in_the_tasks_direction(tmp_path):
+    acc, mse = make_cell(task="digits"), make_cell(task="adding")
+    s = lognormal(1, 20)
+
+    def run(acc_value, mse_value):
+        return make_run(
+            tmp_path,
+            [
+                (row_for(acc, s, metric="accuracy", metric_value=acc_value), s),
+                (row_for(mse, s, metric="mse", metric_value=mse_value), s),
+            ],
+        )
+
+    result = compare_runs(run(0.90, 0.010), run(0.70, 0.005), metric="accuracy")
+    verdicts = {c.cell.task: c.verdict for c in result.cells}
+    assert verdicts == {"digits": "regression", "adding": "improvement"}  # accuracy down, mse down

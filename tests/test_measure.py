@@ -151,7 +151,7 @@ def test_a_too_short_sequence_is_skipped_for_conv1d():
     ],
 )
 def test_a_failing_cell_becomes_a_row_not_an_exception(monkeypatch, exc, status):
-    def boom(cell, seed=0):
+    def boom(*args, **kwargs):
         raise exc
 
     monkeypatch.setattr(measure_mod, "build_workload", boom)
@@ -173,8 +173,12 @@ def test_rounds_pool_their_samples_and_recompute_the_statistics():
 
     cell = make_cell(batch_size=10)
     five = dataclasses.replace(PLAIN, max_repeats=5)
-    first = measure_cell(cell, five, clock=FakeClock([9.0, 9.0, 1.0, 2.0, 3.0, 4.0, 5.0]), memory=False)
-    second = measure_cell(cell, five, clock=FakeClock([9.0, 9.0, 6.0, 7.0, 8.0, 9.0, 10.0]), memory=False)
+    first = measure_cell(
+        cell, five, clock=FakeClock([9.0, 9.0, 1.0, 2.0, 3.0, 4.0, 5.0]), memory=False
+    )
+    second = measure_cell(
+        cell, five, clock=FakeClock([9.0, 9.0, 6.0, 7.0, 8.0, 9.0, 10.0]), memory=False
+    )
     merged = merge_rounds(first, second)
     assert merged.samples == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0]
     assert (merged.row.rounds, merged.row.repeats, merged.row.median_s) == (2, 10, 5.5)

@@ -213,7 +213,9 @@ def test_a_file_from_an_older_schema_loads_with_defaults_for_newer_columns(tmp_p
     run.add(Measurement(ok_row(), [0.1, 0.2]))
     rows_csv = run.path / ROWS_FILE
     frame = __import__("pandas").read_csv(rows_csv)
-    frame.drop(columns=["task", "rounds", "peak_rss_bytes", "metric", "metric_value"]).to_csv(rows_csv, index=False)
+    frame.drop(columns=["task", "rounds", "peak_rss_bytes", "metric", "metric_value"]).to_csv(
+        rows_csv, index=False
+    )
     (row,) = load_run(run.path).rows
     assert row.task == "" and row.rounds is None and row.metric_value is None
     assert row.cell == ok_row().cell

@@ -20,6 +20,7 @@ from seqbench import __version__, devices
 from seqbench.compare import compare_runs, run_checks
 from seqbench.config import (
     SuiteConfig,
+    apply_overrides,
     check_setting,
     config_differences,
     parse_list,
@@ -28,15 +29,23 @@ from seqbench.config import (
 )
 from seqbench.env import apply_process_settings, collect_env, env_differences
 from seqbench.errors import SeqbenchError
-from seqbench.render import archs_table, comparison_table, make_progress, results_table
+from seqbench.measure import trace_gradient_flow
+from seqbench.render import (
+    archs_table,
+    comparison_table,
+    fitted_table,
+    make_progress,
+    results_table,
+)
 from seqbench.report import (
     format_comparison,
     format_comparison_summary,
     format_env_differences,
     format_env_line,
+    format_gradient_profiles,
     format_markdown,
 )
-from seqbench.runner import CellFinished, CellStarted, iter_run
+from seqbench.runner import CellFinished, CellStarted, iter_run, prepare_tasks
 from seqbench.storage import create_run, load_run, reopen_run
 
 app = typer.Typer(
@@ -92,6 +101,7 @@ def main_options(
 
 
 _AXIS_FLAGS = {
+    "task": "--task",
     "arch": "--arch",
     "seq_len": "--seq-len",
     "batch_size": "--batch-size",
@@ -145,6 +155,39 @@ def run(
         None, help="float32, bfloat16 or float16 (autocast), comma-separated."
     ),
     mode: str | None = typer.Option(None, help="infer, train or both, comma-separated."),
+    task: str | None = typer.Option(
+        None,
+        help="Accuracy tasks, comma-separated: adding, copy, digits, imdb, or none (speed only, the default).",
+    ),
+    train_steps: int | None = typer.Option(
+        None, help="Training steps per task cell (default 200 unless --train-time)."
+    ),
+    train_time: float | None = typer.Option(
+        None, help="Seconds of training per task cell, at most."
+    ),
+    target: float | None = typer.Option(
+        None,
+        help="Record the training time until the task metric first reaches this (time_to_target_s).",
+    ),
+    eval_every: int | None = typer.Option(
+        None, help="Steps between evaluations while chasing --target (default 100)."
+    ),
+    optimizer: str | None = typer.Option(
+        None,
+        help="adam (with gradient clipping) or rmsprop; default: the task's (adam for synthetic tasks, rmsprop for imdb).",
+    ),
+    lr: float | None = typer.Option(None, help="Learning rate (default 1e-3)."),
+    clip: float | None = typer.Option(
+        None, help="Gradient-norm clipping with Adam (default 1.0; 0 turns it off)."
+    ),
+    data: str | None = typer.Option(
+        None, help="A local dataset: Keras' imdb.npz or the aclImdb folder (imdb task)."
+    ),
+    grad_flow: bool | None = typer.Option(
+        None,
+        "--grad-flow/--no-grad-flow",
+        help="Also measure each cell's memory horizon (see `seqbench gradflow`).",
+    ),
     min_time: float | None = typer.Option(
         None, help="Seconds of timed steps per cell, at least (default 0.5)."
     ),
@@ -222,6 +265,8 @@ def run(
     else:
         config = resolve_config(suite, axes=axes, settings=settings)
         cells = plan(config)
+        prepare_tasks(config, cells)  # a missing dataset stops us before anything is saved
+
         env = collect_env(
             [c.device for c in cells], apply_process_settings(config.threads, config.flush_denormal)
         )
@@ -246,6 +291,15 @@ _SETTING_FLAGS = (
     "precision",
     "warmup_time",
     "rounds",
+    "train_steps",
+    "train_time",
+    "target",
+    "eval_every",
+    "optimizer",
+    "lr",
+    "clip",
+    "data",
+    "grad_flow",
     "threads",
     "seed",
     "flush_denormal",
@@ -264,7 +318,7 @@ def _reopen(ref: str, out: Path, suite: str | None, axes: dict, settings: dict, 
         asked = (
             resolve_config(suite, axes=axes, settings=settings)
             if suite
-            else _override(saved, axes, settings)
+            else apply_overrides(saved, axes, settings)
         )
         changed = config_differences(saved, asked)
         if changed:
@@ -284,18 +338,6 @@ def _reopen(ref: str, out: Path, suite: str | None, axes: dict, settings: dict, 
             "its numbers would not be comparable with those already saved"
         )
     return run_, saved, run_.meta["env"]
-
-
-def _override(config: SuiteConfig, axes: dict, settings: dict) -> SuiteConfig:
-    """A saved configuration with flags applied, as `resolve_config` would apply them."""
-    measure = {k: v for k, v in settings.items() if k in dataclasses.asdict(config.measure)}
-    top = {k: v for k, v in settings.items() if k not in measure}
-    return dataclasses.replace(
-        config,
-        matrices=tuple(dataclasses.replace(m, **axes) for m in config.matrices),
-        measure=dataclasses.replace(config.measure, **measure),
-        **top,
-    )
 
 
 def _execute(config: SuiteConfig, cells: list, run_, env: dict) -> None:
@@ -423,6 +465,82 @@ def compare(
             stderr().print(line, markup=False)
     if failures:
         raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def gradflow(
+    arch: str = typer.Option("rnn,lstm,gru", help="Architectures, comma-separated."),
+    seq_len: int = typer.Option(200, help="Sequence length."),
+    hidden: int = typer.Option(64, help="Hidden units."),
+    batch_size: int = typer.Option(
+        32, help="Sequences the gradient is averaged over (and the training batch)."
+    ),
+    layers: int = typer.Option(1, help="Stacked recurrent layers."),
+    task: str | None = typer.Option(
+        None, help="Feed this task's data (adding, copy, digits, imdb); default: random token ids."
+    ),
+    train_steps: int | None = typer.Option(
+        None, help="With --task: also measure after this many training steps."
+    ),
+    data: str | None = typer.Option(None, help="A local dataset for the imdb task."),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto."),
+    seed: int = typer.Option(0, help="Seed for weights and inputs."),
+    output_format: str = typer.Option(
+        "table", "--format", help="table, or json (with every norm)."
+    ),
+) -> None:
+    """How far back a loss on the last output reaches: the vanishing gradient as a number.
+
+    For each architecture, the norm of d(loss)/d(input_t) at every step t, at initialisation
+    (and after training, with --task and --train-steps). The memory horizon is how many steps
+    back from the end the norm stays at or above 1e-3 of its largest value.
+    """
+    if output_format not in ("table", "json"):
+        raise SeqbenchError(f"--format: expected table or json, got {output_format!r}")
+    if train_steps is not None and not task:
+        raise SeqbenchError("--train-steps needs a --task to train on")
+    axes = {
+        "arch": parse_list(arch, "arch", "--arch"),
+        "task": parse_list(task or "none", "task", "--task"),
+    }
+    for name, value, flag in (
+        ("seq_len", seq_len, "--seq-len"),
+        ("hidden", hidden, "--hidden"),
+        ("batch_size", batch_size, "--batch-size"),
+        ("layers", layers, "--layers"),
+    ):
+        axes[name] = parse_list(str(value), name, flag)
+    axes["device"] = parse_list(device, "device", "--device")
+    axes["mode"] = ("train",)
+    settings = {"seed": check_setting("seed", seed, "--seed")}
+    if train_steps is not None:
+        settings["train_steps"] = check_setting("train_steps", train_steps, "--train-steps")
+    if data is not None:
+        settings["data"] = data
+    config = resolve_config(None, axes=axes, settings=settings)
+    cells = plan(config)
+    missing = [
+        devices.unavailable_reason(c.device) for c in cells if devices.unavailable_reason(c.device)
+    ]
+    if missing:
+        raise SeqbenchError(missing[0])
+    apply_process_settings(config.threads, config.flush_denormal)
+    profiles = [
+        trace_gradient_flow(c, config.train, config.seed, after_training=train_steps is not None)
+        for c in cells
+    ]
+    if output_format == "json":
+        stdout().print_json(data=[dataclasses.asdict(p) for p in profiles])
+        return
+    console = stdout()
+    console.print(
+        fitted_table(
+            format_gradient_profiles(profiles),
+            "gradient flow: |d loss / d input_t|, relative to its peak",
+            console,
+        )
+    )
 
 
 @app.command()

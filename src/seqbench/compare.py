@@ -37,6 +37,7 @@ from seqbench.env import COMPARED_KEYS
 from seqbench.errors import SeqbenchError
 from seqbench.schema import Cell, ResultRow
 from seqbench.storage import Run
+from seqbench.tasks import new_task
 
 VERDICTS = (
     "regression",
@@ -60,6 +61,13 @@ class Metric:
     unit: str
     lower_is_better: bool = True
     sampled: bool = False
+    # The direction comes from each row's task (accuracy up, a loss down).
+    task_direction: bool = False
+
+    def lower_is_better_for(self, row: ResultRow) -> bool:
+        if self.task_direction and row.task:
+            return not new_task(row.task).higher_is_better
+        return self.lower_is_better
 
 
 METRICS: dict[str, Metric] = {
@@ -67,6 +75,7 @@ METRICS: dict[str, Metric] = {
     for m in (
         Metric("time", "median_s", "s", lower_is_better=True, sampled=True),
         Metric("memory", "peak_mem_bytes", "B", lower_is_better=True),
+        Metric("accuracy", "metric_value", "", task_direction=True),
     )
 }
 
@@ -283,7 +292,8 @@ def _compare_cell(
     if b is None or c is None:
         return CellComparison(cell, "not-measured", b, c, note=f"no {metric.column} on one side")
     if not metric.sampled:
-        verdict = classify_exact(b, c, threshold, metric.lower_is_better)
+        verdict = classify_exact(b, c, threshold, metric.lower_is_better_for(base))
+
         ratio = c / b if b else None
         return CellComparison(cell, verdict, b, c, ratio, ratio, ratio)
     if len(base_samples) < 2 or len(cand_samples) < 2:

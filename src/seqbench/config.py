@@ -62,6 +62,30 @@ class Axes:
     device: tuple[str, ...] = ("cpu",)
     dtype: tuple[str, ...] = ("float32",)
     mode: tuple[str, ...] = ("infer", "train")
+    task: tuple[str, ...] = ("",)  # "" (or "none" in files and flags): speed only
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How a cell with a task is trained and scored (see seqbench.tasks)."""
+
+    train_steps: int | None = None  # optimiser steps; with neither this nor train_time: 200
+    train_time: float | None = None  # seconds of training, at most
+    target: float | None = None  # record the training time until the metric first meets this
+    eval_every: int = 100  # steps between evaluations while chasing a target
+    optimizer: str | None = None  # adam or rmsprop; None: the task's own choice
+    lr: float = 1e-3
+    clip: float = 1.0  # gradient-norm clipping for Adam (0: off)
+    data: str | None = None  # a local dataset (imdb)
+    grad_flow: bool = False  # also measure the input-gradient memory horizon
+
+    DEFAULT_STEPS = 200
+
+    def budget(self) -> tuple[int | None, float | None]:
+        """(steps, seconds): the default is 200 steps when neither is given."""
+        if self.train_steps is None and self.train_time is None:
+            return self.DEFAULT_STEPS, None
+        return self.train_steps, self.train_time
 
 
 @dataclass(frozen=True)
@@ -99,6 +123,7 @@ class SuiteConfig:
     description: str = "Every seed architecture at two lengths, inference and training, on the CPU."
     matrices: tuple[Axes, ...] = (Axes(),)
     measure: MeasureSettings = field(default_factory=MeasureSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
     seed: int = 0
     threads: int | None = None  # None: torch's default
     flush_denormal: bool = True
@@ -120,6 +145,7 @@ class SuiteConfig:
             Axes(**{k: tuple(v) for k, v in m.items()}) for m in data["matrices"]
         )
         values["measure"] = MeasureSettings(**data["measure"])
+        values["train"] = TrainSettings(**data.get("train", {}))
         return cls(**values)
 
 
@@ -144,6 +170,14 @@ def _arch_ok(value: str) -> bool:
     return True
 
 
+def _task_ok(value: str) -> bool:
+    from seqbench.tasks import new_task
+
+    if value:
+        new_task(value)  # raises with the list of tasks
+    return True
+
+
 def _device_ok(value: str) -> bool:
     return value in devices.DEVICE_CHOICES or re.fullmatch(r"cuda:\d+", value) is not None
 
@@ -165,6 +199,7 @@ AXIS_RULES: dict[str, Rule] = {
     "device": Rule(str, f"one of {', '.join(devices.DEVICE_CHOICES)} or cuda:N", _device_ok),
     "dtype": Rule(str, f"one of {', '.join(DTYPES)}", lambda v: v in DTYPES),
     "mode": Rule(str, f"one of {', '.join(MODES)}", lambda v: v in MODES),
+    "task": Rule(str, "a task name or none", _task_ok),
 }
 
 MEASURE_RULES: dict[str, Rule] = {
@@ -176,6 +211,18 @@ MEASURE_RULES: dict[str, Rule] = {
     "warmup_steps": Rule(int, "an integer >= 0", lambda v: v >= 0),
     "min_sample_s": Rule(float, "a number of seconds >= 0", lambda v: v >= 0),
     "rounds": _POSITIVE_INT,
+}
+
+TRAIN_RULES: dict[str, Rule] = {
+    "train_steps": _POSITIVE_INT,
+    "train_time": Rule(float, "a number of seconds > 0", lambda v: v > 0),
+    "target": Rule(float, "a number"),
+    "eval_every": _POSITIVE_INT,
+    "optimizer": Rule(str, "adam or rmsprop", lambda v: v in ("adam", "rmsprop")),
+    "lr": Rule(float, "a learning rate > 0", lambda v: v > 0),
+    "clip": Rule(float, "a gradient norm >= 0 (0: off)", lambda v: v >= 0),
+    "data": Rule(str, "a path"),
+    "grad_flow": Rule(bool, "true or false"),
 }
 
 RUN_RULES: dict[str, Rule] = {
@@ -196,7 +243,7 @@ TOP_RULES: dict[str, Rule] = {
     "description": Rule(str, "a string"),
 }
 
-SECTIONS = ("matrix", "variants", "measure", "run")
+SECTIONS = ("matrix", "variants", "measure", "train", "run")
 
 
 def _typed(value: Any, rule: Rule, where: str) -> Any:
@@ -221,6 +268,8 @@ def _axis(value: Any, name: str, where: str) -> tuple[Any, ...]:
     values = value if isinstance(value, list) else [value]
     if not values:
         raise ConfigError(f"{where}: the list is empty; give at least one value")
+    if name == "task":  # "none" reads better than an empty string in a list
+        values = ["" if v == "none" else v for v in values]
     out = tuple(_typed(v, AXIS_RULES[name], where) for v in values)
     return tuple(dict.fromkeys(out))  # drop repeats, keep order
 
@@ -303,6 +352,7 @@ def read_suite(path: Path) -> dict[str, Any]:
         "top": top,
         "matrices": [base] + [{**base, **v} for v in variants],
         "measure": _section(data.get("measure", {}), MEASURE_RULES, f"{where}: [measure]"),
+        "train": _section(data.get("train", {}), TRAIN_RULES, f"{where}: [train]"),
         "run": _section(data.get("run", {}), RUN_RULES, f"{where}: [run]"),
     }
 
@@ -339,7 +389,9 @@ def _from_text(item: str, rule: Rule, where: str) -> Any:
 
 def check_setting(name: str, value: Any, flag: str) -> Any:
     """Check a single-valued flag (a measure or run setting)."""
-    rule = MEASURE_RULES.get(name) or RUN_RULES.get(name) or TOP_RULES[name]
+    rule = (
+        MEASURE_RULES.get(name) or TRAIN_RULES.get(name) or RUN_RULES.get(name) or TOP_RULES[name]
+    )
     return _typed(value, rule, flag)
 
 
@@ -353,49 +405,52 @@ def resolve_config(
     axes: Mapping[str, tuple[Any, ...]] | None = None,
     settings: Mapping[str, Any] | None = None,
 ) -> SuiteConfig:
-    """Suite file (or the built-in quick suite), then flags: `axes` replace axes in every
-    matrix, `settings` replace measure/run/top-level values. Flag values must already be
-    checked (`parse_list`, `check_setting`)."""
-    axes = dict(axes or {})
-    settings = dict(settings or {})
-    base = SuiteConfig()
+    """Suite file (or the built-in quick suite), then flags (see `apply_overrides`)."""
     if suite is None:
-        top: dict[str, Any] = {}
-        matrices = [{}]
-        measure: dict[str, Any] = {}
-        run: dict[str, Any] = {}
-        source = base.source
-    else:
-        path = find_suite(suite)
-        parsed = read_suite(path)
-        top, matrices, measure, run = (
-            parsed["top"],
-            parsed["matrices"],
-            parsed["measure"],
-            parsed["run"],
-        )
-        source = str(path)
-        top.setdefault("label", path.stem)
-        top.setdefault("description", "")
-    for key, value in settings.items():
-        if key in MEASURE_RULES:
-            measure[key] = value
-        elif key in RUN_RULES:
-            run[key] = value
-        else:
-            top[key] = value
-    measure_settings = MeasureSettings(**measure)
-    if measure_settings.max_repeats < measure_settings.min_repeats:
+        return apply_overrides(SuiteConfig(), axes, settings)
+    path = find_suite(suite)
+    parsed = read_suite(path)
+    top = {"label": path.stem, "description": "", **parsed["top"]}
+    config = SuiteConfig(
+        label=top["label"],
+        description=top["description"],
+        matrices=tuple(Axes(**m) for m in parsed["matrices"]),
+        measure=MeasureSettings(**parsed["measure"]),
+        train=TrainSettings(**parsed["train"]),
+        source=str(path),
+        **parsed["run"],
+    )
+    return apply_overrides(config, axes, settings)
+
+
+_SETTING_SECTIONS = {"measure": MEASURE_RULES, "train": TRAIN_RULES, "run": RUN_RULES}
+
+
+def apply_overrides(
+    config: SuiteConfig,
+    axes: Mapping[str, tuple[Any, ...]] | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> SuiteConfig:
+    """Flags on top of a configuration: `axes` replace axes in every matrix; `settings`
+    replace [measure], [train], [run] and top-level values. Flag values must already be
+    checked (`parse_list`, `check_setting`); the combination is checked here."""
+    sections: dict[str, dict[str, Any]] = {"measure": {}, "train": {}, "run": {}, "top": {}}
+    for key, value in (settings or {}).items():
+        sections[next((n for n, rules in _SETTING_SECTIONS.items() if key in rules), "top")][
+            key
+        ] = value
+    measure = dataclasses.replace(config.measure, **sections["measure"])
+    if measure.max_repeats < measure.min_repeats:
         raise ConfigError(
-            f"max_repeats ({measure_settings.max_repeats}) is below min_repeats ({measure_settings.min_repeats})"
+            f"max_repeats ({measure.max_repeats}) is below min_repeats ({measure.min_repeats})"
         )
-    return SuiteConfig(
-        label=top.get("label", base.label),
-        description=top.get("description", base.description),
-        matrices=tuple(Axes(**{**m, **axes}) for m in matrices),
-        measure=measure_settings,
-        source=source,
-        **run,
+    return dataclasses.replace(
+        config,
+        matrices=tuple(dataclasses.replace(m, **(axes or {})) for m in config.matrices),
+        measure=measure,
+        train=dataclasses.replace(config.train, **sections["train"]),
+        **sections["run"],
+        **sections["top"],
     )
 
 
@@ -421,6 +476,7 @@ def config_differences(a: SuiteConfig, b: SuiteConfig) -> list[str]:
 # The order cells run in: one model at a time, shortest sequence first (so that an
 # out-of-memory cell is met before the larger ones), inference before training.
 _PLAN_ORDER = (
+    "task",
     "device",
     "dtype",
     "arch",

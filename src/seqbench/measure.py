@@ -22,12 +22,18 @@ import torch
 from torch import nn
 
 from seqbench import devices, stats
-from seqbench.config import MeasureSettings
+from seqbench.config import MeasureSettings, TrainSettings
+from seqbench.gradflow import input_gradient_norms, memory_horizon
 from seqbench.models import build_model, count_parameters, get_arch, step_flops
 from seqbench.schema import Cell, ResultRow
+from seqbench.tasks import Task, new_task, prepared
 from seqbench.timing import Clock, clock_for
+from seqbench.train import train_task
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+# Sequences the input-gradient profile is averaged over (the `memory_horizon` column).
+GRAD_FLOW_BATCH = 64
 
 # The seed's optimiser: Keras' RMSprop defaults (learning rate 1e-3, rho 0.9, eps 1e-7).
 RMSPROP = {"lr": 1e-3, "alpha": 0.9, "eps": 1e-7}
@@ -90,6 +96,7 @@ class Workload:
     inputs: list[torch.Tensor]
     params: int
     core_params: int
+    train_step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _autocast(cell: Cell) -> contextlib.AbstractContextManager:
@@ -98,51 +105,83 @@ def _autocast(cell: Cell) -> contextlib.AbstractContextManager:
     return torch.autocast(device_type=torch.device(cell.device).type, dtype=DTYPES[cell.dtype])
 
 
-def build_workload(cell: Cell, seed: int = 0) -> Workload:
-    """Build the cell's model and inputs; the same seed gives the same weights and data."""
+def make_optimizer(kind: str, params, lr: float) -> torch.optim.Optimizer:
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    return torch.optim.RMSprop(params, **{**RMSPROP, "lr": lr})
+
+
+def build_workload(
+    cell: Cell, seed: int = 0, train: TrainSettings | None = None, task: Task | None = None
+) -> Workload:
+    """Build the cell's model and inputs; the same seed gives the same weights and data.
+
+    Without a task the inputs are random token ids and labels (the seed's classifier, with
+    RMSprop); with one, a batch of the task's training data and the task's loss, with Adam
+    and gradient clipping for synthetic tasks or RMSprop for IMDB, unless `train` says else.
+    """
+    train = train or TrainSettings()
     device = torch.device(cell.device)
     torch.manual_seed(seed)
     model = build_model(cell)
     params, core_params = count_parameters(model), count_parameters(model.core)
     model.to(device)
     gen = torch.Generator().manual_seed(seed)
+    if task is None:
+        x = torch.randint(1, cell.vocab, (cell.batch_size, cell.seq_len), generator=gen)
+        y = torch.randint(0, 2, (cell.batch_size, 1), generator=gen).float()
+        loss_fn = _binary_loss
+        kind = train.optimizer or "rmsprop"
+    else:
+        batch = task.train_batch(cell.batch_size, gen)
+        x, y = batch.x, batch.y
+        loss_fn = task.loss
+        kind = train.optimizer or task.optimizer
     # Inputs go to the device once, before any timing: host-to-device copies are not timed.
-    tokens = torch.randint(1, cell.vocab, (cell.batch_size, cell.seq_len), generator=gen).to(device)
-    labels = torch.randint(0, 2, (cell.batch_size, 1), generator=gen).float().to(device)
-
-    if cell.mode == "infer":
-        model.eval()
-
-        def infer() -> object:
-            with torch.inference_mode(), _autocast(cell):
-                return model(tokens)
-
-        return Workload(cell, model, infer, None, [tokens], params, core_params)
-
-    model.train()
-    optimizer = torch.optim.RMSprop(model.parameters(), **RMSPROP)
-    loss_fn = nn.BCEWithLogitsLoss()
+    x, y = x.to(device), y.to(device)
+    optimizer = make_optimizer(kind, model.parameters(), train.lr)
+    clip = train.clip if kind == "adam" else 0.0
     scaler = (
         torch.amp.GradScaler(device.type)
         if cell.dtype == "float16" and device.type == "cuda"
         else None
     )
 
-    def train() -> object:
+    def train_step(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         # One training step, timed as a whole: zero-grad, forward, loss, backward, update.
         optimizer.zero_grad(set_to_none=True)
         with _autocast(cell):
-            loss = loss_fn(model(tokens).float(), labels)
-        if scaler is None:
-            loss.backward()
-            optimizer.step()
-        else:
-            scaler.scale(loss).backward()
+            loss = loss_fn(model(xb), yb)
+        if scaler is not None:
+            loss = scaler.scale(loss)
+        loss.backward()
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        if clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        if scaler is not None:
             scaler.step(optimizer)
             scaler.update()
+        else:
+            optimizer.step()
         return loss
 
-    return Workload(cell, model, train, optimizer, [tokens, labels], params, core_params)
+    if cell.mode == "infer":
+        model.eval()
+
+        def infer() -> object:
+            with torch.inference_mode(), _autocast(cell):
+                return model(x)
+
+        return Workload(cell, model, infer, optimizer, [x], params, core_params, train_step)
+    model.train()
+    return Workload(
+        cell, model, lambda: train_step(x, y), optimizer, [x, y], params, core_params, train_step
+    )
+
+
+def _binary_loss(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return nn.functional.binary_cross_entropy_with_logits(output.float(), y)
 
 
 def sample_times(
@@ -193,11 +232,12 @@ def _quiet_stderr() -> Iterator[None]:
 def _owned_bytes(work: Workload) -> int:
     """Bytes held by the cell between steps: weights, gradients, optimiser state, inputs."""
     tensors: list[torch.Tensor] = list(work.inputs)
+    training = work.cell.mode == "train"
     for p in work.model.parameters():
         tensors.append(p)
-        if p.grad is not None:
+        if p.grad is not None and training:
             tensors.append(p.grad)
-    if work.optimizer is not None:
+    if work.optimizer is not None and training:
         for state in work.optimizer.state.values():
             tensors.extend(v for v in state.values() if isinstance(v, torch.Tensor))
     storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
@@ -249,6 +289,14 @@ def skip_reason(cell: Cell) -> str | None:
     spec = get_arch(cell.arch)
     if cell.seq_len < spec.min_seq_len:
         return f"{cell.arch} needs seq_len >= {spec.min_seq_len}"
+    if cell.task:
+        task = new_task(cell.task)
+        if cell.seq_len < task.min_seq_len:
+            return f"the {cell.task} task needs seq_len >= {task.min_seq_len}"
+        if task.readout == "sequence" and not spec.per_step:
+            return (
+                f"the {cell.task} task needs one output per step, which {cell.arch} does not give"
+            )
     return None
 
 
@@ -260,10 +308,16 @@ def measure_cell(
     clock: Clock | None = None,
     memory: bool = True,
     timeout: float | None = None,
+    train: TrainSettings | None = None,
+    accuracy: bool = True,
 ) -> Measurement:
     """Everything seqbench records for one cell. Never raises for a cell that fails, runs
     out of memory or out of time (`timeout` seconds for the whole cell); only a
-    KeyboardInterrupt gets through."""
+    KeyboardInterrupt gets through.
+
+    A cell with a task is trained (`train` settings) and scored first, unless `accuracy`
+    is off (later rounds only add timing samples); then its speed is measured like any
+    other cell's, on the trained model and a batch of the task's data."""
     started = time.perf_counter()
     flops = step_flops(cell)
     reason = skip_reason(cell)
@@ -275,7 +329,15 @@ def measure_cell(
     try:
         with time_limit(timeout):
             return _measure(
-                cell, settings, seed, clock or clock_for(device), memory, flops, started
+                cell,
+                settings,
+                seed,
+                clock or clock_for(device),
+                memory,
+                flops,
+                started,
+                train or TrainSettings(),
+                accuracy,
             )
     except CellTimeout as exc:
         status, message = "timeout", str(exc)
@@ -305,10 +367,37 @@ def _measure(
     memory: bool,
     flops: int | None,
     started: float,
+    train: TrainSettings,
+    accuracy: bool,
 ) -> Measurement:
     device = torch.device(cell.device)
     before_cell = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
-    work = build_workload(cell, seed)
+    task = prepared(cell.task, cell.seq_len, cell.vocab, seed, train.data) if cell.task else None
+    work = build_workload(cell, seed, train, task)
+    scores: dict[str, object] = {}
+    if task is not None and accuracy:
+        trained = train_task(
+            work.model, work.train_step, task, train,
+            batch_size=cell.batch_size, device=device, autocast=lambda: _autocast(cell), seed=seed,
+        )  # fmt: skip
+        scores = {
+            "metric": task.metric,
+            "metric_value": trained.metric_value,
+            "chance_value": task.chance(),
+            "train_steps": trained.steps,
+            "train_time_s": trained.time_s,
+            "time_to_target_s": trained.time_to_target_s,
+        }
+        if cell.mode == "infer":  # what training left behind is not part of an inference step
+            work.optimizer.zero_grad(set_to_none=True)
+            work.model.eval()
+    if train.grad_flow:
+        probe = task.eval_set().x[:GRAD_FLOW_BATCH] if task is not None else work.inputs[0]
+        scores["memory_horizon"] = memory_horizon(
+            input_gradient_norms(work.model, probe.to(device))
+        )
+        work.model.train(cell.mode == "train")
+        work.model.zero_grad(set_to_none=True)
     kernel, note = work.model.core.implementation(cell.mode == "train", cell.device, cell.dtype)
     samples, number = sample_times(work.step, clock, settings)
     peak, source = None, ""
@@ -329,6 +418,7 @@ def _measure(
         mem_source=source,
         wall_s=time.perf_counter() - started,
         **timing_fields(cell, flops, samples),
+        **scores,
     )
     return Measurement(row, samples)
 
@@ -375,3 +465,44 @@ def merge_rounds(earlier: Measurement, later: Measurement) -> Measurement:
         **timing_fields(earlier.row.cell, earlier.row.flops_per_seq, samples),
     )
     return Measurement(row, samples)
+
+
+@dataclass(frozen=True)
+class GradientProfile:
+    """Input-gradient norms of one cell (index t = 0..T-1), at initialisation and, with a
+    training budget, after training; with the memory horizon of each."""
+
+    cell: Cell
+    initial: list[float]
+    trained: list[float] | None
+    initial_horizon: int
+    trained_horizon: int | None
+    metric_value: float | None = None
+
+
+def trace_gradient_flow(
+    cell: Cell, train: TrainSettings, seed: int = 0, *, after_training: bool = False
+) -> GradientProfile:
+    """How far back a loss on the last output reaches, before (and after) training."""
+    task = prepared(cell.task, cell.seq_len, cell.vocab, seed, train.data) if cell.task else None
+    work = build_workload(cell, seed, train, task)
+    device = torch.device(cell.device)
+    probe = (task.eval_set().x[:GRAD_FLOW_BATCH] if task is not None else work.inputs[0]).to(device)
+    initial = input_gradient_norms(work.model, probe)
+    trained, value = None, None
+    if after_training:
+        if task is None:
+            raise ValueError("training needs a task")
+        result = train_task(
+            work.model, work.train_step, task, train,
+            batch_size=cell.batch_size, device=device, autocast=lambda: _autocast(cell), seed=seed,
+        )  # fmt: skip
+        trained, value = input_gradient_norms(work.model, probe), result.metric_value
+    return GradientProfile(
+        cell,
+        initial.tolist(),
+        None if trained is None else trained.tolist(),
+        memory_horizon(initial),
+        None if trained is None else memory_horizon(trained),
+        value,
+    )

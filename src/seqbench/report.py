@@ -123,6 +123,14 @@ def format_median(row: ResultRow) -> str:
     return f"{format_seconds(row.median_s)} ± {row.iqr_s / 2 / row.median_s:.1%}"
 
 
+def format_score(row: ResultRow) -> str:
+    """The task metric after training, with what a blind guess scores: 'mse 0.0123 (0.167)'."""
+    if row.metric_value is None:
+        return "-"
+    chance = "" if row.chance_value is None else f" ({row.chance_value:.3g})"
+    return f"{row.metric} {row.metric_value:.3g}{chance}"
+
+
 def format_status(row: ResultRow, note: int | None) -> str:
     """The status, with a reference to the note under the table that holds its message."""
     return row.status if note is None else f"{row.status} [{note}]"
@@ -171,6 +179,12 @@ TABLE_COLUMNS: tuple[Column, ...] = (
     Column("seq/s", lambda r, _: format_count(r.seq_per_s), drop=4),
     Column("GFLOP/s", lambda r, _: "-" if r.tflops is None else f"{r.tflops * 1e3:.3g}", drop=1),
     Column("peak mem", lambda r, _: format_bytes(r.peak_mem_bytes), drop=3),
+    Column("task", lambda r, _: r.task or "-", "left", fold=True),
+    Column("score (chance)", lambda r, _: format_score(r), drop=7),
+    Column("to target", lambda r, _: format_seconds(r.time_to_target_s), drop=3),
+    Column(
+        "horizon", lambda r, _: "-" if r.memory_horizon is None else str(r.memory_horizon), drop=4
+    ),
     Column("kernel", lambda r, _: r.kernel or "-", "left", fold=True, drop=2),
     Column("status", lambda r, q: format_status(r, q.note), "left", fold=True),
 )
@@ -344,3 +358,37 @@ def format_comparison_summary(comparison: Any) -> list[str]:
 
 def format_env_differences(differences: list[tuple[str, Any, Any]]) -> str:
     return ", ".join(f"{key} ({a} -> {b})" for key, a, b in differences)
+
+
+# --------------------------------------------------------------------------- gradient flow
+
+# Distances from the last step at which the gradient profile is shown.
+PROFILE_DISTANCES = (1, 10, 25, 50, 100, 200, 500, 1000)
+
+
+def format_relative(value: float) -> str:
+    return "0" if value == 0 else f"{value:.0e}" if value < 0.01 else f"{value:.2f}"
+
+
+def _profile_at(norms: list[float], distance: int) -> str:
+    if distance >= len(norms):
+        return "-"
+    peak = max(norms)
+    return format_relative(norms[len(norms) - 1 - distance] / peak) if peak > 0 else "0"
+
+
+def format_gradient_profiles(profiles: list[Any]) -> TableText:
+    """One line per architecture: horizons, and the norm at a few distances from the end."""
+    length = max(len(p.initial) for p in profiles)
+    distances = [d for d in PROFILE_DISTANCES if d < length]
+    columns = [
+        *_cell_columns(lambda p: p.cell),
+        Column("horizon", lambda p, _: str(p.initial_horizon)),
+        Column(
+            "trained horizon",
+            lambda p, _: "-" if p.trained_horizon is None else str(p.trained_horizon),
+        ),
+        Column("score", lambda p, _: "-" if p.metric_value is None else f"{p.metric_value:.3g}"),
+        *(Column(f"t-{d}", lambda p, _, d=d: _profile_at(p.initial, d)) for d in distances),
+    ]
+    return layout(columns, profiles, [None] * len(profiles), [])

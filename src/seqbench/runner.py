@@ -16,6 +16,7 @@ from seqbench.measure import Measurement, measure_cell, merge_rounds
 from seqbench.models import step_flops
 from seqbench.schema import Cell, ResultRow
 from seqbench.storage import Run
+from seqbench.tasks import prepared
 from seqbench.timing import Clock
 from seqbench.worker import measure_isolated
 
@@ -58,6 +59,14 @@ def at_least_as_large(cell: Cell, other: Cell) -> bool:
     )
 
 
+def prepare_tasks(config: SuiteConfig, cells: list[Cell]) -> None:
+    """Load every task's data once, before the first cell: a missing or malformed dataset
+    is one clear error up front (a ConfigError), not a failed row per cell."""
+    for cell in cells:
+        if cell.task:
+            prepared(cell.task, cell.seq_len, cell.vocab, config.seed, config.train.data)
+
+
 def rounds_done(row: ResultRow | None, rounds: int) -> int:
     """Passes a cell has behind it: a failed cell is finished, whatever round it failed in."""
     if row is None:
@@ -81,6 +90,7 @@ def iter_run(
     """
     rounds = config.measure.rounds
     settings = config.measure.per_round()
+    prepare_tasks(config, cells)
     ooms = [r.cell for r in run.rows if r.status == "oom"]  # from before a resume, too
     todo = [
         (r, cell)
@@ -105,10 +115,16 @@ def iter_run(
             )
             measurement = Measurement(row)
         elif config.isolate:
-            measurement = measure_isolated(cell, config, settings)
+            measurement = measure_isolated(cell, config, settings, accuracy=round_no == 1)
         else:
             measurement = measure_cell(
-                cell, settings, seed=config.seed, clock=clock, timeout=config.cell_timeout
+                cell,
+                settings,
+                seed=config.seed,
+                clock=clock,
+                timeout=config.cell_timeout,
+                train=config.train,
+                accuracy=round_no == 1,  # trained and scored once; later rounds add timing
             )
         if measurement.row.status == "oom":
             ooms.append(cell)

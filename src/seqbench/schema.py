@@ -155,7 +155,9 @@ class ResultRow(Cell):
             if f.name not in data:
                 continue
             values[f.name] = _coerce(f.name, data[f.name])
-        missing = [name for name in REQUIRED_KEY_COLUMNS if name not in values or values[name] is None]
+        missing = [
+            name for name in REQUIRED_KEY_COLUMNS if name not in values or values[name] is None
+        ]
         if missing:
             raise ValueError(f"missing key columns: {', '.join(missing)}")
         return cls(**values)

@@ -255,9 +255,9 @@ def _read_samples(path: Path) -> dict[str, list[float]]:
     return {cid: group["sample_s"].tolist() for cid, group in frame.groupby("cell_id", sort=False)}
 
 
-def load_run(ref: str | Path, root: Path = Path("results")) -> Run:
+def load_run(ref: str | Path, root: str | Path = Path("results")) -> Run:
     """Load a saved run (see `resolve_run_path`); damaged files raise one clear `ResultsError`."""
-    rows_path = resolve_run_path(ref, root)
+    rows_path = resolve_run_path(ref, Path(root))
     samples_path, meta_path = sidecars(rows_path)
     meta = _read_meta(meta_path)
     rows = _read_rows(rows_path)

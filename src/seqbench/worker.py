@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from seqbench.config import MeasureSettings, SuiteConfig
+from seqbench.config import MeasureSettings, SuiteConfig, TrainSettings
 from seqbench.measure import Measurement
 from seqbench.schema import Cell, ResultRow
 
@@ -46,11 +46,13 @@ def max_rss_bytes() -> int:
 
 
 def request_for(
-    cell: Cell, config: SuiteConfig, settings: MeasureSettings, out: Path
+    cell: Cell, config: SuiteConfig, settings: MeasureSettings, out: Path, accuracy: bool = True
 ) -> dict[str, Any]:
     return {
         "cell": dataclasses.asdict(cell),
         "measure": dataclasses.asdict(settings),
+        "train": dataclasses.asdict(config.train),
+        "accuracy": accuracy,
         "seed": config.seed,
         "threads": config.threads,
         "flush_denormal": config.flush_denormal,
@@ -71,6 +73,8 @@ def serve(request: dict[str, Any]) -> dict[str, Any]:
         MeasureSettings(**request["measure"]),
         seed=request["seed"],
         timeout=request["timeout"],
+        train=TrainSettings(**request["train"]),
+        accuracy=request["accuracy"],
     )
     row = result.row
     if row.status == "ok" and before:
@@ -86,7 +90,11 @@ def _signal_name(returncode: int) -> str:
 
 
 def measure_isolated(
-    cell: Cell, config: SuiteConfig, settings: MeasureSettings | None = None
+    cell: Cell,
+    config: SuiteConfig,
+    settings: MeasureSettings | None = None,
+    *,
+    accuracy: bool = True,
 ) -> Measurement:
     """Run `cell` in a fresh Python process (with `settings`, default the config's); a dead
     or hung worker becomes a row too."""
@@ -105,7 +113,7 @@ def measure_isolated(
         )
         try:
             _, err = proc.communicate(
-                json.dumps(request_for(cell, config, settings or config.measure, out)),
+                json.dumps(request_for(cell, config, settings or config.measure, out, accuracy)),
                 timeout=limit,
             )
         except subprocess.TimeoutExpired:

@@ -24,6 +24,7 @@ from seqbench.models.conv import CONV1D
 from seqbench.models.custom import load_factory
 from seqbench.models.recurrent import recurrent_spec
 from seqbench.schema import Cell
+from seqbench.tasks import new_task
 
 __all__ = [
     "CORE_OPTIONS_DEFAULTS",
@@ -64,14 +65,43 @@ def get_arch(name: str) -> ArchSpec:
 
 
 def normalize_cell(cell: Cell) -> Cell:
-    """Pin the options an architecture does not take, so equal models get equal keys."""
+    """Pin what an architecture or a task decides, so equal models get equal keys.
+
+    Options the architecture does not take keep its fixed values. A task with dense inputs
+    has no vocabulary (0) and its own input width (`embed`); a task whose data has one
+    length (64 pixels of a digit) pins `seq_len`.
+    """
     spec = get_arch(cell.arch)
-    pinned = {
+    pinned: dict[str, object] = {
         name: spec.fixed.get(name, getattr(cell, name))
         for name in CORE_OPTIONS
         if name not in spec.options
     }
+    if cell.task:
+        task = new_task(cell.task)
+        if task.inputs == "dense":
+            pinned.update(vocab=0, embed=task.channels)
+        if task.fixed_seq_len is not None:
+            pinned["seq_len"] = task.fixed_seq_len
     return dataclasses.replace(cell, **pinned) if pinned else cell
+
+
+@dataclasses.dataclass(frozen=True)
+class Ends:
+    """What a model reads and writes: token ids or dense features in; one output per
+    sequence ('summary') or per step ('sequence'), `outputs` wide."""
+
+    inputs: str = "tokens"
+    outputs: int = 1
+    readout: str = "summary"
+
+
+def model_ends(cell: Cell) -> Ends:
+    """The seed's classifier (tokens in, one logit out) unless the cell's task says otherwise."""
+    if not cell.task:
+        return Ends()
+    task = new_task(cell.task)
+    return Ends(task.inputs, task.outputs, task.readout)
 
 
 def core_shape(cell: Cell) -> CoreShape:
@@ -91,12 +121,12 @@ def core_shape_example() -> CoreShape:
 
 
 def build_model(cell: Cell) -> SequenceModel:
-    """The full classifier for one cell, on the CPU in float32 (the caller moves it)."""
+    """The full model for one cell, on the CPU in float32 (the caller moves it)."""
     spec = get_arch(cell.arch)
+    ends = model_ends(cell)
     core = spec.build(core_shape(cell))
-    return SequenceModel(
-        nn.Embedding(cell.vocab, cell.embed), core, nn.Linear(core.out_features, 1)
-    )
+    adapter = nn.Embedding(cell.vocab, cell.embed) if ends.inputs == "tokens" else nn.Identity()
+    return SequenceModel(adapter, core, nn.Linear(core.out_features, ends.outputs), ends.readout)
 
 
 def _head_inputs(cell: Cell) -> int:
@@ -107,9 +137,13 @@ def _head_inputs(cell: Cell) -> int:
 
 
 def expected_params(cell: Cell) -> int:
-    """The whole model's parameter count from formulas: V·E + core + (F + 1)."""
+    """The whole model's parameter count from formulas: V·E + core + (F·K + K) for a head
+    of K outputs (the embedding only with token inputs)."""
     spec = get_arch(cell.arch)
-    return cell.vocab * cell.embed + spec.count_params(core_shape(cell)) + _head_inputs(cell) + 1
+    ends = model_ends(cell)
+    embedding = cell.vocab * cell.embed if ends.inputs == "tokens" else 0
+    head = (_head_inputs(cell) + 1) * ends.outputs
+    return embedding + spec.count_params(core_shape(cell)) + head
 
 
 def forward_flops(cell: Cell) -> int | None:
@@ -121,7 +155,10 @@ def forward_flops(cell: Cell) -> int | None:
     spec = get_arch(cell.arch)
     if spec.forward_flops is None:
         return None
-    return spec.forward_flops(core_shape(cell), cell.seq_len) + 2 * _head_inputs(cell)
+    ends = model_ends(cell)
+    positions = cell.seq_len if ends.readout == "sequence" else 1
+    head = 2 * _head_inputs(cell) * ends.outputs * positions
+    return spec.forward_flops(core_shape(cell), cell.seq_len) + head
 
 
 def step_flops(cell: Cell) -> int | None:

@@ -67,24 +67,32 @@ class ArchSpec:
     options: frozenset[str] = frozenset()
     fixed: dict[str, object] = field(default_factory=dict)
     min_seq_len: int = 1
+    # One output per input step, aligned (recurrences, causal convolutions); a core that
+    # pools or strides (the seed's Conv1D stack) cannot serve a per-step task such as copy.
+    per_step: bool = True
 
 
 class SequenceModel(nn.Module):
     """Input adapter -> sequence core -> dense head: the seed's IMDB classifier in general form.
 
     With the default token adapter this is Embedding(vocab, embed) -> core -> Dense(1), as in
-    the seed's Keras models.
+    the seed's Keras models. With readout 'sequence' the head writes one output per step.
     """
 
-    def __init__(self, adapter: nn.Module, core: SequenceCore, head: nn.Module) -> None:
+    def __init__(
+        self, adapter: nn.Module, core: SequenceCore, head: nn.Module, readout: str = "summary"
+    ) -> None:
         super().__init__()
         self.adapter = adapter
         self.core = core
         self.head = head
+        self.readout = readout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.adapter(x)  # (B, T, I)
         y = self.core(h)  # (B, T', F)
+        if self.readout == "sequence":
+            return self.head(y)  # (B, T', out)
         return self.head(self.core.summary(y))  # (B, out)
 
 

@@ -68,4 +68,5 @@ CONV1D = ArchSpec(
     # Two convolutions, one direction, no dropout: whatever the matrix says about these.
     fixed={"layers": 2, "bidirectional": False, "dropout": 0.0, "recurrent_dropout": 0.0},
     min_seq_len=MIN_SEQ_LEN,
+    per_step=False,
 )
