@@ -233,8 +233,11 @@ def layout(
     for i, col in enumerate(columns):
         column_values = {v[i] for v in values}
         if col.fold and len(column_values) == 1 and len(items) > 1:
-            constants.append(f"{col.header} {column_values.pop()}")
+            only = column_values.pop()
+            if only != "-":  # an empty setting (no task) goes without saying
+                constants.append(f"{col.header} {only}")
             continue
+
         if not col.fold and column_values <= {"-"}:
             continue  # nothing measured in this column (e.g. no RNN to compare with)
         keep.append(i)
