@@ -29,7 +29,8 @@ from seqbench.config import (
 )
 from seqbench.env import apply_process_settings, collect_env, env_differences
 from seqbench.errors import SeqbenchError
-from seqbench.measure import trace_gradient_flow
+from seqbench.frontier import PROBE_SETTINGS, Probe, fits, parse_bytes, search, summarize
+from seqbench.measure import measure_cell, trace_gradient_flow
 from seqbench.render import (
     archs_table,
     comparison_table,
@@ -42,11 +43,13 @@ from seqbench.report import (
     format_comparison_summary,
     format_env_differences,
     format_env_line,
+    format_frontier,
     format_gradient_profiles,
     format_markdown,
 )
 from seqbench.runner import CellFinished, CellStarted, iter_run, prepare_tasks
 from seqbench.storage import create_run, load_run, reopen_run
+from seqbench.worker import measure_isolated
 
 app = typer.Typer(
     help="Benchmark sequence-model architectures: what each one costs and what it buys.",
@@ -183,6 +186,24 @@ def run(
     data: str | None = typer.Option(
         None, help="A local dataset: Keras' imdb.npz or the aclImdb folder (imdb task)."
     ),
+    compile: bool | None = typer.Option(
+        None,
+        "--compile/--no-compile",
+        help="Run the models through torch.compile (compile time is reported apart, never timed).",
+    ),
+    compile_backend: str | None = typer.Option(
+        None, help="torch.compile backend (default inductor)."
+    ),
+    tf32: bool | None = typer.Option(
+        None,
+        "--tf32/--no-tf32",
+        help="Let CUDA float32 matmuls and cuDNN use TensorFloat-32 (default on; recorded per row).",
+    ),
+    ceiling: bool | None = typer.Option(
+        None,
+        "--ceiling/--no-ceiling",
+        help="Measure each device's matmul FLOP/s once per run, for the mfu column (default on).",
+    ),
     grad_flow: bool | None = typer.Option(
         None,
         "--grad-flow/--no-grad-flow",
@@ -254,6 +275,8 @@ def run(
     }
     if bidirectional is not None:
         axes["bidirectional"] = (bidirectional,)
+    if compile is not None:
+        axes["compile"] = (compile,)
     settings = {
         name: check_setting(name, local[name], "--" + name.replace("_", "-"))
         for name in _SETTING_FLAGS
@@ -268,7 +291,8 @@ def run(
         prepare_tasks(config, cells)  # a missing dataset stops us before anything is saved
 
         env = collect_env(
-            [c.device for c in cells], apply_process_settings(config.threads, config.flush_denormal)
+            [c.device for c in cells],
+            apply_process_settings(config.threads, config.flush_denormal, config.tf32),
         )
         env["isolated"] = config.isolate
         run_ = create_run(
@@ -300,6 +324,9 @@ _SETTING_FLAGS = (
     "clip",
     "data",
     "grad_flow",
+    "compile_backend",
+    "tf32",
+    "ceiling",
     "threads",
     "seed",
     "flush_denormal",
@@ -328,7 +355,7 @@ def _reopen(ref: str, out: Path, suite: str | None, axes: dict, settings: dict, 
             )
     env = collect_env(
         run_.meta["env"].get("device_names", {}),
-        apply_process_settings(saved.threads, saved.flush_denormal),
+        apply_process_settings(saved.threads, saved.flush_denormal, saved.tf32),
     )
     env["isolated"] = saved.isolate
     changed = env_differences(run_.meta["env"], env)
@@ -525,7 +552,7 @@ def gradflow(
     ]
     if missing:
         raise SeqbenchError(missing[0])
-    apply_process_settings(config.threads, config.flush_denormal)
+    apply_process_settings(config.threads, config.flush_denormal, config.tf32)
     profiles = [
         trace_gradient_flow(c, config.train, config.seed, after_training=train_steps is not None)
         for c in cells
@@ -541,6 +568,105 @@ def gradflow(
             console,
         )
     )
+
+
+@app.command()
+@user_errors
+def frontier(
+    arch: str = typer.Option("rnn,lstm,gru,conv1d", help="Architectures, comma-separated."),
+    device: str = typer.Option("auto", help="cpu, cuda, cuda:N or auto."),
+    batch_size: int = typer.Option(32, help="Batch size."),
+    hidden: int = typer.Option(32, help="Hidden units."),
+    layers: int = typer.Option(1, help="Stacked recurrent layers."),
+    dtype: str = typer.Option("float32", help="float32, bfloat16 or float16."),
+    mode: str = typer.Option("train", help="infer or train."),
+    mem_limit: str | None = typer.Option(
+        None,
+        help="Count a probe as fitting only if its peak memory is at most this (2GiB, 500MB, 1e9); needed on the CPU.",
+    ),
+    start: int = typer.Option(
+        256, help="The first length tried; the search doubles or halves from here."
+    ),
+    max_len: int = typer.Option(1 << 20, help="Stop growing at this length."),
+    tolerance: float = typer.Option(
+        0.02,
+        help="Stop once the first failing length is within this fraction of the largest fitting one (0: exact).",
+    ),
+    isolate: bool = typer.Option(
+        True,
+        "--isolate/--no-isolate",
+        help="Run each probe in a fresh process (default), so that an OOM cannot poison the next.",
+    ),
+    out: Path = typer.Option(
+        Path("results"), help="Results root: the probes are saved as a run there."
+    ),
+) -> None:
+    """The longest sequence each architecture fits on the device, found by bisection.
+
+    A probe fits when one step runs without running out of memory and, with --mem-limit,
+    its peak memory stays within the limit. The probes are saved as a run (label
+    'frontier'); the table shows each architecture's frontier.
+    """
+    limit = parse_bytes(mem_limit) if mem_limit is not None else None
+    if start < 1 or max_len < start:
+        raise SeqbenchError("--start and --max-len: expected 1 <= start <= max-len")
+    if tolerance < 0:
+        raise SeqbenchError(f"--tolerance: expected a fraction >= 0, got {tolerance}")
+    axes = {
+        "arch": parse_list(arch, "arch", "--arch"),
+        "device": parse_list(device, "device", "--device"),
+        "batch_size": parse_list(str(batch_size), "batch_size", "--batch-size"),
+        "hidden": parse_list(str(hidden), "hidden", "--hidden"),
+        "layers": parse_list(str(layers), "layers", "--layers"),
+        "dtype": parse_list(dtype, "dtype", "--dtype"),
+        "mode": parse_list(mode, "mode", "--mode"),
+        "seq_len": (start,),
+    }
+    config = resolve_config(None, axes=axes, settings={"label": "frontier", "ceiling": False})
+    config = dataclasses.replace(config, measure=PROBE_SETTINGS)
+    cells = plan(config)
+    for cell in cells:
+        reason = devices.unavailable_reason(cell.device)
+        if reason:
+            raise SeqbenchError(reason)
+    if limit is None and any(c.device == "cpu" for c in cells):
+        raise SeqbenchError(
+            "on the CPU, give --mem-limit: host memory runs out far past where a benchmark is useful"
+        )
+    env = collect_env(
+        [c.device for c in cells],
+        apply_process_settings(config.threads, config.flush_denormal, config.tf32),
+    )
+    run_ = create_run(out, label="frontier", config=config.to_dict(), env=env, plan=[])
+    results = {}
+    with make_progress(stderr()) as progress:
+        task = progress.add_task("probing", total=None)
+        for cell in cells:
+
+            def probe(length: int, cell=cell) -> Probe:
+                progress.update(task, description=f"{cell.arch} T={length}")
+                probe_cell = dataclasses.replace(cell, seq_len=length)
+                m = (
+                    measure_isolated(probe_cell, config)
+                    if isolate
+                    else measure_cell(probe_cell, PROBE_SETTINGS, seed=config.seed)
+                )
+                run_.add(m)
+                return Probe(length, fits(m, limit), m)
+
+            results[cell.arch] = summarize(
+                list(search(probe, start=min(start, max_len), max_len=max_len, tolerance=tolerance))
+            )
+    run_.meta["frontier"] = {
+        a: {"largest": r.largest, "smallest_failing": r.smallest_failing, "mem_limit": limit}
+        for a, r in results.items()
+    }
+    run_.finish("complete")
+    console = stdout()
+    console.print(
+        fitted_table(format_frontier(results), f"memory frontier ({run_.run_id})", console)
+    )
+    stderr().print(f"saved {len(run_.rows)} probes to {run_.path}")
 
 
 @app.command()

@@ -63,6 +63,7 @@ class Axes:
     dtype: tuple[str, ...] = ("float32",)
     mode: tuple[str, ...] = ("infer", "train")
     task: tuple[str, ...] = ("",)  # "" (or "none" in files and flags): speed only
+    compile: tuple[bool, ...] = (False,)
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,9 @@ class SuiteConfig:
     threads: int | None = None  # None: torch's default
     flush_denormal: bool = True
     isolate: bool = False  # each cell in a fresh subprocess
+    tf32: bool = True  # CUDA float32 may use TensorFloat-32 (matmuls and cuDNN); recorded per row
+    ceiling: bool = True  # measure each device's matmul FLOP/s once, for the mfu column
+    compile_backend: str = "inductor"  # for cells with compile = true
     cell_timeout: float | None = None  # seconds; a cell past it is recorded as 'timeout'
     skip_larger: bool = True  # after an OOM, skip larger cells of the same model and device
     source: str = "built-in quick suite"
@@ -200,6 +204,7 @@ AXIS_RULES: dict[str, Rule] = {
     "dtype": Rule(str, f"one of {', '.join(DTYPES)}", lambda v: v in DTYPES),
     "mode": Rule(str, f"one of {', '.join(MODES)}", lambda v: v in MODES),
     "task": Rule(str, "a task name or none", _task_ok),
+    "compile": Rule(bool, "true or false"),
 }
 
 MEASURE_RULES: dict[str, Rule] = {
@@ -230,6 +235,9 @@ RUN_RULES: dict[str, Rule] = {
     "threads": _POSITIVE_INT,
     "flush_denormal": Rule(bool, "true or false"),
     "isolate": Rule(bool, "true or false"),
+    "tf32": Rule(bool, "true or false"),
+    "ceiling": Rule(bool, "true or false"),
+    "compile_backend": Rule(str, "a torch.compile backend name, such as inductor or eager"),
     "cell_timeout": Rule(float, "a number of seconds > 0", lambda v: v > 0),
     "skip_larger": Rule(bool, "true or false"),
 }
@@ -477,6 +485,7 @@ def config_differences(a: SuiteConfig, b: SuiteConfig) -> list[str]:
 # out-of-memory cell is met before the larger ones), inference before training.
 _PLAN_ORDER = (
     "task",
+    "compile",
     "device",
     "dtype",
     "arch",

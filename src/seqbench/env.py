@@ -29,21 +29,28 @@ COMPARED_KEYS = (
     "cudnn",
     "threads",
     "flush_denormal",
+    "tf32",
 )
 
 
-def apply_process_settings(threads: int | None, flush_denormal: bool) -> dict[str, Any]:
-    """Set torch's thread count and subnormal handling; return what is now in effect.
+def apply_process_settings(
+    threads: int | None, flush_denormal: bool, tf32: bool = True
+) -> dict[str, Any]:
+    """Set torch's thread count, subnormal handling and TF32; return what is now in effect.
 
     Flushing subnormals to zero is the default (as in Keras on TensorFlow): when gradients
     vanish they turn subnormal, and x86 arithmetic on subnormals is many times slower, which
-    would bill a numerical accident to the architecture.
+    would bill a numerical accident to the architecture. TF32 (on by default, as cuDNN has
+    it) lets CUDA float32 matmuls and cuDNN kernels use TensorFloat-32 tensor cores; it is
+    set for both, so that "float32 with TF32" means the same thing for every layer.
     """
     if threads is not None:
         torch.set_num_threads(threads)
     # set_flush_denormal returns False where the CPU cannot flush (no SSE3); record the truth.
     flushed = torch.set_flush_denormal(flush_denormal) and flush_denormal
-    return {"threads": torch.get_num_threads(), "flush_denormal": bool(flushed)}
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    return {"threads": torch.get_num_threads(), "flush_denormal": bool(flushed), "tf32": tf32}
 
 
 def git_commit(path: str | None = None) -> tuple[str | None, bool | None]:
@@ -82,6 +89,7 @@ def collect_env(device_list: Iterable[str], settings: dict[str, Any]) -> dict[st
         },
         "threads": settings["threads"],
         "flush_denormal": settings["flush_denormal"],
+        "tf32": settings.get("tf32"),
         "mkldnn": torch.backends.mkldnn.is_available(),
         # The SIMD level ATen's CPU kernels dispatch to (ATEN_CPU_CAPABILITY can lower it).
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
@@ -91,13 +99,44 @@ def collect_env(device_list: Iterable[str], settings: dict[str, Any]) -> dict[st
         "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     if cuda_devices and torch.cuda.is_available():
-        props = torch.cuda.get_device_properties(torch.device(cuda_devices[0]))
-        env["gpu"] = {
-            "name": props.name,
-            "capability": f"{props.major}.{props.minor}",
-            "memory_bytes": props.total_memory,
-        }
+        env["gpu"] = gpu_info(cuda_devices[0])
     return env
+
+
+# nvidia-smi fields worth keeping beside a GPU figure: the driver, and the clocks (a GPU held
+# at a low clock by power or heat runs everything slower).
+SMI_FIELDS = (
+    "driver_version",
+    "clocks.sm",
+    "clocks.max.sm",
+    "clocks.mem",
+    "power.limit",
+    "temperature.gpu",
+)
+
+
+def gpu_info(device: str) -> dict[str, Any]:
+    """What torch knows of a CUDA device, and what nvidia-smi adds where it answers."""
+    dev = torch.device(device)
+    props = torch.cuda.get_device_properties(dev)
+    info: dict[str, Any] = {
+        "name": props.name,
+        "capability": f"{props.major}.{props.minor}",
+        "memory_bytes": props.total_memory,
+        "multiprocessors": props.multi_processor_count,
+    }
+    index = dev.index if dev.index is not None else torch.cuda.current_device()
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", f"--id={index}", f"--query-gpu={','.join(SMI_FIELDS)}", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return info
+    values = [v.strip() for v in out.split(",")]
+    if len(values) == len(SMI_FIELDS):
+        info.update(zip(SMI_FIELDS, values, strict=True))
+    return info
 
 
 def env_differences(

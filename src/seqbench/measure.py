@@ -112,7 +112,11 @@ def make_optimizer(kind: str, params, lr: float) -> torch.optim.Optimizer:
 
 
 def build_workload(
-    cell: Cell, seed: int = 0, train: TrainSettings | None = None, task: Task | None = None
+    cell: Cell,
+    seed: int = 0,
+    train: TrainSettings | None = None,
+    task: Task | None = None,
+    compile_backend: str = "inductor",
 ) -> Workload:
     """Build the cell's model and inputs; the same seed gives the same weights and data.
 
@@ -126,6 +130,8 @@ def build_workload(
     model = build_model(cell)
     params, core_params = count_parameters(model), count_parameters(model.core)
     model.to(device)
+    # Steps call the compiled module; the eager one stays for its parameters and modes.
+    forward = torch.compile(model, backend=compile_backend) if cell.compile else model
     gen = torch.Generator().manual_seed(seed)
     if task is None:
         x = torch.randint(1, cell.vocab, (cell.batch_size, cell.seq_len), generator=gen)
@@ -151,7 +157,7 @@ def build_workload(
         # One training step, timed as a whole: zero-grad, forward, loss, backward, update.
         optimizer.zero_grad(set_to_none=True)
         with _autocast(cell):
-            loss = loss_fn(model(xb), yb)
+            loss = loss_fn(forward(xb), yb)
         if scaler is not None:
             loss = scaler.scale(loss)
         loss.backward()
@@ -171,7 +177,7 @@ def build_workload(
 
         def infer() -> object:
             with torch.inference_mode(), _autocast(cell):
-                return model(x)
+                return forward(x)
 
         return Workload(cell, model, infer, optimizer, [x], params, core_params, train_step)
     model.train()
@@ -266,14 +272,25 @@ def cpu_peak_bytes(work: Workload) -> int:
     return resident + peak
 
 
-def cuda_peak_bytes(work: Workload, before_cell: int) -> int:
-    """Peak allocated device memory during one step, net of what was allocated before the cell."""
+def cuda_memory(device: torch.device) -> tuple[int, int]:
+    """(allocated, reserved) bytes on a CUDA device now; zeros elsewhere."""
+    if device.type != "cuda":
+        return 0, 0
+    return torch.cuda.memory_allocated(device), torch.cuda.memory_reserved(device)
+
+
+def cuda_peak_bytes(work: Workload, before: tuple[int, int]) -> tuple[int, int]:
+    """Peak allocated and reserved device memory during one step, net of what was allocated
+    (reserved) before the cell was built: weights, optimiser state, inputs, activations and
+    workspaces, but not what earlier cells or other code left on the device."""
     device = torch.device(work.cell.device)
     torch.cuda.synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     work.step()
     torch.cuda.synchronize(device)
-    return torch.cuda.max_memory_allocated(device) - before_cell
+    allocated = torch.cuda.max_memory_allocated(device) - before[0]
+    reserved = torch.cuda.max_memory_reserved(device) - before[1]
+    return allocated, reserved
 
 
 def _first_line(exc: BaseException) -> str:
@@ -310,6 +327,7 @@ def measure_cell(
     timeout: float | None = None,
     train: TrainSettings | None = None,
     accuracy: bool = True,
+    compile_backend: str = "inductor",
 ) -> Measurement:
     """Everything seqbench records for one cell. Never raises for a cell that fails, runs
     out of memory or out of time (`timeout` seconds for the whole cell); only a
@@ -338,7 +356,9 @@ def measure_cell(
                 started,
                 train or TrainSettings(),
                 accuracy,
+                compile_backend,
             )
+
     except CellTimeout as exc:
         status, message = "timeout", str(exc)
     except Exception as exc:  # a cell that fails is recorded, never fatal to the run
@@ -369,12 +389,21 @@ def _measure(
     started: float,
     train: TrainSettings,
     accuracy: bool,
+    compile_backend: str,
 ) -> Measurement:
     device = torch.device(cell.device)
-    before_cell = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
+    before = cuda_memory(device)
     task = prepared(cell.task, cell.seq_len, cell.vocab, seed, train.data) if cell.task else None
-    work = build_workload(cell, seed, train, task)
+    work = build_workload(cell, seed, train, task, compile_backend)
     scores: dict[str, object] = {}
+    if cell.compile:
+        # The first call compiles (forward and, in training, backward); it is timed on its
+        # own and never enters the samples. Warm-up then runs the compiled code.
+        devices.synchronize(device)
+        start = time.perf_counter()
+        work.step()
+        devices.synchronize(device)
+        scores["compile_s"] = time.perf_counter() - start
     if task is not None and accuracy:
         trained = train_task(
             work.model, work.train_step, task, train,
@@ -399,12 +428,19 @@ def _measure(
         work.model.train(cell.mode == "train")
         work.model.zero_grad(set_to_none=True)
     kernel, note = work.model.core.implementation(cell.mode == "train", cell.device, cell.dtype)
+    if cell.compile:
+        note = f"{note}; compiled ({compile_backend})" if note else f"compiled ({compile_backend})"
     samples, number = sample_times(work.step, clock, settings)
     peak, source = None, ""
     if memory and device.type == "cuda":
-        peak, source = cuda_peak_bytes(work, before_cell), "cuda_max_allocated"
+        peak, scores["peak_reserved_bytes"] = cuda_peak_bytes(work, before)
+        source = "cuda_max_allocated"
     elif memory and device.type == "cpu":
         peak, source = cpu_peak_bytes(work), "cpu_profiler"
+    if device.type == "cuda" and cell.dtype == "float32":
+        scores["tf32"] = bool(
+            torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        )
     row = ResultRow.for_cell(
         cell,
         params=work.params,
@@ -506,3 +542,24 @@ def trace_gradient_flow(
         None if trained is None else memory_horizon(trained),
         value,
     )
+
+
+# Square matmul sizes for the ceiling: large enough to reach the device's peak rate.
+CEILING_SIZE = {"cuda": 8192, "mps": 4096, "cpu": 1024}
+CEILING_BUDGET = MeasureSettings(min_time=0.3, min_repeats=5, max_repeats=200, warmup_time=0.1)
+
+
+def measure_ceiling(
+    device: str, dtype: str, *, clock: Clock | None = None, size: int | None = None
+) -> float:
+    """TFLOP/s of a large square matrix product in `dtype` on `device`: the rate the device
+    reaches on the most favourable work there is, which `mfu` divides by. Float32 on CUDA
+    follows the TF32 setting in effect, as the cells do."""
+    dev = torch.device(device)
+    n = size or CEILING_SIZE.get(dev.type, 1024)
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen).to(dev, DTYPES[dtype])
+    b = torch.randn(n, n, generator=gen).to(dev, DTYPES[dtype])
+    samples, _ = sample_times(lambda: a @ b, clock or clock_for(dev), CEILING_BUDGET)
+    # The fastest sample: a ceiling is the best the device did, not its typical moment.
+    return 2 * n**3 / min(samples) / 1e12

@@ -178,8 +178,10 @@ TABLE_COLUMNS: tuple[Column, ...] = (
     Column("×rnn", lambda _, q: format_ratio(q.time), drop=6),
     Column("seq/s", lambda r, _: format_count(r.seq_per_s), drop=4),
     Column("GFLOP/s", lambda r, _: "-" if r.tflops is None else f"{r.tflops * 1e3:.3g}", drop=1),
+    Column("MFU", lambda r, _: "-" if r.mfu is None else f"{r.mfu:.1%}", drop=1),
     Column("peak mem", lambda r, _: format_bytes(r.peak_mem_bytes), drop=3),
     Column("task", lambda r, _: r.task or "-", "left", fold=True),
+    Column("compile", lambda r, _: "yes" if r.compile else "-", "left", fold=True),
     Column("score (chance)", lambda r, _: format_score(r), drop=7),
     Column("to target", lambda r, _: format_seconds(r.time_to_target_s), drop=3),
     Column(
@@ -395,3 +397,31 @@ def format_gradient_profiles(profiles: list[Any]) -> TableText:
         *(Column(f"t-{d}", lambda p, _, d=d: _profile_at(p.initial, d)) for d in distances),
     ]
     return layout(columns, profiles, [None] * len(profiles), [])
+
+
+# --------------------------------------------------------------------------- memory frontier
+
+
+def format_frontier(results: dict[str, Any]) -> TableText:
+    """One line per architecture: the longest length that fit, its peak, the first failure."""
+
+    def peak_at(result: Any) -> str:
+        fit = [p for p in result.probes if p.fits and p.seq_len == result.largest]
+        return format_bytes(fit[0].measurement.row.peak_mem_bytes) if fit else "-"
+
+    columns = [
+        Column("arch", lambda item, _: item[0], "left"),
+        Column(
+            "largest T", lambda item, _: "-" if item[1].largest is None else str(item[1].largest)
+        ),
+        Column("peak there", lambda item, _: peak_at(item[1])),
+        Column(
+            "first failing T",
+            lambda item, _: (
+                "-" if item[1].smallest_failing is None else str(item[1].smallest_failing)
+            ),
+        ),
+        Column("probes", lambda item, _: str(len(item[1].probes))),
+    ]
+    items = list(results.items())
+    return layout(columns, items, [None] * len(items), [])

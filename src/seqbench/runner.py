@@ -8,11 +8,12 @@ a cell that runs out of memory makes larger cells of the same model on that devi
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from seqbench.config import SuiteConfig
-from seqbench.measure import Measurement, measure_cell, merge_rounds
+from seqbench.measure import Measurement, measure_ceiling, measure_cell, merge_rounds
 from seqbench.models import step_flops
 from seqbench.schema import Cell, ResultRow
 from seqbench.storage import Run
@@ -65,6 +66,16 @@ def prepare_tasks(config: SuiteConfig, cells: list[Cell]) -> None:
     for cell in cells:
         if cell.task:
             prepared(cell.task, cell.seq_len, cell.vocab, config.seed, config.train.data)
+
+
+def ceiling_for(run: Run, cell: Cell) -> float:
+    """The device's matmul TFLOP/s in the cell's dtype, measured once per run (kept in the
+    run's metadata, so a resumed run reuses it)."""
+    ceilings = run.meta.setdefault("ceilings", {})
+    key = f"{cell.device}/{cell.dtype}"
+    if key not in ceilings:
+        ceilings[key] = measure_ceiling(cell.device, cell.dtype)
+    return ceilings[key]
 
 
 def rounds_done(row: ResultRow | None, rounds: int) -> int:
@@ -125,12 +136,20 @@ def iter_run(
                 timeout=config.cell_timeout,
                 train=config.train,
                 accuracy=round_no == 1,  # trained and scored once; later rounds add timing
+                compile_backend=config.compile_backend,
             )
         if measurement.row.status == "oom":
             ooms.append(cell)
+
         if earlier is not None:
             measurement = merge_rounds(
                 Measurement(earlier, run.samples.get(cell.cell_id, [])), measurement
             )
+        if config.ceiling and measurement.row.tflops is not None:
+            mfu = measurement.row.tflops / ceiling_for(run, cell)
+            measurement = Measurement(
+                dataclasses.replace(measurement.row, mfu=mfu), measurement.samples
+            )
+
         run.add(measurement)
         yield CellFinished(measurement, index, total)

@@ -13,6 +13,8 @@ Schema history
 4 (2026-11-26): the accuracy axis: `task` joins the key (empty: speed only); `metric`,
    `metric_value`, `chance_value`, `train_steps`, `train_time_s`, `time_to_target_s`,
    `memory_horizon`.
+5 (2026-11-26): GPU fidelity: `compile` joins the key (torch.compile); `compile_s`, `tf32`,
+   `peak_reserved_bytes`, and `mfu` (achieved FLOP/s over the run's measured matmul ceiling).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 STATUSES = ("ok", "oom", "error", "timeout", "skipped")
 MODES = ("infer", "train")
@@ -47,6 +49,7 @@ class Cell:
     dtype: str
     mode: str
     task: str = ""  # an accuracy task (see seqbench.tasks); empty: speed only
+    compile: bool = False  # run through torch.compile
 
     @property
     def cell_id(self) -> str:
@@ -68,6 +71,8 @@ class Cell:
         ]
         if self.task:
             parts.append(self.task)
+        if self.compile:
+            parts.append("compiled")
         return "-".join(parts)
 
     @property
@@ -110,6 +115,11 @@ class ResultRow(Cell):
     peak_mem_bytes: int | None = None
     mem_source: str = ""
     peak_rss_bytes: int | None = None
+    peak_reserved_bytes: int | None = None  # CUDA: the caching allocator's reserve at peak
+    # -- how it ran --
+    tf32: bool | None = None  # CUDA float32: TensorFloat-32 allowed in matmuls and cuDNN
+    compile_s: float | None = None  # seconds torch.compile took (never inside the timing)
+    mfu: float | None = None  # achieved FLOP/s / the device's measured matmul FLOP/s
     # -- accuracy (with a task) --
     metric: str = ""  # what metric_value measures, e.g. "accuracy" or "mse"
     metric_value: float | None = None  # on the held-out evaluation set, after training
@@ -180,10 +190,12 @@ _INT = {
     "rounds",
     "peak_mem_bytes",
     "peak_rss_bytes",
+    "peak_reserved_bytes",
     "train_steps",
     "memory_horizon",
 }
-_BOOL = {"bidirectional"}
+_BOOL = {"bidirectional", "compile", "tf32"}
+
 _STR = {
     "task",
     "metric",

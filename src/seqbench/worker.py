@@ -53,6 +53,8 @@ def request_for(
         "measure": dataclasses.asdict(settings),
         "train": dataclasses.asdict(config.train),
         "accuracy": accuracy,
+        "tf32": config.tf32,
+        "compile_backend": config.compile_backend,
         "seed": config.seed,
         "threads": config.threads,
         "flush_denormal": config.flush_denormal,
@@ -66,7 +68,7 @@ def serve(request: dict[str, Any]) -> dict[str, Any]:
     from seqbench.env import apply_process_settings
     from seqbench.measure import measure_cell
 
-    apply_process_settings(request["threads"], request["flush_denormal"])
+    apply_process_settings(request["threads"], request["flush_denormal"], request["tf32"])
     before = current_rss_bytes()
     result = measure_cell(
         Cell(**request["cell"]),
@@ -75,6 +77,7 @@ def serve(request: dict[str, Any]) -> dict[str, Any]:
         timeout=request["timeout"],
         train=TrainSettings(**request["train"]),
         accuracy=request["accuracy"],
+        compile_backend=request["compile_backend"],
     )
     row = result.row
     if row.status == "ok" and before:
