@@ -286,3 +286,19 @@ def test_meta_json_is_valid_after_a_frontier(tmp_path, cli):
     assert cli.invoke(app, args).exit_code == 0
     (folder,) = list(tmp_path.iterdir())
     assert json.loads((folder / "meta.json").read_text())["state"] == "complete"
+
+
+@pytest.mark.slow
+def test_the_gpu_check_script_runs_dry_on_the_cpu(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--device", "cpu", "--lengths", "16", "--min-time", "0", "--checks", "2",
+         "--steps", "3", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "time ratios" in done.stdout and "seqbench" in done.stdout
