@@ -15,13 +15,16 @@ CAUSAL = [
     ("lstm", {"layers": 2}),
     ("lstm", {"layers": 2, "dropout": 0.3}),  # one fused module per layer
     ("gru", {"layers": 3}),
+    ("transformer-causal", {"layers": 2}),
+    ("transformer-causal", {"hidden": 128}),  # two heads
 ]
 
 
 @pytest.mark.parametrize(("arch", "options"), CAUSAL, ids=lambda v: str(v))
 def test_stepping_token_by_token_equals_the_whole_sequence(arch, options):
     torch.manual_seed(0)
-    core = REGISTRY[arch].build(CoreShape(input_size=5, hidden=8, **options)).double().eval()
+    shape = CoreShape(input_size=5, **{"hidden": 8, **options})
+    core = REGISTRY[arch].build(shape).double().eval()
     x = torch.randn(3, 13, 5, dtype=torch.float64)
     with torch.no_grad():
         full = core(x)  # (B, T, F)

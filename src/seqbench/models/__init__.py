@@ -23,6 +23,7 @@ from seqbench.models.base import (
 from seqbench.models.conv import CONV1D
 from seqbench.models.custom import load_factory
 from seqbench.models.recurrent import recurrent_spec
+from seqbench.models.transformer import TRANSFORMER, TRANSFORMER_CAUSAL
 from seqbench.schema import Cell
 
 __all__ = [
@@ -44,7 +45,14 @@ __all__ = [
 
 REGISTRY: dict[str, ArchSpec] = {
     spec.name: spec
-    for spec in (recurrent_spec("rnn"), recurrent_spec("lstm"), recurrent_spec("gru"), CONV1D)
+    for spec in (
+        recurrent_spec("rnn"),
+        recurrent_spec("lstm"),
+        recurrent_spec("gru"),
+        CONV1D,
+        TRANSFORMER,
+        TRANSFORMER_CAUSAL,
+    )
 }
 
 # A training step's FLOPs: the backward pass costs about twice the forward pass (a gradient
