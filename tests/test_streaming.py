@@ -8,6 +8,8 @@ import torch
 from seqbench.models import REGISTRY
 from seqbench.models.base import CoreShape
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 # Every causal architecture, with options that exercise its state (stacked layers, and the
 # separate per-layer blocks that input dropout makes).
 CAUSAL = [
@@ -23,9 +25,9 @@ CAUSAL = [
 @pytest.mark.parametrize(("arch", "options"), CAUSAL, ids=lambda v: str(v))
 def test_stepping_token_by_token_equals_the_whole_sequence(arch, options):
     torch.manual_seed(0)
-    shape = CoreShape(input_size=5, **{"hidden": 8, **options})
+    shape = CoreShape(**{"input_size": 5, "hidden": 8, **options})
     core = REGISTRY[arch].build(shape).double().eval()
-    x = torch.randn(3, 13, 5, dtype=torch.float64)
+    x = torch.randn(3, 13, shape.input_size, dtype=torch.float64)
     with torch.no_grad():
         full = core(x)  # (B, T, F)
         state = core.init_state(3, x.device, x.dtype)

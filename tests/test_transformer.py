@@ -17,6 +17,8 @@ from seqbench.models.transformer import (
 from tests.helpers import make_cell
 from tests.test_flops import _count
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.mark.parametrize(
     ("hidden", "heads"), [(8, 1), (32, 1), (64, 1), (128, 2), (200, 2), (256, 4), (768, 12)]

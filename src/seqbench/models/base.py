@@ -21,6 +21,13 @@ CORE_OPTIONS_DEFAULTS: dict[str, object] = {
     "recurrent_dropout": 0.0,
 }
 
+# What `fixed` says for a core that reads one way and has no recurrent state to drop: a
+# matrix over those options then measures it once.
+ONE_WAY_NO_RECURRENT_DROPOUT: dict[str, object] = {
+    "bidirectional": False,
+    "recurrent_dropout": 0.0,
+}
+
 
 @dataclass(frozen=True)
 class CoreShape:

@@ -26,7 +26,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.attention import SDPBackend
 
-from seqbench.models.base import ArchSpec, CoreShape, SequenceCore
+from seqbench.models.base import (
+    ONE_WAY_NO_RECURRENT_DROPOUT,
+    ArchSpec,
+    CoreShape,
+    SequenceCore,
+)
 
 HEAD_WIDTH = 64
 MLP_RATIO = 4
@@ -283,6 +288,7 @@ TRANSFORMER = ArchSpec(
     count_params=transformer_params,
     forward_flops=transformer_flops,
     options=frozenset({"layers", "dropout"}),
+    fixed=ONE_WAY_NO_RECURRENT_DROPOUT,
 )
 
 TRANSFORMER_CAUSAL = ArchSpec(
@@ -293,4 +299,5 @@ TRANSFORMER_CAUSAL = ArchSpec(
     count_params=transformer_params,
     forward_flops=transformer_flops,
     options=frozenset({"layers", "dropout"}),
+    fixed=ONE_WAY_NO_RECURRENT_DROPOUT,
 )
