@@ -19,6 +19,8 @@ CAUSAL = [
     ("gru", {"layers": 3}),
     ("transformer-causal", {"layers": 2}),
     ("transformer-causal", {"hidden": 128}),  # two heads
+    ("tcn", {"layers": 3}),  # I != H: a 1×1 residual in the first block
+    ("tcn", {"input_size": 8, "layers": 2}),  # identity residuals
 ]
 
 

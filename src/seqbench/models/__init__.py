@@ -23,6 +23,7 @@ from seqbench.models.base import (
 from seqbench.models.conv import CONV1D
 from seqbench.models.custom import load_factory
 from seqbench.models.recurrent import recurrent_spec
+from seqbench.models.tcn import TCN
 from seqbench.models.transformer import TRANSFORMER, TRANSFORMER_CAUSAL
 from seqbench.schema import Cell
 
@@ -52,6 +53,7 @@ REGISTRY: dict[str, ArchSpec] = {
         CONV1D,
         TRANSFORMER,
         TRANSFORMER_CAUSAL,
+        TCN,
     )
 }
 
