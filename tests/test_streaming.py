@@ -21,6 +21,8 @@ CAUSAL = [
     ("transformer-causal", {"hidden": 128}),  # two heads
     ("tcn", {"layers": 3}),  # I != H: a 1×1 residual in the first block
     ("tcn", {"input_size": 8, "layers": 2}),  # identity residuals
+    ("mingru", {"layers": 2}),
+    ("minlstm", {"layers": 2}),
 ]
 
 

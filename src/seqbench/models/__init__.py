@@ -22,6 +22,7 @@ from seqbench.models.base import (
 )
 from seqbench.models.conv import CONV1D
 from seqbench.models.custom import load_factory
+from seqbench.models.minrnn import minrnn_spec
 from seqbench.models.recurrent import recurrent_spec
 from seqbench.models.tcn import TCN
 from seqbench.models.transformer import TRANSFORMER, TRANSFORMER_CAUSAL
@@ -54,6 +55,8 @@ REGISTRY: dict[str, ArchSpec] = {
         TRANSFORMER,
         TRANSFORMER_CAUSAL,
         TCN,
+        minrnn_spec("mingru"),
+        minrnn_spec("minlstm"),
     )
 }
 
