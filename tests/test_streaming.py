@@ -23,6 +23,7 @@ CAUSAL = [
     ("tcn", {"input_size": 8, "layers": 2}),  # identity residuals
     ("mingru", {"layers": 2}),
     ("minlstm", {"layers": 2}),
+    ("lstm-weightdrop", {"layers": 2, "recurrent_dropout": 0.5}),
 ]
 
 

@@ -26,6 +26,7 @@ from seqbench.models.minrnn import minrnn_spec
 from seqbench.models.recurrent import recurrent_spec
 from seqbench.models.tcn import TCN
 from seqbench.models.transformer import TRANSFORMER, TRANSFORMER_CAUSAL
+from seqbench.models.weightdrop import LSTM_WEIGHTDROP
 from seqbench.schema import Cell
 
 __all__ = [
@@ -57,6 +58,7 @@ REGISTRY: dict[str, ArchSpec] = {
         TCN,
         minrnn_spec("mingru"),
         minrnn_spec("minlstm"),
+        LSTM_WEIGHTDROP,
     )
 }
 
