@@ -6,7 +6,7 @@ Generic Convolutional and Recurrent Networks for Sequence Modeling" (§3, Figure
 channels, as the paper describes), and a residual connection through a 1×1 convolution
 where the widths differ (the first block, when I != H): out = ReLU(F(x) + x).
 
-k = 7, as in the seed's convolutions and the paper's sequential-MNIST TCN. Output t reads
+k = 7, the seed's kernel size (the paper tunes k per task; `TCNCore(k=...)`). Output t reads
 exactly inputs t - RF + 1 .. t, RF = `receptive_field(k, layers)` = 1 + 2·(k-1)·(2^L - 1)
 (each block's two convolutions add (k-1)·2^i steps each); `summary` is the last step.
 """
