@@ -16,6 +16,13 @@ def restore_process_settings():
 
 
 @pytest.fixture
+def one_thread():
+    """For tests of tiny models: a second thread buys them nothing, and on a busy 2-core machine
+    its synchronisation made them 10-100x slower. `restore_process_settings` undoes it."""
+    torch.set_num_threads(1)
+
+
+@pytest.fixture
 def cli():
     """A CLI runner with a fixed, wide terminal so tables render the same everywhere."""
     return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"})

@@ -138,6 +138,14 @@ def test_archs_lists_the_formulas(cli):
         assert text in result.stdout
 
 
+def test_archs_lists_every_registered_architecture_with_its_example_size(cli):
+    result = cli.invoke(app, ["archs"])
+    assert result.exit_code == 0
+    for text in ("transformer-causal", "tcn", "mingru", "minlstm", "lstm-weightdrop"):
+        assert text in result.stdout
+    assert "(1.00× rnn)" in result.stdout.split("mingru")[1].splitlines()[0]  # 2·H·(I+1) = 2,112
+
+
 def test_version(cli):
     result = cli.invoke(app, ["--version"])
     assert result.exit_code == 0

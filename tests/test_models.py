@@ -16,7 +16,7 @@ from seqbench.models import (
     normalize_cell,
 )
 from seqbench.models import recurrent as rec
-from seqbench.models.base import CoreShape
+from seqbench.models.base import CORE_OPTIONS, CoreShape
 from seqbench.models.conv import MIN_SEQ_LEN, conv_lengths
 from tests.helpers import make_cell
 
@@ -96,6 +96,15 @@ def test_conv1d_pins_the_options_it_does_not_take():
     )
     lstm = make_cell(arch="lstm", layers=3, bidirectional=True)
     assert normalize_cell(lstm) == lstm
+
+
+@pytest.mark.parametrize("arch", list(REGISTRY))
+def test_a_matrix_over_options_an_arch_does_not_take_measures_it_once(arch):
+    cells = {
+        normalize_cell(make_cell(arch=arch, **dict(zip(CORE_OPTIONS, values, strict=True))))
+        for values in itertools.product([1, 2], [False, True], [0.0, 0.2], [0.0, 0.3])
+    }
+    assert len(cells) == 2 ** len(REGISTRY[arch].options)  # two values of each option it takes
 
 
 def test_conv1d_lengths_follow_valid_padding():

@@ -22,7 +22,11 @@ from seqbench.models.base import (
 )
 from seqbench.models.conv import CONV1D
 from seqbench.models.custom import load_factory
+from seqbench.models.minrnn import minrnn_spec
 from seqbench.models.recurrent import recurrent_spec
+from seqbench.models.tcn import TCN
+from seqbench.models.transformer import TRANSFORMER, TRANSFORMER_CAUSAL
+from seqbench.models.weightdrop import LSTM_WEIGHTDROP
 from seqbench.schema import Cell
 from seqbench.tasks import new_task
 
@@ -45,7 +49,18 @@ __all__ = [
 
 REGISTRY: dict[str, ArchSpec] = {
     spec.name: spec
-    for spec in (recurrent_spec("rnn"), recurrent_spec("lstm"), recurrent_spec("gru"), CONV1D)
+    for spec in (
+        recurrent_spec("rnn"),
+        recurrent_spec("lstm"),
+        recurrent_spec("gru"),
+        CONV1D,
+        TRANSFORMER,
+        TRANSFORMER_CAUSAL,
+        TCN,
+        minrnn_spec("mingru"),
+        minrnn_spec("minlstm"),
+        LSTM_WEIGHTDROP,
+    )
 }
 
 # A training step's FLOPs: the backward pass costs about twice the forward pass (a gradient

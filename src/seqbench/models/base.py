@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -17,6 +18,13 @@ CORE_OPTIONS_DEFAULTS: dict[str, object] = {
     "layers": 1,
     "bidirectional": False,
     "dropout": 0.0,
+    "recurrent_dropout": 0.0,
+}
+
+# What `fixed` says for a core that reads one way and has no recurrent state to drop: a
+# matrix over those options then measures it once.
+ONE_WAY_NO_RECURRENT_DROPOUT: dict[str, object] = {
+    "bidirectional": False,
     "recurrent_dropout": 0.0,
 }
 
@@ -49,6 +57,30 @@ class SequenceCore(nn.Module):
         """(kernel, note). 'default' is whatever torch dispatches to for these layers; cores
         with fused kernels name them ('cudnn', 'onednn'), and a note says why when a slower
         path ran."""
+        return ("default", "")
+
+    # Streaming: one token in, one output out, with carried state (a recurrent state, a KV
+    # cache, a window of past inputs). Only causal cores can do this; the others say why not.
+    # A step is the inference computation: dropout is never applied in it.
+
+    def step_unsupported(self) -> str | None:
+        """Why this core cannot run one token at a time, or None when `step` works."""
+        return f"{type(self).__name__} has no streaming step"
+
+    def init_state(self, batch: int, device: torch.device | str, dtype: torch.dtype) -> Any:
+        """The state before the first token (what `step` carries from one token to the next)."""
+        raise NotImplementedError(self.step_unsupported())
+
+    def step(self, x_t: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """One token: x_t (B, I) and the state -> y_t (B, F) and the next state.
+
+        Feeding a sequence token by token from `init_state` gives, at every step t, what
+        `forward` gives at position t (tests check this in float64 for every causal core).
+        """
+        raise NotImplementedError(self.step_unsupported())
+
+    def step_implementation(self, device: str, dtype: str) -> tuple[str, str]:
+        """(kernel, note) for `step`, as `implementation` is for `forward`."""
         return ("default", "")
 
 

@@ -41,6 +41,11 @@ class Conv1dCore(SequenceCore):
         y = F.relu(self.conv2(y))  # (B, H, (T-6)//5 - 6)
         return y.transpose(1, 2)
 
+    def step_unsupported(self) -> str | None:
+        # There is no output per token to stream: 'valid' convolutions drop steps, the pool
+        # emits one output per 5 inputs, and the summary is a max over the whole sequence.
+        return "conv1d reads whole sequences: its outputs are not one per input token"
+
     def summary(self, y: torch.Tensor) -> torch.Tensor:  # global max-pool: (B, T', H) -> (B, H)
         return y.amax(dim=1)
 

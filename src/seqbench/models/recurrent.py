@@ -68,6 +68,13 @@ def recurrent_scan(
     return torch.stack(out, dim=1)
 
 
+def weight_names(layer: int, direction: int) -> tuple[str, str, str, str]:
+    """The names of one layer's and direction's parameters in `nn.RNN/LSTM/GRU`, in the order
+    their fused kernels take them: input weights, recurrent weights, the two biases."""
+    suffix = f"_l{layer}" + ("_reverse" if direction else "")
+    return tuple(name + suffix for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+
+
 class RecurrentCore(SequenceCore):
     """A stack of `layers` recurrent layers; every layer but the last feeds the next its sequence."""
 
@@ -105,24 +112,51 @@ class RecurrentCore(SequenceCore):
         for block in self.blocks:
             if self.training and self.dropout > 0:
                 x = x * variational_mask(x, (x.shape[0], 1, x.shape[2]), self.dropout)
-            x = self._scan_block(block, x) if self._loops() else block(x)[0]
+            x = self._run_block(block, x)
         return x
+
+    def _run_block(self, block: nn.RNNBase, x: torch.Tensor) -> torch.Tensor:
+        return self._scan_block(block, x) if self._loops() else block(x)[0]
 
     def _scan_block(self, block: nn.RNNBase, x: torch.Tensor) -> torch.Tensor:
         for layer in range(block.num_layers):
             outputs = []
             for direction in range(self.directions):
-                suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                weights = [
-                    getattr(block, name + suffix)
-                    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-                ]
+                weights = [getattr(block, name) for name in weight_names(layer, direction)]
                 mask = variational_mask(x, (x.shape[0], self.hidden), self.recurrent_dropout)
                 outputs.append(
                     recurrent_scan(self.kind, x, *weights, reverse=bool(direction), h_mask=mask)
                 )
             x = torch.cat(outputs, dim=-1)  # (B, T, D*H)
         return x
+
+    def step_unsupported(self) -> str | None:
+        if self.directions == 2:
+            return "a bidirectional layer's backward direction starts from the sequence's end"
+        return None
+
+    def init_state(self, batch: int, device: torch.device | str, dtype: torch.dtype) -> list:
+        """Per block, the fused module's own state: h, or (h, c) for the LSTM, (L, B, H) each."""
+        if reason := self.step_unsupported():
+            raise NotImplementedError(reason)
+        states = []
+        for block in self.blocks:
+            h = torch.zeros(block.num_layers, batch, self.hidden, device=device, dtype=dtype)
+            states.append((h, torch.zeros_like(h)) if self.kind == "lstm" else h)
+        return states
+
+    def step(self, x_t: torch.Tensor, state: list) -> tuple[torch.Tensor, list]:
+        # The fused module on a one-step sequence, carrying its state: the same kernel and
+        # weights as `forward`, and the same equations by construction.
+        y = x_t.unsqueeze(1)  # (B, 1, I)
+        carried = []
+        for block, hx in zip(self.blocks, state, strict=True):
+            y, hx = block(y, hx)  # (B, 1, H)
+            carried.append(hx)
+        return y.squeeze(1), carried  # (B, H)
+
+    def step_implementation(self, device: str, dtype: str) -> tuple[str, str]:
+        return fused_kernel(self.kind, device, dtype, training=False)
 
     def summary(self, y: torch.Tensor) -> torch.Tensor:  # (B, T, D*H) -> (B, D*H)
         if self.directions == 1:

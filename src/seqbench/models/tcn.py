@@ -1,0 +1,160 @@
+"""The temporal convolutional network of Bai, Kolter & Koltun 2018, "An Empirical Evaluation of
+Generic Convolutional and Recurrent Networks for Sequence Modeling" (§3, Figure 1).
+
+`layers` residual blocks; block i has two dilated causal convolutions (kernel k, dilation
+2^i), each with weight normalisation, ReLU and spatial dropout (the `dropout` option: whole
+channels, as the paper describes), and a residual connection through a 1×1 convolution
+where the widths differ (the first block, when I != H): out = ReLU(F(x) + x).
+
+k = 7, the seed's kernel size (the paper tunes k per task; `TCNCore(k=...)`). Output t reads
+exactly inputs t - RF + 1 .. t, RF = `receptive_field(k, layers)` = 1 + 2·(k-1)·(2^L - 1)
+(each block's two convolutions add (k-1)·2^i steps each); `summary` is the last step.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+from seqbench.models.base import (
+    ONE_WAY_NO_RECURRENT_DROPOUT,
+    ArchSpec,
+    CoreShape,
+    SequenceCore,
+)
+
+KERNEL = 7
+
+
+def receptive_field(k: int, blocks: int) -> int:
+    """How many inputs the last output reads: 1 + 2·(k-1)·(2^blocks - 1)."""
+    return 1 + 2 * (k - 1) * (2**blocks - 1)
+
+
+class CausalConv1d(nn.Module):
+    """A weight-normalised dilated convolution padded on the left only, so output t reads
+    inputs t - (k-1)·d .. t and the output is as long as the input."""
+
+    def __init__(self, c_in: int, c_out: int, k: int, dilation: int) -> None:
+        super().__init__()
+        self.past = (k - 1) * dilation  # inputs before t that output t reads
+        conv = nn.Conv1d(c_in, c_out, k, dilation=dilation)
+        nn.init.normal_(conv.weight, 0.0, 0.01)  # the paper's initialisation
+        # weight = g · v / ||v||, with g and v both trained (Salimans & Kingma 2016)
+        self.conv = weight_norm(conv)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T) -> (B, C', T)
+        return self.conv(F.pad(x, (self.past, 0)))
+
+    def step(self, x_t: torch.Tensor, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x_t (B, C) and the last `past` inputs (B, C, past) -> (B, C'), the next window."""
+        seen = torch.cat([window, x_t.unsqueeze(-1)], dim=-1)  # (B, C, past + 1)
+        return self.conv(seen).squeeze(-1), seen[..., 1:]
+
+
+class TemporalBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, k: int, dilation: int, dropout: float) -> None:
+        super().__init__()
+        self.conv1 = CausalConv1d(c_in, c_out, k, dilation)
+        self.conv2 = CausalConv1d(c_out, c_out, k, dilation)
+        self.drop = nn.Dropout1d(dropout)  # spatial dropout: one mask per channel and sequence
+        self.downsample = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else None
+
+    def _residual(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.downsample is None else self.downsample(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T) -> (B, C', T)
+        y = self.drop(F.relu(self.conv1(x)))
+        y = self.drop(F.relu(self.conv2(y)))
+        return F.relu(y + self._residual(x))
+
+    def step(self, x_t: torch.Tensor, windows: tuple) -> tuple[torch.Tensor, tuple]:
+        y, w1 = self.conv1.step(x_t, windows[0])  # (B, C')
+        y, w2 = self.conv2.step(F.relu(y), windows[1])
+        residual = self._residual(x_t.unsqueeze(-1)).squeeze(-1)
+        return F.relu(F.relu(y) + residual), (w1, w2)
+
+
+class TCNCore(SequenceCore):
+    """Streams by keeping, per convolution, a window of the (k-1)·d inputs it last read."""
+
+    def __init__(self, shape: CoreShape, k: int = KERNEL) -> None:
+        super().__init__()
+        widths = [shape.input_size] + [shape.hidden] * shape.layers
+        self.blocks = nn.ModuleList(
+            TemporalBlock(widths[i], widths[i + 1], k, 2**i, shape.dropout)
+            for i in range(shape.layers)
+        )
+        self.receptive_field = receptive_field(k, shape.layers)
+        self.out_features = shape.hidden
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, I) -> (B, T, H)
+        y = x.transpose(1, 2)  # (B, I, T)
+        for block in self.blocks:
+            y = block(y)  # (B, H, T)
+        return y.transpose(1, 2)
+
+    def summary(self, y: torch.Tensor) -> torch.Tensor:  # (B, T, H) -> (B, H): the last step
+        return y[:, -1]
+
+    def step_unsupported(self) -> str | None:
+        return None
+
+    def init_state(self, batch: int, device: torch.device | str, dtype: torch.dtype) -> list:
+        # Zeros: what the left padding feeds the first outputs of `forward`.
+        def window(conv: CausalConv1d) -> torch.Tensor:
+            c_in = conv.conv.in_channels
+            return torch.zeros(batch, c_in, conv.past, device=device, dtype=dtype)
+
+        return [(window(b.conv1), window(b.conv2)) for b in self.blocks]
+
+    def step(self, x_t: torch.Tensor, state: list) -> tuple[torch.Tensor, list]:
+        carried = []
+        for block, windows in zip(self.blocks, state, strict=True):
+            x_t, windows = block.step(x_t, windows)
+            carried.append(windows)
+        return x_t, carried
+
+
+def tcn_params(shape: CoreShape, k: int = KERNEL) -> int:
+    """Per block: two convolutions of H·C·k weights (v) + H gains (g) + H biases, and
+    I·H + H for the 1×1 residual convolution of a block whose input width I != H."""
+    h, total = shape.hidden, 0
+    for i in range(shape.layers):
+        c_in = shape.input_size if i == 0 else h
+        total += (h * c_in * k + 2 * h) + (h * h * k + 2 * h)
+        if c_in != h:
+            total += c_in * h + h
+    return total
+
+
+def tcn_flops(shape: CoreShape, seq_len: int, k: int = KERNEL) -> int:
+    """2·T·k·H·(C + H) per block (C its input width), plus 2·T·I·H for a 1×1 residual.
+
+    The zero padding is multiplied like any input, as the counter counts it. Weight
+    normalisation, ReLU and the residual sum are elementwise and not counted.
+    """
+    h, total = shape.hidden, 0
+    for i in range(shape.layers):
+        c_in = shape.input_size if i == 0 else h
+        total += 2 * seq_len * k * h * (c_in + h)
+        if c_in != h:
+            total += 2 * seq_len * c_in * h
+    return total
+
+
+TCN = ArchSpec(
+    name="tcn",
+    summary=(
+        f"TCN (Bai et al. 2018): residual blocks of two dilated causal convs k={KERNEL}, "
+        f"dilation 2^i, weight norm; receptive field 1 + {2 * (KERNEL - 1)}·(2^L - 1); last step"
+    ),
+    param_formula=(f"{KERNEL}·H·(I+H) + 4·H (+ I·H + H if I≠H) + (L-1)·({2 * KERNEL}·H² + 4·H)"),
+    build=TCNCore,
+    count_params=tcn_params,
+    forward_flops=tcn_flops,
+    options=frozenset({"layers", "dropout"}),
+    fixed=ONE_WAY_NO_RECURRENT_DROPOUT,
+)

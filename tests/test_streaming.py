@@ -1,0 +1,55 @@
+"""Streaming: a causal core fed one token at a time gives what it gives on the whole sequence."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seqbench.models import REGISTRY
+from seqbench.models.base import CoreShape
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# Every causal architecture, with options that exercise its state (stacked layers, and the
+# separate per-layer blocks that input dropout makes).
+CAUSAL = [
+    ("rnn", {"layers": 2}),
+    ("lstm", {"layers": 2}),
+    ("lstm", {"layers": 2, "dropout": 0.3}),  # one fused module per layer
+    ("gru", {"layers": 3}),
+    ("transformer-causal", {"layers": 2}),
+    ("transformer-causal", {"hidden": 128}),  # two heads
+    ("tcn", {"layers": 3}),  # I != H: a 1×1 residual in the first block
+    ("tcn", {"input_size": 8, "layers": 2}),  # identity residuals
+    ("mingru", {"layers": 2}),
+    ("minlstm", {"layers": 2}),
+    ("lstm-weightdrop", {"layers": 2, "recurrent_dropout": 0.5}),
+]
+
+
+@pytest.mark.parametrize(("arch", "options"), CAUSAL, ids=lambda v: str(v))
+def test_stepping_token_by_token_equals_the_whole_sequence(arch, options):
+    torch.manual_seed(0)
+    shape = CoreShape(**{"input_size": 5, "hidden": 8, **options})
+    core = REGISTRY[arch].build(shape).double().eval()
+    x = torch.randn(3, 13, shape.input_size, dtype=torch.float64)
+    with torch.no_grad():
+        full = core(x)  # (B, T, F)
+        state = core.init_state(3, x.device, x.dtype)
+        for t in range(x.shape[1]):
+            y_t, state = core.step(x[:, t], state)
+            torch.testing.assert_close(y_t, full[:, t], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("arch", "options", "reason"),
+    [
+        ("conv1d", {}, "not one per input token"),
+        ("gru", {"bidirectional": True}, "backward direction"),
+    ],
+)
+def test_cores_that_cannot_stream_say_why(arch, options, reason):
+    core = REGISTRY[arch].build(CoreShape(input_size=5, hidden=8, **options))
+    assert reason in core.step_unsupported()
+    with pytest.raises(NotImplementedError, match=reason):
+        core.init_state(2, "cpu", torch.float32)
