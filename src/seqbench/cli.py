@@ -105,6 +105,7 @@ def main_options(
 
 _AXIS_FLAGS = {
     "task": "--task",
+    "match_params": "--match-params",
     "arch": "--arch",
     "seq_len": "--seq-len",
     "batch_size": "--batch-size",
@@ -157,7 +158,14 @@ def run(
     dtype: str | None = typer.Option(
         None, help="float32, bfloat16 or float16 (autocast), comma-separated."
     ),
-    mode: str | None = typer.Option(None, help="infer, train or both, comma-separated."),
+    mode: str | None = typer.Option(
+        None,
+        help="infer, train, step (one token of streaming inference, state carried), comma-separated.",
+    ),
+    match_params: str | None = typer.Option(
+        None,
+        help="Choose each architecture's width so its core has about this many parameters (comma list; 0: off).",
+    ),
     task: str | None = typer.Option(
         None,
         help="Accuracy tasks, comma-separated: adding, copy, digits, imdb, or none (speed only, the default).",

@@ -64,6 +64,9 @@ class Axes:
     mode: tuple[str, ...] = ("infer", "train")
     task: tuple[str, ...] = ("",)  # "" (or "none" in files and flags): speed only
     compile: tuple[bool, ...] = (False,)
+    match_params: tuple[int, ...] = (
+        0,
+    )  # > 0: choose each arch's hidden to match this many core parameters
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,7 @@ AXIS_RULES: dict[str, Rule] = {
     "mode": Rule(str, f"one of {', '.join(MODES)}", lambda v: v in MODES),
     "task": Rule(str, "a task name or none", _task_ok),
     "compile": Rule(bool, "true or false"),
+    "match_params": Rule(int, "a parameter count >= 0 (0: off)", lambda v: v >= 0),
 }
 
 MEASURE_RULES: dict[str, Rule] = {
@@ -484,6 +488,7 @@ def config_differences(a: SuiteConfig, b: SuiteConfig) -> list[str]:
 # The order cells run in: one model at a time, shortest sequence first (so that an
 # out-of-memory cell is met before the larger ones), inference before training.
 _PLAN_ORDER = (
+    "match_params",
     "task",
     "compile",
     "device",

@@ -172,10 +172,13 @@ def build_workload(
             optimizer.step()
         return loss
 
+    if cell.mode == "step":
+        return _streaming(cell, model, forward, optimizer, x, params, core_params, train_step)
     if cell.mode == "infer":
         model.eval()
 
         def infer() -> object:
+
             with torch.inference_mode(), _autocast(cell):
                 return forward(x)
 
@@ -184,6 +187,53 @@ def build_workload(
     return Workload(
         cell, model, lambda: train_step(x, y), optimizer, [x, y], params, core_params, train_step
     )
+
+
+class CellSkipped(Exception):
+    """A cell that cannot run for a reason of the model (raised while building it)."""
+
+
+def _streaming(cell, model, forward, optimizer, x, params, core_params, train_step) -> Workload:
+    """One token of streaming inference: the state after the first T-1 tokens is built once
+    (untimed), and each timed step feeds token T from that same state, so every sample costs
+    what the T-th token costs; nothing accumulates between samples."""
+    core = model.core
+    reason = core.step_unsupported()
+    if reason:
+        raise CellSkipped(f"no streaming step: {reason}")
+    model.eval()
+    device = torch.device(cell.device)
+    inputs = [x]
+    carried: list[object] = []
+    last = x[:, -1:]  # the T-th token, through the adapter inside the timed step
+
+    def prefill() -> object:
+        # On the first call (a warm-up call, after any training): the weights are final.
+        with torch.inference_mode(), _autocast(cell):
+            h = model.adapter(x)  # (B, T, I)
+            state = core.init_state(cell.batch_size, device, h.dtype)
+            for t in range(cell.seq_len - 1):
+                _, state = core.step(h[:, t], state)
+        inputs.extend(_tensors(state))  # the state is memory the step holds
+        carried.append(state)
+        return state
+
+    def step() -> object:
+        state = carried[0] if carried else prefill()
+        with torch.inference_mode(), _autocast(cell):
+            y, _ = core.step(model.adapter(last)[:, 0], state)  # (B, F)
+            return model.head(y)
+
+    return Workload(cell, model, step, optimizer, inputs, params, core_params, train_step)
+
+
+def _tensors(state: object) -> list[torch.Tensor]:
+    """Every tensor inside a (nested) streaming state, for the memory it holds."""
+    if isinstance(state, torch.Tensor):
+        return [state]
+    if isinstance(state, (tuple, list)):
+        return [t for item in state for t in _tensors(item)]
+    return []
 
 
 def _binary_loss(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -361,6 +411,9 @@ def measure_cell(
 
     except CellTimeout as exc:
         status, message = "timeout", str(exc)
+    except CellSkipped as exc:
+        status, message = "skipped", str(exc)
+
     except Exception as exc:  # a cell that fails is recorded, never fatal to the run
         status, message = ("oom" if is_out_of_memory(exc) else "error"), _first_line(exc)
     finally:
@@ -417,7 +470,7 @@ def _measure(
             "train_time_s": trained.time_s,
             "time_to_target_s": trained.time_to_target_s,
         }
-        if cell.mode == "infer":  # what training left behind is not part of an inference step
+        if cell.mode != "train":  # what training left behind is not part of an inference step
             work.optimizer.zero_grad(set_to_none=True)
             work.model.eval()
     if train.grad_flow:
@@ -427,7 +480,10 @@ def _measure(
         )
         work.model.train(cell.mode == "train")
         work.model.zero_grad(set_to_none=True)
-    kernel, note = work.model.core.implementation(cell.mode == "train", cell.device, cell.dtype)
+    if cell.mode == "step":
+        kernel, note = work.model.core.step_implementation(cell.device, cell.dtype)
+    else:
+        kernel, note = work.model.core.implementation(cell.mode == "train", cell.device, cell.dtype)
     if cell.compile:
         note = f"{note}; compiled ({compile_backend})" if note else f"compiled ({compile_backend})"
     samples, number = sample_times(work.step, clock, settings)

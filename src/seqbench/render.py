@@ -21,7 +21,8 @@ from rich.table import Table
 from rich.text import Text
 
 from seqbench.compare import Comparison
-from seqbench.models import REGISTRY, CoreShape
+from seqbench.models import REGISTRY, CoreShape, count_parameters, get_arch
+from seqbench.models.custom import plugin_names
 from seqbench.report import TableText, format_comparison, format_count, format_table
 from seqbench.schema import ResultRow
 
@@ -106,8 +107,13 @@ def archs_table(hidden: int = 32, embed: int = 32) -> Table:
     table.add_column("example", justify="right")
     table.add_column("options")
     rnn = REGISTRY["rnn"].count_params(CoreShape(embed, hidden))
-    for spec in REGISTRY.values():
-        count = spec.count_params(CoreShape(embed, hidden))
+    specs = [*REGISTRY.values(), *(get_arch(name) for name in plugin_names())]
+    for spec in specs:
+        shape = CoreShape(embed, hidden)
+        count = (
+            spec.count_params(shape) if spec.count_params else count_parameters(spec.build(shape))
+        )
+
         options = ", ".join(sorted(spec.options)) or "-"
         table.add_row(
             spec.name,

@@ -15,6 +15,8 @@ Schema history
    `memory_horizon`.
 5 (2026-11-26): GPU fidelity: `compile` joins the key (torch.compile); `compile_s`, `tf32`,
    `peak_reserved_bytes`, and `mfu` (achieved FLOP/s over the run's measured matmul ceiling).
+   Streaming inference: `mode` may be `step`. `match_params` joins the key (0: off).
+
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ from typing import Any
 SCHEMA_VERSION = 5
 
 STATUSES = ("ok", "oom", "error", "timeout", "skipped")
-MODES = ("infer", "train")
+# infer: a forward pass over whole sequences; train: one optimiser step; step: one token of
+# streaming inference, the state carried from the tokens before it (per-token latency).
+MODES = ("infer", "train", "step")
+
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -50,6 +55,7 @@ class Cell:
     mode: str
     task: str = ""  # an accuracy task (see seqbench.tasks); empty: speed only
     compile: bool = False  # run through torch.compile
+    match_params: int = 0  # when > 0, `hidden` was chosen to bring the core's parameters near this
 
     @property
     def cell_id(self) -> str:
@@ -73,11 +79,14 @@ class Cell:
             parts.append(self.task)
         if self.compile:
             parts.append("compiled")
+        if self.match_params:
+            parts.append(f"P{self.match_params}")
         return "-".join(parts)
 
     @property
     def tokens(self) -> int:
-        return self.seq_len * self.batch_size
+        """Tokens one timed step processes: every position, or one per sequence when streaming."""
+        return self.batch_size if self.mode == "step" else self.seq_len * self.batch_size
 
 
 KEY_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Cell))
@@ -193,6 +202,7 @@ _INT = {
     "peak_reserved_bytes",
     "train_steps",
     "memory_horizon",
+    "match_params",
 }
 _BOOL = {"bidirectional", "compile", "tf32"}
 

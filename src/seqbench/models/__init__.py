@@ -21,7 +21,7 @@ from seqbench.models.base import (
     count_parameters,
 )
 from seqbench.models.conv import CONV1D
-from seqbench.models.custom import load_factory
+from seqbench.models.custom import load_factory, load_plugin, plugin_names
 from seqbench.models.minrnn import minrnn_spec
 from seqbench.models.recurrent import recurrent_spec
 from seqbench.models.tcn import TCN
@@ -74,8 +74,12 @@ def get_arch(name: str) -> ArchSpec:
         return REGISTRY[name]
     if ":" in name:
         return load_factory(name)
+    plugin = load_plugin(name)
+    if plugin is not None:
+        return plugin
+    known = [*REGISTRY, *plugin_names()]
     raise ConfigError(
-        f"unknown architecture {name!r}; choose from: {', '.join(REGISTRY)}, or package.module:factory"
+        f"unknown architecture {name!r}; choose from: {', '.join(known)}, or package.module:factory"
     )
 
 
@@ -98,7 +102,41 @@ def normalize_cell(cell: Cell) -> Cell:
             pinned.update(vocab=0, embed=task.channels)
         if task.fixed_seq_len is not None:
             pinned["seq_len"] = task.fixed_seq_len
-    return dataclasses.replace(cell, **pinned) if pinned else cell
+    cell = dataclasses.replace(cell, **pinned) if pinned else cell
+    if cell.match_params:
+        cell = dataclasses.replace(cell, hidden=matched_width(cell, cell.match_params))
+    return cell
+
+
+MAX_WIDTH = 1 << 16
+
+
+def core_param_count(cell: Cell) -> int:
+    """The core's parameters: from the formula, or counted on a built core without one."""
+    spec = get_arch(cell.arch)
+    if spec.count_params is not None:
+        return spec.count_params(core_shape(cell))
+    return count_parameters(spec.build(core_shape(cell)))
+
+
+def matched_width(cell: Cell, target: int) -> int:
+    """The hidden width whose core parameter count is nearest `target` (the smaller width on
+    a tie). Counts grow with the width, so a bisection finds it."""
+
+    def count(width: int) -> int:
+        return core_param_count(dataclasses.replace(cell, hidden=width))
+
+    lo, hi = 1, MAX_WIDTH
+    if count(hi) < target:
+        raise ConfigError(
+            f"--match-params {target}: {cell.arch} stays below it even at width {MAX_WIDTH}"
+        )
+    while lo < hi:  # the narrowest width reaching the target
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if count(mid) < target else (lo, mid)
+    if lo > 1 and target - count(lo - 1) <= count(lo) - target:
+        return lo - 1
+    return lo
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,8 +215,12 @@ def forward_flops(cell: Cell) -> int | None:
 
 
 def step_flops(cell: Cell) -> int | None:
-    """FLOPs per sequence of what one timed step does: forward only, or forward and backward."""
+    """FLOPs per sequence of what one timed step does: forward only, or forward and backward.
+
+    None in streaming (`step`) mode: one token's cost depends on the state carried (a KV
+    cache grows with the position), which the whole-sequence formulas do not describe.
+    """
     flops = forward_flops(cell)
-    if flops is None:
+    if flops is None or cell.mode == "step":
         return None
     return flops * TRAIN_FLOPS_FACTOR if cell.mode == "train" else flops

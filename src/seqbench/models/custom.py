@@ -9,6 +9,7 @@ and (having no formula for it) leaves `flops_per_seq` empty.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import os
 import sys
 from functools import cache
@@ -80,8 +81,39 @@ def load_factory(name: str) -> ArchSpec:
     factory = getattr(module, attr, None)
     if factory is None:
         raise ConfigError(f"{name}: module {module_name!r} has no attribute {attr!r}")
+    return spec_from_factory(name, factory, f"user architecture from {module_name}")
+
+
+ENTRY_POINT_GROUP = "seqbench.architectures"
+
+
+def plugin_names() -> list[str]:
+    """Architectures that installed packages register under the `seqbench.architectures`
+    entry-point group (name = "package.module:factory")."""
+    return sorted({ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)})
+
+
+@cache
+def load_plugin(name: str) -> ArchSpec | None:
+    """The registered plugin architecture called `name`, or None if no package offers it."""
+    found = [
+        ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if ep.name == name
+    ]
+    if not found:
+        return None
+    try:
+        factory = found[0].load()
+    except Exception as exc:
+        raise ConfigError(
+            f"{name}: its entry point {found[0].value!r} fails to load: {_first_line(exc)}"
+        ) from None
+    return spec_from_factory(name, factory, f"plugin architecture from {found[0].value}")
+
+
+def spec_from_factory(name: str, factory: object, origin: str) -> ArchSpec:
+    """An ArchSpec around a user's factory (see the module docstring for its signature)."""
     if not callable(factory):
-        raise ConfigError(f"{name}: {attr!r} is not callable")
+        raise ConfigError(f"{name}: {name.partition(':')[2] or name!r} is not callable")
 
     def build(shape: CoreShape) -> ForeignCore:
         try:
@@ -93,7 +125,7 @@ def load_factory(name: str) -> ArchSpec:
     doc = (factory.__doc__ or "").strip().splitlines()
     return ArchSpec(
         name=name,
-        summary=doc[0] if doc else f"user architecture from {module_name}",
+        summary=doc[0] if doc else origin,
         param_formula="counted on the built module",
         build=build,
         count_params=None,
