@@ -20,6 +20,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,8 @@ def create_run(
         "label": label,
         "state": "running",
         "created_at": now_iso(),
+        # Orders runs started within one second (their folder names tie on the time).
+        "created_ns": time.time_ns(),
         "finished_at": None,
         "env": env,
         "config": config,
@@ -191,11 +194,21 @@ def resolve_run_path(ref: str | Path, root: Path) -> Path:
 
 
 def list_run_dirs(root: Path) -> list[Path]:
-    """Run folders under `root`, newest first (by the time in their metadata, then name)."""
+    """Run folders under `root`, newest first: by the time in their name, then by the
+    nanosecond creation time in their metadata (runs started within one second), then name."""
     if not root.is_dir():
         return []
     found = [p for p in root.iterdir() if p.is_dir() and (p / META_FILE).is_file()]
-    return sorted(found, key=lambda p: p.name, reverse=True)
+    return sorted(found, key=lambda p: (p.name[:15], _created_ns(p), p.name), reverse=True)
+
+
+def _created_ns(folder: Path) -> int:
+    """The run's creation time in ns from its metadata; 0 if unreadable or older than it."""
+    try:
+        value = json.loads((folder / META_FILE).read_text(encoding="utf-8")).get("created_ns")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return 0
+    return value if isinstance(value, int) else 0
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
