@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import xml.etree.ElementTree as ET
 
@@ -31,7 +32,7 @@ def accuracy_rows():
     ]
     return [
         ResultRow.for_cell(
-            make_cell(arch=a, seq_len=t, task="copy"),
+            make_cell(arch=a, seq_len=t, task="digits"),
             median_s=s,
             metric="accuracy",
             metric_value=v,
@@ -63,8 +64,26 @@ def test_an_accuracy_chart_marks_the_pareto_frontier_and_chance():
     assert chart.frontier.x == (1.0, 2.0, 4.0)  # ms: rnn@64, lstm@64, lstm@128
     assert chart.frontier.y == (0.55, 0.80, 0.95)
     assert chart.reference == 0.5 and chart.reference_label == "chance"
-    assert chart.y_label == "accuracy" and not chart.log_y
+    assert chart.y_label == "accuracy (higher is better)" and not chart.log_y
     assert chart.series[1].point_labels == ("T=64", "T=128")
+
+
+def test_a_loss_like_metric_puts_the_frontier_at_the_bottom():
+    # The copy task scores cross-entropy: lower is better, so the cheapest point starts the
+    # frontier and only lower losses extend it.
+    rows = [dataclasses.replace(r, task="copy", metric="cross_entropy") for r in accuracy_rows()]
+    chart = build_chart(rows, "metric_value")
+    assert chart.y_label == "cross_entropy (lower is better)"
+    assert chart.frontier.x == (1.0,)  # rnn@64 is the cheapest and has the lowest loss
+
+
+def test_tasks_with_different_metrics_are_not_mixed_in_one_chart():
+    rows = accuracy_rows()
+    rows[0] = dataclasses.replace(rows[0], metric="cross_entropy")
+    with pytest.raises(
+        SeqbenchError, match=r"measure different things \(accuracy, cross_entropy\)"
+    ):
+        build_chart(rows, "metric_value")
 
 
 def test_asking_for_accuracy_of_a_run_without_a_task_says_what_to_do():

@@ -27,6 +27,7 @@ from seqbench.scaling import (
     series_key,
 )
 from seqbench.schema import Cell, ResultRow
+from seqbench.tasks import TASKS
 
 # What `--metric` takes, and what each shows.
 PLOT_METRICS: dict[str, str] = {
@@ -37,8 +38,9 @@ PLOT_METRICS: dict[str, str] = {
     "metric_value": "accuracy against cost",
 }
 IMAGE_FORMATS: dict[str, str] = {".png": "png", ".svg": "svg"}
-# Task metrics where less is better; every other metric (accuracy, ...) is better higher.
-LOWER_IS_BETTER = frozenset({"mse", "mae", "loss", "bce", "error", "perplexity"})
+# Metrics where less is better, for rows whose task is not registered here (the registered
+# tasks say which way they go).
+LOWER_IS_BETTER = frozenset({"mse", "mae", "loss", "bce", "cross_entropy", "error", "perplexity"})
 # Point markers, one per series: distinct shapes stay apart without colour too.
 TEXT_MARKERS = "•+x*o#@%"
 IMAGE_MARKERS = "os^vD<>P"
@@ -160,10 +162,16 @@ def _accuracy_chart(rows: Sequence[ResultRow], suffix: str) -> Chart:
         )
         for key, members in groups.items()
     )
-    metrics = {r.metric or "metric" for r in scored}
-    name = metrics.pop() if len(metrics) == 1 else "metric"
+    metrics = sorted({r.metric or "metric" for r in scored})
+    if len(metrics) > 1:
+        raise SeqbenchError(
+            f"the run's tasks measure different things ({', '.join(metrics)}): "
+            "plot one task at a time (--task NAME)"
+        )
+    name = metrics[0]
+    higher = higher_is_better(scored[0].task, name)
     points = [(x, y) for s in series for x, y in zip(s.x, s.y, strict=True)]
-    on_front = compute_pareto(points, higher_is_better=name not in LOWER_IS_BETTER)
+    on_front = compute_pareto(points, higher_is_better=higher)
     frontier = Series(
         "Pareto frontier",
         tuple(points[i][0] for i in on_front),
@@ -173,13 +181,20 @@ def _accuracy_chart(rows: Sequence[ResultRow], suffix: str) -> Chart:
     return Chart(
         title=f"{name} against step time{suffix}",
         x_label=f"median step time ({unit})",
-        y_label=name,
+        y_label=f"{name} ({'higher' if higher else 'lower'} is better)",
         log_y=False,
         series=series,
         frontier=frontier,
         reference=chances.pop() if len(chances) == 1 else None,
         reference_label="chance",
     )
+
+
+def higher_is_better(task: str, metric: str) -> bool:
+    """Which way a task's metric improves: the task says, or else the metric's name."""
+    if task in TASKS:
+        return TASKS[task].higher_is_better
+    return metric not in LOWER_IS_BETTER
 
 
 def render_image(chart: Chart, fmt: str) -> bytes:
@@ -243,13 +258,15 @@ def render_text(chart: Chart, width: int, height: int) -> str:
         plotext.terminal.limit(False, False)
         figure.plot_size(width, height)
         legend = []
+        if chart.frontier is not None and chart.frontier.x:
+            # First, so that the models' markers are drawn over it.
+            frontier = figure.signal(list(chart.frontier.x), list(chart.frontier.y), marker="·")
+            figure.draw(frontier.lines())
         for i, series in enumerate(chart.series):
             marker = TEXT_MARKERS[i % len(TEXT_MARKERS)]
             figure.draw(figure.signal(list(series.x), list(series.y), marker=marker).lines())
             legend.append(f"{marker} {series.label}")
         if chart.frontier is not None and chart.frontier.x:
-            frontier = figure.signal(list(chart.frontier.x), list(chart.frontier.y), marker="·")
-            figure.draw(frontier.lines())
             legend.append(f"· {chart.frontier.label}")
         if chart.reference is not None:
             figure.line(chart.reference, "horizontal")
