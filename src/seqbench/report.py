@@ -523,9 +523,9 @@ def _with_note(text: str, note: str | None, notes: list[str]) -> str:
 
 SCALING_COLUMNS: tuple[Column, ...] = (
     *_cell_columns(lambda line: line.key, exclude=("T",)),
-    Column("lengths", lambda line, _: line.lengths),
+    Column("lengths", lambda line, _: line.lengths, drop=2),
     Column("time ∝ T^k", lambda line, _: line.time),
-    Column("memory ∝ T^k", lambda line, _: line.memory),
+    Column("memory ∝ T^k", lambda line, _: line.memory, drop=1),
     Column("steps off the fit", lambda line, _: line.steps, "left"),
 )
 
