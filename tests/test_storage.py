@@ -134,6 +134,14 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
 
 
+def test_atomic_write_gives_the_file_the_mode_an_ordinary_open_would(tmp_path):
+    import os
+
+    atomic_write(tmp_path / "a.txt", "x")
+    (tmp_path / "b.txt").write_text("x")
+    assert os.stat(tmp_path / "a.txt").st_mode == os.stat(tmp_path / "b.txt").st_mode
+
+
 def test_run_folders_are_unique_even_within_one_second(tmp_path):
     paths = {new_run_dir(tmp_path, "same") for _ in range(5)}
     assert len(paths) == 5

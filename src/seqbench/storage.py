@@ -39,12 +39,24 @@ META_FILE = "meta.json"
 META_FORMAT = "seqbench-run"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp makes its file private (0600); a results file or a plot is for sharing, so it gets
+# the mode an ordinary open() would give it.
+FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write(path: Path, data: str | bytes) -> None:
     """Write `data` to `path` so that readers see the old file or the new one, never a mix."""
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = "wb" if isinstance(data, bytes) else "w"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(
             fd, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8", "newline": ""})
         ) as fh:
