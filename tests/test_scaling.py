@@ -7,7 +7,12 @@ import random
 
 import pytest
 
-from seqbench.report import format_anomaly_hint, format_crossover, format_step
+from seqbench.report import (
+    format_anomaly_hint,
+    format_crossover,
+    format_exponent_hint,
+    format_step,
+)
 from seqbench.scaling import (
     ANOMALY_FACTOR,
     compute_anomalies,
@@ -185,6 +190,15 @@ def test_an_exponent_far_from_the_family_is_measured_against_it():
     assert abs(compute_exponent_gap(slow) + 0.5) < 1e-9
     assert compute_exponent_gap(near) is None
     assert compute_exponent_gap(custom) is None  # no family, no expectation
+
+
+def test_a_named_variant_is_held_to_its_familys_exponent():
+    (causal,) = compute_fits(power_rows("transformer-causal", LENGTHS, 1.2), "median_s")
+    assert abs(compute_exponent_gap(causal) + 0.8) < 1e-9  # against T^2
+    assert format_exponent_hint(-0.8, 2.0).startswith(
+        "time grows slower than the T^2 this family predicts: terms that grow more slowly "
+        "still dominate"
+    )
 
 
 def test_the_pareto_frontier_keeps_what_nothing_cheaper_beats():

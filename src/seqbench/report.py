@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from seqbench.models import CORE_OPTIONS_DEFAULTS, REGISTRY
-from seqbench.scaling import EXPECTED_TIME_EXPONENT, compute_exponent_gap
+from seqbench.scaling import compute_exponent_gap, expected_exponent
 from seqbench.schema import STATUSES, Cell, ResultRow
 
 # --------------------------------------------------------------------------- compute_*
@@ -446,9 +446,11 @@ def format_exponent(k: float) -> str:
 def format_exponent_hint(gap: float, expected: float) -> str:
     """Why an exponent strays from its family's (see scaling.EXPECTED_TIME_EXPONENT)."""
     if gap < 0:
+        # Attention's T² term overtakes its linear projections only at long lengths.
+        slower = "fixed per-step costs" if expected <= 1 else "terms that grow more slowly"
         return (
-            f"time grows slower than the T^{expected:g} this family predicts: fixed per-step "
-            "costs still dominate at these lengths; longer sequences show the asymptotic growth"
+            f"time grows slower than the T^{expected:g} this family predicts: {slower} "
+            "still dominate at these lengths; longer sequences show the asymptotic growth"
         )
     return (
         f"time grows faster than the T^{expected:g} this family predicts: something besides "
@@ -542,9 +544,7 @@ def format_scaling(scaling: Any, flush_denormal: bool | None = None) -> TableTex
         time_text = "-"
         if time is not None:
             gap = compute_exponent_gap(time)
-            hint = (
-                None if gap is None else format_exponent_hint(gap, EXPECTED_TIME_EXPONENT[key.arch])
-            )
+            hint = None if gap is None else format_exponent_hint(gap, expected_exponent(key.arch))
             time_text = _with_note(format_exponent(time.exponent), hint, notes)
         steps = [
             _with_note(format_step(a), format_anomaly_hint(a, flush_denormal), notes)

@@ -43,7 +43,8 @@ ANOMALY_FACTOR = 3.0
 # A longer sequence costing less than 1/this of a shorter one's is an anomaly too.
 DROP_FACTOR = 2.0
 # What each family's step time should grow as, at lengths where its main term dominates.
-# Architectures not listed (users' own) get no expectation, and no hint.
+# A variant named family-something (transformer-causal) takes its family's; architectures
+# not listed (users' own) get no expectation, and no hint.
 EXPECTED_TIME_EXPONENT: dict[str, float] = {
     "rnn": 1.0,
     "lstm": 1.0,
@@ -142,9 +143,15 @@ def compute_fits(
     return fits
 
 
+def expected_exponent(arch: str) -> float | None:
+    """The time exponent an architecture's family predicts, if it has one."""
+    family = EXPECTED_TIME_EXPONENT.get(arch)
+    return family if family is not None else EXPECTED_TIME_EXPONENT.get(arch.split("-")[0])
+
+
 def compute_exponent_gap(fit: Fit, tolerance: float = EXPONENT_TOLERANCE) -> float | None:
     """The fitted time exponent less the family's, when it strays beyond `tolerance`."""
-    expected = EXPECTED_TIME_EXPONENT.get(fit.key.arch)
+    expected = expected_exponent(fit.key.arch)
     if fit.metric != "median_s" or expected is None:
         return None
     gap = fit.exponent - expected
