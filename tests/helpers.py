@@ -43,3 +43,35 @@ def make_cell(**overrides) -> Cell:
         mode="infer",
     )
     return dataclasses.replace(base, **overrides)
+
+
+def power_rows(
+    arch: str, lengths, time_k: float, mem_k: float = 1.0, *, scale: float = 1e-5, **cell
+):
+    """Rows whose cost follows exact power laws: median_s = scale·T^time_k and
+    peak_mem_bytes = 1000·T^mem_k, so a fit must recover the exponents to rounding error."""
+    from seqbench.schema import ResultRow
+
+    cells = [make_cell(arch=arch, seq_len=t, **cell) for t in lengths]
+    return [
+        ResultRow.for_cell(
+            c,
+            median_s=scale * c.seq_len**time_k,
+            seq_per_s=c.batch_size / (scale * c.seq_len**time_k),
+            peak_mem_bytes=round(1000 * c.seq_len**mem_k),
+            kernel="aten",
+        )
+        for c in cells
+    ]
+
+
+def save_run(root, rows, label: str = "synthetic", env: dict | None = None):
+    """A saved run folder holding `rows` (one fixed sample each), as `seqbench run` leaves one."""
+    from seqbench.storage import create_run
+
+    env = {"cpu": "Test CPU", "threads": 1, "flush_denormal": True, "torch": "x"} | (env or {})
+    run = create_run(root, label=label, config={"label": label}, env=env, plan=[])
+    run.rows = list(rows)
+    run.samples = {r.cell_id: [r.median_s] for r in rows if r.median_s is not None}
+    run.finish("complete")  # one save for all the rows: `run.add` would save after each
+    return run

@@ -185,7 +185,7 @@ def test_comma_lists_from_flags(name, text, expected):
         ("arch", "lstm,transformer9", "--x: unknown architecture 'transformer9'"),
         ("device", "tpu", "--x: expected one of cpu, cuda, mps, auto or cuda:N, got 'tpu'"),
         ("dtype", "float64", "--x: expected one of float32, bfloat16, float16, got 'float64'"),
-        ("mode", "eval", "--x: expected one of infer, train, got 'eval'"),
+        ("mode", "eval", "--x: expected one of infer, train, step, got 'eval'"),
     ],
 )
 def test_bad_flag_values_get_one_clear_line(name, text, message):

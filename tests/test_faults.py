@@ -156,7 +156,9 @@ CLI_ARGS = [
 
 
 def start_run(tmp_path: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    # This checkout's source first: an installed seqbench may be another checkout's.
+    path = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
+    env = {**os.environ, "PYTHONPATH": path, "COLUMNS": "200"}
     return subprocess.Popen(
         [sys.executable, "-m", "seqbench", "run", "--out", str(tmp_path), *CLI_ARGS],
         stdout=subprocess.PIPE,

@@ -240,6 +240,8 @@ def test_a_memory_limit_on_the_cpu_is_a_frontier_of_measured_peaks(cli, tmp_path
     run = load_run("latest", tmp_path)
     frontier = run.meta["frontier"]["gru"]
     peaks = {r.seq_len: r.peak_mem_bytes for r in run.rows}
+    assert frontier["largest"] is not None, peaks
+
     assert peaks[frontier["largest"]] <= 6_000_000 < peaks[frontier["smallest_failing"]]
     assert frontier["smallest_failing"] == frontier["largest"] + 1
 

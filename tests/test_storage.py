@@ -134,6 +134,14 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
 
 
+def test_atomic_write_gives_the_file_the_mode_an_ordinary_open_would(tmp_path):
+    import os
+
+    atomic_write(tmp_path / "a.txt", "x")
+    (tmp_path / "b.txt").write_text("x")
+    assert os.stat(tmp_path / "a.txt").st_mode == os.stat(tmp_path / "b.txt").st_mode
+
+
 def test_run_folders_are_unique_even_within_one_second(tmp_path):
     paths = {new_run_dir(tmp_path, "same") for _ in range(5)}
     assert len(paths) == 5
@@ -219,3 +227,13 @@ def test_a_file_from_an_older_schema_loads_with_defaults_for_newer_columns(tmp_p
     (row,) = load_run(run.path).rows
     assert row.task == "" and row.rounds is None and row.metric_value is None
     assert row.cell == ok_row().cell
+
+
+def test_runs_started_within_one_second_are_ordered_by_creation_not_label(tmp_path):
+    first = create_run(tmp_path, label="zeta", config={}, env={}, plan=[]).path
+    second = create_run(tmp_path, label="alpha", config={}, env={}, plan=[]).path
+    # The same second in both names: only the creation time in the metadata tells them apart.
+    first = first.rename(tmp_path / "20990101-000000-zeta")
+    second = second.rename(tmp_path / "20990101-000000-alpha")
+    assert list_run_dirs(tmp_path) == [second, first]
+    assert load_run("latest", tmp_path).path == second

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from seqbench import __version__, devices
 from seqbench.compare import compare_runs, run_checks
@@ -29,14 +30,20 @@ from seqbench.config import (
 )
 from seqbench.env import apply_process_settings, collect_env, env_differences
 from seqbench.errors import SeqbenchError
+from seqbench.export import exporter_for_path, get_exporter
 from seqbench.frontier import PROBE_SETTINGS, Probe, fits, parse_bytes, search, summarize
 from seqbench.measure import measure_cell, trace_gradient_flow
+from seqbench.optional import require
+from seqbench.plot import build_chart, check_metric, image_format, render_image, render_text
 from seqbench.render import (
     archs_table,
     comparison_table,
+    env_table,
     fitted_table,
     make_progress,
-    results_table,
+    results_view,
+    runs_table,
+    terminal_plot,
 )
 from seqbench.report import (
     format_comparison,
@@ -48,7 +55,17 @@ from seqbench.report import (
     format_markdown,
 )
 from seqbench.runner import CellFinished, CellStarted, iter_run, prepare_tasks
-from seqbench.storage import create_run, load_run, reopen_run
+from seqbench.select import FILTER_COLUMNS, select_rows, sort_rows
+from seqbench.storage import (
+    ROWS_FORMATS,
+    Run,
+    atomic_write,
+    create_run,
+    load_run,
+    reopen_run,
+    summarize_runs,
+    write_rows_file,
+)
 from seqbench.worker import measure_isolated
 
 app = typer.Typer(
@@ -71,7 +88,8 @@ def stderr() -> Console:
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one line to stderr; the caller raises the returned Exit."""
-    stderr().print(f"[bold red]error:[/] {message}", markup=True)
+    # Escaped: a message may hold brackets ("pip install 'seqbench[report]'") Rich would eat.
+    stderr().print(f"[bold red]error:[/] {escape(message)}", markup=True)
     return typer.Exit(code)
 
 
@@ -102,6 +120,9 @@ def main_options(
 ) -> None:
     """seqbench: a terminal benchmark for sequence-model architectures."""
 
+
+# What `run --format` prints on stdout: the Rich table, or an exporter's text.
+RUN_FORMATS = ("table", "csv", "json", "markdown")
 
 _AXIS_FLAGS = {
     "task": "--task",
@@ -268,6 +289,17 @@ def run(
     csv: Path | None = typer.Option(
         None, help="Also write the rows to this CSV (with .samples.csv and .meta.json beside it)."
     ),
+    output_format: str = typer.Option(
+        "table",
+        "--format",
+        help="What to print on stdout at the end: table, csv, json or markdown (progress and notes go to stderr).",
+    ),
+    quiet: bool = typer.Option(
+        False,
+        "--quiet",
+        "-q",
+        help="No progress bar and nothing on stdout: only warnings and the final 'saved ...' line, on stderr.",
+    ),
 ) -> None:
     """Measure a matrix of architectures x lengths x batch sizes x devices x dtypes x modes.
 
@@ -275,6 +307,10 @@ def run(
     and training, on the CPU, in well under a minute. Results are saved after every cell;
     Ctrl-C stops after saving what finished, and --resume finishes the rest.
     """
+    if output_format not in RUN_FORMATS:
+        raise SeqbenchError(
+            f"--format: expected one of {', '.join(RUN_FORMATS)}; got {output_format!r}"
+        )
     local = locals()
     axes = {
         name: parse_list(local[name], name, flag)
@@ -312,7 +348,7 @@ def run(
             extra_csv=csv,
         )
     run_.extra_csv = csv
-    _execute(config, plan(config), run_, env)
+    _execute(config, plan(config), run_, env, output_format=output_format, quiet=quiet)
 
 
 # Single-valued flags that override a suite's [measure] and [run] settings.
@@ -375,8 +411,16 @@ def _reopen(ref: str, out: Path, suite: str | None, axes: dict, settings: dict, 
     return run_, saved, run_.meta["env"]
 
 
-def _execute(config: SuiteConfig, cells: list, run_, env: dict) -> None:
-    """Measure `cells` with a progress bar, then show the table and pick the exit code."""
+def _execute(
+    config: SuiteConfig,
+    cells: list,
+    run_,
+    env: dict,
+    *,
+    output_format: str = "table",
+    quiet: bool = False,
+) -> None:
+    """Measure `cells` with a progress bar, then show the rows and pick the exit code."""
     err = stderr()
     missing = sorted({c.device for c in cells if devices.unavailable_reason(c.device)})
     for name in missing:
@@ -388,7 +432,7 @@ def _execute(config: SuiteConfig, cells: list, run_, env: dict) -> None:
     rounds = config.measure.rounds
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        with make_progress(err) as progress:
+        with make_progress(err, disable=quiet) as progress:
             task = progress.add_task("starting", total=None)
             for event in iter_run(config, cells, run_):
                 if isinstance(event, CellStarted):
@@ -410,18 +454,16 @@ def _execute(config: SuiteConfig, cells: list, run_, env: dict) -> None:
         signal.signal(signal.SIGTERM, previous_sigterm)
     run_.finish("complete")
 
-    console = stdout()
-    console.print(
-        results_table(run_.rows, title=f"seqbench {config.label} ({run_.run_id})", console=console)
-    )
-    err.print(format_env_line(env))
+    if not quiet:
+        _print_rows(run_, run_.rows, output_format, env)
+        err.print(format_env_line(env))
     counts = {
         s: sum(r.status == s for r in run_.rows)
         for s in ("ok", "skipped", "oom", "timeout", "error")
     }
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     err.print(f"saved {len(run_.rows)} cells ({summary}) to {run_.path}")
-    if run_.extra_csv is not None:
+    if run_.extra_csv is not None and not quiet:
         err.print(f"rows also written to {run_.extra_csv}")
     unavailable = {
         r.device
@@ -430,6 +472,16 @@ def _execute(config: SuiteConfig, cells: list, run_, env: dict) -> None:
     }
     if counts["error"] or unavailable:
         raise typer.Exit(1)
+
+
+def _print_rows(run_: Run, rows: list, output_format: str, env: dict) -> None:
+    """The rows on stdout: the results and scaling tables, or an exporter's text."""
+    if output_format != "table":
+        typer.echo(get_exporter(output_format).render(rows), nl=False)
+        return
+    console = stdout()
+    title = f"seqbench {run_.meta.get('label', '')} ({run_.run_id})"
+    console.print(results_view(rows, title, console, env.get("flush_denormal")))
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -500,6 +552,215 @@ def compare(
             stderr().print(line, markup=False)
     if failures:
         raise typer.Exit(1)
+
+
+# ----------------------------------------------------------------------------- reading runs
+
+RUN_ARGUMENT_HELP = (
+    "A run id, a run folder, 'latest', or a rows file (csv, json, parquet) with its .meta.json."
+)
+ROOT_HELP = "Results root, for run ids and 'latest'."
+
+
+def _filter_option(column: str) -> Any:
+    return typer.Option(
+        None, f"--{column}", help=f"Only cells with these {column} values, comma-separated."
+    )
+
+
+def _load_selected(ref: str, root: Path, filters: dict[str, str | None]) -> tuple[Run, list]:
+    """A saved run and its rows that pass the filters (at least one, or an error)."""
+    loaded = load_run(ref, root)
+    rows = select_rows(loaded.rows, filters)
+    if not rows:
+        asked = " ".join(f"--{c} {v}" for c, v in filters.items() if v is not None)
+        raise SeqbenchError(f"no cells of {loaded.run_id} match {asked}")
+    return loaded, rows
+
+
+def _format_of(path: Path | None) -> str | None:
+    """The export format a file name implies, if it implies one."""
+    try:
+        return None if path is None else exporter_for_path(path).name
+    except SeqbenchError:
+        return None
+
+
+def _write(path: Path, write: Callable[[], None]) -> None:
+    """Run a file write; turn an OS error into one line naming the file."""
+    try:
+        write()
+    except OSError as exc:
+        raise SeqbenchError(f"--out {path}: cannot write it ({exc.strerror or exc})") from None
+
+
+@app.command()
+@user_errors
+def runs(
+    root: Path = typer.Option(Path("results"), help="Results root whose runs to list."),
+) -> None:
+    """List the saved runs, newest first: id, label, time, devices, cells and their statuses."""
+    summaries = summarize_runs(root)
+    if not summaries:
+        stderr().print(f"no saved runs in {root}", markup=False)
+        return
+    console = stdout()
+    console.print(runs_table(summaries, console))
+
+
+@app.command()
+@user_errors
+def show(
+    run: str = typer.Argument(..., help=RUN_ARGUMENT_HELP),
+    arch: str | None = _filter_option("arch"),
+    mode: str | None = _filter_option("mode"),
+    device: str | None = _filter_option("device"),
+    task: str | None = _filter_option("task"),
+    sort: str | None = typer.Option(
+        None,
+        help="Order by these result columns, comma-separated (e.g. median_s, or arch,seq_len).",
+    ),
+    reverse: bool = typer.Option(False, "--reverse", help="With --sort: largest first."),
+    root: Path = typer.Option(Path("results"), help=ROOT_HELP),
+) -> None:
+    """Show a saved run as the results table, with how its cost grows with length.
+
+    With three or more lengths a second table gives each model's fitted exponent k
+    (cost ∝ T^k) for time and memory, flags steps far off the fit, and says where two
+    models' curves cross.
+    """
+    filters = dict(zip(FILTER_COLUMNS, (arch, mode, device, task), strict=True))
+    loaded, rows = _load_selected(run, root, filters)
+    env = loaded.meta.get("env", {})
+    _print_rows(loaded, sort_rows(rows, sort, reverse), "table", env)
+    stderr().print(format_env_line(env), markup=False)
+
+
+@app.command()
+@user_errors
+def export(
+    run: str = typer.Argument(..., help=RUN_ARGUMENT_HELP),
+    output_format: str | None = typer.Option(
+        None,
+        "--format",
+        help="csv, json, parquet or markdown (default: from --out's suffix, else csv).",
+    ),
+    out: Path | None = typer.Option(
+        None,
+        help="Write to this file instead of stdout (csv, json and parquet get .samples.csv and .meta.json beside them, so seqbench can read them back).",
+    ),
+    arch: str | None = _filter_option("arch"),
+    mode: str | None = _filter_option("mode"),
+    device: str | None = _filter_option("device"),
+    task: str | None = _filter_option("task"),
+    root: Path = typer.Option(Path("results"), help=ROOT_HELP),
+) -> None:
+    """Write a saved run's rows as CSV, JSON, parquet or markdown."""
+    if output_format is not None:
+        exporter = get_exporter(output_format)
+        implied = _format_of(out)
+        if implied not in (None, exporter.name):
+            # A json file named .csv would not read back: load_run goes by the suffix.
+            raise SeqbenchError(
+                f"--out {out}: the suffix says {implied}, --format says {exporter.name}"
+            )
+    else:
+        exporter = exporter_for_path(out) if out is not None else get_exporter("csv")
+    if exporter.name == "parquet":
+        require("pyarrow", "parquet export")
+    if exporter.binary and out is None:
+        raise SeqbenchError(
+            f"--format {exporter.name} is binary: give a file to write it to (--out FILE)"
+        )
+    filters = dict(zip(FILTER_COLUMNS, (arch, mode, device, task), strict=True))
+    loaded, rows = _load_selected(run, root, filters)
+    data = exporter.render(rows)
+    if out is None:
+        typer.echo(data, nl=False)
+        return
+    if exporter.name in ("csv", *ROWS_FORMATS.values()):
+        kept = {r.cell_id for r in rows}
+        samples = {k: v for k, v in loaded.samples.items() if k in kept}
+        _write(out, lambda: write_rows_file(out, data, samples, loaded.meta))
+    else:
+        _write(out, lambda: atomic_write(out, data))
+    stderr().print(f"wrote {len(rows)} rows to {out}", markup=False)
+
+
+@app.command()
+@user_errors
+def plot(
+    run: str = typer.Argument(..., help=RUN_ARGUMENT_HELP),
+    metric: str | None = typer.Option(
+        None,
+        help="seq_per_s, median_s, peak_mem_bytes or tflops against length; metric_value against cost (default: metric_value when the run has a task, else median_s).",
+    ),
+    out: Path | None = typer.Option(
+        None, help="Write a .png or .svg file instead of drawing in the terminal."
+    ),
+    arch: str | None = _filter_option("arch"),
+    mode: str | None = _filter_option("mode"),
+    device: str | None = _filter_option("device"),
+    task: str | None = _filter_option("task"),
+    root: Path = typer.Option(Path("results"), help=ROOT_HELP),
+) -> None:
+    """Plot a saved run: a cost against length (log–log), or accuracy against cost.
+
+    A cost is drawn per model against sequence length on log–log axes, where c·T^k is a
+    straight line; the legend gives each model's fitted k. A run with a task plots accuracy
+    against step time instead, with the Pareto frontier (nothing both cheaper and better)
+    marked. Without --out the plot is drawn in the terminal (plotext); with it, a PNG or
+    SVG file (matplotlib).
+    """
+    if metric is not None:
+        check_metric(metric)
+    fmt = image_format(out) if out is not None else None
+    require("matplotlib" if out is not None else "plotext", "plot")
+    filters = dict(zip(FILTER_COLUMNS, (arch, mode, device, task), strict=True))
+    loaded, rows = _load_selected(run, root, filters)
+    if metric is None:
+        metric = "metric_value" if any(r.metric_value is not None for r in rows) else "median_s"
+    chart = build_chart(rows, metric, loaded.run_id)
+    if out is None:
+        console = stdout()
+        height = max(15, min(console.height - 6, 30))
+        console.print(terminal_plot(render_text(chart, console.width, height)))
+        return
+    image = render_image(chart, fmt)
+    _write(out, lambda: atomic_write(out, image))
+    stderr().print(f"wrote {out}", markup=False)
+
+
+@app.command(name="env")
+@user_errors
+def env_command(
+    device: str = typer.Option(
+        "auto", help="Devices to name, comma-separated: cpu, cuda, cuda:N, mps, or auto."
+    ),
+    threads: int | None = typer.Option(None, help="torch CPU threads (default: torch's choice)."),
+    flush_denormal: bool = typer.Option(
+        True,
+        "--flush-denormal/--no-flush-denormal",
+        help="Flush subnormal floats to zero on the CPU, as `seqbench run` does by default.",
+    ),
+    output_format: str = typer.Option("table", "--format", help="table or json."),
+) -> None:
+    """Show the environment a run would record: versions, hardware, threads, subnormals."""
+    if output_format not in ("table", "json"):
+        raise SeqbenchError(f"--format: expected table or json; got {output_format!r}")
+    if threads is not None and threads < 1:
+        raise SeqbenchError(f"--threads: expected a positive integer, got {threads}")
+    names = [devices.resolve(d.strip()) for d in device.split(",") if d.strip()]
+    for name in names:
+        reason = devices.unavailable_reason(name)
+        if reason:
+            stderr().print(f"[yellow]warning:[/] {reason}")
+    env = collect_env(names, apply_process_settings(threads, flush_denormal))
+    console = stdout()
+    if output_format == "json":
+        console.print_json(data=env, default=str)
+    else:
+        console.print(env_table(env))
 
 
 @app.command()

@@ -11,3 +11,7 @@ class ConfigError(SeqbenchError):
 
 class ResultsError(SeqbenchError):
     """A results file or run directory is missing, damaged or not seqbench's."""
+
+
+class MissingDependency(SeqbenchError):
+    """An optional package a command needs (pyarrow, matplotlib, plotext) is not installed."""

@@ -310,7 +310,9 @@ def cpu_peak_bytes(work: Workload) -> int:
     """
     from torch.profiler import ProfilerActivity, profile
 
+    gc.collect()  # garbage freed (or collected) mid-step would blur the running sum
     resident = _owned_bytes(work)
+
     with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         work.step()
     events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]

@@ -1,4 +1,5 @@
-"""Rich output: the results table, the architecture list and the progress bar.
+"""Rich output: the results, scaling, runs and environment tables, the architecture list,
+terminal plots and the progress bar.
 
 With cli.py, the only module that imports Rich. Text comes from report.py's `format_*`.
 """
@@ -23,10 +24,20 @@ from rich.text import Text
 from seqbench.compare import Comparison
 from seqbench.models import REGISTRY, CoreShape, count_parameters, get_arch
 from seqbench.models.custom import plugin_names
-from seqbench.report import TableText, format_comparison, format_count, format_table
+from seqbench.report import (
+    TableText,
+    format_comparison,
+    format_count,
+    format_crossovers,
+    format_env_items,
+    format_runs,
+    format_scaling,
+    format_table,
+)
+from seqbench.scaling import compute_scaling
 from seqbench.schema import ResultRow
 
-# Colours by the first word of a status or verdict cell.
+# Colours by the first word of a status, verdict or run-state cell.
 _STYLES = {
     "ok": "green",
     "unchanged": "green",
@@ -39,8 +50,12 @@ _STYLES = {
     "error": "red",
     "timeout": "red",
     "regression": "bold red",
+    "complete": "green",
+    "running": "yellow",
+    "interrupted": "yellow",
+    "damaged": "red",
 }
-_STYLED_COLUMNS = ("status", "verdict")
+_STYLED_COLUMNS = ("status", "verdict", "state")
 
 
 def fitted_table(
@@ -66,6 +81,45 @@ def results_table(
     rows: list[ResultRow], title: str | None = None, console: Console | None = None
 ) -> RenderableType:
     return fitted_table(format_table(rows), title, console)
+
+
+def results_view(
+    rows: list[ResultRow],
+    title: str | None = None,
+    console: Console | None = None,
+    flush_denormal: bool | None = None,
+) -> RenderableType:
+    """The results table and, with three or more lengths, how cost grows with them: the
+    fitted exponents, steps far off the fit, and where two models' curves cross."""
+    table = results_table(rows, title, console)
+    scaling = compute_scaling(rows)
+    if not scaling.keys:
+        return table
+    parts = [table, fitted_table(format_scaling(scaling, flush_denormal), "How cost grows with T")]
+    crossovers = format_crossovers(scaling)
+    if crossovers:
+        parts.append(Text("\n".join(crossovers)))
+    return Group(*parts)
+
+
+def runs_table(summaries: list, console: Console | None = None) -> RenderableType:
+    return fitted_table(format_runs(summaries), "Saved runs", console)
+
+
+def env_table(env: dict) -> Table:
+    """The environment a run would record, one line per key."""
+    table = Table(title="Environment", box=box.SIMPLE_HEAVY, header_style="bold", pad_edge=False)
+    table.add_column("key", style="bold", no_wrap=True)
+    table.add_column("value")
+    for key, value in format_env_items(env):
+        table.add_row(escape(key), escape(value))
+    return table
+
+
+def terminal_plot(ansi: str) -> Text:
+    """A plot drawn by plotext (ANSI text), as Rich text: Rich then drops the colours where
+    the terminal has none (a pipe, NO_COLOR)."""
+    return Text.from_ansi(ansi, no_wrap=True, overflow="crop")
 
 
 def comparison_table(comparison: Comparison, console: Console | None = None) -> RenderableType:
@@ -125,7 +179,7 @@ def archs_table(hidden: int = 32, embed: int = 32) -> Table:
     return table
 
 
-def make_progress(console: Console) -> Progress:
+def make_progress(console: Console, disable: bool = False) -> Progress:
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -135,4 +189,5 @@ def make_progress(console: Console) -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=True,
+        disable=disable,
     )

@@ -8,12 +8,14 @@ the caption, so that the table keeps to what varies.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from seqbench.models import CORE_OPTIONS_DEFAULTS, REGISTRY
-from seqbench.schema import Cell, ResultRow
+from seqbench.scaling import compute_exponent_gap, expected_exponent
+from seqbench.schema import STATUSES, Cell, ResultRow
 
 # --------------------------------------------------------------------------- compute_*
 
@@ -131,9 +133,14 @@ def format_score(row: ResultRow) -> str:
     return f"{row.metric} {row.metric_value:.3g}{chance}"
 
 
+def format_noted(text: str, note: int | None) -> str:
+    """A cell's text with a reference to the note under the table that explains it."""
+    return text if note is None else f"{text} [{note}]"
+
+
 def format_status(row: ResultRow, note: int | None) -> str:
     """The status, with a reference to the note under the table that holds its message."""
-    return row.status if note is None else f"{row.status} [{note}]"
+    return format_noted(row.status, note)
 
 
 def format_env_line(env: dict) -> str:
@@ -309,9 +316,9 @@ def format_interval(low: float | None, high: float | None) -> str:
     return "-" if low is None or high is None else f"{low:.3f} – {high:.3f}"
 
 
-def _cell_columns(get: Callable[[Any], Cell]) -> tuple[Column, ...]:
+def _cell_columns(get: Callable[[Any], Cell], exclude: tuple[str, ...] = ()) -> tuple[Column, ...]:
     """The key columns of TABLE_COLUMNS, for items that hold a cell."""
-    keys = [c for c in TABLE_COLUMNS if c.fold and c.header not in ("kernel", "status")]
+    keys = [c for c in TABLE_COLUMNS if c.fold and c.header not in ("kernel", "status", *exclude)]
     return tuple(
         dataclasses.replace(c, value=lambda item, ctx, c=c: c.value(get(item), ctx)) for c in keys
     )
@@ -326,7 +333,7 @@ def comparison_columns(unit: str) -> tuple[Column, ...]:
         Column("95% CI", lambda c, _: format_interval(c.ci_low, c.ci_high)),
         Column(
             "verdict",
-            lambda c, note: c.verdict if note is None else f"{c.verdict} [{note}]",
+            lambda c, note: format_noted(c.verdict, note),
             "left",
         ),
     )
@@ -425,3 +432,229 @@ def format_frontier(results: dict[str, Any]) -> TableText:
     ]
     items = list(results.items())
     return layout(columns, items, [None] * len(items), [])
+
+
+# --------------------------------------------------------------------------- scaling
+
+# Key columns that tell two series apart beyond the architecture and its options, with how
+# a label writes them.
+_CONTEXT_LABELS: dict[str, Callable[[Any], str]] = {
+    "mode": str,
+    "device": str,
+    "dtype": str,
+    "task": str,
+    "batch_size": lambda v: f"batch {v}",
+    "hidden": lambda v: f"hidden {v}",
+    "vocab": lambda v: f"vocab {v}",
+    "embed": lambda v: f"embed {v}",
+}
+
+
+def varying_context(keys: Sequence[Cell]) -> list[str]:
+    """The context columns whose value differs between the given series."""
+    return [c for c in _CONTEXT_LABELS if len({getattr(k, c) for k in keys}) > 1]
+
+
+def format_context(key: Cell, columns: Sequence[str]) -> str:
+    return ", ".join(_CONTEXT_LABELS[c](getattr(key, c)) for c in columns)
+
+
+def format_series(key: Cell, columns: Sequence[str]) -> str:
+    """A series' name: its architecture and the context that tells it apart, 'lstm · train'."""
+    context = format_context(key, columns)
+    return f"{format_arch(key)} · {context}" if context else format_arch(key)
+
+
+def format_lengths(lengths: Sequence[int]) -> str:
+    return f"{lengths[0]}–{lengths[-1]} ({len(lengths)})"
+
+
+def format_exponent(k: float) -> str:
+    return f"{k:.2f}"
+
+
+def format_exponent_hint(gap: float, expected: float) -> str:
+    """Why an exponent strays from its family's (see scaling.EXPECTED_TIME_EXPONENT)."""
+    if gap < 0:
+        # Attention's T² term overtakes its linear projections only at long lengths.
+        slower = "fixed per-step costs" if expected <= 1 else "terms that grow more slowly"
+        return (
+            f"time grows slower than the T^{expected:g} this family predicts: {slower} "
+            "still dominate at these lengths; longer sequences show the asymptotic growth"
+        )
+    return (
+        f"time grows faster than the T^{expected:g} this family predicts: something besides "
+        "the architecture grows with T (memory traffic, a kernel switch, subnormal floats)"
+    )
+
+
+_METRIC_NOUNS = {"median_s": "time", "peak_mem_bytes": "memory"}
+
+
+def format_anomaly_hint(anomaly: Any, flush_denormal: bool | None = None) -> str:
+    """What a step off the fit measured, against the fit, and its likely causes."""
+    noun = _METRIC_NOUNS.get(anomaly.metric, anomaly.metric)
+    measured = (
+        f"{noun} ×{anomaly.observed:.3g} from T={anomaly.before} to T={anomaly.after}, "
+        f"where the fit expects ×{anomaly.fitted:.2g}"
+    )
+    if not anomaly.is_jump:
+        cause = (
+            "one end was likely disturbed (see its IQR; --rounds spreads a cell over "
+            "passes), or a faster kernel took over"
+        )
+    elif anomaly.kernel_before != anomaly.kernel_after:
+        cause = (
+            f"the kernel changes ({anomaly.kernel_before or '-'} → {anomaly.kernel_after or '-'}):"
+            " an implementation's cost, not the architecture's"
+        )
+    elif anomaly.metric != "median_s":
+        cause = "an allocator or kernel switch?"
+    elif anomaly.key.device == "cpu" and flush_denormal is False:
+        cause = (
+            "this run kept subnormal floats, whose arithmetic is slow on many CPUs: "
+            "rerun with --flush-denormal to tell"
+        )
+    elif anomaly.key.device == "cpu" and flush_denormal:
+        cause = (
+            "not subnormals (this run flushed them): a kernel or algorithm switch, or the "
+            "working set outgrowing a cache?"
+        )
+    else:
+        cause = (
+            "subnormal floats (on a CPU), a kernel or algorithm switch, or the working set "
+            "outgrowing a cache?"
+        )
+    return f"{measured}: {cause}"
+
+
+def format_step(anomaly: Any) -> str:
+    """'time ×31 at 128→256': a step off the fit (its note says what the fit expects)."""
+    noun = _METRIC_NOUNS.get(anomaly.metric, anomaly.metric)
+    return f"{noun} ×{anomaly.observed:.2g} at {anomaly.before}→{anomaly.after}"
+
+
+@dataclass(frozen=True)
+class _ScalingLine:
+    """One series of the scaling table, its cells written out (notes already numbered)."""
+
+    key: Cell
+    lengths: str
+    time: str
+    memory: str
+    steps: str
+
+
+def _with_note(text: str, note: str | None, notes: list[str]) -> str:
+    if note is None:
+        return text
+    if note not in notes:
+        notes.append(note)
+    return format_noted(text, notes.index(note) + 1)
+
+
+SCALING_COLUMNS: tuple[Column, ...] = (
+    *_cell_columns(lambda line: line.key, exclude=("T",)),
+    Column("lengths", lambda line, _: line.lengths, drop=2),
+    Column("time ∝ T^k", lambda line, _: line.time),
+    Column("memory ∝ T^k", lambda line, _: line.memory, drop=1),
+    Column("steps off the fit", lambda line, _: line.steps, "left"),
+)
+
+
+def format_scaling(scaling: Any, flush_denormal: bool | None = None) -> TableText:
+    """The scaling table: per series, the fitted exponents, and the steps far off the fit.
+
+    Notes explain exponents far from the family's and the likely cause of each step off the fit.
+    """
+    notes: list[str] = []
+    lines = []
+    for key in scaling.keys:
+        time, memory = scaling.fit("median_s", key), scaling.fit("peak_mem_bytes", key)
+        time_text = "-"
+        if time is not None:
+            gap = compute_exponent_gap(time)
+            hint = None if gap is None else format_exponent_hint(gap, expected_exponent(key.arch))
+            time_text = _with_note(format_exponent(time.exponent), hint, notes)
+        steps = [
+            _with_note(format_step(a), format_anomaly_hint(a, flush_denormal), notes)
+            for a in scaling.anomalies
+            if a.key == key
+        ]
+        lines.append(
+            _ScalingLine(
+                key,
+                format_lengths((time or memory).lengths),
+                time_text,
+                "-" if memory is None else format_exponent(memory.exponent),
+                "; ".join(steps) or "-",
+            )
+        )
+    return layout(SCALING_COLUMNS, lines, [None] * len(lines), notes)
+
+
+def format_crossover(crossover: Any, columns: Sequence[str] = ()) -> str:
+    """'conv1d is faster than lstm below T≈180, lstm above (train)'."""
+    below, above = format_arch(crossover.below), format_arch(crossover.above)
+    better = "faster than" if crossover.metric == "median_s" else "lighter on memory than"
+    context = format_context(crossover.below, columns)
+    where = f" ({context})" if context else ""
+    return f"{below} is {better} {above} below T≈{crossover.length:.0f}, {above} above{where}"
+
+
+def format_crossovers(scaling: Any) -> list[str]:
+    """One sentence per crossing of two fitted curves, time first."""
+    columns = varying_context(scaling.keys)
+    ordered = sorted(scaling.crossovers, key=lambda c: c.metric != "median_s")
+    return [format_crossover(c, columns) for c in ordered]
+
+
+# --------------------------------------------------------------------------- runs, env
+
+
+def format_created(stamp: str) -> str:
+    """An ISO time as 'YYYY-MM-DD HH:MM' in UTC (the text itself if it is not one)."""
+    try:
+        moment = dt.datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp or "-"
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def format_statuses(counts: dict[str, int]) -> str:
+    """'19 ok, 1 skipped', in the order of schema.STATUSES."""
+    return ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts.get(s)) or "-"
+
+
+RUNS_COLUMNS: tuple[Column, ...] = (
+    Column("id", lambda r, _: r.run_id, "left"),
+    Column("label", lambda r, _: r.label or "-", "left", fold=True, drop=2),
+    Column("created (UTC)", lambda r, _: format_created(r.created_at), "left", drop=3),
+    Column("device", lambda r, _: ", ".join(r.devices) or "-", "left", fold=True, drop=1),
+    Column("cells", lambda r, _: str(r.cells)),
+    Column("status", lambda r, _: format_statuses(r.statuses), "left"),
+    Column("state", lambda r, note: format_noted(r.state or "-", note), "left", fold=True),
+)
+
+
+def format_runs(summaries: Sequence[Any]) -> TableText:
+    """`seqbench runs`: one line per saved run; a damaged run's problem as a note."""
+    notes = [s.problem for s in summaries if s.problem]
+    contexts = [notes.index(s.problem) + 1 if s.problem else None for s in summaries]
+    return layout(RUNS_COLUMNS, summaries, contexts, notes)
+
+
+def format_env_items(env: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """The environment as (key, text) pairs; nested maps flatten to 'gpu.name'."""
+    items: list[tuple[str, str]] = []
+    for key, value in env.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            items += format_env_items(value, f"{name}.") or [(name, "-")]
+        elif isinstance(value, list | tuple):
+            items.append((name, " ".join(str(v) for v in value) or "-"))
+        else:
+            items.append((name, "-" if value is None else str(value)))
+    return items

@@ -222,6 +222,13 @@ _STR = {
 }
 
 
+def column_type(name: str) -> type:
+    """The type of a result column's values when measured: int, bool, str or float."""
+    if name not in RESULT_COLUMNS:
+        raise KeyError(name)
+    return int if name in _INT else bool if name in _BOOL else str if name in _STR else float
+
+
 def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or value == ""
 

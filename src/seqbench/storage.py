@@ -20,6 +20,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,24 @@ import pandas as pd
 from seqbench.errors import ResultsError
 from seqbench.export.csv import CsvExporter
 from seqbench.measure import Measurement
-from seqbench.schema import REQUIRED_KEY_COLUMNS, SCHEMA_VERSION, ResultRow, frame_to_rows
+from seqbench.optional import require
+from seqbench.schema import REQUIRED_KEY_COLUMNS, SCHEMA_VERSION, ResultRow
 
 ROWS_FILE = "results.csv"
 SAMPLES_FILE = "samples.csv"
 META_FILE = "meta.json"
 META_FORMAT = "seqbench-run"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp makes its file private (0600); a results file or a plot is for sharing, so it gets
+# the mode an ordinary open() would give it.
+FILE_MODE = 0o666 & ~_umask()
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
@@ -43,6 +56,7 @@ def atomic_write(path: Path, data: str | bytes) -> None:
     mode = "wb" if isinstance(data, bytes) else "w"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(
             fd, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8", "newline": ""})
         ) as fh:
@@ -126,17 +140,22 @@ class Run:
 
     def save(self) -> None:
         rows_text = CsvExporter().render(self.rows)
-        samples_text = render_samples(self.samples)
-        meta_text = json.dumps(self.meta, indent=2, default=str) + "\n"
         targets = [self.path / ROWS_FILE]
         if self.extra_csv is not None:
             targets.append(self.extra_csv)
         for rows_path in targets:
-            samples_path, meta_path = sidecars(rows_path)
-            # Samples and metadata first: a rows file never names a cell its samples lack.
-            atomic_write(samples_path, samples_text)
-            atomic_write(meta_path, meta_text)
-            atomic_write(rows_path, rows_text)
+            write_rows_file(rows_path, rows_text, self.samples, self.meta)
+
+
+def write_rows_file(
+    rows_path: Path, rows: str | bytes, samples: dict[str, list[float]], meta: dict[str, Any]
+) -> None:
+    """Write a rendered rows file with its sidecars, so that `load_run` can read it back."""
+    samples_path, meta_path = sidecars(rows_path)
+    # Samples and metadata first: a rows file never names a cell its samples lack.
+    atomic_write(samples_path, render_samples(samples))
+    atomic_write(meta_path, json.dumps(meta, indent=2, default=str) + "\n")
+    atomic_write(rows_path, rows)
 
 
 def create_run(
@@ -156,6 +175,8 @@ def create_run(
         "label": label,
         "state": "running",
         "created_at": now_iso(),
+        # Orders runs started within one second (their folder names tie on the time).
+        "created_ns": time.time_ns(),
         "finished_at": None,
         "env": env,
         "config": config,
@@ -191,11 +212,21 @@ def resolve_run_path(ref: str | Path, root: Path) -> Path:
 
 
 def list_run_dirs(root: Path) -> list[Path]:
-    """Run folders under `root`, newest first (by the time in their metadata, then name)."""
+    """Run folders under `root`, newest first: by the time in their name, then by the
+    nanosecond creation time in their metadata (runs started within one second), then name."""
     if not root.is_dir():
         return []
     found = [p for p in root.iterdir() if p.is_dir() and (p / META_FILE).is_file()]
-    return sorted(found, key=lambda p: p.name, reverse=True)
+    return sorted(found, key=lambda p: (p.name[:15], _created_ns(p), p.name), reverse=True)
+
+
+def _created_ns(folder: Path) -> int:
+    """The run's creation time in ns from its metadata; 0 if unreadable or older than it."""
+    try:
+        value = json.loads((folder / META_FILE).read_text(encoding="utf-8")).get("created_ns")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return 0
+    return value if isinstance(value, int) else 0
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
@@ -223,24 +254,81 @@ def _read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
+# Rows files `load_run` reads, by suffix (anything else is read as CSV).
+ROWS_FORMATS = {".json": "json", ".parquet": "parquet"}
+
+
 def _read_rows(path: Path) -> list[ResultRow]:
     try:
-        if path.stat().st_size == 0:
-            raise ResultsError(f"{path}: results file is empty")
-        frame = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=str)
-    except ResultsError:
-        raise
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ResultsError(f"{path}: cannot read results ({str(exc).splitlines()[0]})") from None
-    missing = [c for c in (*REQUIRED_KEY_COLUMNS, "status") if c not in frame.columns]
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot read results ({exc.strerror or exc})") from None
+    return parse_rows(data, ROWS_FORMATS.get(path.suffix.lower(), "csv"), str(path))
+
+
+def parse_rows(data: str | bytes, fmt: str, source: str) -> list[ResultRow]:
+    """Rows from an exported file's contents (csv, json or parquet): the exporters' inverse.
+
+    Anything that is not such a file raises one `ResultsError` naming `source`.
+    """
+    if not data:
+        raise ResultsError(f"{source}: results file is empty")
+    readers = {"csv": _csv_records, "json": _json_records, "parquet": _parquet_records}
+    if fmt not in readers:
+        raise ResultsError(f"{source}: cannot read {fmt!r} back; readable: {', '.join(readers)}")
+    rows = []
+    for i, record in enumerate(readers[fmt](data, source)):
+        try:
+            rows.append(ResultRow.from_dict(record))
+        except (ValueError, TypeError) as exc:
+            raise ResultsError(f"{source}: damaged results (row {i + 1}: {exc})") from None
+    return rows
+
+
+def _check_columns(columns: Any, source: str, where: str = "") -> None:
+    missing = [c for c in (*REQUIRED_KEY_COLUMNS, "status") if c not in columns]
     if missing:
         raise ResultsError(
-            f"{path}: not a seqbench results file (missing columns: {', '.join(missing)})"
+            f"{source}: not a seqbench results file{where} (missing columns: {', '.join(missing)})"
         )
+
+
+def _csv_records(data: str | bytes, source: str) -> list[dict[str, Any]]:
     try:
-        return frame_to_rows(frame)
-    except (ValueError, TypeError) as exc:
-        raise ResultsError(f"{path}: damaged results ({exc})") from None
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        frame = pd.read_csv(io.StringIO(text), keep_default_na=False, na_values=[""], dtype=str)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ResultsError(f"{source}: cannot read results ({str(exc).splitlines()[0]})") from None
+    _check_columns(frame.columns, source)
+    return frame.to_dict(orient="records")
+
+
+def _json_records(data: str | bytes, source: str) -> list[dict[str, Any]]:
+    try:
+        records = json.loads(data)
+    except UnicodeDecodeError:
+        raise ResultsError(f"{source}: not valid JSON (not UTF-8 text)") from None
+    except json.JSONDecodeError as exc:
+        raise ResultsError(
+            f"{source}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        ) from None
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise ResultsError(f"{source}: expected a JSON list of row objects")
+    for i, record in enumerate(records):
+        _check_columns(record, source, f" (row {i + 1})")
+    return records
+
+
+def _parquet_records(data: str | bytes, source: str) -> list[dict[str, Any]]:
+    pq = require("pyarrow.parquet", "reading parquet")
+    pa = require("pyarrow", "reading parquet")
+    raw = data.encode() if isinstance(data, str) else data
+    try:
+        table = pq.read_table(pa.BufferReader(raw))
+    except (pa.ArrowException, OSError) as exc:
+        raise ResultsError(f"{source}: not a parquet file ({str(exc).splitlines()[0]})") from None
+    _check_columns(table.column_names, source)
+    return table.to_pylist()
 
 
 def _read_samples(path: Path) -> dict[str, list[float]]:
@@ -275,3 +363,44 @@ def reopen_run(ref: str | Path, root: Path) -> Run:
     run.meta["state"] = "running"
     run.meta.setdefault("resumed_at", []).append(now_iso())
     return run
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One line of `seqbench runs`: what a saved run is, without its samples."""
+
+    run_id: str
+    label: str = ""
+    created_at: str = ""
+    state: str = ""
+    devices: tuple[str, ...] = ()
+    cells: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    problem: str = ""  # why the run could not be read, if it could not
+
+
+def summarize_runs(root: Path) -> list[RunSummary]:
+    """Every run folder under `root`, newest first; a damaged one is listed with its problem
+    rather than hiding the others."""
+    summaries = []
+    for folder in list_run_dirs(root):
+        try:
+            run = load_run(folder, root)
+        except ResultsError as exc:
+            summaries.append(RunSummary(folder.name, state="damaged", problem=str(exc)))
+            continue
+        statuses: dict[str, int] = {}
+        for row in run.rows:
+            statuses[row.status] = statuses.get(row.status, 0) + 1
+        summaries.append(
+            RunSummary(
+                run_id=run.run_id,
+                label=str(run.meta.get("label", "")),
+                created_at=str(run.meta.get("created_at", "")),
+                state=str(run.meta.get("state", "")),
+                devices=tuple(dict.fromkeys(r.device for r in run.rows)),
+                cells=len(run.rows),
+                statuses=statuses,
+            )
+        )
+    return summaries

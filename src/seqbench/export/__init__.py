@@ -13,6 +13,7 @@ from seqbench.errors import SeqbenchError
 from seqbench.export.csv import CsvExporter
 from seqbench.export.json import JsonExporter
 from seqbench.export.markdown import MarkdownExporter
+from seqbench.export.parquet import ParquetExporter
 from seqbench.schema import ResultRow
 
 
@@ -25,7 +26,7 @@ class Exporter(Protocol):
 
 
 EXPORTERS: dict[str, Exporter] = {
-    e.name: e for e in (CsvExporter(), JsonExporter(), MarkdownExporter())
+    e.name: e for e in (CsvExporter(), JsonExporter(), ParquetExporter(), MarkdownExporter())
 }
 
 

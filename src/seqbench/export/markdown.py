@@ -1,8 +1,10 @@
-"""Markdown: the same columns as the terminal table, for job summaries and PR comments."""
+"""Markdown: the same columns as the terminal table, for job summaries and PR comments; with
+three or more lengths, the scaling table and its crossovers too."""
 
 from __future__ import annotations
 
-from seqbench.report import format_markdown, format_table
+from seqbench.report import format_crossovers, format_markdown, format_scaling, format_table
+from seqbench.scaling import compute_scaling
 from seqbench.schema import ResultRow
 
 
@@ -12,4 +14,10 @@ class MarkdownExporter:
     binary = False
 
     def render(self, rows: list[ResultRow]) -> str:
-        return format_markdown(format_table(rows))
+        text = format_markdown(format_table(rows))
+        scaling = compute_scaling(rows)
+        if not scaling.keys:
+            return text
+        text += "\n" + format_markdown(format_scaling(scaling), title="How cost grows with T")
+        crossovers = format_crossovers(scaling)
+        return text + "".join(f"\n- {line}" for line in crossovers) + ("\n" if crossovers else "")

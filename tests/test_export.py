@@ -1,0 +1,131 @@
+"""Exporters and their readers: rows survive csv, json and parquet unchanged, and bad input
+is one clear line."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from seqbench.errors import MissingDependency, ResultsError, SeqbenchError
+from seqbench.export import EXPORTERS, exporter_for_path, get_exporter
+from seqbench.schema import RESULT_COLUMNS, ResultRow
+from seqbench.storage import parse_rows
+from tests.helpers import make_cell
+
+
+def varied_rows() -> list[ResultRow]:
+    """Rows that exercise every kind of value: full-precision floats, big integers, booleans,
+    empty fields, a task's accuracy, and a message with commas, quotes and a newline-free
+    unicode arrow."""
+    return [
+        ResultRow.for_cell(
+            make_cell(arch="lstm", bidirectional=True, dropout=0.25),
+            params=1234,
+            core_params=600,
+            flops_per_seq=2**52 + 1,
+            kernel="onednn",
+            median_s=0.001234567891234567,
+            iqr_s=1e-5,
+            seq_per_s=3241.2,
+            peak_mem_bytes=123_456_789,
+            mem_source="cpu_profiler",
+        ),
+        ResultRow.for_cell(
+            make_cell(arch="gru", task="copy"),
+            median_s=2.5e-4,
+            metric="accuracy",
+            metric_value=0.875,
+            chance_value=0.1,
+            train_steps=200,
+            memory_horizon=12,
+        ),
+        ResultRow.for_cell(
+            make_cell(device="cuda"),
+            status="skipped",
+            message='cuda is not available here (a "CPU-only" build, sorry → skipped)',
+        ),
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_rows_come_back_equal_after_export(fmt):
+    rows = varied_rows()
+    assert parse_rows(EXPORTERS[fmt].render(rows), fmt, f"rows.{fmt}") == rows
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_an_export_of_no_rows_reads_back_as_no_rows(fmt):
+    assert parse_rows(EXPORTERS[fmt].render([]), fmt, "empty") == []
+
+
+def test_parquet_columns_are_typed_from_the_schema_even_when_empty():
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = EXPORTERS["parquet"].render(varied_rows()[:1])
+    schema = pq.read_table(pa.BufferReader(data)).schema
+    assert schema.names == list(RESULT_COLUMNS)
+    assert str(schema.field("seq_len").type) == "int64"
+    assert str(schema.field("peak_rss_bytes").type) == "int64"  # empty in every row
+    assert str(schema.field("bidirectional").type) == "bool"
+    assert str(schema.field("median_s").type) == "double"
+    assert str(schema.field("task").type) == "string"
+
+
+def test_exporters_are_found_by_name_and_by_file_suffix():
+    assert [e.name for e in EXPORTERS.values()] == ["csv", "json", "parquet", "markdown"]
+    assert exporter_for_path("out/run.parquet").name == "parquet"
+    assert exporter_for_path("RUN.MD").name == "markdown"
+    assert EXPORTERS["parquet"].binary and not EXPORTERS["csv"].binary
+    with pytest.raises(
+        SeqbenchError, match="unknown format 'xml'; choose from: csv, json, parquet, markdown"
+    ):
+        get_exporter("xml")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "data", "message"),
+    [
+        ("json", "", "rows.json: results file is empty"),
+        (
+            "json",
+            "[{",
+            "rows.json: not valid JSON (Expecting property name enclosed in double quotes at line 1, column 3)",
+        ),
+        ("json", '{"arch": "lstm"}', "rows.json: expected a JSON list of row objects"),
+        ("json", "[1, 2]", "rows.json: expected a JSON list of row objects"),
+        (
+            "json",
+            '[{"arch": "lstm"}]',
+            "rows.json: not a seqbench results file (row 1) (missing columns: seq_len",
+        ),
+        (
+            "csv",
+            "name,price\nfoo,3\n",
+            "rows.csv: not a seqbench results file (missing columns: arch",
+        ),
+        ("parquet", b"PAR1 but not really", "rows.parquet: not a parquet file ("),
+        ("xml", "<rows/>", "rows.xml: cannot read 'xml' back; readable: csv, json, parquet"),
+    ],
+)
+def test_malformed_input_is_one_clear_line(fmt, data, message):
+    with pytest.raises(ResultsError) as info:
+        parse_rows(data, fmt, f"rows.{fmt}")
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)
+
+
+def test_a_damaged_value_names_its_row():
+    text = EXPORTERS["json"].render(varied_rows()).replace('"seq_len": 16', '"seq_len": "long"', 1)
+    with pytest.raises(ResultsError, match=r"rows.json: damaged results \(row 1: "):
+        parse_rows(text, "json", "rows.json")
+
+
+def test_parquet_without_pyarrow_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # makes `import pyarrow` fail
+    with pytest.raises(MissingDependency) as info:
+        EXPORTERS["parquet"].render(varied_rows())
+    assert str(info.value) == (
+        "parquet export needs pyarrow, which is not installed: pip install 'seqbench[report]'"
+    )

@@ -1,0 +1,127 @@
+"""Rendered output against files in tests/golden/, built from fixed synthetic rows.
+
+The rows are made up (no timing), so the files change only when the rendering does. After
+an intended change, regenerate them and read the diff before committing:
+
+    SEQBENCH_UPDATE_GOLDEN=1 PYTHONPATH=src python -m pytest tests/test_golden.py
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from seqbench.export import EXPORTERS
+from seqbench.render import results_view, runs_table
+from seqbench.schema import ResultRow
+from seqbench.storage import RunSummary
+from tests.helpers import make_cell
+
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("SEQBENCH_UPDATE_GOLDEN") == "1"
+
+
+def golden_rows() -> list[ResultRow]:
+    """Three models in training at three lengths: the LSTM with a 30× cliff at 256, the
+    convolution growing as √T, and a convolution too short to build."""
+    core = {"rnn": 120, "lstm": 480, "conv1d": 700}
+    time = {
+        "rnn": lambda t: 1e-3 * t / 64,
+        "lstm": lambda t: 6e-4 * t / 64 * (30 if t >= 256 else 1),
+        "conv1d": lambda t: 5e-4 * (t / 64) ** 0.5,
+    }
+    rows = []
+    for arch in ("rnn", "lstm", "conv1d"):
+        layers = 2 if arch == "conv1d" else 1
+        for t in (64, 128, 256):
+            median = time[arch](t)
+            rows.append(
+                ResultRow.for_cell(
+                    make_cell(arch=arch, seq_len=t, mode="train", layers=layers),
+                    params=core[arch] + 309,
+                    core_params=core[arch],
+                    flops_per_seq=6 * core[arch] * t,
+                    kernel="onednn" if arch == "lstm" else "aten",
+                    median_s=median,
+                    iqr_s=median * 0.04,
+                    repeats=10,
+                    seq_per_s=4 / median,
+                    tokens_per_s=4 * t / median,
+                    tflops=6 * core[arch] * t * 4 / median / 1e12,
+                    peak_mem_bytes=4096 + 64 * t * (4 if arch == "lstm" else 1),
+                )
+            )
+    rows.append(
+        ResultRow.for_cell(
+            make_cell(arch="conv1d", seq_len=32, mode="train", layers=2),
+            status="skipped",
+            message="conv1d needs seq_len >= 41",
+        )
+    )
+    return rows
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if UPDATE:
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"{path} is missing: regenerate it (see this module's docstring)"
+    assert text == path.read_text(encoding="utf-8")
+
+
+def rich_text(renderable_of) -> str:
+    console = Console(width=120, record=True, color_system=None, file=io.StringIO())
+    console.print(renderable_of(console))
+    return console.export_text()
+
+
+def test_the_markdown_export_matches_its_golden_file():
+    check_golden("results.md", EXPORTERS["markdown"].render(golden_rows()))
+
+
+def test_the_results_and_scaling_tables_match_their_golden_file_at_width_120():
+    text = rich_text(
+        lambda console: results_view(
+            golden_rows(), "seqbench golden (synthetic)", console, flush_denormal=True
+        )
+    )
+    check_golden("results_120.txt", text)
+
+
+def test_the_runs_table_matches_its_golden_file():
+    summaries = [
+        RunSummary(
+            "20261126-101500-scaling",
+            "scaling",
+            "2026-11-26T10:15:00+00:00",
+            "complete",
+            ("cpu",),
+            20,
+            {"ok": 19, "skipped": 1},
+        ),
+        RunSummary(
+            "20261125-090000-ci",
+            "ci",
+            "2026-11-25T09:00:00+00:00",
+            "interrupted",
+            ("cpu", "cuda"),
+            5,
+            {"ok": 4, "error": 1},
+        ),
+        RunSummary(
+            "20261124-080000-x",
+            state="damaged",
+            problem="results/20261124-080000-x/meta.json: metadata file is empty",
+        ),
+    ]
+    check_golden("runs_120.txt", rich_text(lambda console: runs_table(summaries, console)))
+
+
+@pytest.mark.parametrize("name", ["results.md", "results_120.txt", "runs_120.txt"])
+def test_golden_files_hold_no_timing_of_this_machine(name):
+    text = (GOLDEN / name).read_text(encoding="utf-8")
+    assert "EPYC" not in text and "torch" not in text
