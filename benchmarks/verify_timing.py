@@ -61,9 +61,11 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--min-time", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args()
 
-    settings = apply_process_settings(None, True)
+    settings = apply_process_settings(args.threads, True)
+
     measure = MeasureSettings(min_time=args.min_time)
     base = Cell(
         "rnn",

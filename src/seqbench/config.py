@@ -419,7 +419,10 @@ def resolve_config(
 ) -> SuiteConfig:
     """Suite file (or the built-in quick suite), then flags (see `apply_overrides`)."""
     if suite is None:
-        return apply_overrides(SuiteConfig(), axes, settings)
+        # The quick suite reshaped by flags is no longer the quick suite: say so in its name.
+        base = SuiteConfig(label="custom", source="flags") if axes else SuiteConfig()
+        return apply_overrides(base, axes, settings)
+
     path = find_suite(suite)
     parsed = read_suite(path)
     top = {"label": path.stem, "description": "", **parsed["top"]}

@@ -262,6 +262,4 @@ def rows_to_frame(rows: list[ResultRow]):
     return pd.DataFrame([r.to_dict() for r in rows], columns=list(RESULT_COLUMNS))
 
 
-def frame_to_rows(frame) -> list[ResultRow]:
-    """Rows back from a DataFrame (for example one read from CSV)."""
-    return [ResultRow.from_dict(record) for record in frame.to_dict(orient="records")]
+
