@@ -201,3 +201,21 @@ def test_each_round_gets_its_share_of_the_budget():
     settings = MeasureSettings(min_time=1.5, min_repeats=5, max_repeats=1000, rounds=3).per_round()
     assert (settings.min_time, settings.min_repeats, settings.max_repeats) == (0.5, 2, 334)
     assert MeasureSettings().per_round() == MeasureSettings()
+
+
+def test_page_faults_per_step_are_recorded_on_the_cpu():
+    row = measure_cell(make_cell(mode="train"), FAST).row
+    assert row.faults_per_step is not None and row.faults_per_step >= 0
+
+
+def test_the_table_warns_when_steps_fault_in_fresh_memory():
+    from seqbench.report import format_table
+    from seqbench.schema import ResultRow
+
+    quiet = ResultRow.for_cell(make_cell(), median_s=0.001, faults_per_step=3.0)
+    faulting = ResultRow.for_cell(make_cell(arch="gru"), median_s=0.001, faults_per_step=8000.0)
+    assert format_table([quiet]).notes == []
+    (note,) = format_table([quiet, faulting]).notes
+    assert (
+        "1 cell(s) map fresh memory" in note and "8,000 page faults" in note and "--isolate" in note
+    )

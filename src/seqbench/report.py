@@ -29,6 +29,9 @@ def reference_cell(cell: Cell, reference: str = "rnn") -> Cell:
     spec = REGISTRY.get(cell.arch)
     options = spec.options if spec else frozenset()
     pinned = {k: v for k, v in CORE_OPTIONS_DEFAULTS.items() if k not in options}
+    # At equal parameters each architecture has its own width: match on the target instead.
+    if cell.match_params:
+        pinned["hidden"] = 0
     return dataclasses.replace(cell, arch=reference, **pinned)
 
 
@@ -44,7 +47,10 @@ class Ratios:
 
 def compute_ratios(rows: list[ResultRow], reference: str = "rnn") -> dict[str, Ratios]:
     """Per cell id: core parameters and median time relative to the matching simple RNN."""
-    by_cell = {r.cell: r for r in rows}
+    by_cell = {
+        (dataclasses.replace(r.cell, hidden=0) if r.match_params else r.cell): r for r in rows
+    }
+
     out: dict[str, Ratios] = {}
     for row in rows:
         ref = by_cell.get(reference_cell(row.cell, reference))
@@ -189,6 +195,11 @@ TABLE_COLUMNS: tuple[Column, ...] = (
     Column("peak mem", lambda r, _: format_bytes(r.peak_mem_bytes), drop=3),
     Column("task", lambda r, _: r.task or "-", "left", fold=True),
     Column("compile", lambda r, _: "yes" if r.compile else "-", "left", fold=True),
+    Column(
+        "params matched to",
+        lambda r, _: format_count(r.match_params) if r.match_params else "-",
+        fold=True,
+    ),
     Column("score (chance)", lambda r, _: format_score(r), drop=7),
     Column("to target", lambda r, _: format_seconds(r.time_to_target_s), drop=3),
     Column(
@@ -272,7 +283,20 @@ def format_table(rows: list[ResultRow], reference: str = "rnn") -> TableText:
         )
         for r in rows
     ]
+    faulting = [r for r in rows if (r.faults_per_step or 0) >= FAULTS_HINT]
+    if faulting:
+        worst = max(r.faults_per_step for r in faulting)
+        notes.append(
+            f"{len(faulting)} cell(s) map fresh memory from the OS at every step (up to {worst:,.0f} page faults "
+            "per step): allocator effects, which can depend on what ran before in the same process; "
+            "compare architectures with --isolate"
+        )
     return layout(TABLE_COLUMNS, rows, contexts, notes)
+
+
+# Page faults per step from which a table says that the allocator is part of the figure
+# (a 45 MB LSTM workspace faulted in afresh is ~8,000 per step).
+FAULTS_HINT = 1000
 
 
 _ALIGN = {"left": ":---", "right": "---:"}

@@ -16,6 +16,7 @@ Schema history
 5 (2026-11-26): GPU fidelity: `compile` joins the key (torch.compile); `compile_s`, `tf32`,
    `peak_reserved_bytes`, and `mfu` (achieved FLOP/s over the run's measured matmul ceiling).
    Streaming inference: `mode` may be `step`. `match_params` joins the key (0: off).
+6 (2026-11-26): `faults_per_step`, the minor page faults per timed step (Linux).
 
 """
 
@@ -26,7 +27,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 STATUSES = ("ok", "oom", "error", "timeout", "skipped")
 # infer: a forward pass over whole sequences; train: one optimiser step; step: one token of
@@ -125,6 +126,10 @@ class ResultRow(Cell):
     mem_source: str = ""
     peak_rss_bytes: int | None = None
     peak_reserved_bytes: int | None = None  # CUDA: the caching allocator's reserve at peak
+    # Memory the step maps afresh from the OS each time (first-touch page faults): an
+    # allocator effect that can depend on what ran before the cell in the same process.
+    faults_per_step: float | None = None
+
     # -- how it ran --
     tf32: bool | None = None  # CUDA float32: TensorFloat-32 allowed in matmuls and cuDNN
     compile_s: float | None = None  # seconds torch.compile took (never inside the timing)
@@ -260,6 +265,3 @@ def rows_to_frame(rows: list[ResultRow]):
     import pandas as pd
 
     return pd.DataFrame([r.to_dict() for r in rows], columns=list(RESULT_COLUMNS))
-
-
-
