@@ -265,6 +265,18 @@ def run(
         "--flush-denormal/--no-flush-denormal",
         help="Flush subnormal floats to zero on the CPU (default on, as in Keras).",
     ),
+    executor: str | None = typer.Option(
+        None,
+        help="local (default), or ray: every cell a Ray task in a fresh worker, on any node of the cluster.",
+    ),
+    ray_address: str | None = typer.Option(
+        None,
+        help="With --executor ray: 'auto' or an address joins that cluster; default: a local cluster.",
+    ),
+    cpu_cells_per_node: int | None = typer.Option(
+        None,
+        help="With --executor ray: CPU cells that may run on one node at once, sharing its CPUs (default 1).",
+    ),
     isolate: bool | None = typer.Option(
         None,
         "--isolate/--no-isolate",
@@ -338,7 +350,8 @@ def run(
             [c.device for c in cells],
             apply_process_settings(config.threads, config.flush_denormal, config.tf32),
         )
-        env["isolated"] = config.isolate
+        env["isolated"] = config.isolate or config.executor == "ray"
+        env["executor"] = config.executor
         run_ = create_run(
             out,
             label=config.label,
@@ -375,6 +388,9 @@ _SETTING_FLAGS = (
     "seed",
     "flush_denormal",
     "isolate",
+    "executor",
+    "ray_address",
+    "cpu_cells_per_node",
     "cell_timeout",
     "skip_larger",
     "label",
@@ -401,11 +417,15 @@ def _reopen(ref: str, out: Path, suite: str | None, axes: dict, settings: dict, 
         run_.meta["env"].get("device_names", {}),
         apply_process_settings(saved.threads, saved.flush_denormal, saved.tf32),
     )
-    env["isolated"] = saved.isolate
+    env["isolated"] = saved.isolate or saved.executor == "ray"
+    env["executor"] = saved.executor
     changed = env_differences(run_.meta["env"], env)
+    if saved.executor == "ray":  # cells' threads come from the cluster, set again when it starts
+        changed = [k for k in changed if k != "threads"]
     if changed:
         raise SeqbenchError(
             f"cannot resume {run_.run_id}: the environment differs ({', '.join(changed)}); "
+
             "its numbers would not be comparable with those already saved"
         )
     return run_, saved, run_.meta["env"]
@@ -437,12 +457,8 @@ def _execute(
             for event in iter_run(config, cells, run_):
                 if isinstance(event, CellStarted):
                     where = f"round {event.round}/{rounds} " if rounds > 1 else ""
-                    progress.update(
-                        task,
-                        total=event.total,
-                        completed=event.index,
-                        description=where + event.cell.cell_id,
-                    )
+                    # Completions move the bar: with Ray, cells start long before they finish.
+                    progress.update(task, total=event.total, description=where + event.cell.cell_id)
                 elif isinstance(event, CellFinished):
                     progress.advance(task)
     except KeyboardInterrupt:

@@ -132,6 +132,11 @@ class SuiteConfig:
     threads: int | None = None  # None: torch's default
     flush_denormal: bool = True
     isolate: bool = False  # each cell in a fresh subprocess
+    executor: str = "local"  # local, or ray (each cell a Ray task in a fresh worker)
+    ray_address: str | None = (
+        None  # None: start a local Ray cluster; "auto" or an address: join one
+    )
+    cpu_cells_per_node: int = 1  # Ray: CPU cells that may share a node at once
     tf32: bool = True  # CUDA float32 may use TensorFloat-32 (matmuls and cuDNN); recorded per row
     ceiling: bool = True  # measure each device's matmul FLOP/s once, for the mfu column
     compile_backend: str = "inductor"  # for cells with compile = true
@@ -239,6 +244,9 @@ RUN_RULES: dict[str, Rule] = {
     "threads": _POSITIVE_INT,
     "flush_denormal": Rule(bool, "true or false"),
     "isolate": Rule(bool, "true or false"),
+    "executor": Rule(str, "local or ray", lambda v: v in ("local", "ray")),
+    "ray_address": Rule(str, "a Ray address, or auto"),
+    "cpu_cells_per_node": _POSITIVE_INT,
     "tf32": Rule(bool, "true or false"),
     "ceiling": Rule(bool, "true or false"),
     "compile_backend": Rule(str, "a torch.compile backend name, such as inductor or eager"),

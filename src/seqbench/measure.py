@@ -13,6 +13,7 @@ import gc
 import math
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -523,10 +524,13 @@ def _measure(
         rounds=1,
         peak_mem_bytes=peak,
         mem_source=source,
+        host=socket.gethostname(),
+        device_name=devices.device_name(cell.device),
         wall_s=time.perf_counter() - started,
         **timing_fields(cell, flops, samples),
         **scores,
     )
+
     return Measurement(row, samples)
 
 

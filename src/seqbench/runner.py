@@ -99,9 +99,13 @@ def iter_run(
     work then touches one pass of a cell, not all of it. A resumed run picks up at the
     round each cell had reached.
     """
+    prepare_tasks(config, cells)
+    if config.executor == "ray":
+        yield from _iter_ray(config, cells, run)
+        return
     rounds = config.measure.rounds
     settings = config.measure.per_round()
-    prepare_tasks(config, cells)
+
     ooms = [r.cell for r in run.rows if r.status == "oom"]  # from before a resume, too
     todo = [
         (r, cell)
@@ -153,3 +157,21 @@ def iter_run(
 
         run.add(measurement)
         yield CellFinished(measurement, index, total)
+
+
+def _iter_ray(config: SuiteConfig, cells: list[Cell], run: Run) -> Iterator[Event]:
+    """The Ray executor's events, numbered like a local run's (see ray_executor.py)."""
+    from seqbench.ray_executor import iter_ray
+
+    todo = sum(
+        config.measure.rounds - rounds_done(run.row(c.cell_id), config.measure.rounds)
+        for c in cells
+    )
+    started = finished = 0
+    for kind, payload in iter_ray(config, cells, run, rounds_done, at_least_as_large):
+        if kind == "started":
+            yield CellStarted(payload, started, todo)
+            started += 1
+        else:
+            yield CellFinished(payload, finished, todo)
+            finished += 1

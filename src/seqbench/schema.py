@@ -17,6 +17,7 @@ Schema history
    `peak_reserved_bytes`, and `mfu` (achieved FLOP/s over the run's measured matmul ceiling).
    Streaming inference: `mode` may be `step`. `match_params` joins the key (0: off).
 6 (2026-11-26): `faults_per_step`, the minor page faults per timed step (Linux).
+7 (2026-11-26): `host` and `device_name`: where the cell ran (Ray runs spread over machines).
 
 """
 
@@ -27,7 +28,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 STATUSES = ("ok", "oom", "error", "timeout", "skipped")
 # infer: a forward pass over whole sequences; train: one optimiser step; step: one token of
@@ -143,6 +144,8 @@ class ResultRow(Cell):
     time_to_target_s: float | None = None  # training time until metric_value first met --target
     memory_horizon: int | None = None  # steps back the input gradient stays above 1e-3 of its peak
     # -- bookkeeping --
+    host: str = ""  # the machine that measured the cell
+    device_name: str = ""  # the GPU's or CPU's name there
     wall_s: float | None = None
     status: str = "ok"
     message: str = ""
@@ -212,6 +215,8 @@ _INT = {
 _BOOL = {"bidirectional", "compile", "tf32"}
 
 _STR = {
+    "host",
+    "device_name",
     "task",
     "metric",
     "arch",

@@ -125,10 +125,16 @@ class Run:
         return next((r for r in self.rows if r.cell_id == cell_id), None)
 
     def add(self, measurement: Measurement) -> None:
-        """Record a finished cell and save everything at once."""
-        self.rows = [r for r in self.rows if r.cell_id != measurement.row.cell_id] + [
-            measurement.row
-        ]
+        """Record a finished cell (or a later round of one) and save everything at once.
+
+        Rows are kept in the plan's order, whatever order cells finish in (Ray runs finish
+        out of order); cells outside the plan follow, in the order they came.
+        """
+        row = measurement.row
+        self.rows = [r for r in self.rows if r.cell_id != row.cell_id] + [row]
+        order = {cell_id: i for i, cell_id in enumerate(self.meta.get("plan") or [])}
+        self.rows.sort(key=lambda r: order.get(r.cell_id, len(order)))
+
         if measurement.samples:
             self.samples[measurement.row.cell_id] = [float(s) for s in measurement.samples]
         self.save()

@@ -46,8 +46,13 @@ def max_rss_bytes() -> int:
 
 
 def request_for(
-    cell: Cell, config: SuiteConfig, settings: MeasureSettings, out: Path, accuracy: bool = True
+    cell: Cell,
+    config: SuiteConfig,
+    settings: MeasureSettings,
+    out: Path | None = None,
+    accuracy: bool = True,
 ) -> dict[str, Any]:
+
     return {
         "cell": dataclasses.asdict(cell),
         "measure": dataclasses.asdict(settings),
@@ -59,7 +64,7 @@ def request_for(
         "threads": config.threads,
         "flush_denormal": config.flush_denormal,
         "timeout": config.cell_timeout,
-        "out": str(out),
+        "out": None if out is None else str(out),
     }
 
 

@@ -1,0 +1,138 @@
+"""The Ray executor on a local cluster on this machine: CPU cells, two workers."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from seqbench.cli import app
+from seqbench.config import SuiteConfig
+from seqbench.errors import SeqbenchError
+from seqbench.storage import create_run, list_run_dirs, load_run
+from tests.helpers import FAST_FLAGS
+
+ray = pytest.importorskip("ray")
+
+SMALL = ["--batch-size", "2", "--hidden", "4", "--embed", "4", "--vocab", "20", *FAST_FLAGS]
+RAY = ["--executor", "ray", "--cpu-cells-per-node", "2"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_cluster():
+    """One local cluster for the module (two CPUs: two workers at once)."""
+    import os
+
+    ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}},
+    )  # fmt: skip
+    yield
+    ray.shutdown()
+
+
+def run_cli(cli, root, *args):
+    return cli.invoke(app, ["run", "--out", str(root), *args])
+
+
+def test_ray_gives_the_same_cells_and_columns_as_the_local_executor(cli, tmp_path):
+    matrix = ["--arch", "rnn,gru,conv1d", "--seq-len", "48", "--mode", "infer,train", *SMALL]
+    assert run_cli(cli, tmp_path / "local", *matrix).exit_code == 0
+    result = run_cli(cli, tmp_path / "ray", *matrix, *RAY)
+    assert result.exit_code == 0, result.output
+    local, remote = load_run("latest", tmp_path / "local"), load_run("latest", tmp_path / "ray")
+    assert [r.cell for r in remote.rows] == [r.cell for r in local.rows]  # same keys, plan order
+    assert all(r.status == "ok" and r.host and r.device_name for r in remote.rows)
+    assert set(remote.samples) == {r.cell_id for r in remote.rows}
+    assert remote.meta["env"]["executor"] == "ray" and remote.meta["env"]["isolated"] is True
+    assert remote.meta["env"]["threads"] == 1  # two CPUs shared by two cells at once
+    assert (tmp_path / "ray").joinpath(remote.path.name, "results.csv").read_text().splitlines()[
+        0
+    ] == ((tmp_path / "local").joinpath(local.path.name, "results.csv").read_text().splitlines()[0])
+
+
+def test_rows_are_saved_as_ray_cells_finish(tmp_path):
+    from seqbench.config import plan as make_plan
+    from seqbench.config import resolve_config
+    from seqbench.runner import CellFinished, iter_run
+
+    config = resolve_config(None, axes={"arch": ("rnn", "gru"), "seq_len": (48,), "mode": ("infer",), "hidden": (4,), "embed": (4,), "vocab": (20,), "batch_size": (2,)},
+                            settings={"executor": "ray", "cpu_cells_per_node": 2, "min_time": 0.0, "min_repeats": 3, "max_repeats": 3, "warmup_time": 0.0, "ceiling": False})  # fmt: skip
+    cells = make_plan(config)
+    run = create_run(
+        tmp_path, label="r", config=config.to_dict(), env={}, plan=[c.cell_id for c in cells]
+    )
+    saved = []
+    for event in iter_run(config, cells, run):
+        if isinstance(event, CellFinished):
+            saved.append(len(load_run(run.path).rows))
+    assert saved == [1, 2]
+
+
+def test_a_worker_killed_mid_run_marks_its_cell_error_and_the_run_goes_on(cli, tmp_path):
+    result = run_cli(
+        cli,
+        tmp_path,
+        "--arch",
+        "tests.fault_archs:crash",
+        "--seq-len",
+        "64,100",
+        "--mode",
+        "infer",
+        *SMALL,
+        *RAY,
+    )
+    assert result.exit_code == 1, result.output
+    rows = {(r.arch, r.seq_len): r for r in load_run("latest", tmp_path).rows}
+    assert rows[("tests.fault_archs:crash", 100)].status == "error"
+    assert (
+        rows[("tests.fault_archs:crash", 100)].message
+        == "the Ray worker died while measuring the cell"
+    )
+    assert rows[("tests.fault_archs:crash", 64)].status == "ok"
+
+
+def test_a_ray_run_resumes(cli, tmp_path):
+    args = ["--arch", "rnn,gru", "--seq-len", "48", "--mode", "infer", *SMALL, *RAY]
+    assert run_cli(cli, tmp_path, *args).exit_code == 0
+    (folder,) = list_run_dirs(tmp_path)
+    lines = (folder / "results.csv").read_text().splitlines()
+    (folder / "results.csv").write_text(
+        "\n".join(lines[:-1]) + "\n"
+    )  # as if killed before the last cell
+    resumed = cli.invoke(app, ["run", "--out", str(tmp_path), "--resume", str(folder)])
+    assert resumed.exit_code == 0, resumed.output
+    assert [r.arch for r in load_run(folder).rows] == ["rnn", "gru"]
+
+
+def test_a_ray_run_compares_with_a_local_one(cli, tmp_path):
+    args = ["--arch", "lstm", "--seq-len", "48", "--mode", "infer", "--threads", "1", *SMALL]
+    assert run_cli(cli, tmp_path / "a", *args).exit_code == 0
+    assert run_cli(cli, tmp_path / "b", *args, *RAY).exit_code == 0
+    a, b = list_run_dirs(tmp_path / "a")[0], list_run_dirs(tmp_path / "b")[0]
+    result = cli.invoke(app, ["compare", str(a), str(b)])
+    assert result.exit_code in (0, 1), result.output  # comparable: no environment refusal
+    assert "different environments" not in result.stderr
+
+
+def test_without_ray_installed_the_executor_is_one_line(monkeypatch):
+    from seqbench import ray_executor
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(
+        SeqbenchError, match=r"--executor ray needs Ray: pip install 'seqbench\[ray\]'"
+    ):
+        ray_executor.require_ray()
+
+
+def test_ray_settings_are_checked(cli, tmp_path):
+    result = run_cli(cli, tmp_path, "--executor", "dask")
+    assert (
+        result.exit_code == 2 and "--executor: expected local or ray, got 'dask'" in result.stderr
+    )
+    result = run_cli(cli, tmp_path, "--executor", "ray", "--cpu-cells-per-node", "0")
+    assert (
+        result.exit_code == 2
+        and "--cpu-cells-per-node: expected a positive integer, got 0" in result.stderr
+    )
+    assert SuiteConfig().executor == "local"
