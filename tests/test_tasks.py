@@ -416,3 +416,33 @@ def test_gradflow_after_training_needs_a_task(cli):
 
     result = cli.invoke(app, ["gradflow", "--train-steps", "10"])
     assert result.exit_code == 2 and "--train-steps needs a --task" in result.stderr
+
+
+def test_gradflow_draws_its_profile_to_a_file_and_the_terminal(cli, tmp_path):
+    from seqbench.cli import app
+
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("plotext")
+    out = tmp_path / "flow.png"
+    args = [
+        "gradflow",
+        "--arch",
+        "rnn,gru",
+        "--seq-len",
+        "40",
+        "--hidden",
+        "8",
+        "--batch-size",
+        "2",
+        "--plot",
+        "--out",
+        str(out),
+    ]
+    result = cli.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (
+        "steps back from the end" in result.stdout and "memory horizon threshold" in result.stdout
+    )
+    bad = cli.invoke(app, ["gradflow", "--out", str(tmp_path / "flow.gif")])
+    assert bad.exit_code == 2 and bad.stderr.count("\n") == 1

@@ -34,7 +34,14 @@ from seqbench.export import exporter_for_path, get_exporter
 from seqbench.frontier import PROBE_SETTINGS, Probe, fits, parse_bytes, search, summarize
 from seqbench.measure import measure_cell, trace_gradient_flow
 from seqbench.optional import require
-from seqbench.plot import build_chart, check_metric, image_format, render_image, render_text
+from seqbench.plot import (
+    build_chart,
+    check_metric,
+    gradient_chart,
+    image_format,
+    render_image,
+    render_text,
+)
 from seqbench.render import (
     archs_table,
     comparison_table,
@@ -425,7 +432,6 @@ def _reopen(ref: str, out: Path, suite: str | None, axes: dict, settings: dict, 
     if changed:
         raise SeqbenchError(
             f"cannot resume {run_.run_id}: the environment differs ({', '.join(changed)}); "
-
             "its numbers would not be comparable with those already saved"
         )
     return run_, saved, run_.meta["env"]
@@ -801,6 +807,10 @@ def gradflow(
     output_format: str = typer.Option(
         "table", "--format", help="table, or json (with every norm)."
     ),
+    plot: bool = typer.Option(
+        False, "--plot", help="Also draw the norms against distance in the terminal."
+    ),
+    out: Path | None = typer.Option(None, help="Also write that plot to a .png or .svg file."),
 ) -> None:
     """How far back a loss on the last output reaches: the vanishing gradient as a number.
 
@@ -812,6 +822,9 @@ def gradflow(
         raise SeqbenchError(f"--format: expected table or json, got {output_format!r}")
     if train_steps is not None and not task:
         raise SeqbenchError("--train-steps needs a --task to train on")
+    fmt = image_format(out) if out is not None else None
+    if plot or out is not None:
+        require("matplotlib" if out is not None else "plotext", "a plot")
     axes = {
         "arch": parse_list(arch, "arch", "--arch"),
         "task": parse_list(task or "none", "task", "--task"),
@@ -842,17 +855,20 @@ def gradflow(
         trace_gradient_flow(c, config.train, config.seed, after_training=train_steps is not None)
         for c in cells
     ]
-    if output_format == "json":
-        stdout().print_json(data=[dataclasses.asdict(p) for p in profiles])
-        return
     console = stdout()
-    console.print(
-        fitted_table(
-            format_gradient_profiles(profiles),
-            "gradient flow: |d loss / d input_t|, relative to its peak",
-            console,
-        )
-    )
+    if output_format == "json":
+        console.print_json(data=[dataclasses.asdict(p) for p in profiles])
+    else:
+        title = "gradient flow: |d loss / d input_t|, relative to its peak"
+        console.print(fitted_table(format_gradient_profiles(profiles), title, console))
+    chart = gradient_chart(profiles)
+    if plot:
+        height = max(15, min(console.height - 6, 30))
+        console.print(terminal_plot(render_text(chart, console.width, height)))
+    if out is not None:
+        image = render_image(chart, fmt)
+        _write(out, lambda: atomic_write(out, image))
+        stderr().print(f"wrote {out}", markup=False)
 
 
 @app.command()

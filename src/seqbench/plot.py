@@ -12,9 +12,11 @@ each series' fitted k (see scaling.py) and the image draws the fit as a dashed l
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from seqbench.errors import SeqbenchError
 from seqbench.optional import require
@@ -44,6 +46,9 @@ LOWER_IS_BETTER = frozenset({"mse", "mae", "loss", "bce", "cross_entropy", "erro
 # Point markers, one per series: distinct shapes stay apart without colour too.
 TEXT_MARKERS = "•+x*o#@%"
 IMAGE_MARKERS = "os^vD<>P"
+# Up to this many points a series gets markers and its x values as ticks.
+MARKED_POINTS = 30
+
 
 
 @dataclass(frozen=True)
@@ -208,9 +213,9 @@ def render_image(chart: Chart, fmt: str) -> bytes:
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     for i, series in enumerate(chart.series):
-        (line,) = axes.plot(
-            series.x, series.y, marker=IMAGE_MARKERS[i % len(IMAGE_MARKERS)], label=series.label
-        )
+        # Markers on a long profile would hide the line itself.
+        marker = IMAGE_MARKERS[i % len(IMAGE_MARKERS)] if len(series.x) <= MARKED_POINTS else None
+        (line,) = axes.plot(series.x, series.y, marker=marker, label=series.label)
         if series.fit is not None:
             ends = (series.x[0], series.x[-1])
             axes.plot(ends, [series.fit.at(t) for t in ends], "--", color=line.get_color(), lw=0.8)
@@ -229,13 +234,15 @@ def render_image(chart: Chart, fmt: str) -> bytes:
         axes.set_yscale("log")
         axes.yaxis.set_major_formatter(plain)
         axes.yaxis.set_minor_formatter(plain)
-    if chart.frontier is None:
+    lengths = sorted({x for s in chart.series for x in s.x})
+    if chart.frontier is None and len(lengths) <= MARKED_POINTS:
         # Lengths are few and round (often powers of two): label them as they are.
-        lengths = sorted({x for s in chart.series for x in s.x})
         axes.set_xticks(lengths, [f"{x:g}" for x in lengths])
         axes.xaxis.set_minor_formatter(NullFormatter())
     else:
         axes.xaxis.set_major_formatter(plain)
+        axes.xaxis.set_minor_formatter(NullFormatter())
+
     axes.set_title(chart.title)
     axes.set_xlabel(chart.x_label)
     axes.set_ylabel(chart.y_label)
@@ -281,3 +288,34 @@ def render_text(chart: Chart, width: int, height: int) -> str:
     finally:
         figure.clear()
     return drawing.rstrip("\n") + "\n" + "\n".join(legend) + "\n"
+
+
+def gradient_chart(profiles: Sequence[Any]) -> Chart:
+    """Input-gradient norm against distance from the end, one line per architecture (and
+    after training, when measured): the vanishing gradient, drawn. Norms are relative to
+    each profile's peak; exact zeros (underflow) cannot sit on a log axis and are left out."""
+    from seqbench.report import format_arch
+
+    series = []
+    for profile in profiles:
+        for label, norms in (("init", profile.initial), ("trained", profile.trained)):
+            if norms is None:
+                continue
+            peak = max(norms) or 1.0
+            back = list(reversed(norms))  # back[d] is d steps before the last
+            # log10 on a linear axis: the values span 40 decades, and exponents read better
+            # than 0.0000000000000000013 on a terminal's axis.
+            points = [(d + 1, math.log10(v / peak)) for d, v in enumerate(back) if v > 0]
+            name = format_arch(profile.cell) + ("" if profile.trained is None else f" ({label})")
+            series.append(Series(name, tuple(p[0] for p in points), tuple(p[1] for p in points)))
+    return Chart(
+        title="gradient reaching each input step, relative to its peak",
+        x_label="steps back from the end (1 = the last step)",
+        y_label="log10 of |d loss / d x_t| / peak",
+        log_y=False,
+        series=tuple(series),
+        frontier=None,
+        reference=-3.0,
+        reference_label="memory horizon threshold (1e-3)",
+
+    )
