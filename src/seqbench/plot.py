@@ -50,7 +50,6 @@ IMAGE_MARKERS = "os^vD<>P"
 MARKED_POINTS = 30
 
 
-
 @dataclass(frozen=True)
 class Series:
     """One line of a chart: its points (in the axis units) and, for a cost, its fit."""
@@ -317,5 +316,4 @@ def gradient_chart(profiles: Sequence[Any]) -> Chart:
         frontier=None,
         reference=-3.0,
         reference_label="memory horizon threshold (1e-3)",
-
     )
