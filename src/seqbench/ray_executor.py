@@ -19,7 +19,7 @@ from typing import Any
 
 from seqbench.config import MeasureSettings, SuiteConfig
 from seqbench.errors import SeqbenchError
-from seqbench.measure import Measurement, merge_rounds
+from seqbench.measure import Measurement
 from seqbench.models import step_flops
 from seqbench.schema import Cell, ResultRow
 from seqbench.storage import Run
@@ -87,13 +87,13 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def iter_ray(
-    config: SuiteConfig, cells: list[Cell], run: Run, rounds_done, at_least_as_large
-) -> Iterator[tuple[str, Any]]:
+def iter_ray(config: SuiteConfig, cells: list[Cell], run: Run) -> Iterator[tuple[str, Any]]:
     """Yield ("started", cell) when a cell is submitted and ("finished", measurement) as
     each comes back, round by round; `run` is saved before every "finished"."""
-    ray = start(config)
+    from seqbench.runner import at_least_as_large, record, rounds_done, skip_after_oom
     from seqbench.worker import request_for
+
+    ray = start(config)
 
     remote = ray.remote(max_calls=1, max_retries=0)(_measure_task)
     cpus = cpus_per_cell(ray, config)
@@ -108,6 +108,11 @@ def iter_ray(
         pending: dict[Any, Cell] = {}
         for cell in cells:
             if rounds_done(run.row(cell.cell_id), config.measure.rounds) >= round_no:
+                continue
+            skipped = skip_after_oom(cell, ooms, config)  # known OOMs: from a resumed run
+            if skipped is not None:
+                yield "started", cell
+                yield "finished", record(run, skipped, mfu=False)
                 continue
             threads = config.threads or (cpus if cell.device == "cpu" else None)
             request = request_for(
@@ -127,13 +132,8 @@ def iter_ray(
                 for other_ref, other in list(pending.items()):
                     if at_least_as_large(other, cell):
                         ray.cancel(other_ref)
-            earlier = run.row(cell.cell_id)
-            if earlier is not None and earlier.status == "ok":
-                measurement = merge_rounds(
-                    Measurement(earlier, run.samples.get(cell.cell_id, [])), measurement
-                )
-            run.add(measurement)
-            yield "finished", measurement
+            # MFU would need each node's own ceiling: not on Ray.
+            yield "finished", record(run, measurement, mfu=False)
 
 
 def _collect(ray: Any, ref: Any, cell: Cell) -> Measurement:

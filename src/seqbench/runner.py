@@ -120,15 +120,9 @@ def iter_run(
         if earlier is not None and earlier.status != "ok":  # failed in an earlier round
             yield CellFinished(Measurement(earlier), index, total)
             continue
-        blocker = next((o for o in ooms if config.skip_larger and at_least_as_large(cell, o)), None)
-        if blocker is not None:
-            row = ResultRow.for_cell(
-                cell,
-                flops_per_seq=step_flops(cell),
-                status="skipped",
-                message=f"larger than an OOM cell ({blocker.cell_id})",
-            )
-            measurement = Measurement(row)
+        skipped = skip_after_oom(cell, ooms, config)
+        if skipped is not None:
+            measurement = skipped
         elif config.isolate:
             measurement = measure_isolated(cell, config, settings, accuracy=round_no == 1)
         else:
@@ -144,19 +138,40 @@ def iter_run(
             )
         if measurement.row.status == "oom":
             ooms.append(cell)
-
-        if earlier is not None:
-            measurement = merge_rounds(
-                Measurement(earlier, run.samples.get(cell.cell_id, [])), measurement
-            )
-        if config.ceiling and measurement.row.tflops is not None:
-            mfu = measurement.row.tflops / ceiling_for(run, cell)
-            measurement = Measurement(
-                dataclasses.replace(measurement.row, mfu=mfu), measurement.samples
-            )
-
-        run.add(measurement)
+        measurement = record(run, measurement, mfu=config.ceiling)
         yield CellFinished(measurement, index, total)
+
+
+def skip_after_oom(cell: Cell, ooms: list[Cell], config: SuiteConfig) -> Measurement | None:
+    """A `skipped` row when `cell` is at least as large as a cell that ran out of memory."""
+    blocker = next((o for o in ooms if config.skip_larger and at_least_as_large(cell, o)), None)
+    if blocker is None:
+        return None
+    row = ResultRow.for_cell(
+        cell,
+        flops_per_seq=step_flops(cell),
+        status="skipped",
+        message=f"larger than an OOM cell ({blocker.cell_id})",
+    )
+    return Measurement(row)
+
+
+def record(run: Run, measurement: Measurement, *, mfu: bool) -> Measurement:
+    """Pool a pass with the cell's earlier rounds, add its MFU, and save the run: what every
+    executor does with a measurement that came back."""
+    cell = measurement.row.cell
+    earlier = run.row(cell.cell_id)
+    if earlier is not None and earlier.status == "ok":
+        measurement = merge_rounds(
+            Measurement(earlier, run.samples.get(cell.cell_id, [])), measurement
+        )
+    if mfu and measurement.row.tflops is not None:
+        row = dataclasses.replace(
+            measurement.row, mfu=measurement.row.tflops / ceiling_for(run, cell)
+        )
+        measurement = Measurement(row, measurement.samples)
+    run.add(measurement)
+    return measurement
 
 
 def _iter_ray(config: SuiteConfig, cells: list[Cell], run: Run) -> Iterator[Event]:
@@ -168,7 +183,7 @@ def _iter_ray(config: SuiteConfig, cells: list[Cell], run: Run) -> Iterator[Even
         for c in cells
     )
     started = finished = 0
-    for kind, payload in iter_ray(config, cells, run, rounds_done, at_least_as_large):
+    for kind, payload in iter_ray(config, cells, run):
         if kind == "started":
             yield CellStarted(payload, started, todo)
             started += 1
