@@ -470,10 +470,7 @@ def _measure(
         devices.synchronize(device)
         scores["compile_s"] = time.perf_counter() - start
     if task is not None and accuracy:
-        trained = train_task(
-            work.model, work.train_step, task, train,
-            batch_size=cell.batch_size, device=device, autocast=lambda: _autocast(cell), seed=seed,
-        )  # fmt: skip
+        trained = train_on_task(work, task, train, seed)
         scores = {
             "metric": task.metric,
             "metric_value": trained.metric_value,
@@ -486,9 +483,8 @@ def _measure(
             work.optimizer.zero_grad(set_to_none=True)
             work.model.eval()
     if train.grad_flow:
-        probe = task.eval_set().x[:GRAD_FLOW_BATCH] if task is not None else work.inputs[0]
         scores["memory_horizon"] = memory_horizon(
-            input_gradient_norms(work.model, probe.to(device))
+            input_gradient_norms(work.model, gradient_probe(work, task))
         )
         work.model.train(cell.mode == "train")
         work.model.zero_grad(set_to_none=True)
@@ -587,6 +583,22 @@ def merge_rounds(earlier: Measurement, later: Measurement) -> Measurement:
     return Measurement(row, samples)
 
 
+def train_on_task(work: Workload, task: Task, train: TrainSettings, seed: int):
+    """Train the workload's model on its task (see train.train_task)."""
+    cell = work.cell
+    return train_task(
+        work.model, work.train_step, task, train, batch_size=cell.batch_size,
+        device=torch.device(cell.device), autocast=lambda: _autocast(cell), seed=seed,
+    )  # fmt: skip
+
+
+def gradient_probe(work: Workload, task: Task | None) -> torch.Tensor:
+    """The inputs a gradient profile is averaged over: the task's held-out sequences, or
+    the cell's own random tokens."""
+    probe = task.eval_set().x[:GRAD_FLOW_BATCH] if task is not None else work.inputs[0]
+    return probe.to(work.cell.device)
+
+
 @dataclass(frozen=True)
 class GradientProfile:
     """Input-gradient norms of one cell (index t = 0..T-1), at initialisation and, with a
@@ -606,17 +618,14 @@ def trace_gradient_flow(
     """How far back a loss on the last output reaches, before (and after) training."""
     task = prepared(cell.task, cell.seq_len, cell.vocab, seed, train.data) if cell.task else None
     work = build_workload(cell, seed, train, task)
-    device = torch.device(cell.device)
-    probe = (task.eval_set().x[:GRAD_FLOW_BATCH] if task is not None else work.inputs[0]).to(device)
+    probe = gradient_probe(work, task)
+
     initial = input_gradient_norms(work.model, probe)
     trained, value = None, None
     if after_training:
         if task is None:
             raise ValueError("training needs a task")
-        result = train_task(
-            work.model, work.train_step, task, train,
-            batch_size=cell.batch_size, device=device, autocast=lambda: _autocast(cell), seed=seed,
-        )  # fmt: skip
+        result = train_on_task(work, task, train, seed)
         trained, value = input_gradient_norms(work.model, probe), result.metric_value
     return GradientProfile(
         cell,
