@@ -26,14 +26,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from seqbench.config import parse_list, plan, resolve_config
+from seqbench import session
+from seqbench.config import resolve_config
 from seqbench.devices import synchronize, unavailable_reason
-from seqbench.env import apply_process_settings, collect_env
-from seqbench.measure import DTYPES, RMSPROP
+from seqbench.execute import CellFinished, Scheduler, make_executor
+from seqbench.measure.workload import DTYPES, RMSPROP
 from seqbench.models import build_model
-from seqbench.runner import CellFinished, iter_run
 from seqbench.schema import Cell, ResultRow
-from seqbench.storage import create_run
+from seqbench.suites import parse_list
 
 
 def hand_time_and_memory(cell: Cell, steps: int, warmup: int) -> tuple[float, int]:
@@ -126,27 +126,20 @@ def main() -> int:
     if args.device == "cpu":  # a dry run: bfloat16 autocast on the CPU is slow and beside the point
         axes.update(dtype=("float32",), hidden=(32,), embed=(32,), batch_size=(8,))
     settings = {} if args.min_time is None else {"min_time": args.min_time}
+    settings["label"] = "gpu-check"
     config = resolve_config("gpu", axes=axes, settings=settings)
-    cells = plan(config)
+    plan = session.make_plan(config)
     started = time.perf_counter()
-    env = collect_env(
-        [c.device for c in cells],
-        apply_process_settings(config.threads, config.flush_denormal, config.tf32),
-    )
-    run = create_run(
-        args.out,
-        label="gpu-check",
-        config=config.to_dict(),
-        env=env,
-        plan=[c.cell_id for c in cells],
-    )
-    for event in iter_run(config, cells, run):
-        if isinstance(event, CellFinished):
-            row = event.measurement.row
-            print(
-                f"[{event.index + 1}/{event.total}] {row.cell_id}: {row.status} {row.median_s or 0:.4g} s",
-                flush=True,
-            )
+    with make_executor(config) as executor:
+        env = session.environment(config, [c.device for c in plan.cells], executor)
+        run = session.new_run(config, plan, env, args.out, None)
+        for event in Scheduler(config, executor, run).iter_plan(plan.cells):
+            if isinstance(event, CellFinished):
+                row = event.measurement.row
+                print(
+                    f"[{event.index + 1}/{event.total}] {row.cell_id}: {row.status} {row.median_s or 0:.4g} s",
+                    flush=True,
+                )
     run.finish("complete")
     print(
         f"suite: {len(run.rows)} cells in {time.perf_counter() - started:.0f} s, saved to {run.path}"

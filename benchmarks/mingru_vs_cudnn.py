@@ -2,7 +2,7 @@
 
 Feng et al. 2024 report minGRU trained with a parallel scan far faster than cuDNN's GRU at
 long lengths (on an H200 here: 6.8× at T = 1024). This measures the same question with
-seqbench's own `measure_cell`: one training step (zero-grad, forward, loss, backward,
+seqbench's own `measure`: one training step (zero-grad, forward, loss, backward,
 RMSprop) of the registry's `gru` (cuDNN on CUDA, ATen's step loop on the CPU) and `mingru`
 (the log-space scan), one layer, I = H, float32, median of repeats. Longer lengths that
 would not finish within `--budget` seconds (estimated from the previous length) are skipped.
@@ -17,12 +17,13 @@ import argparse
 
 import torch
 
-from seqbench.config import MeasureSettings
 from seqbench.env import apply_process_settings
-from seqbench.measure import measure_cell
+from seqbench.measure import measure
 from seqbench.models import normalize_cell
-from seqbench.report import format_median
+from seqbench.output.text import format_median
+from seqbench.request import CellRequest
 from seqbench.schema import Cell
+from seqbench.settings import MeasureSettings
 
 ARCHS = ("gru", "mingru")
 
@@ -84,7 +85,7 @@ def main() -> None:
                 print(f"{seq_len:>6}  skipped: about {estimate:.0f} s > --budget {args.budget:g} s")
                 continue
         rows = {
-            arch: measure_cell(cell(arch, seq_len, args), settings, memory=False).row
+            arch: measure(CellRequest(cell(arch, seq_len, args), settings, memory=False)).row
             for arch in ARCHS
         }
         for arch, row in rows.items():

@@ -19,10 +19,11 @@ import time
 
 import torch
 
-from seqbench.config import MeasureSettings
 from seqbench.devices import cpu_name
-from seqbench.measure import measure_cell
+from seqbench.measure import measure
+from seqbench.request import CellRequest
 from seqbench.schema import Cell
+from seqbench.settings import MeasureSettings
 
 
 def elementwise_us(x: torch.Tensor, y: torch.Tensor, repeats: int = 50) -> float:
@@ -55,7 +56,7 @@ def main() -> None:
         times = {}
         for flush in (True, False):
             torch.set_flush_denormal(flush)
-            times[flush] = measure_cell(cell, settings, memory=False).row.median_s
+            times[flush] = measure(CellRequest(cell, settings, memory=False)).row.median_s
         print(
             f"  {seq_len:>5}  {times[True] * 1e3:8.2f}ms  {times[False] * 1e3:8.2f}ms  {times[False] / times[True]:8.2f}"
         )

@@ -1,6 +1,6 @@
 """Check seqbench's timing against an independent measurement of the same model.
 
-For each cell, seqbench measures it end to end (`measure_cell`: its own build, warm-up,
+For each cell, seqbench measures it end to end (`measure`: its own build, warm-up,
 sampling and statistics), and `torch.utils.benchmark.Timer.blocked_autorange` times a
 training or inference step written out by hand below, on a model built from the same
 registry. The two alternate for a few rounds so that machine drift hits both alike; the
@@ -19,15 +19,18 @@ import torch
 import torch.utils.benchmark as tbench
 from torch import nn
 
-from seqbench.config import MeasureSettings
 from seqbench.env import apply_process_settings
-from seqbench.measure import RMSPROP, measure_cell
+from seqbench.measure import measure
+from seqbench.measure.workload import RMSPROP
 from seqbench.models import build_model, normalize_cell
+from seqbench.request import CellRequest
 from seqbench.schema import Cell
+from seqbench.settings import MeasureSettings
 
 
 def hand_step(cell: Cell):
-    """The step DESIGN.md describes, written without seqbench's measurement code."""
+    """A step as the README's "How seqbench measures" describes it, written without
+    seqbench's measurement code."""
     torch.manual_seed(0)
     model = build_model(cell)
     tokens = torch.randint(1, cell.vocab, (cell.batch_size, cell.seq_len))
@@ -68,7 +71,7 @@ def main() -> None:
 
     settings = apply_process_settings(args.threads, True)
 
-    measure = MeasureSettings(min_time=args.min_time)
+    settings = MeasureSettings(min_time=args.min_time)
     base = Cell(
         "rnn",
         args.seq_len,
@@ -101,7 +104,7 @@ def main() -> None:
                 "step()", globals={"step": step}, num_threads=torch.get_num_threads()
             )
             for _ in range(args.rounds):
-                row = measure_cell(cell, measure, memory=False).row
+                row = measure(CellRequest(cell, measure=settings, memory=False)).row
                 ours.append(row.median_s)
                 theirs.append(timer.blocked_autorange(min_run_time=args.min_time).median)
             a, b = statistics.median(ours), statistics.median(theirs)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from seqbench.config import MeasureSettings
 from seqbench.schema import Cell
+from seqbench.settings import MeasureSettings
 
 # Settings that keep a real measurement to a fraction of a second.
 FAST = MeasureSettings(
@@ -75,3 +75,11 @@ def save_run(root, rows, label: str = "synthetic", env: dict | None = None):
     run.samples = {r.cell_id: [r.median_s] for r in rows if r.median_s is not None}
     run.finish("complete")  # one save for all the rows: `run.add` would save after each
     return run
+
+
+def measure_cell(cell: Cell, settings: MeasureSettings = FAST, *, clock=None, **request):
+    """Measure one cell in this process (`measure` on a request built from the arguments)."""
+    from seqbench.measure import measure
+    from seqbench.request import CellRequest
+
+    return measure(CellRequest(cell, settings, **request), clock)

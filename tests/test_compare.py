@@ -17,8 +17,7 @@ from seqbench.compare import (
     run_checks,
     shift_ci_rank,
 )
-from seqbench.measure import Measurement
-from seqbench.schema import ResultRow
+from seqbench.schema import Measurement, ResultRow
 from seqbench.storage import create_run, load_run
 from tests.helpers import make_cell
 

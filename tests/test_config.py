@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from seqbench.config import Axes, SuiteConfig, parse_list, plan, resolve_config
+from seqbench.config import Axes, SuiteConfig, plan, resolve_config
 from seqbench.errors import ConfigError
+from seqbench.suites import parse_list
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 

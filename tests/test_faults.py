@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from seqbench import worker
 from seqbench.cli import app
-from seqbench.measure import is_out_of_memory
+from seqbench.execute import isolated
+from seqbench.measure.limits import is_out_of_memory
 from seqbench.storage import META_FILE, ROWS_FILE, list_run_dirs, load_run
 from tests.helpers import FAST_FLAGS
 
@@ -122,7 +122,7 @@ def test_isolation_survives_a_segfault_and_measures_host_memory(cli, tmp_path):
 
 
 def test_an_isolated_cell_that_ignores_its_alarm_is_killed(cli, tmp_path, monkeypatch):
-    monkeypatch.setattr(worker, "STARTUP_GRACE_S", 3.0)
+    monkeypatch.setattr(isolated, "STARTUP_GRACE_S", 3.0)
     result = fault_run(
         cli, tmp_path, "stubborn", "--seq-len", "100", "--isolate", "--cell-timeout", "1"
     )

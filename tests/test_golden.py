@@ -16,7 +16,7 @@ import pytest
 from rich.console import Console
 
 from seqbench.export import EXPORTERS
-from seqbench.render import results_view, runs_table
+from seqbench.output.terminal import results_view, runs_table
 from seqbench.schema import ResultRow
 from seqbench.storage import RunSummary
 from tests.helpers import make_cell

@@ -11,14 +11,14 @@ import torch
 from seqbench import env as env_mod
 from seqbench import timing
 from seqbench.cli import app
-from seqbench.config import MeasureSettings
 from seqbench.errors import SeqbenchError
 from seqbench.frontier import Probe, parse_bytes, search, summarize
-from seqbench.measure import Measurement, measure_ceiling, measure_cell
-from seqbench.schema import ResultRow
+from seqbench.measure.ceiling import measure_ceiling
+from seqbench.schema import Measurement, ResultRow
+from seqbench.settings import MeasureSettings
 from seqbench.storage import load_run
 from seqbench.timing import FakeClock
-from tests.helpers import FAST, FAST_FLAGS, make_cell
+from tests.helpers import FAST, FAST_FLAGS, make_cell, measure_cell
 
 # --------------------------------------------------------------------------- CUDA events, faked
 
@@ -44,8 +44,8 @@ class FakeEvent:
 
 def test_cuda_events_time_the_calls_between_them_in_seconds(monkeypatch):
     syncs = []
-    monkeypatch.setattr(timing.torch.cuda, "Event", FakeEvent)
-    monkeypatch.setattr(timing.torch.cuda, "synchronize", lambda device=None: syncs.append(device))
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: syncs.append(device))
     FakeEvent.clock_ms = [100.0, 112.5]
     calls = []
     clock = timing.CudaEventClock(torch.device("cuda:0"))
@@ -70,8 +70,8 @@ class Props:
 
 
 def test_gpu_metadata_comes_from_torch_and_nvidia_smi(monkeypatch):
-    monkeypatch.setattr(env_mod.torch.cuda, "get_device_properties", lambda device: Props())
-    monkeypatch.setattr(env_mod.torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: Props())
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
 
     class Done:
         stdout = "570.86.15, 1980 MHz, 1980 MHz, 2619 MHz, 700.00 W, 41\n"
@@ -93,8 +93,8 @@ def test_gpu_metadata_comes_from_torch_and_nvidia_smi(monkeypatch):
 
 
 def test_gpu_metadata_without_nvidia_smi_keeps_what_torch_knows(monkeypatch):
-    monkeypatch.setattr(env_mod.torch.cuda, "get_device_properties", lambda device: Props())
-    monkeypatch.setattr(env_mod.torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: Props())
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
 
     def missing(*args, **kwargs):
         raise FileNotFoundError("nvidia-smi")

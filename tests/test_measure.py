@@ -6,11 +6,12 @@ import pytest
 import torch
 
 from seqbench import measure as measure_mod
-from seqbench.config import MeasureSettings
-from seqbench.measure import build_workload, measure_cell, sample_times
+from seqbench.measure.sampling import sample_times
+from seqbench.measure.workload import build_workload
 from seqbench.models import expected_params, step_flops
+from seqbench.settings import MeasureSettings
 from seqbench.timing import FakeClock, PerfCounterClock
-from tests.helpers import FAST, make_cell
+from tests.helpers import FAST, make_cell, measure_cell
 
 PLAIN = MeasureSettings(
     min_time=1e9,
@@ -169,7 +170,7 @@ def test_perf_counter_clock_synchronises_around_the_calls():
 
 
 def test_rounds_pool_their_samples_and_recompute_the_statistics():
-    from seqbench.measure import merge_rounds
+    from seqbench.measure.sampling import merge_rounds
 
     cell = make_cell(batch_size=10)
     five = dataclasses.replace(PLAIN, max_repeats=5)
@@ -187,8 +188,8 @@ def test_rounds_pool_their_samples_and_recompute_the_statistics():
 
 
 def test_a_failed_round_fails_the_cell():
-    from seqbench.measure import Measurement, merge_rounds
-    from seqbench.schema import ResultRow
+    from seqbench.measure.sampling import merge_rounds
+    from seqbench.schema import Measurement, ResultRow
 
     cell = make_cell()
     ok = measure_cell(cell, PLAIN, clock=FakeClock([1.0] * 20), memory=False)
@@ -203,13 +204,19 @@ def test_each_round_gets_its_share_of_the_budget():
     assert MeasureSettings().per_round() == MeasureSettings()
 
 
-def test_page_faults_per_step_are_recorded_on_the_cpu():
-    row = measure_cell(make_cell(mode="train"), FAST).row
-    assert row.faults_per_step is not None and row.faults_per_step >= 0
+def test_page_faults_per_step_are_the_faults_over_the_timed_steps(monkeypatch):
+    # Read before and after sampling: 60 faults over 5 samples of 2 steps each.
+    counts = iter([1000, 1060])
+    monkeypatch.setattr(measure_mod, "minor_faults", lambda: next(counts))
+    settings = dataclasses.replace(PLAIN, max_repeats=5, min_sample_s=2.0)
+    clock = FakeClock([1.0] * 2 + [1.0] * 5)  # warm-up says 1 s a step: 2 steps a sample
+    row = measure_cell(make_cell(), settings, clock=clock, memory=False).row
+    assert (row.inner_loops, row.repeats) == (2, 5)
+    assert row.faults_per_step == 6.0
 
 
 def test_the_table_warns_when_steps_fault_in_fresh_memory():
-    from seqbench.report import format_table
+    from seqbench.output.tables import format_table
     from seqbench.schema import ResultRow
 
     quiet = ResultRow.for_cell(make_cell(), median_s=0.001, faults_per_step=3.0)

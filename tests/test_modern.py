@@ -9,7 +9,6 @@ import pytest
 from seqbench.cli import app
 from seqbench.config import Axes, SuiteConfig, plan
 from seqbench.errors import ConfigError
-from seqbench.measure import measure_cell
 from seqbench.models import (
     REGISTRY,
     core_param_count,
@@ -20,7 +19,7 @@ from seqbench.models import (
 )
 from seqbench.storage import load_run
 from seqbench.timing import FakeClock
-from tests.helpers import FAST, FAST_FLAGS, make_cell
+from tests.helpers import FAST, FAST_FLAGS, make_cell, measure_cell
 
 # --------------------------------------------------------------------------- --mode step
 

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from seqbench.errors import MissingDependency, SeqbenchError
-from seqbench.plot import build_chart, image_format, render_image, render_text
+from seqbench.output.plots import build_chart, image_format, render_image, render_text
 from seqbench.schema import ResultRow
 from tests.helpers import make_cell, power_rows
 

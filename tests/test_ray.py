@@ -54,7 +54,7 @@ def test_ray_gives_the_same_cells_and_columns_as_the_local_executor(cli, tmp_pat
 def test_rows_are_saved_as_ray_cells_finish(tmp_path):
     from seqbench.config import plan as make_plan
     from seqbench.config import resolve_config
-    from seqbench.runner import CellFinished, iter_run
+    from seqbench.execute import CellFinished, Scheduler, make_executor
 
     config = resolve_config(None, axes={"arch": ("rnn", "gru"), "seq_len": (48,), "mode": ("infer",), "hidden": (4,), "embed": (4,), "vocab": (20,), "batch_size": (2,)},
                             settings={"executor": "ray", "cpu_cells_per_node": 2, "min_time": 0.0, "min_repeats": 3, "max_repeats": 3, "warmup_time": 0.0, "ceiling": False})  # fmt: skip
@@ -63,9 +63,11 @@ def test_rows_are_saved_as_ray_cells_finish(tmp_path):
         tmp_path, label="r", config=config.to_dict(), env={}, plan=[c.cell_id for c in cells]
     )
     saved = []
-    for event in iter_run(config, cells, run):
-        if isinstance(event, CellFinished):
-            saved.append(len(load_run(run.path).rows))
+    with make_executor(config) as executor:
+        assert executor.name == "ray"
+        for event in Scheduler(config, executor, run).iter_plan(cells):
+            if isinstance(event, CellFinished):
+                saved.append(len(load_run(run.path).rows))
     assert saved == [1, 2]
 
 
@@ -110,13 +112,14 @@ def test_a_ray_run_compares_with_a_local_one(cli, tmp_path):
     assert run_cli(cli, tmp_path / "a", *args).exit_code == 0
     assert run_cli(cli, tmp_path / "b", *args, *RAY).exit_code == 0
     a, b = list_run_dirs(tmp_path / "a")[0], list_run_dirs(tmp_path / "b")[0]
-    result = cli.invoke(app, ["compare", str(a), str(b)])
-    assert result.exit_code in (0, 1), result.output  # comparable: no environment refusal
-    assert "different environments" not in result.stderr
+    # Comparable (no environment refusal), and the same model: its memory is identical.
+    result = cli.invoke(app, ["compare", str(a), str(b), "--metric", "memory"])
+    assert result.exit_code == 0, result.output
+    assert "memory: 1 unchanged" in result.stderr
 
 
 def test_without_ray_installed_the_executor_is_one_line(monkeypatch):
-    from seqbench import ray_executor
+    from seqbench.execute import ray as ray_executor
 
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from seqbench.report import (
+from seqbench.output.growth import (
     format_anomaly_hint,
     format_crossover,
     format_exponent_hint,

@@ -6,8 +6,7 @@ from pathlib import Path
 import pytest
 
 from seqbench.errors import ResultsError
-from seqbench.measure import Measurement
-from seqbench.schema import RESULT_COLUMNS, ResultRow
+from seqbench.schema import RESULT_COLUMNS, Measurement, ResultRow
 from seqbench.storage import (
     META_FILE,
     ROWS_FILE,

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from seqbench.config import TrainSettings
 from seqbench.errors import ConfigError
-from seqbench.gradflow import input_gradient_norms, memory_horizon
+from seqbench.measure.gradflow import input_gradient_norms, memory_horizon
+from seqbench.measure.training import train_task
 from seqbench.models import build_model, expected_params, forward_flops, normalize_cell
 from seqbench.models.base import SequenceCore, SequenceModel, count_parameters
+from seqbench.settings import TrainSettings
 from seqbench.tasks import new_task, prepared
 from seqbench.tasks.real import OOV, START, pad_sequences, read_acl_imdb, read_imdb_npz, tokenize
-from seqbench.train import train_task
 from tests.helpers import make_cell
 
 
@@ -311,7 +311,7 @@ def test_memory_horizon_edge_cases():
 
 
 def test_gated_cells_keep_the_gradient_longer_than_the_simple_rnn_at_init():
-    from seqbench.measure import trace_gradient_flow
+    from seqbench.measure.gradflow import trace_gradient_flow
 
     profiles = {
         arch: trace_gradient_flow(

@@ -28,16 +28,17 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import stats as sps
 
 from seqbench.env import COMPARED_KEYS
 from seqbench.errors import SeqbenchError
-from seqbench.schema import Cell, ResultRow
-from seqbench.storage import Run
-from seqbench.tasks import new_task
+from seqbench.schema import Cell, ResultRow, higher_is_better
+
+if TYPE_CHECKING:
+    from seqbench.storage import Run
 
 VERDICTS = (
     "regression",
@@ -66,7 +67,7 @@ class Metric:
 
     def lower_is_better_for(self, row: ResultRow) -> bool:
         if self.task_direction and row.task:
-            return not new_task(row.task).higher_is_better
+            return not higher_is_better(row.metric)
         return self.lower_is_better
 
 

@@ -1,48 +1,36 @@
 """The one configuration object: built from a suite file, then flags, and validated once.
 
-A suite file is TOML:
-
-    label = "seed"
-    description = "what the suite is for"
-
-    [matrix]            # axes; a scalar means a one-value list
-    arch = ["rnn", "lstm"]
-    seq_len = [100, 500]
-
-    [[variants]]        # optional: more matrices that inherit [matrix] and override some axes
-    arch = ["lstm"]
-    layers = [2]
-
-    [measure]           # how each cell is timed
-    min_time = 0.5
-
-    [run]               # process-wide settings
-    threads = 2
-
-A flag replaces its axis or setting everywhere in the suite. Every value is checked where it
-is read, and an error names the file (or flag), the key, and what was expected.
+`resolve_config` reads a suite (see `seqbench.suites` for the file format and the rules
+every key obeys), lays the flags over it, and returns a frozen `SuiteConfig`; `plan` turns
+it into the run's cells, in run order; `SuiteConfig.request` turns one cell into the
+`CellRequest` that measures it. A flag replaces its axis or setting everywhere in the suite.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
-import re
-import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seqbench import devices
 from seqbench.errors import ConfigError
-from seqbench.schema import DTYPES, MODES, Cell
+from seqbench.request import CellRequest
+from seqbench.schema import Cell
+from seqbench.settings import MeasureSettings, ProcessSettings, TrainSettings
+from seqbench.suites import MEASURE_RULES, RUN_RULES, TRAIN_RULES, find_suite, read_suite
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+__all__ = [
+    "Axes",
+    "MeasureSettings",
+    "SuiteConfig",
+    "TrainSettings",
+    "apply_overrides",
+    "config_differences",
+    "plan",
+    "resolve_config",
+]
 
 
 @dataclass(frozen=True)
@@ -64,59 +52,8 @@ class Axes:
     mode: tuple[str, ...] = ("infer", "train")
     task: tuple[str, ...] = ("",)  # "" (or "none" in files and flags): speed only
     compile: tuple[bool, ...] = (False,)
-    match_params: tuple[int, ...] = (
-        0,
-    )  # > 0: choose each arch's hidden to match this many core parameters
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """How a cell with a task is trained and scored (see seqbench.tasks)."""
-
-    train_steps: int | None = None  # optimiser steps; with neither this nor train_time: 200
-    train_time: float | None = None  # seconds of training, at most
-    target: float | None = None  # record the training time until the metric first meets this
-    eval_every: int = 100  # steps between evaluations while chasing a target
-    optimizer: str | None = None  # adam or rmsprop; None: the task's own choice
-    lr: float = 1e-3
-    clip: float = 1.0  # gradient-norm clipping for Adam (0: off)
-    data: str | None = None  # a local dataset (imdb)
-    grad_flow: bool = False  # also measure the input-gradient memory horizon
-
-    DEFAULT_STEPS = 200
-
-    def budget(self) -> tuple[int | None, float | None]:
-        """(steps, seconds): the default is 200 steps when neither is given."""
-        if self.train_steps is None and self.train_time is None:
-            return self.DEFAULT_STEPS, None
-        return self.train_steps, self.train_time
-
-
-@dataclass(frozen=True)
-class MeasureSettings:
-    """How one cell is timed (see DESIGN.md, 'Measuring honestly')."""
-
-    min_time: float = 0.5  # seconds of timed steps per cell, at least
-    min_repeats: int = 5  # samples per cell, at least
-    max_repeats: int = 1000  # samples per cell, at most
-    precision: float = (
-        0.0  # stop early once the median's 95% CI half-width is this fraction (0: off)
-    )
-    warmup_time: float = 0.1  # seconds of untimed steps first, at least
-    warmup_steps: int = 2  # untimed steps first, at least
-    min_sample_s: float = 0.001  # each sample runs enough steps to last this long
-    rounds: int = 1  # passes over the whole plan; each takes 1/rounds of every budget above
-
-    def per_round(self) -> MeasureSettings:
-        """The budget of one pass: time and sample counts split evenly between rounds."""
-        if self.rounds == 1:
-            return self
-        return dataclasses.replace(
-            self,
-            min_time=self.min_time / self.rounds,
-            min_repeats=max(1, math.ceil(self.min_repeats / self.rounds)),
-            max_repeats=max(1, math.ceil(self.max_repeats / self.rounds)),
-        )
+    # > 0: choose each arch's hidden to match this many core parameters
+    match_params: tuple[int, ...] = (0,)
 
 
 @dataclass(frozen=True)
@@ -133,9 +70,7 @@ class SuiteConfig:
     flush_denormal: bool = True
     isolate: bool = False  # each cell in a fresh subprocess
     executor: str = "local"  # local, or ray (each cell a Ray task in a fresh worker)
-    ray_address: str | None = (
-        None  # None: start a local Ray cluster; "auto" or an address: join one
-    )
+    ray_address: str | None = None  # None: start a local Ray cluster; "auto" or an address: join
     cpu_cells_per_node: int = 1  # Ray: CPU cells that may share a node at once
     tf32: bool = True  # CUDA float32 may use TensorFloat-32 (matmuls and cuDNN); recorded per row
     ceiling: bool = True  # measure each device's matmul FLOP/s once, for the mfu column
@@ -143,6 +78,30 @@ class SuiteConfig:
     cell_timeout: float | None = None  # seconds; a cell past it is recorded as 'timeout'
     skip_larger: bool = True  # after an OOM, skip larger cells of the same model and device
     source: str = "built-in quick suite"
+
+    @property
+    def process(self) -> ProcessSettings:
+        return ProcessSettings(self.threads, self.flush_denormal, self.tf32)
+
+    @property
+    def isolated(self) -> bool:
+        """Does every cell run in a fresh process (--isolate, or a Ray worker)?"""
+        return self.isolate or self.executor == "ray"
+
+    def request(self, cell: Cell, round: int = 1) -> CellRequest:
+        """What measuring `cell` in pass `round` asks for: each pass gets its share of the
+        timing budget, and only the first trains and scores a task."""
+        return CellRequest(
+            cell=cell,
+            measure=self.measure.per_round(),
+            train=self.train,
+            process=self.process,
+            seed=self.seed,
+            round=round,
+            accuracy=round == 1,
+            timeout=self.cell_timeout,
+            compile_backend=self.compile_backend,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -159,264 +118,6 @@ class SuiteConfig:
         values["measure"] = MeasureSettings(**data["measure"])
         values["train"] = TrainSettings(**data.get("train", {}))
         return cls(**values)
-
-
-# ---------------------------------------------------------------------------------------------
-# Field rules: the type each key takes and the range it must lie in, as data.
-
-
-@dataclass(frozen=True)
-class Rule:
-    kind: type
-    expected: str
-    check: Callable[[Any], bool] = lambda value: True
-
-
-def _arch_ok(value: str) -> bool:
-    """Known, or a user factory that imports and builds; else a ConfigError that says why."""
-    from seqbench.models import core_shape_example, get_arch
-
-    spec = get_arch(value)
-    if spec.count_params is None:  # a user's factory: build it once, small, to check it
-        spec.build(core_shape_example())
-    return True
-
-
-def _task_ok(value: str) -> bool:
-    from seqbench.tasks import new_task
-
-    if value:
-        new_task(value)  # raises with the list of tasks
-    return True
-
-
-def _device_ok(value: str) -> bool:
-    return value in devices.DEVICE_CHOICES or re.fullmatch(r"cuda:\d+", value) is not None
-
-
-_POSITIVE_INT = Rule(int, "a positive integer", lambda v: v >= 1)
-_FRACTION = Rule(float, "a number in [0, 1)", lambda v: 0.0 <= v < 1.0)
-
-AXIS_RULES: dict[str, Rule] = {
-    "arch": Rule(str, "an architecture name", _arch_ok),
-    "seq_len": _POSITIVE_INT,
-    "batch_size": _POSITIVE_INT,
-    "hidden": _POSITIVE_INT,
-    "layers": _POSITIVE_INT,
-    "bidirectional": Rule(bool, "true or false"),
-    "dropout": _FRACTION,
-    "recurrent_dropout": _FRACTION,
-    "vocab": Rule(int, "an integer >= 2", lambda v: v >= 2),
-    "embed": _POSITIVE_INT,
-    "device": Rule(str, f"one of {', '.join(devices.DEVICE_CHOICES)} or cuda:N", _device_ok),
-    "dtype": Rule(str, f"one of {', '.join(DTYPES)}", lambda v: v in DTYPES),
-    "mode": Rule(str, f"one of {', '.join(MODES)}", lambda v: v in MODES),
-    "task": Rule(str, "a task name or none", _task_ok),
-    "compile": Rule(bool, "true or false"),
-    "match_params": Rule(int, "a parameter count >= 0 (0: off)", lambda v: v >= 0),
-}
-
-MEASURE_RULES: dict[str, Rule] = {
-    "min_time": Rule(float, "a number of seconds >= 0", lambda v: v >= 0),
-    "min_repeats": _POSITIVE_INT,
-    "max_repeats": _POSITIVE_INT,
-    "precision": Rule(float, "a fraction >= 0 (0 turns it off)", lambda v: v >= 0),
-    "warmup_time": Rule(float, "a number of seconds >= 0", lambda v: v >= 0),
-    "warmup_steps": Rule(int, "an integer >= 0", lambda v: v >= 0),
-    "min_sample_s": Rule(float, "a number of seconds >= 0", lambda v: v >= 0),
-    "rounds": _POSITIVE_INT,
-}
-
-TRAIN_RULES: dict[str, Rule] = {
-    "train_steps": _POSITIVE_INT,
-    "train_time": Rule(float, "a number of seconds > 0", lambda v: v > 0),
-    "target": Rule(float, "a number"),
-    "eval_every": _POSITIVE_INT,
-    "optimizer": Rule(str, "adam or rmsprop", lambda v: v in ("adam", "rmsprop")),
-    "lr": Rule(float, "a learning rate > 0", lambda v: v > 0),
-    "clip": Rule(float, "a gradient norm >= 0 (0: off)", lambda v: v >= 0),
-    "data": Rule(str, "a path"),
-    "grad_flow": Rule(bool, "true or false"),
-}
-
-RUN_RULES: dict[str, Rule] = {
-    "seed": Rule(int, "an integer >= 0", lambda v: v >= 0),
-    "threads": _POSITIVE_INT,
-    "flush_denormal": Rule(bool, "true or false"),
-    "isolate": Rule(bool, "true or false"),
-    "executor": Rule(str, "local or ray", lambda v: v in ("local", "ray")),
-    "ray_address": Rule(str, "a Ray address, or auto"),
-    "cpu_cells_per_node": _POSITIVE_INT,
-    "tf32": Rule(bool, "true or false"),
-    "ceiling": Rule(bool, "true or false"),
-    "compile_backend": Rule(str, "a torch.compile backend name, such as inductor or eager"),
-    "cell_timeout": Rule(float, "a number of seconds > 0", lambda v: v > 0),
-    "skip_larger": Rule(bool, "true or false"),
-}
-
-TOP_RULES: dict[str, Rule] = {
-    "label": Rule(
-        str,
-        "a short name of letters, digits, '.', '_' or '-'",
-        lambda v: re.fullmatch(r"[\w.-]{1,64}", v) is not None,
-    ),
-    "description": Rule(str, "a string"),
-}
-
-SECTIONS = ("matrix", "variants", "measure", "train", "run")
-
-
-def _typed(value: Any, rule: Rule, where: str) -> Any:
-    """Check one value's type and range; `where` names its origin for the error."""
-    ok_type = isinstance(value, rule.kind) and not (
-        rule.kind is not bool and isinstance(value, bool)
-    )
-    if rule.kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value, ok_type = float(value), True
-    if not ok_type:
-        raise ConfigError(f"{where}: expected {rule.expected}, got {value!r}")
-    try:
-        ok = rule.check(value)
-    except ConfigError as exc:  # a check that knows better than "expected ..."
-        raise ConfigError(f"{where}: {exc}") from None
-    if not ok:
-        raise ConfigError(f"{where}: expected {rule.expected}, got {value!r}")
-    return value
-
-
-def _axis(value: Any, name: str, where: str) -> tuple[Any, ...]:
-    values = value if isinstance(value, list) else [value]
-    if not values:
-        raise ConfigError(f"{where}: the list is empty; give at least one value")
-    if name == "task":  # "none" reads better than an empty string in a list
-        values = ["" if v == "none" else v for v in values]
-    out = tuple(_typed(v, AXIS_RULES[name], where) for v in values)
-    return tuple(dict.fromkeys(out))  # drop repeats, keep order
-
-
-def _section(
-    table: Any, rules: Mapping[str, Rule], where: str, *, axes: bool = False
-) -> dict[str, Any]:
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where}: expected a table of keys, got {type(table).__name__}")
-    out: dict[str, Any] = {}
-    for key, value in table.items():
-        if key not in rules:
-            raise ConfigError(f"{where}: unknown key {key!r}; expected one of: {', '.join(rules)}")
-        out[key] = (
-            _axis(value, key, f"{where} {key}")
-            if axes
-            else _typed(value, rules[key], f"{where} {key}")
-        )
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Suite files
-
-
-def suite_dirs() -> list[Path]:
-    """Where named suites are looked up, in order."""
-    here = Path(__file__).resolve().parent
-    return [
-        Path.cwd() / "benchmarks",
-        here / "suites",  # an installed wheel carries the suites here (see pyproject.toml)
-        here.parents[1] / "benchmarks",  # an editable install or a source checkout
-    ]
-
-
-def find_suite(name: str | Path) -> Path:
-    """A path as given, or a suite name ('seed') looked up in `suite_dirs()`."""
-    path = Path(name)
-    if path.is_file():
-        return path
-    if path.suffix == "" and len(path.parts) == 1:
-        for folder in suite_dirs():
-            candidate = folder / f"{name}.toml"
-            if candidate.is_file():
-                return candidate
-        found = sorted({p.stem for d in suite_dirs() if d.is_dir() for p in d.glob("*.toml")})
-        hint = f"; known suites: {', '.join(found)}" if found else ""
-        raise ConfigError(f"suite {str(name)!r} not found{hint}")
-    if path.exists():
-        raise ConfigError(f"{path}: is not a file")
-    raise ConfigError(f"{path}: no such suite file")
-
-
-def read_suite(path: Path) -> dict[str, Any]:
-    """Parse a suite file into checked pieces: top-level values, matrices, measure, run."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    where = str(path)
-    unknown = [k for k in data if k not in SECTIONS and k not in TOP_RULES]
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key {unknown[0]!r}; expected one of: {', '.join([*TOP_RULES, *SECTIONS])}"
-        )
-    top = {k: _typed(data[k], TOP_RULES[k], f"{where}: {k}") for k in TOP_RULES if k in data}
-    base = _section(data.get("matrix", {}), AXIS_RULES, f"{where}: [matrix]", axes=True)
-    variants_raw = data.get("variants", [])
-    if not isinstance(variants_raw, list):
-        raise ConfigError(f"{where}: variants: expected [[variants]] tables")
-    variants = [
-        _section(v, AXIS_RULES, f"{where}: [[variants]] #{i + 1}", axes=True)
-        for i, v in enumerate(variants_raw)
-    ]
-    return {
-        "top": top,
-        "matrices": [base] + [{**base, **v} for v in variants],
-        "measure": _section(data.get("measure", {}), MEASURE_RULES, f"{where}: [measure]"),
-        "train": _section(data.get("train", {}), TRAIN_RULES, f"{where}: [train]"),
-        "run": _section(data.get("run", {}), RUN_RULES, f"{where}: [run]"),
-    }
-
-
-# ---------------------------------------------------------------------------------------------
-# Flags
-
-
-def parse_list(text: str, name: str, flag: str) -> tuple[Any, ...]:
-    """A comma list from the command line, typed and checked like a suite file's list."""
-    rule = AXIS_RULES[name]
-    items = [item.strip() for item in text.split(",")]
-    if not text.strip() or any(not item for item in items):
-        raise ConfigError(
-            f"{flag}: expected a comma-separated list of {rule.expected}s, got {text!r}"
-        )
-    return _axis([_from_text(item, rule, flag) for item in items], name, flag)
-
-
-def _from_text(item: str, rule: Rule, where: str) -> Any:
-    try:
-        if rule.kind is int:
-            return int(item)
-        if rule.kind is float:
-            return float(item)
-        if rule.kind is bool:
-            return {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}[
-                item.lower()
-            ]
-    except (ValueError, KeyError):
-        raise ConfigError(f"{where}: expected {rule.expected}, got {item!r}") from None
-    return item
-
-
-def check_setting(name: str, value: Any, flag: str) -> Any:
-    """Check a single-valued flag (a measure or run setting)."""
-    rule = (
-        MEASURE_RULES.get(name) or TRAIN_RULES.get(name) or RUN_RULES.get(name) or TOP_RULES[name]
-    )
-    return _typed(value, rule, flag)
-
-
-# ---------------------------------------------------------------------------------------------
-# Resolution
 
 
 def resolve_config(
@@ -523,6 +224,7 @@ _ASCENDING = ("batch_size", "seq_len")
 
 def plan(config: SuiteConfig) -> list[Cell]:
     """Every cell of every matrix, in run order, without repeats."""
+    from seqbench import devices
     from seqbench.models import normalize_cell
 
     cells: dict[Cell, None] = {}

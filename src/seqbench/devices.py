@@ -1,12 +1,15 @@
-"""Which devices exist here, what they are called, and how to wait for them."""
+"""Which devices exist here, what they are called, and how to wait for them.
+
+torch is imported by the functions that ask it, so that naming the device choices (as the
+suite rules do) costs nothing.
+"""
 
 from __future__ import annotations
 
 import platform
 from functools import cache
 from pathlib import Path
-
-import torch
+from typing import Any
 
 DEVICE_CHOICES = ("cpu", "cuda", "mps", "auto")
 
@@ -15,6 +18,8 @@ def resolve(name: str) -> str:
     """'auto' becomes the best device present; other names pass through unchanged."""
     if name != "auto":
         return name
+    import torch
+
     if torch.cuda.is_available():
         return "cuda"
     return "cpu"
@@ -25,6 +30,8 @@ def unavailable_reason(name: str) -> str | None:
     kind = name.split(":")[0]
     if kind == "cpu":
         return None
+    import torch
+
     if kind == "cuda":
         if not torch.cuda.is_available():
             build = (
@@ -46,7 +53,10 @@ def unavailable_reason(name: str) -> str | None:
     return f"unknown device {name!r}"
 
 
-def synchronize(device: torch.device) -> None:
+def synchronize(device: Any) -> None:
+    """Wait for the work queued on `device` (a torch.device) to finish."""
+    import torch
+
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     elif device.type == "mps":
@@ -67,8 +77,11 @@ def cpu_name() -> str:
 def device_name(name: str) -> str:
     """A human name for a device: the GPU's product name, or the CPU's."""
     kind = name.split(":")[0]
-    if kind == "cuda" and torch.cuda.is_available():
-        return torch.cuda.get_device_name(torch.device(name))
+    if kind == "cuda":
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(torch.device(name))
     if kind == "mps":
         return "Apple MPS"
     return cpu_name()

@@ -2,7 +2,8 @@
 
 `COMPARED_KEYS` are the keys that must match before two runs' timings can be compared:
 a different device, library version, thread count or subnormal setting is a different
-experiment, not a regression.
+experiment, not a regression. torch is imported by the functions that read or set it, so
+the readers of saved runs (which compare environments) never load it.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import subprocess
 import sys
 from collections.abc import Iterable
 from typing import Any
-
-import torch
 
 import seqbench
 from seqbench import devices
@@ -44,6 +43,8 @@ def apply_process_settings(
     it) lets CUDA float32 matmuls and cuDNN kernels use TensorFloat-32 tensor cores; it is
     set for both, so that "float32 with TF32" means the same thing for every layer.
     """
+    import torch
+
     if threads is not None:
         torch.set_num_threads(threads)
     # set_flush_denormal returns False where the CPU cannot flush (no SSE3); record the truth.
@@ -71,6 +72,8 @@ def git_commit(path: str | None = None) -> tuple[str | None, bool | None]:
 
 def collect_env(device_list: Iterable[str], settings: dict[str, Any]) -> dict[str, Any]:
     """Versions, hardware and settings, for the run's metadata (and for `seqbench env`)."""
+    import torch
+
     commit, dirty = git_commit()
     used = sorted(set(device_list))
     cuda_devices = [d for d in used if d.startswith("cuda")]
@@ -117,6 +120,8 @@ SMI_FIELDS = (
 
 def gpu_info(device: str) -> dict[str, Any]:
     """What torch knows of a CUDA device, and what nvidia-smi adds where it answers."""
+    import torch
+
     dev = torch.device(device)
     props = torch.cuda.get_device_properties(dev)
     info: dict[str, Any] = {

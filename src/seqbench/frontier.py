@@ -13,9 +13,9 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from seqbench.config import MeasureSettings
 from seqbench.errors import SeqbenchError
-from seqbench.measure import Measurement
+from seqbench.schema import Measurement
+from seqbench.settings import MeasureSettings
 
 # One step timed, one measured for memory: a probe asks "does it fit", not "how fast".
 PROBE_SETTINGS = MeasureSettings(

@@ -31,7 +31,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from seqbench.models import CORE_OPTIONS_DEFAULTS
+from seqbench.models.options import CORE_OPTIONS_DEFAULTS
 from seqbench.schema import Cell, ResultRow
 
 # The cost columns that get a fit in the scaling table.

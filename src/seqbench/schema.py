@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 SCHEMA_VERSION = 7
@@ -263,6 +263,26 @@ def _coerce(name: str, value: Any) -> Any:
             raise ValueError(f"column {name}: {value!r} is not an integer")
         return int(number)
     return float(value)
+
+
+@dataclass
+class Measurement:
+    """What measuring a cell gives back: its row, and the raw per-step timing samples the
+    row's statistics come from (none for a cell that did not run)."""
+
+    row: ResultRow
+    samples: list[float] = field(default_factory=list)
+
+
+# Task metrics that improve downwards, by the name in the `metric` column; every other metric
+# (accuracy) improves upwards. Tasks take their direction from here, so a reader of saved
+# rows knows it without importing the tasks (and torch).
+LOWER_IS_BETTER = frozenset({"mse", "mae", "loss", "bce", "cross_entropy", "error", "perplexity"})
+
+
+def higher_is_better(metric: str) -> bool:
+    """Which way a task metric improves."""
+    return metric not in LOWER_IS_BETTER
 
 
 def rows_to_frame(rows: list[ResultRow]):

@@ -27,11 +27,9 @@ from typing import Any
 
 import pandas as pd
 
-from seqbench.errors import ResultsError
+from seqbench.errors import ResultsError, require
 from seqbench.export.csv import CsvExporter
-from seqbench.measure import Measurement
-from seqbench.optional import require
-from seqbench.schema import REQUIRED_KEY_COLUMNS, SCHEMA_VERSION, ResultRow
+from seqbench.schema import REQUIRED_KEY_COLUMNS, SCHEMA_VERSION, Measurement, ResultRow
 
 ROWS_FILE = "results.csv"
 SAMPLES_FILE = "samples.csv"

@@ -3,16 +3,18 @@
 A `Clock` times `number` back-to-back calls of a function and returns the elapsed seconds.
 On CPU that is `time.perf_counter`; on CUDA, events recorded on the stream around the calls,
 after a synchronisation so that earlier work is not billed to this sample. Tests inject a
-`FakeClock` to drive the measurement loop with known durations.
+`FakeClock` to drive the measurement loop with known durations. A `Stopwatch` reads the
+wall clock for what is not a step (a whole cell, a worker's life); nothing else in seqbench
+calls `time.perf_counter`.
+
+This module imports nothing from seqbench, and torch only when a CUDA clock is made.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol
-
-import torch
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -45,13 +47,17 @@ class CudaEventClock:
 
     name = "cuda_event"
 
-    def __init__(self, device: torch.device) -> None:
-        self._device = device
+    def __init__(self, device: Any) -> None:
+        import torch
+
+        self._torch = torch
+        self._device = torch.device(device)
 
     def time(self, fn: Callable[[], object], number: int) -> float:
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
-        torch.cuda.synchronize(self._device)
+        cuda = self._torch.cuda
+        start = cuda.Event(enable_timing=True)
+        end = cuda.Event(enable_timing=True)
+        cuda.synchronize(self._device)
         start.record()
         for _ in range(number):
             fn()
@@ -82,7 +88,23 @@ class FakeClock:
         return next(self._durations) * number
 
 
-def clock_for(device: torch.device) -> Clock:
-    if device.type == "cuda":
+class Stopwatch:
+    """Wall time since it was made (or last restarted): for spans that are not steps."""
+
+    def __init__(self) -> None:
+        self._start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._start
+
+
+def clock_for(device: Any) -> Clock:
+    """CUDA events on a CUDA device, the wall clock (synchronised) elsewhere."""
+    kind = device if isinstance(device, str) else device.type
+    if kind.split(":")[0] == "cuda":
         return CudaEventClock(device)
+    if kind.split(":")[0] == "mps":
+        import torch
+
+        return PerfCounterClock(torch.mps.synchronize)
     return PerfCounterClock()

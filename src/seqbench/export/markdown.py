@@ -3,7 +3,9 @@ three or more lengths, the scaling table and its crossovers too."""
 
 from __future__ import annotations
 
-from seqbench.report import format_crossovers, format_markdown, format_scaling, format_table
+from seqbench.output.growth import format_crossovers, format_scaling
+from seqbench.output.layout import format_markdown
+from seqbench.output.tables import format_table
 from seqbench.scaling import compute_scaling
 from seqbench.schema import ResultRow
 

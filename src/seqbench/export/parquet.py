@@ -3,7 +3,7 @@ polars, DuckDB and Spark. Needs pyarrow (the `report` extra)."""
 
 from __future__ import annotations
 
-from seqbench.optional import require
+from seqbench.errors import require
 from seqbench.schema import RESULT_COLUMNS, ResultRow, column_type
 
 

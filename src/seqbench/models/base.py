@@ -9,24 +9,11 @@ from typing import Any
 import torch
 from torch import nn
 
-# The options a sequence core may take beyond its width. An architecture lists the ones it
-# understands; the others are pinned to the values in its `fixed` map, so that a matrix over
-# `bidirectional` does not measure the same convolution twice.
-CORE_OPTIONS = ("layers", "bidirectional", "dropout", "recurrent_dropout")
-# A plain model: one layer, one direction, no dropout.
-CORE_OPTIONS_DEFAULTS: dict[str, object] = {
-    "layers": 1,
-    "bidirectional": False,
-    "dropout": 0.0,
-    "recurrent_dropout": 0.0,
-}
-
-# What `fixed` says for a core that reads one way and has no recurrent state to drop: a
-# matrix over those options then measures it once.
-ONE_WAY_NO_RECURRENT_DROPOUT: dict[str, object] = {
-    "bidirectional": False,
-    "recurrent_dropout": 0.0,
-}
+from seqbench.models.options import (  # noqa: F401  (re-exported: the cores' modules use them)
+    CORE_OPTIONS,
+    CORE_OPTIONS_DEFAULTS,
+    ONE_WAY_NO_RECURRENT_DROPOUT,
+)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqbench.models.base import ArchSpec, CoreShape, SequenceCore
+from seqbench.models.options import BUILTIN_OPTIONS
 
 KERNEL = 7
 POOL = 5
@@ -70,6 +71,7 @@ CONV1D = ArchSpec(
     build=Conv1dCore,
     count_params=conv_params,
     forward_flops=conv_flops,
+    options=BUILTIN_OPTIONS["conv1d"],
     # Two convolutions, one direction, no dropout: whatever the matrix says about these.
     fixed={"layers": 2, "bidirectional": False, "dropout": 0.0, "recurrent_dropout": 0.0},
     min_seq_len=MIN_SEQ_LEN,

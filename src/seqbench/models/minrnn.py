@@ -38,6 +38,7 @@ from seqbench.models.base import (
     CoreShape,
     SequenceCore,
 )
+from seqbench.models.options import BUILTIN_OPTIONS
 from seqbench.models.recurrent import variational_mask
 
 # Linear maps of the input per cell: (z, h̃) for minGRU, (f, i, h̃) for minLSTM.
@@ -174,6 +175,6 @@ def minrnn_spec(kind: str) -> ArchSpec:
         build=lambda shape: MinRNNCore(kind, shape),
         count_params=lambda shape: minrnn_params(kind, shape),
         forward_flops=lambda shape, seq_len: minrnn_flops(kind, shape, seq_len),
-        options=frozenset({"layers", "dropout"}),
+        options=BUILTIN_OPTIONS[kind],
         fixed=ONE_WAY_NO_RECURRENT_DROPOUT,
     )

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqbench.models.base import ArchSpec, CoreShape, SequenceCore
+from seqbench.models.options import BUILTIN_OPTIONS
 
 # Gate blocks per cell: the LSTM has 4 (i, f, g, o), the GRU 3 (r, z, n), the simple RNN 1.
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -234,5 +235,5 @@ def recurrent_spec(kind: str) -> ArchSpec:
         build=lambda shape: RecurrentCore(kind, shape),
         count_params=lambda shape: recurrent_params(kind, shape),
         forward_flops=lambda shape, seq_len: recurrent_flops(kind, shape, seq_len),
-        options=frozenset({"layers", "bidirectional", "dropout", "recurrent_dropout"}),
+        options=BUILTIN_OPTIONS[kind],
     )

@@ -24,6 +24,7 @@ from seqbench.models.base import (
     CoreShape,
     SequenceCore,
 )
+from seqbench.models.options import BUILTIN_OPTIONS
 
 KERNEL = 7
 
@@ -155,6 +156,6 @@ TCN = ArchSpec(
     build=TCNCore,
     count_params=tcn_params,
     forward_flops=tcn_flops,
-    options=frozenset({"layers", "dropout"}),
+    options=BUILTIN_OPTIONS["tcn"],
     fixed=ONE_WAY_NO_RECURRENT_DROPOUT,
 )

@@ -32,6 +32,7 @@ from seqbench.models.base import (
     CoreShape,
     SequenceCore,
 )
+from seqbench.models.options import BUILTIN_OPTIONS
 
 HEAD_WIDTH = 64
 MLP_RATIO = 4
@@ -287,7 +288,7 @@ TRANSFORMER = ArchSpec(
     build=TransformerCore,
     count_params=transformer_params,
     forward_flops=transformer_flops,
-    options=frozenset({"layers", "dropout"}),
+    options=BUILTIN_OPTIONS["transformer"],
     fixed=ONE_WAY_NO_RECURRENT_DROPOUT,
 )
 
@@ -298,6 +299,6 @@ TRANSFORMER_CAUSAL = ArchSpec(
     build=lambda shape: TransformerCore(shape, causal=True),
     count_params=transformer_params,
     forward_flops=transformer_flops,
-    options=frozenset({"layers", "dropout"}),
+    options=BUILTIN_OPTIONS["transformer-causal"],
     fixed=ONE_WAY_NO_RECURRENT_DROPOUT,
 )

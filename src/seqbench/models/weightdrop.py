@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqbench.models.base import ArchSpec, CoreShape
+from seqbench.models.options import BUILTIN_OPTIONS
 from seqbench.models.recurrent import (
     RecurrentCore,
     fused_kernel,
@@ -88,5 +89,5 @@ LSTM_WEIGHTDROP = ArchSpec(
     build=WeightDropLSTMCore,
     count_params=lambda shape: recurrent_params("lstm", shape),
     forward_flops=lambda shape, seq_len: recurrent_flops("lstm", shape, seq_len),
-    options=frozenset({"layers", "bidirectional", "dropout", "recurrent_dropout"}),
+    options=BUILTIN_OPTIONS["lstm-weightdrop"],
 )

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from seqbench import schema
 from seqbench.errors import ConfigError
 from seqbench.tasks.base import Batch
 
@@ -23,7 +24,7 @@ class _Classification:
     """A fixed train/eval split of labelled sequences, scored by accuracy."""
 
     metric = "accuracy"
-    higher_is_better = True
+    higher_is_better = schema.higher_is_better(metric)
     readout = "summary"
     min_seq_len = 1
 

@@ -11,6 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from seqbench import schema
 from seqbench.tasks.base import Batch
 
 EVAL_SIZE = 1000
@@ -31,7 +32,7 @@ class AddingTask:
     outputs = 1
     readout = "summary"
     metric = "mse"
-    higher_is_better = False
+    higher_is_better = schema.higher_is_better(metric)
     optimizer = "adam"
     fixed_seq_len = None
     min_seq_len = 2
@@ -85,7 +86,7 @@ class CopyTask:
     outputs = 10
     readout = "sequence"
     metric = "cross_entropy"
-    higher_is_better = False
+    higher_is_better = schema.higher_is_better(metric)
     optimizer = "adam"
     fixed_seq_len = None
     min_seq_len = 21

@@ -1,15 +1,18 @@
 """Rich output: the results, scaling, runs and environment tables, the architecture list,
 terminal plots and the progress bar.
 
-With cli.py, the only module that imports Rich. Text comes from report.py's `format_*`.
+With the commands in seqbench.cli, the only module that imports Rich. The text of every
+table comes from tables.py and growth.py; this module only draws it.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.markup import escape
-from rich.measure import Measurement
+from rich.measure import Measurement as Extent
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -21,21 +24,15 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from seqbench.compare import Comparison
-from seqbench.models import REGISTRY, CoreShape, count_parameters, get_arch
-from seqbench.models.custom import plugin_names
-from seqbench.report import (
-    TableText,
-    format_comparison,
-    format_count,
-    format_crossovers,
-    format_env_items,
-    format_runs,
-    format_scaling,
-    format_table,
-)
+from seqbench.output.growth import format_crossovers, format_scaling
+from seqbench.output.layout import TableText
+from seqbench.output.tables import format_comparison, format_runs, format_table
+from seqbench.output.text import format_count, format_env_items
 from seqbench.scaling import compute_scaling
 from seqbench.schema import ResultRow
+
+if TYPE_CHECKING:
+    from seqbench.compare import Comparison
 
 # Colours by the first word of a status, verdict or run-state cell.
 _STYLES = {
@@ -68,7 +65,7 @@ def fitted_table(
         order = text.drop_order()
         wide = console.options.update_width(10_000)
         for n in range(1, len(order) + 1):
-            if Measurement.get(console, wide, table).maximum <= console.width:
+            if Extent.get(console, wide, table).maximum <= console.width:
                 break
             table = _build(text.without(order[:n]), title)
     if not text.notes:
@@ -149,6 +146,9 @@ def _build(text: TableText, title: str | None) -> Table:
 
 def archs_table(hidden: int = 32, embed: int = 32) -> Table:
     """Every registered architecture, its parameter formula and its core size at one width."""
+    from seqbench.models import REGISTRY, CoreShape, count_parameters, get_arch
+    from seqbench.models.custom import plugin_names
+
     table = Table(
         title="Architectures",
         caption=f"I = input width, H = hidden units; example at I={embed}, H={hidden}, one layer",

@@ -11,9 +11,6 @@ from collections.abc import Mapping, Sequence
 from seqbench.errors import SeqbenchError
 from seqbench.schema import RESULT_COLUMNS, ResultRow
 
-# The columns `show`, `export` and `plot` filter on, each by a comma-separated flag.
-FILTER_COLUMNS = ("arch", "mode", "device", "task")
-
 
 def _values(text: str, flag: str) -> list[str]:
     values = [v.strip() for v in text.split(",")]

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seqbench.errors import SeqbenchError
-from seqbench.optional import require
-from seqbench.report import format_series, varying_context
+from seqbench.errors import SeqbenchError, require
+from seqbench.output.growth import format_series, varying_context
 from seqbench.scaling import (
     MIN_LENGTHS,
     PowerLaw,
@@ -28,8 +27,7 @@ from seqbench.scaling import (
     fit_power_law,
     series_key,
 )
-from seqbench.schema import Cell, ResultRow
-from seqbench.tasks import TASKS
+from seqbench.schema import Cell, ResultRow, higher_is_better
 
 # What `--metric` takes, and what each shows.
 PLOT_METRICS: dict[str, str] = {
@@ -40,9 +38,6 @@ PLOT_METRICS: dict[str, str] = {
     "metric_value": "accuracy against cost",
 }
 IMAGE_FORMATS: dict[str, str] = {".png": "png", ".svg": "svg"}
-# Metrics where less is better, for rows whose task is not registered here (the registered
-# tasks say which way they go).
-LOWER_IS_BETTER = frozenset({"mse", "mae", "loss", "bce", "cross_entropy", "error", "perplexity"})
 # Point markers, one per series: distinct shapes stay apart without colour too.
 TEXT_MARKERS = "•+x*o#@%"
 IMAGE_MARKERS = "os^vD<>P"
@@ -173,7 +168,7 @@ def _accuracy_chart(rows: Sequence[ResultRow], suffix: str) -> Chart:
             "plot one task at a time (--task NAME)"
         )
     name = metrics[0]
-    higher = higher_is_better(scored[0].task, name)
+    higher = higher_is_better(name)
     points = [(x, y) for s in series for x, y in zip(s.x, s.y, strict=True)]
     on_front = compute_pareto(points, higher_is_better=higher)
     frontier = Series(
@@ -192,13 +187,6 @@ def _accuracy_chart(rows: Sequence[ResultRow], suffix: str) -> Chart:
         reference=chances.pop() if len(chances) == 1 else None,
         reference_label="chance",
     )
-
-
-def higher_is_better(task: str, metric: str) -> bool:
-    """Which way a task's metric improves: the task says, or else the metric's name."""
-    if task in TASKS:
-        return TASKS[task].higher_is_better
-    return metric not in LOWER_IS_BETTER
 
 
 def render_image(chart: Chart, fmt: str) -> bytes:
@@ -293,7 +281,7 @@ def gradient_chart(profiles: Sequence[Any]) -> Chart:
     """Input-gradient norm against distance from the end, one line per architecture (and
     after training, when measured): the vanishing gradient, drawn. Norms are relative to
     each profile's peak; exact zeros (underflow) cannot sit on a log axis and are left out."""
-    from seqbench.report import format_arch
+    from seqbench.output.text import format_arch
 
     series = []
     for profile in profiles:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import torch
 
 from seqbench import devices
-from seqbench.config import TrainSettings
+from seqbench.measure.workload import Workload
+from seqbench.settings import TrainSettings
 from seqbench.tasks import Task
+from seqbench.timing import Clock, PerfCounterClock
 
 EVAL_BATCH = 256
 
@@ -49,23 +50,27 @@ def train_task(
     device: torch.device,
     autocast,
     seed: int,
+    clock: Clock | None = None,
 ) -> Trained:
     """Run `train_step(x, y)` on fresh batches until the step or time budget is spent.
 
     With a target, the model is scored every `eval_every` steps (off the clock), and the
-    training time when the metric first meets the target is recorded.
+    training time when the metric first meets the target is recorded. A step's time runs
+    from drawing its batch to the device finishing its update (the wall clock, device
+    synchronised at both ends, unless another clock is given).
     """
+    clock = clock or PerfCounterClock(lambda: devices.synchronize(device))
     max_steps, max_time = settings.budget()
     gen = torch.Generator().manual_seed(seed + 1)  # not the weights' stream
     model.train()
-    steps, spent, to_target = 0, 0.0, None
-    while (max_steps is None or steps < max_steps) and (max_time is None or spent < max_time):
-        devices.synchronize(device)
-        start = time.perf_counter()
+
+    def one_step() -> None:
         batch = task.train_batch(batch_size, gen)
         train_step(batch.x.to(device), batch.y.to(device))
-        devices.synchronize(device)
-        spent += time.perf_counter() - start
+
+    steps, spent, to_target = 0, 0.0, None
+    while (max_steps is None or steps < max_steps) and (max_time is None or spent < max_time):
+        spent += clock.time(one_step, 1)
         steps += 1
         due = settings.target is not None and to_target is None and steps % settings.eval_every == 0
         if due and reached(
@@ -80,3 +85,12 @@ def train_task(
     ):
         to_target = spent
     return Trained(value, steps, spent, to_target)
+
+
+def train_on_task(work: Workload, task: Task, train: TrainSettings, seed: int) -> Trained:
+    """Train the workload's model on its task (see `train_task`)."""
+    cell = work.cell
+    return train_task(
+        work.model, work.train_step, task, train, batch_size=cell.batch_size,
+        device=torch.device(cell.device), autocast=work.autocast, seed=seed,
+    )  # fmt: skip

@@ -1,0 +1,108 @@
+"""What the commands share: the consoles, one-line errors, and the options of the reading
+commands. Light to import: every command module starts from here, and `seqbench --version`
+imports them all."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+
+from seqbench.errors import SeqbenchError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+RUN_ARGUMENT_HELP = (
+    "A run id, a run folder, 'latest', or a rows file (csv, json, parquet) with its .meta.json."
+)
+ROOT_HELP = "Results root, for run ids and 'latest'."
+
+# The columns `show`, `export` and `plot` filter on, each by a comma-separated flag.
+FILTER_COLUMNS = ("arch", "mode", "device", "task")
+
+
+def stdout():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def stderr():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print one line to stderr; the caller raises the returned Exit."""
+    from rich.markup import escape
+
+    # Escaped: a message may hold brackets ("pip install 'seqbench[report]'") Rich would eat.
+    stderr().print(f"[bold red]error:[/] {escape(message)}", markup=True)
+    return typer.Exit(code)
+
+
+def user_errors(fn: F) -> F:
+    """Turn a SeqbenchError from the core into one line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SeqbenchError as exc:
+            raise fail(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def filter_option(column: str) -> Any:
+    return typer.Option(
+        None, f"--{column}", help=f"Only cells with these {column} values, comma-separated."
+    )
+
+
+def root_option() -> Any:
+    return typer.Option(Path("results"), help=ROOT_HELP)
+
+
+def load_selected(ref: str, root: Path, filters: dict[str, str | None]):
+    """A saved run and its rows that pass the filters (at least one, or an error)."""
+    from seqbench.cli.select import select_rows
+    from seqbench.storage import load_run
+
+    loaded = load_run(ref, root)
+    rows = select_rows(loaded.rows, filters)
+    if not rows:
+        asked = " ".join(f"--{c} {v}" for c, v in filters.items() if v is not None)
+        raise SeqbenchError(f"no cells of {loaded.run_id} match {asked}")
+    return loaded, rows
+
+
+def write_file(path: Path, write: Callable[[], None]) -> None:
+    """Run a file write; turn an OS error into one line naming the file."""
+    try:
+        write()
+    except OSError as exc:
+        raise SeqbenchError(f"--out {path}: cannot write it ({exc.strerror or exc})") from None
+
+
+def print_rows(run: Any, rows: list, output_format: str, env: dict) -> None:
+    """The rows on stdout: the results and scaling tables, or an exporter's text."""
+    if output_format != "table":
+        from seqbench.export import get_exporter
+
+        typer.echo(get_exporter(output_format).render(rows), nl=False)
+        return
+    from seqbench.output.terminal import results_view
+
+    console = stdout()
+    title = f"seqbench {run.meta.get('label', '')} ({run.run_id})"
+    console.print(results_view(rows, title, console, env.get("flush_denormal")))
+
+
+def plot_height(console: Any) -> int:
+    """Rows for a terminal plot: most of the window, within reason."""
+    return max(15, min(console.height - 6, 30))

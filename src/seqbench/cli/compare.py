@@ -1,0 +1,83 @@
+"""`seqbench compare`: two runs, cell by cell, and an exit code a CI job can gate on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from seqbench.cli.app import app
+from seqbench.cli.common import ROOT_HELP, stderr, stdout, user_errors
+from seqbench.errors import SeqbenchError
+
+
+@app.command()
+@user_errors
+def compare(
+    baseline: str = typer.Argument(
+        ...,
+        help="The reference run: a run id, a run folder, 'latest', or a results CSV with its .samples.csv.",
+    ),
+    candidate: str = typer.Argument(..., help="The run to judge, in the same forms."),
+    threshold: float = typer.Option(
+        0.10, help="A change smaller than this fraction is never a regression (default 0.10 = 10%)."
+    ),
+    metric: str = typer.Option(
+        "time", help="What to gate on: time (from raw samples) or memory (exact)."
+    ),
+    output_format: str = typer.Option(
+        "table", "--format", help="table, markdown (for CI job summaries and PR comments) or json."
+    ),
+    allow_env_mismatch: bool = typer.Option(
+        False,
+        "--allow-env-mismatch",
+        help="Compare runs from different devices, library versions, thread counts or subnormal settings.",
+    ),
+    fail_on_improvement: bool = typer.Option(
+        False,
+        "--fail-on-improvement",
+        help="Also exit 1 on large improvements (they often mean a benchmark broke).",
+    ),
+    root: Path = typer.Option(Path("results"), help=ROOT_HELP),
+) -> None:
+    """Compare two runs cell by cell; exit 1 if a cell got significantly slower than the threshold.
+
+    Exit codes: 0 no regression, 1 at least one regression, 2 bad input or runs from
+    different environments (unless --allow-env-mismatch).
+    """
+    from seqbench.compare import compare_runs, run_checks
+    from seqbench.output.layout import format_markdown
+    from seqbench.output.tables import format_comparison, format_comparison_summary
+    from seqbench.output.terminal import comparison_table
+    from seqbench.output.text import format_env_differences
+    from seqbench.storage import load_run
+
+    if threshold < 0:
+        raise SeqbenchError(f"--threshold: expected a fraction >= 0, got {threshold}")
+    if output_format not in ("table", "markdown", "json"):
+        raise SeqbenchError(f"--format: expected table, markdown or json, got {output_format!r}")
+    result = compare_runs(
+        load_run(baseline, root), load_run(candidate, root), metric=metric, threshold=threshold
+    )
+    if result.env_differences and not allow_env_mismatch:
+        raise SeqbenchError(
+            "the runs come from different environments: "
+            + format_env_differences(result.env_differences)
+            + "; pass --allow-env-mismatch to compare them anyway"
+        )
+    failures = run_checks(result, fail_on_improvement=fail_on_improvement)
+    summary = format_comparison_summary(result) + [f"FAIL: {m}" for m in failures]
+    console = stdout()
+    if output_format == "json":
+        console.print_json(data={**result.to_dict(), "failures": failures})
+    elif output_format == "markdown":
+        text = format_markdown(
+            format_comparison(result), title=f"seqbench compare: {result.metric.name}"
+        )
+        print(text + "\n" + "\n".join(f"- {line}" for line in summary))
+    else:
+        console.print(comparison_table(result, console=console))
+        for line in summary:
+            stderr().print(line, markup=False)
+    if failures:
+        raise typer.Exit(1)

@@ -1,0 +1,105 @@
+"""`seqbench gradflow`: how far back a loss on the last output reaches."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import typer
+
+from seqbench.cli.app import app
+from seqbench.cli.common import plot_height, stderr, stdout, user_errors, write_file
+from seqbench.errors import SeqbenchError, require
+
+
+@app.command()
+@user_errors
+def gradflow(
+    arch: str = typer.Option("rnn,lstm,gru", help="Architectures, comma-separated."),
+    seq_len: int = typer.Option(200, help="Sequence length."),
+    hidden: int = typer.Option(64, help="Hidden units."),
+    batch_size: int = typer.Option(
+        32, help="Sequences the gradient is averaged over (and the training batch)."
+    ),
+    layers: int = typer.Option(1, help="Stacked recurrent layers."),
+    task: str | None = typer.Option(
+        None, help="Feed this task's data (adding, copy, digits, imdb); default: random token ids."
+    ),
+    train_steps: int | None = typer.Option(
+        None, help="With --task: also measure after this many training steps."
+    ),
+    data: str | None = typer.Option(None, help="A local dataset for the imdb task."),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto."),
+    seed: int = typer.Option(0, help="Seed for weights and inputs."),
+    output_format: str = typer.Option(
+        "table", "--format", help="table, or json (with every norm)."
+    ),
+    plot: bool = typer.Option(
+        False, "--plot", help="Also draw the norms against distance in the terminal."
+    ),
+    out: Path | None = typer.Option(None, help="Also write that plot to a .png or .svg file."),
+) -> None:
+    """How far back a loss on the last output reaches: the vanishing gradient as a number.
+
+    For each architecture, the norm of d(loss)/d(input_t) at every step t, at initialisation
+    (and after training, with --task and --train-steps). The memory horizon is how many steps
+    back from the end the norm stays at or above 1e-3 of its largest value.
+    """
+    from seqbench import session
+    from seqbench.config import resolve_config
+    from seqbench.env import apply_process_settings
+    from seqbench.measure.gradflow import trace_gradient_flow
+    from seqbench.output.plots import gradient_chart, image_format, render_image, render_text
+    from seqbench.output.tables import format_gradient_profiles
+    from seqbench.output.terminal import fitted_table, terminal_plot
+    from seqbench.storage import atomic_write
+    from seqbench.suites import check_setting, parse_list
+
+    if output_format not in ("table", "json"):
+        raise SeqbenchError(f"--format: expected table or json, got {output_format!r}")
+    if train_steps is not None and not task:
+        raise SeqbenchError("--train-steps needs a --task to train on")
+    fmt = image_format(out) if out is not None else None
+    if plot or out is not None:
+        require("matplotlib" if out is not None else "plotext", "a plot")
+    axes = {
+        "arch": parse_list(arch, "arch", "--arch"),
+        "task": parse_list(task or "none", "task", "--task"),
+    }
+    for name, value, flag in (
+        ("seq_len", seq_len, "--seq-len"),
+        ("hidden", hidden, "--hidden"),
+        ("batch_size", batch_size, "--batch-size"),
+        ("layers", layers, "--layers"),
+    ):
+        axes[name] = parse_list(str(value), name, flag)
+    axes["device"] = parse_list(device, "device", "--device")
+    axes["mode"] = ("train",)
+    settings = {"seed": check_setting("seed", seed, "--seed")}
+    if train_steps is not None:
+        settings["train_steps"] = check_setting("train_steps", train_steps, "--train-steps")
+    if data is not None:
+        settings["data"] = data
+    config = resolve_config(None, axes=axes, settings=settings)
+    plan = session.make_plan(config)
+    if plan.unavailable:
+        raise SeqbenchError(next(iter(plan.unavailable.values())))
+    process = config.process
+    apply_process_settings(process.threads, process.flush_denormal, process.tf32)
+    profiles = [
+        trace_gradient_flow(c, config.train, config.seed, after_training=train_steps is not None)
+        for c in plan.cells
+    ]
+    console = stdout()
+    if output_format == "json":
+        console.print_json(data=[dataclasses.asdict(p) for p in profiles])
+    else:
+        title = "gradient flow: |d loss / d input_t|, relative to its peak"
+        console.print(fitted_table(format_gradient_profiles(profiles), title, console))
+    chart = gradient_chart(profiles)
+    if plot:
+        console.print(terminal_plot(render_text(chart, console.width, plot_height(console))))
+    if out is not None:
+        image = render_image(chart, fmt)
+        write_file(out, lambda: atomic_write(out, image))
+        stderr().print(f"wrote {out}", markup=False)

@@ -1,0 +1,192 @@
+"""The commands that read saved runs: `runs`, `show`, `export` and `plot`.
+
+None of them imports torch: a saved run is CSV, JSON and text, and reading one should be
+instant on a machine that has never measured anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from seqbench.cli.app import app
+from seqbench.cli.common import (
+    FILTER_COLUMNS,
+    RUN_ARGUMENT_HELP,
+    filter_option,
+    load_selected,
+    plot_height,
+    print_rows,
+    root_option,
+    stderr,
+    stdout,
+    user_errors,
+    write_file,
+)
+from seqbench.errors import SeqbenchError, require
+
+
+@app.command()
+@user_errors
+def runs(
+    root: Path = typer.Option(Path("results"), help="Results root whose runs to list."),
+) -> None:
+    """List the saved runs, newest first: id, label, time, devices, cells and their statuses."""
+    from seqbench.output.terminal import runs_table
+    from seqbench.storage import summarize_runs
+
+    summaries = summarize_runs(root)
+    if not summaries:
+        stderr().print(f"no saved runs in {root}", markup=False)
+        return
+    console = stdout()
+    console.print(runs_table(summaries, console))
+
+
+@app.command()
+@user_errors
+def show(
+    run: str = typer.Argument(..., help=RUN_ARGUMENT_HELP),
+    arch: str | None = filter_option("arch"),
+    mode: str | None = filter_option("mode"),
+    device: str | None = filter_option("device"),
+    task: str | None = filter_option("task"),
+    sort: str | None = typer.Option(
+        None,
+        help="Order by these result columns, comma-separated (e.g. median_s, or arch,seq_len).",
+    ),
+    reverse: bool = typer.Option(False, "--reverse", help="With --sort: largest first."),
+    root: Path = root_option(),
+) -> None:
+    """Show a saved run as the results table, with how its cost grows with length.
+
+    With three or more lengths a second table gives each model's fitted exponent k
+    (cost ∝ T^k) for time and memory, flags steps far off the fit, and says where two
+    models' curves cross.
+    """
+    from seqbench.cli.select import sort_rows
+    from seqbench.output.text import format_env_line
+
+    filters = dict(zip(FILTER_COLUMNS, (arch, mode, device, task), strict=True))
+    loaded, rows = load_selected(run, root, filters)
+    env = loaded.meta.get("env", {})
+    print_rows(loaded, sort_rows(rows, sort, reverse), "table", env)
+    stderr().print(format_env_line(env), markup=False)
+
+
+def _format_of(path: Path | None) -> str | None:
+    """The export format a file name implies, if it implies one."""
+    from seqbench.export import exporter_for_path
+
+    try:
+        return None if path is None else exporter_for_path(path).name
+    except SeqbenchError:
+        return None
+
+
+@app.command()
+@user_errors
+def export(
+    run: str = typer.Argument(..., help=RUN_ARGUMENT_HELP),
+    output_format: str | None = typer.Option(
+        None,
+        "--format",
+        help="csv, json, parquet or markdown (default: from --out's suffix, else csv).",
+    ),
+    out: Path | None = typer.Option(
+        None,
+        help="Write to this file instead of stdout (csv, json and parquet get .samples.csv and .meta.json beside them, so seqbench can read them back).",
+    ),
+    arch: str | None = filter_option("arch"),
+    mode: str | None = filter_option("mode"),
+    device: str | None = filter_option("device"),
+    task: str | None = filter_option("task"),
+    root: Path = root_option(),
+) -> None:
+    """Write a saved run's rows as CSV, JSON, parquet or markdown."""
+    from seqbench.export import exporter_for_path, get_exporter
+    from seqbench.storage import ROWS_FORMATS, atomic_write, write_rows_file
+
+    if output_format is not None:
+        exporter = get_exporter(output_format)
+        implied = _format_of(out)
+        if implied not in (None, exporter.name):
+            # A json file named .csv would not read back: load_run goes by the suffix.
+            raise SeqbenchError(
+                f"--out {out}: the suffix says {implied}, --format says {exporter.name}"
+            )
+    else:
+        exporter = exporter_for_path(out) if out is not None else get_exporter("csv")
+    if exporter.name == "parquet":
+        require("pyarrow", "parquet export")
+    if exporter.binary and out is None:
+        raise SeqbenchError(
+            f"--format {exporter.name} is binary: give a file to write it to (--out FILE)"
+        )
+    filters = dict(zip(FILTER_COLUMNS, (arch, mode, device, task), strict=True))
+    loaded, rows = load_selected(run, root, filters)
+    data = exporter.render(rows)
+    if out is None:
+        typer.echo(data, nl=False)
+        return
+    if exporter.name in ("csv", *ROWS_FORMATS.values()):
+        kept = {r.cell_id for r in rows}
+        samples = {k: v for k, v in loaded.samples.items() if k in kept}
+        write_file(out, lambda: write_rows_file(out, data, samples, loaded.meta))
+    else:
+        write_file(out, lambda: atomic_write(out, data))
+    stderr().print(f"wrote {len(rows)} rows to {out}", markup=False)
+
+
+@app.command()
+@user_errors
+def plot(
+    run: str = typer.Argument(..., help=RUN_ARGUMENT_HELP),
+    metric: str | None = typer.Option(
+        None,
+        help="seq_per_s, median_s, peak_mem_bytes or tflops against length; metric_value against cost (default: metric_value when the run has a task, else median_s).",
+    ),
+    out: Path | None = typer.Option(
+        None, help="Write a .png or .svg file instead of drawing in the terminal."
+    ),
+    arch: str | None = filter_option("arch"),
+    mode: str | None = filter_option("mode"),
+    device: str | None = filter_option("device"),
+    task: str | None = filter_option("task"),
+    root: Path = root_option(),
+) -> None:
+    """Plot a saved run: a cost against length (log–log), or accuracy against cost.
+
+    A cost is drawn per model against sequence length on log–log axes, where c·T^k is a
+    straight line; the legend gives each model's fitted k. A run with a task plots accuracy
+    against step time instead, with the Pareto frontier (nothing both cheaper and better)
+    marked. Without --out the plot is drawn in the terminal (plotext); with it, a PNG or
+    SVG file (matplotlib).
+    """
+    from seqbench.output.plots import (
+        build_chart,
+        check_metric,
+        image_format,
+        render_image,
+        render_text,
+    )
+    from seqbench.output.terminal import terminal_plot
+    from seqbench.storage import atomic_write
+
+    if metric is not None:
+        check_metric(metric)
+    fmt = image_format(out) if out is not None else None
+    require("matplotlib" if out is not None else "plotext", "plot")
+    filters = dict(zip(FILTER_COLUMNS, (arch, mode, device, task), strict=True))
+    loaded, rows = load_selected(run, root, filters)
+    if metric is None:
+        metric = "metric_value" if any(r.metric_value is not None for r in rows) else "median_s"
+    chart = build_chart(rows, metric, loaded.run_id)
+    if out is None:
+        console = stdout()
+        console.print(terminal_plot(render_text(chart, console.width, plot_height(console))))
+        return
+    image = render_image(chart, fmt)
+    write_file(out, lambda: atomic_write(out, image))
+    stderr().print(f"wrote {out}", markup=False)

@@ -1,0 +1,122 @@
+"""What the scheduler asks of a backend, and the events it reports."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from seqbench.request import CellRequest
+from seqbench.schema import Cell, Measurement
+
+
+@dataclass(frozen=True)
+class CellStarted:
+    cell: Cell
+    index: int  # 0-based position among this run's (round, cell) passes, in start order
+    total: int
+    round: int = 1
+
+
+@dataclass(frozen=True)
+class CellFinished:
+    measurement: Measurement
+    index: int  # 0-based, in finish order (Ray finishes cells out of start order)
+    total: int
+    round: int = 1
+
+
+Event = CellStarted | CellFinished
+
+
+class Executor(Protocol):
+    """Runs requests somewhere and hands back their measurements.
+
+    `submit` hands over a request; `next_finished` blocks until one submitted request has a
+    measurement, and returns both. An executor never raises for a cell: a crash, a lost
+    node or a hang past the request's time limit comes back as a row saying so. At most
+    `capacity` requests are in flight at once. Used as a context manager, which starts the
+    backend (a cluster) and releases what it holds (processes, connections) at the end.
+    """
+
+    name: str
+    capacity: int
+    # Cells run on this machine, so a ceiling measured here applies to them (for the MFU).
+    same_machine: bool
+
+    def __enter__(self) -> Executor: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def describe(self) -> dict[str, Any]:
+        """What the backend adds to the run's environment (threads it gives a cell, nodes)."""
+        ...
+
+    def submit(self, request: CellRequest) -> None: ...
+
+    def next_finished(self) -> tuple[CellRequest, Measurement]: ...
+
+    def cancel(self, which: Callable[[CellRequest], bool], reason: str) -> None:
+        """Give up on submitted requests that `which` picks; they come back `skipped`, with
+        `reason` as their message."""
+        ...
+
+
+def make_executor(config: Any) -> Executor:
+    """The backend a configuration asks for (a `SuiteConfig`: executor, isolate)."""
+    if config.executor == "ray":
+        from seqbench.execute.ray import RayExecutor
+
+        return RayExecutor(config.ray_address, config.cpu_cells_per_node)
+    if config.isolate:
+        from seqbench.execute.isolated import SubprocessExecutor
+
+        return SubprocessExecutor()
+    from seqbench.execute.local import InProcessExecutor
+
+    return InProcessExecutor()
+
+
+class OneAtATime:
+    """An executor that runs each request when it is collected, in the order submitted:
+    the shape of every backend on this machine. Subclasses say how one request runs."""
+
+    name = "one-at-a-time"
+    capacity = 1
+    same_machine = True
+
+    def __init__(self) -> None:
+        self._queue: deque[CellRequest] = deque()
+        self._cancelled: deque[tuple[CellRequest, str]] = deque()
+
+    def run(self, request: CellRequest) -> Measurement:
+        raise NotImplementedError
+
+    def __enter__(self) -> OneAtATime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._queue.clear()
+        self._cancelled.clear()
+
+    def describe(self) -> dict[str, Any]:
+        return {}
+
+    def submit(self, request: CellRequest) -> None:
+        self._queue.append(request)
+
+    def next_finished(self) -> tuple[CellRequest, Measurement]:
+        if self._cancelled:
+            from seqbench.measure import failure
+
+            request, reason = self._cancelled.popleft()
+            return request, failure(request.cell, "skipped", reason)
+        request = self._queue.popleft()
+        return request, self.run(request)
+
+    def cancel(self, which: Callable[[CellRequest], bool], reason: str) -> None:
+        # A submitted request has not started yet (it runs when collected): drop it.
+        for request in [r for r in self._queue if which(r)]:
+            self._queue.remove(request)
+            self._cancelled.append((request, reason))

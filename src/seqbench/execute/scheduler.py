@@ -1,0 +1,184 @@
+"""The one scheduler: which cells run, in what order, and what happens to what comes back.
+
+For every executor alike it owns the run-level policy:
+- passes: with `rounds` > 1 the whole plan is measured once per round, each pass with its
+  share of the budget, and a cell's samples are pooled across them, so a burst of
+  interference touches one pass of a cell, not all of it;
+- resuming: a run that already holds a cell's row picks up at the round it reached;
+- out of memory: a cell at least as large as one that ran out of memory (the same model on
+  the same device, no smaller along any size axis) is `skipped`, and such cells already
+  submitted are cancelled (unless `skip_larger` is off);
+- time limits: every request carries the cell's limit, which the executor enforces with
+  what it has (an alarm in this process, a kill for a process or a Ray task);
+- recording: rounds pooled, MFU added, the run saved before the event that reports it.
+
+It yields `CellStarted` and `CellFinished` events and decides nothing about the terminal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from seqbench.execute.base import CellFinished, CellStarted, Event, Executor
+from seqbench.request import CellRequest
+from seqbench.schema import Cell, Measurement, ResultRow
+
+# A cell is at least as large as another when it builds the same kind of model on the same
+# device, in the same dtype and mode, and is no smaller along any size axis.
+_SAME = (
+    "arch",
+    "device",
+    "dtype",
+    "mode",
+    "layers",
+    "bidirectional",
+    "dropout",
+    "recurrent_dropout",
+)
+_SIZES = ("seq_len", "batch_size", "hidden", "embed", "vocab")
+
+
+def at_least_as_large(cell: Cell, other: Cell) -> bool:
+    return all(getattr(cell, k) == getattr(other, k) for k in _SAME) and all(
+        getattr(cell, k) >= getattr(other, k) for k in _SIZES
+    )
+
+
+def rounds_done(row: ResultRow | None, rounds: int) -> int:
+    """Passes a cell has behind it: a failed cell is finished, whatever round it failed in."""
+    if row is None:
+        return 0
+    return rounds if row.status != "ok" else (row.rounds or 1)
+
+
+Ceiling = Callable[[str, str], float]
+
+
+def _measured_ceiling(device: str, dtype: str) -> float:
+    from seqbench.measure.ceiling import measure_ceiling
+
+    return measure_ceiling(device, dtype)
+
+
+class Scheduler:
+    """Runs a configuration's requests on one executor and records them in one run.
+
+    `config` is a `SuiteConfig` (what it asks: `request(cell, round)`, `measure.rounds`,
+    `skip_larger`, `ceiling`); `run` is the run being written (`storage.Run`); `ceiling`
+    measures a device's matmul TFLOP/s, once per device and dtype of a run.
+    """
+
+    def __init__(
+        self, config: Any, executor: Executor, run: Any, *, ceiling: Ceiling | None = None
+    ) -> None:
+        self.config = config
+        self.executor = executor
+        self.run = run
+        self._ceiling = ceiling or _measured_ceiling
+        # Cells that ran out of memory, from before a resume too.
+        self._ooms: list[Cell] = [r.cell for r in run.rows if r.status == "oom"]
+
+    # ------------------------------------------------------------------ a whole plan
+
+    def iter_plan(self, cells: list[Cell]) -> Iterator[Event]:
+        """Measure what `cells` still lack in the run, round by round, yielding events;
+        the run is saved before every `CellFinished`."""
+        rounds = self.config.measure.rounds
+        todo = [
+            (r, cell)
+            for r in range(1, rounds + 1)
+            for cell in cells
+            if rounds_done(self.run.row(cell.cell_id), rounds) < r
+        ]
+        total = len(todo)
+        started = finished = 0
+        for round_no in range(1, rounds + 1):
+            queue = deque(cell for r, cell in todo if r == round_no)
+            in_flight = 0
+            while queue or in_flight:
+                while queue and in_flight < self.executor.capacity:
+                    cell = queue.popleft()
+                    yield CellStarted(cell, started, total, round_no)
+                    started += 1
+                    done = self._without_executor(cell)
+                    if done is None:
+                        self.executor.submit(self.config.request(cell, round_no))
+                        in_flight += 1
+                        continue
+                    yield CellFinished(done, finished, total, round_no)
+                    finished += 1
+                if in_flight:
+                    measurement = self._collect()
+                    in_flight -= 1
+                    yield CellFinished(measurement, finished, total, round_no)
+                    finished += 1
+
+    # ------------------------------------------------------------------ one request
+
+    def measure_one(self, request: CellRequest) -> Measurement:
+        """Run one request now and record it (for searches such as the memory frontier,
+        whose next request depends on this one's answer)."""
+        self.executor.submit(request)
+        return self._collect()
+
+    # ------------------------------------------------------------------ internals
+
+    def _without_executor(self, cell: Cell) -> Measurement | None:
+        """A cell's measurement when no executor is needed: it failed in an earlier round
+        (its row stands), or it is larger than a cell that ran out of memory."""
+        earlier = self.run.row(cell.cell_id)
+        if earlier is not None and earlier.status != "ok":
+            return Measurement(earlier)
+        blocker = self._oom_blocker(cell)
+        if blocker is None:
+            return None
+        from seqbench.measure import failure
+
+        return self.record(failure(cell, "skipped", _larger_than(blocker)))
+
+    def _oom_blocker(self, cell: Cell) -> Cell | None:
+        if not self.config.skip_larger:
+            return None
+        return next((o for o in self._ooms if at_least_as_large(cell, o)), None)
+
+    def _collect(self) -> Measurement:
+        request, measurement = self.executor.next_finished()
+        if measurement.row.status == "oom":
+            oom = request.cell
+            self._ooms.append(oom)
+            if self.config.skip_larger:
+                self.executor.cancel(lambda r: at_least_as_large(r.cell, oom), _larger_than(oom))
+        return self.record(measurement)
+
+    def record(self, measurement: Measurement) -> Measurement:
+        """Pool a pass with the cell's earlier rounds, add its MFU, and save it in the run:
+        what happens to every measurement that comes back."""
+        from seqbench.measure.sampling import merge_rounds
+
+        cell = measurement.row.cell
+        earlier = self.run.row(cell.cell_id)
+        if earlier is not None and earlier.status == "ok":
+            earlier_samples = self.run.samples.get(cell.cell_id, [])
+            measurement = merge_rounds(Measurement(earlier, earlier_samples), measurement)
+        row = measurement.row
+        if self.config.ceiling and self.executor.same_machine and row.tflops is not None:
+            row = dataclasses.replace(row, mfu=row.tflops / self._device_ceiling(cell))
+            measurement = Measurement(row, measurement.samples)
+        self.run.add(measurement)
+        return measurement
+
+    def _device_ceiling(self, cell: Cell) -> float:
+        """The device's matmul TFLOP/s in the cell's dtype, measured once per run (kept in
+        the run's metadata, so a resumed run reuses it)."""
+        ceilings = self.run.meta.setdefault("ceilings", {})
+        key = f"{cell.device}/{cell.dtype}"
+        if key not in ceilings:
+            ceilings[key] = self._ceiling(cell.device, cell.dtype)
+        return ceilings[key]
+
+
+def _larger_than(oom: Cell) -> str:
+    return f"larger than an OOM cell ({oom.cell_id})"

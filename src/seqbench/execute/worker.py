@@ -1,0 +1,56 @@
+"""The child side of the subprocess executor: measure requests in this fresh process.
+
+    python -m seqbench.execute.worker ANSWERS < requests.jsonl
+
+The protocol is strict and small. The parent writes requests to stdin, one JSON object per
+line (`CellRequest.to_dict`), and closes it. For each, this process applies the request's
+process settings, measures it, and appends one JSON line to the ANSWERS file: the row, the
+samples, and the request's round, flushed before the next request starts. stdout and stderr
+stay free for whatever a model prints (the parent keeps the end of stderr for its message).
+A fresh process also makes the resident-set high-water mark a clean measure of its first
+cell's own host memory, so that figure is reported for the first request only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from typing import Any
+
+
+def serve(request_data: dict[str, Any], *, first: bool = True) -> dict[str, Any]:
+    """Measure one request (as JSON data) in this process and return the answer's data."""
+    from seqbench.env import apply_process_settings
+    from seqbench.measure import measure
+    from seqbench.measure.memory import current_rss_bytes, max_rss_bytes
+    from seqbench.request import CellRequest
+
+    request = CellRequest.from_dict(request_data)
+    process = request.process
+    apply_process_settings(process.threads, process.flush_denormal, process.tf32)
+    before = current_rss_bytes()
+    result = measure(request)
+    row = result.row
+    if first and row.status == "ok" and before:
+        row = dataclasses.replace(row, peak_rss_bytes=max(0, max_rss_bytes() - before))
+    return {"row": row.to_dict(), "samples": result.samples, "round": request.round}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m seqbench.execute.worker ANSWERS < requests.jsonl", file=sys.stderr)
+        return 2
+    with open(args[0], "a", encoding="utf-8") as answers:
+        for number, line in enumerate(sys.stdin):
+            if not line.strip():
+                continue
+            answer = serve(json.loads(line), first=number == 0)
+            answers.write(json.dumps(answer) + "\n")
+            answers.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Measure one cell: `measure(request, clock) -> Measurement`, the only way in.
+
+Nothing here prints. Every outcome is a `Measurement`: a cell that cannot run, fails, runs
+out of memory or out of time is a row with a status and a message, not an exception, so one
+bad cell never costs the rest of a run. The work is done in small rooms: `workload` builds
+the model and its step, `sampling` times it on a Clock, `memory` takes its peak, `training`
+trains and scores a task, `gradflow` traces the input gradient, `ceiling` measures the
+device's matmul rate.
+"""
+
+from __future__ import annotations
+
+import gc
+import socket
+
+import torch
+
+from seqbench import devices
+from seqbench.measure.gradflow import workload_horizon
+from seqbench.measure.limits import (
+    CellSkipped,
+    CellTimeout,
+    first_line,
+    is_out_of_memory,
+    time_limit,
+)
+from seqbench.measure.memory import cpu_peak_bytes, cuda_memory, cuda_peak_bytes, minor_faults
+from seqbench.measure.sampling import take_samples, timing_fields, warm_up
+from seqbench.measure.training import train_on_task
+from seqbench.measure.workload import build_workload
+from seqbench.models import get_arch, step_flops
+from seqbench.request import CellRequest
+from seqbench.schema import Cell, Measurement, ResultRow
+from seqbench.tasks import new_task, prepared
+from seqbench.timing import Clock, Stopwatch, clock_for
+
+__all__ = ["Measurement", "failure", "measure", "skip_reason"]
+
+
+def failure(cell: Cell, status: str, message: str, wall_s: float | None = None) -> Measurement:
+    """The row of a cell that was not measured (skipped, oom, error, timeout): its key, what
+    the formulas say it would cost, and why."""
+    row = ResultRow.for_cell(
+        cell, flops_per_seq=step_flops(cell), status=status, message=message, wall_s=wall_s
+    )
+    return Measurement(row)
+
+
+def skip_reason(cell: Cell) -> str | None:
+    """Why a cell cannot run here, before anything is built; None if it can."""
+    reason = devices.unavailable_reason(cell.device)
+    if reason:
+        return reason
+    spec = get_arch(cell.arch)
+    if cell.seq_len < spec.min_seq_len:
+        return f"{cell.arch} needs seq_len >= {spec.min_seq_len}"
+    if cell.task:
+        task = new_task(cell.task)
+        if cell.seq_len < task.min_seq_len:
+            return f"the {cell.task} task needs seq_len >= {task.min_seq_len}"
+        if task.readout == "sequence" and not spec.per_step:
+            return (
+                f"the {cell.task} task needs one output per step, which {cell.arch} does not give"
+            )
+    return None
+
+
+def measure(request: CellRequest, clock: Clock | None = None) -> Measurement:
+    """Everything seqbench records for one cell. Never raises for a cell that fails, runs
+    out of memory or out of time (`request.timeout` seconds for the whole cell); only a
+    KeyboardInterrupt gets through.
+
+    A cell with a task is trained and scored first, unless `request.accuracy` is off
+    (later rounds only add timing samples); then its speed is measured like any other
+    cell's, on the trained model and a batch of the task's data. The process settings in
+    the request are the caller's to apply (they are process-wide)."""
+    cell = request.cell
+    watch = Stopwatch()
+    reason = skip_reason(cell)
+    if reason:
+        return failure(cell, "skipped", reason)
+    device = torch.device(cell.device)
+    try:
+        with time_limit(request.timeout):
+            return _measure(request, clock or clock_for(device), watch)
+    except CellTimeout as exc:
+        status, message = "timeout", str(exc)
+    except CellSkipped as exc:
+        status, message = "skipped", str(exc)
+    except Exception as exc:  # a cell that fails is recorded, never fatal to the run
+        status, message = ("oom" if is_out_of_memory(exc) else "error"), first_line(exc)
+    finally:
+        # Drop the failed cell's tensors before the next cell runs, and hand cached device
+        # memory back, so that one out-of-memory cell does not starve the rest.
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return failure(cell, status, message, wall_s=watch.elapsed())
+
+
+def _measure(request: CellRequest, clock: Clock, watch: Stopwatch) -> Measurement:
+    cell, train = request.cell, request.train
+    device = torch.device(cell.device)
+    before = cuda_memory(device)
+    task = (
+        prepared(cell.task, cell.seq_len, cell.vocab, request.seed, train.data)
+        if cell.task
+        else None
+    )
+    work = build_workload(cell, request.seed, train, task, request.compile_backend)
+    scores: dict[str, object] = {}
+    if cell.compile:
+        # The first call compiles (forward and, in training, backward); it is timed on its
+        # own and never enters the samples. Warm-up then runs the compiled code.
+        scores["compile_s"] = clock.time(work.step, 1)
+    if task is not None and request.accuracy:
+        trained = train_on_task(work, task, train, request.seed)
+        scores.update(
+            metric=task.metric,
+            metric_value=trained.metric_value,
+            chance_value=task.chance(),
+            train_steps=trained.steps,
+            train_time_s=trained.time_s,
+            time_to_target_s=trained.time_to_target_s,
+        )
+        if cell.mode != "train":  # what training left behind is not part of an inference step
+            work.optimizer.zero_grad(set_to_none=True)
+            work.model.eval()
+    if train.grad_flow:
+        scores["memory_horizon"] = workload_horizon(work, task)
+    if cell.mode == "step":
+        kernel, note = work.model.core.step_implementation(cell.device, cell.dtype)
+    else:
+        kernel, note = work.model.core.implementation(cell.mode == "train", cell.device, cell.dtype)
+    if cell.compile:
+        compiled = f"compiled ({request.compile_backend})"
+        note = f"{note}; {compiled}" if note else compiled
+    settings = request.measure
+    number = warm_up(work.step, clock, settings)
+    faults_before = minor_faults()
+    samples = take_samples(work.step, clock, settings, number)
+    scores["faults_per_step"] = (minor_faults() - faults_before) / (len(samples) * number)
+    peak, source = None, ""
+    if request.memory and device.type == "cuda":
+        peak, scores["peak_reserved_bytes"] = cuda_peak_bytes(work, before)
+        source = "cuda_max_allocated"
+    elif request.memory and device.type == "cpu":
+        peak, source = cpu_peak_bytes(work), "cpu_profiler"
+    if device.type == "cuda" and cell.dtype == "float32":
+        scores["tf32"] = bool(
+            torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        )
+    flops = step_flops(cell)
+    row = ResultRow.for_cell(
+        cell,
+        params=work.params,
+        core_params=work.core_params,
+        flops_per_seq=flops,
+        kernel=kernel,
+        kernel_note=note,
+        inner_loops=number,
+        rounds=1,
+        peak_mem_bytes=peak,
+        mem_source=source,
+        host=socket.gethostname(),
+        device_name=devices.device_name(cell.device),
+        wall_s=watch.elapsed(),
+        **timing_fields(cell, flops, samples),
+        **scores,
+    )
+    return Measurement(row, samples)

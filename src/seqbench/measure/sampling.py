@@ -1,0 +1,101 @@
+"""Samples on a Clock: warm-up, then per-step samples until the budget or precision is met;
+the row's timing columns from those samples; and rounds of one cell pooled into one row.
+
+Nothing here imports torch: the step is any callable, the clock any `timing.Clock`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+
+from seqbench import stats
+from seqbench.schema import Cell, Measurement
+from seqbench.settings import MeasureSettings
+from seqbench.timing import Clock
+
+
+def sample_times(
+    step: Callable[[], object], clock: Clock, settings: MeasureSettings
+) -> tuple[list[float], int]:
+    """Warm up, choose how many steps one sample spans, then collect per-step samples."""
+    number = warm_up(step, clock, settings)
+    return take_samples(step, clock, settings, number), number
+
+
+def warm_up(step: Callable[[], object], clock: Clock, settings: MeasureSettings) -> int:
+    """Run untimed steps for at least `warmup_steps` steps and `warmup_time` seconds (cuDNN
+    and oneDNN choose their algorithms on the first calls); return how many back-to-back
+    steps one sample should span to last `min_sample_s`, so clock overhead stays negligible."""
+    warm_steps, warm_time, last = 0, 0.0, 0.0
+    while warm_steps < max(settings.warmup_steps, 1) or warm_time < settings.warmup_time:
+        last = clock.time(step, 1)
+        warm_steps += 1
+        warm_time += last
+    return max(1, math.ceil(settings.min_sample_s / last)) if last > 0 else 1
+
+
+def take_samples(
+    step: Callable[[], object], clock: Clock, settings: MeasureSettings, number: int
+) -> list[float]:
+    """Per-step samples of `number` steps each, until there are `min_repeats` of them and
+    either `min_time` seconds were timed or the median's confidence interval is within
+    `precision`; never more than `max_repeats`."""
+    samples: list[float] = []
+    timed = 0.0
+    while len(samples) < settings.max_repeats:
+        elapsed = clock.time(step, number)
+        samples.append(elapsed / number)
+        timed += elapsed
+        if len(samples) < settings.min_repeats:
+            continue
+        if timed >= settings.min_time:
+            break
+        if settings.precision > 0 and stats.relative_ci_halfwidth(samples) <= settings.precision:
+            break
+    return samples
+
+
+def timing_fields(
+    cell: Cell, flops: int | None, samples: list[float]
+) -> dict[str, float | int | None]:
+    """The row's timing statistics and throughput, from its per-step samples."""
+    summary = stats.summarize(samples)
+    per_step = summary.median
+    return {
+        "median_s": summary.median,
+        "iqr_s": summary.iqr,
+        "ci_low_s": summary.ci_low,
+        "ci_high_s": summary.ci_high,
+        "min_s": summary.minimum,
+        "repeats": summary.n,
+        "seq_per_s": cell.batch_size / per_step,
+        "tokens_per_s": cell.tokens / per_step,
+        "tflops": None if flops is None else flops * cell.batch_size / per_step / 1e12,
+    }
+
+
+def _larger(a: int | None, b: int | None) -> int | None:
+    return max(a, b) if a is not None and b is not None else (a if b is None else b)
+
+
+def merge_rounds(earlier: Measurement, later: Measurement) -> Measurement:
+    """One cell measured in two passes, as one row: samples pooled, statistics recomputed.
+
+    A pass that fails makes the cell fail: its row (status and message) replaces the rest.
+    """
+    rounds = (earlier.row.rounds or 1) + 1
+    if later.row.status != "ok":
+        return Measurement(dataclasses.replace(later.row, rounds=rounds))
+    samples = [*earlier.samples, *later.samples]
+    row = dataclasses.replace(
+        earlier.row,
+        rounds=rounds,
+        inner_loops=_larger(earlier.row.inner_loops, later.row.inner_loops),
+        peak_mem_bytes=_larger(earlier.row.peak_mem_bytes, later.row.peak_mem_bytes),
+        peak_rss_bytes=_larger(earlier.row.peak_rss_bytes, later.row.peak_rss_bytes),
+        wall_s=(earlier.row.wall_s or 0.0) + (later.row.wall_s or 0.0),
+        **timing_fields(earlier.row.cell, earlier.row.flops_per_seq, samples),
+    )
+    return Measurement(row, samples)

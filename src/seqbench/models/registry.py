@@ -1,0 +1,226 @@
+"""The architecture registry and the model every cell measures.
+
+A model is the seed's IMDB classifier in general form: token ids -> Embedding(vocab, embed)
+-> sequence core -> Dense(1). Only the core changes from one architecture to the next.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from torch import nn
+
+from seqbench.errors import ConfigError
+from seqbench.models.base import (
+    CORE_OPTIONS,
+    CORE_OPTIONS_DEFAULTS,
+    ArchSpec,
+    CoreShape,
+    SequenceCore,
+    SequenceModel,
+    count_parameters,
+)
+from seqbench.models.conv import CONV1D
+from seqbench.models.custom import load_factory, load_plugin, plugin_names
+from seqbench.models.minrnn import minrnn_spec
+from seqbench.models.recurrent import recurrent_spec
+from seqbench.models.tcn import TCN
+from seqbench.models.transformer import TRANSFORMER, TRANSFORMER_CAUSAL
+from seqbench.models.weightdrop import LSTM_WEIGHTDROP
+from seqbench.schema import Cell
+from seqbench.tasks import new_task
+
+__all__ = [
+    "CORE_OPTIONS_DEFAULTS",
+    "ArchSpec",
+    "CoreShape",
+    "SequenceCore",
+    "SequenceModel",
+    "REGISTRY",
+    "get_arch",
+    "normalize_cell",
+    "core_shape",
+    "build_model",
+    "count_parameters",
+    "expected_params",
+    "forward_flops",
+    "step_flops",
+]
+
+REGISTRY: dict[str, ArchSpec] = {
+    spec.name: spec
+    for spec in (
+        recurrent_spec("rnn"),
+        recurrent_spec("lstm"),
+        recurrent_spec("gru"),
+        CONV1D,
+        TRANSFORMER,
+        TRANSFORMER_CAUSAL,
+        TCN,
+        minrnn_spec("mingru"),
+        minrnn_spec("minlstm"),
+        LSTM_WEIGHTDROP,
+    )
+}
+
+# A training step's FLOPs: the backward pass costs about twice the forward pass (a gradient
+# for the inputs and one for the weights of every matmul), the usual convention.
+TRAIN_FLOPS_FACTOR = 3
+
+
+def get_arch(name: str) -> ArchSpec:
+    """A registered architecture, or a user's 'package.module:factory' (see models/custom.py)."""
+    if name in REGISTRY:
+        return REGISTRY[name]
+    if ":" in name:
+        return load_factory(name)
+    plugin = load_plugin(name)
+    if plugin is not None:
+        return plugin
+    known = [*REGISTRY, *plugin_names()]
+    raise ConfigError(
+        f"unknown architecture {name!r}; choose from: {', '.join(known)}, or package.module:factory"
+    )
+
+
+def normalize_cell(cell: Cell) -> Cell:
+    """Pin what an architecture or a task decides, so equal models get equal keys.
+
+    Options the architecture does not take keep its fixed values. A task with dense inputs
+    has no vocabulary (0) and its own input width (`embed`); a task whose data has one
+    length (64 pixels of a digit) pins `seq_len`.
+    """
+    spec = get_arch(cell.arch)
+    pinned: dict[str, object] = {
+        name: spec.fixed.get(name, getattr(cell, name))
+        for name in CORE_OPTIONS
+        if name not in spec.options
+    }
+    if cell.task:
+        task = new_task(cell.task)
+        if task.inputs == "dense":
+            pinned.update(vocab=0, embed=task.channels)
+        if task.fixed_seq_len is not None:
+            pinned["seq_len"] = task.fixed_seq_len
+    cell = dataclasses.replace(cell, **pinned) if pinned else cell
+    if cell.match_params:
+        cell = dataclasses.replace(cell, hidden=matched_width(cell, cell.match_params))
+    return cell
+
+
+MAX_WIDTH = 1 << 16
+
+
+def core_param_count(cell: Cell) -> int:
+    """The core's parameters: from the formula, or counted on a built core without one."""
+    spec = get_arch(cell.arch)
+    if spec.count_params is not None:
+        return spec.count_params(core_shape(cell))
+    return count_parameters(spec.build(core_shape(cell)))
+
+
+def matched_width(cell: Cell, target: int) -> int:
+    """The hidden width whose core parameter count is nearest `target` (the smaller width on
+    a tie). Counts grow with the width, so a bisection finds it."""
+
+    def count(width: int) -> int:
+        return core_param_count(dataclasses.replace(cell, hidden=width))
+
+    lo, hi = 1, MAX_WIDTH
+    if count(hi) < target:
+        raise ConfigError(
+            f"--match-params {target}: {cell.arch} stays below it even at width {MAX_WIDTH}"
+        )
+    while lo < hi:  # the narrowest width reaching the target
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if count(mid) < target else (lo, mid)
+    if lo > 1 and target - count(lo - 1) <= count(lo) - target:
+        return lo - 1
+    return lo
+
+
+@dataclasses.dataclass(frozen=True)
+class Ends:
+    """What a model reads and writes: token ids or dense features in; one output per
+    sequence ('summary') or per step ('sequence'), `outputs` wide."""
+
+    inputs: str = "tokens"
+    outputs: int = 1
+    readout: str = "summary"
+
+
+def model_ends(cell: Cell) -> Ends:
+    """The seed's classifier (tokens in, one logit out) unless the cell's task says otherwise."""
+    if not cell.task:
+        return Ends()
+    task = new_task(cell.task)
+    return Ends(task.inputs, task.outputs, task.readout)
+
+
+def core_shape(cell: Cell) -> CoreShape:
+    return CoreShape(
+        input_size=cell.embed,
+        hidden=cell.hidden,
+        layers=cell.layers,
+        bidirectional=cell.bidirectional,
+        dropout=cell.dropout,
+        recurrent_dropout=cell.recurrent_dropout,
+    )
+
+
+def core_shape_example() -> CoreShape:
+    """A small shape for checking that an architecture builds at all."""
+    return CoreShape(input_size=8, hidden=8)
+
+
+def build_model(cell: Cell) -> SequenceModel:
+    """The full model for one cell, on the CPU in float32 (the caller moves it)."""
+    spec = get_arch(cell.arch)
+    ends = model_ends(cell)
+    core = spec.build(core_shape(cell))
+    adapter = nn.Embedding(cell.vocab, cell.embed) if ends.inputs == "tokens" else nn.Identity()
+    return SequenceModel(adapter, core, nn.Linear(core.out_features, ends.outputs), ends.readout)
+
+
+def _head_inputs(cell: Cell) -> int:
+    spec = get_arch(cell.arch)
+    if "bidirectional" in spec.options and cell.bidirectional:
+        return 2 * cell.hidden
+    return cell.hidden
+
+
+def expected_params(cell: Cell) -> int:
+    """The whole model's parameter count from formulas: V·E + core + (F·K + K) for a head
+    of K outputs (the embedding only with token inputs)."""
+    spec = get_arch(cell.arch)
+    ends = model_ends(cell)
+    embedding = cell.vocab * cell.embed if ends.inputs == "tokens" else 0
+    head = (_head_inputs(cell) + 1) * ends.outputs
+    return embedding + spec.count_params(core_shape(cell)) + head
+
+
+def forward_flops(cell: Cell) -> int | None:
+    """Matmul and convolution FLOPs of one forward pass over one sequence (2 per multiply-add).
+
+    The embedding is a lookup (0 FLOPs); elementwise gate arithmetic is not counted, as in
+    `torch.utils.flop_counter` and the usual MFU convention. None without a formula.
+    """
+    spec = get_arch(cell.arch)
+    if spec.forward_flops is None:
+        return None
+    ends = model_ends(cell)
+    positions = cell.seq_len if ends.readout == "sequence" else 1
+    head = 2 * _head_inputs(cell) * ends.outputs * positions
+    return spec.forward_flops(core_shape(cell), cell.seq_len) + head
+
+
+def step_flops(cell: Cell) -> int | None:
+    """FLOPs per sequence of what one timed step does: forward only, or forward and backward.
+
+    None in streaming (`step`) mode: one token's cost depends on the state carried (a KV
+    cache grows with the position), which the whole-sequence formulas do not describe.
+    """
+    flops = forward_flops(cell)
+    if flops is None or cell.mode == "step":
+        return None
+    return flops * TRAIN_FLOPS_FACTOR if cell.mode == "train" else flops
