@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
-
 import pytest
 
 from seqbench.cli import app
@@ -221,7 +219,18 @@ def test_plugin_names_are_offered_and_a_broken_plugin_is_one_line(plugins):
         get_arch("acme-broken")
 
 
-def test_the_real_entry_point_group_is_queried():
-    assert custom.ENTRY_POINT_GROUP == "seqbench.architectures"
-    assert isinstance(custom.plugin_names(), list)
-    assert importlib.metadata.entry_points(group=custom.ENTRY_POINT_GROUP) is not None
+def test_plugins_are_looked_up_in_the_seqbench_architectures_group(monkeypatch):
+    asked = []
+
+    def entry_points(group=None):
+        asked.append(group)
+        return [FakeEntryPoint("acme-rnn", "acme.models:core", lambda shape: None)]
+
+    monkeypatch.setattr(custom.importlib.metadata, "entry_points", entry_points)
+    custom.load_plugin.cache_clear()
+    try:
+        assert custom.plugin_names() == ["acme-rnn"]
+        assert custom.load_plugin("other") is None
+    finally:
+        custom.load_plugin.cache_clear()
+    assert asked == ["seqbench.architectures", "seqbench.architectures"]

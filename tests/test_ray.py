@@ -94,6 +94,19 @@ def test_a_worker_killed_mid_run_marks_its_cell_error_and_the_run_goes_on(cli, t
     assert rows[("tests.fault_archs:crash", 64)].status == "ok"
 
 
+def test_a_hung_ray_cell_is_killed_at_its_limit_and_the_run_goes_on(cli, tmp_path, monkeypatch):
+    from seqbench.execute import ray as ray_executor
+
+    monkeypatch.setattr(ray_executor, "STARTUP_GRACE_S", 5.0)
+    args = ["--arch", "tests.fault_archs:stubborn", "--seq-len", "64,100", "--mode", "infer"]
+    result = run_cli(cli, tmp_path, *args, "--cell-timeout", "10", *SMALL, *RAY)
+    assert result.exit_code == 0, result.output
+    rows = {r.seq_len: r for r in load_run("latest", tmp_path).rows}
+    assert rows[64].status == "ok", rows[64].message
+    assert rows[100].status == "timeout"
+    assert rows[100].message == "the cell's Ray task stopped answering; killed after 15 s"
+
+
 def test_a_ray_run_resumes(cli, tmp_path):
     args = ["--arch", "rnn,gru", "--seq-len", "48", "--mode", "infer", *SMALL, *RAY]
     assert run_cli(cli, tmp_path, *args).exit_code == 0

@@ -14,6 +14,7 @@ from seqbench.models.base import SequenceCore, SequenceModel, count_parameters
 from seqbench.settings import TrainSettings
 from seqbench.tasks import new_task, prepared
 from seqbench.tasks.real import OOV, START, pad_sequences, read_acl_imdb, read_imdb_npz, tokenize
+from seqbench.timing import FakeClock
 from tests.helpers import make_cell
 
 
@@ -222,35 +223,42 @@ def test_a_per_step_head_counts_its_flops_at_every_step():
     assert normalize_cell(copy).embed == 10 and normalize_cell(plain).embed == 2
 
 
-def test_training_stops_at_its_step_budget_and_records_a_target():
+def test_training_stops_at_its_step_budget_and_records_when_it_first_met_the_target(
+    monkeypatch,
+):
+    from seqbench.measure import training
+
     cell = normalize_cell(make_cell(task="adding", seq_len=20, arch="lstm", mode="train"))
     task = ready("adding", seq_len=20)
     model = build_model(cell)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-
-    def step(x, y):
-        opt.zero_grad()
-        loss = task.loss(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    settings = TrainSettings(train_steps=40, target=10.0, eval_every=10)
+    # Scored every 10 steps until the target (mse <= 0.2) is met, then once at the end.
+    scores = iter([0.5, 0.3, 0.1, 0.05])
+    monkeypatch.setattr(training, "evaluate", lambda *args: next(scores))
+    steps = []
+    settings = TrainSettings(train_steps=40, target=0.2, eval_every=10)
     result = train_task(
-        model,
-        step,
-        task,
-        settings,
-        batch_size=16,
-        device=torch.device("cpu"),
-        autocast=_null,
-        seed=0,
-    )
-    assert result.steps == 40
-    assert (
-        result.time_to_target_s is not None and 0 < result.time_to_target_s <= result.time_s
-    )  # mse <= 10 at once
-    assert result.metric_value < 1.0
+        model, lambda x, y: steps.append(x.shape), task, settings, batch_size=16,
+        device=torch.device("cpu"), autocast=_null, seed=0, clock=FakeClock([0.01] * 40, call=True),
+    )  # fmt: skip
+    assert (result.steps, len(steps), steps[0]) == (40, 40, (16, 20, 2))
+    assert result.time_s == pytest.approx(0.4)
+    assert result.time_to_target_s == pytest.approx(0.3)  # met at the third evaluation
+    assert result.metric_value == 0.05  # the final score, after all 40 steps
+    assert next(scores, None) is None
+
+
+def test_a_target_never_met_has_no_time_to_target(monkeypatch):
+    from seqbench.measure import training
+
+    task = ready("adding", seq_len=20)
+    model = build_model(normalize_cell(make_cell(task="adding", seq_len=20)))
+    monkeypatch.setattr(training, "evaluate", lambda *args: 0.5)
+    result = train_task(
+        model, lambda x, y: None, task, TrainSettings(train_steps=20, target=0.2, eval_every=10),
+        batch_size=4, device=torch.device("cpu"), autocast=_null, seed=0,
+        clock=FakeClock([0.01] * 20),
+    )  # fmt: skip
+    assert (result.steps, result.metric_value, result.time_to_target_s) == (20, 0.5, None)
 
 
 def test_a_time_budget_stops_training():

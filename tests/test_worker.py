@@ -1,0 +1,76 @@
+"""The subprocess worker on its own: its protocol (JSON lines in, JSON lines out), and the
+parent side that turns a dead or silent worker into a row."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import torch
+
+from seqbench.execute.isolated import run_in_fresh_process, worker_command, worker_environment
+from seqbench.request import CellRequest
+from seqbench.schema import ResultRow
+from tests.helpers import FAST, make_cell
+
+TINY = dict(arch="rnn", seq_len=8, batch_size=2, hidden=4, embed=4, vocab=20)
+
+
+def test_a_worker_answers_each_request_on_its_own_line(tmp_path):
+    answers = tmp_path / "answers.jsonl"
+    first = CellRequest(make_cell(**TINY), FAST, round=1)
+    second = CellRequest(make_cell(**TINY, mode="train"), FAST, round=2, memory=False)
+    lines = "".join(json.dumps(r.to_dict()) + "\n" for r in (first, second))
+    done = subprocess.run(
+        [*worker_command(), str(answers)],
+        input=lines,
+        capture_output=True,
+        text=True,
+        env=worker_environment(),
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    one, two = (json.loads(line) for line in answers.read_text().splitlines())
+    rows = [ResultRow.from_dict(a["row"]) for a in (one, two)]
+    assert [r.cell for r in rows] == [first.cell, second.cell]
+    assert [r.status for r in rows] == ["ok", "ok"]
+    assert [a["round"] for a in (one, two)] == [1, 2]
+    assert [len(a["samples"]) for a in (one, two)] == [3, 3]  # FAST: three samples
+    # The process's high-water mark is the first cell's alone; the second did not ask for memory.
+    assert rows[0].peak_rss_bytes > 0 and rows[1].peak_rss_bytes is None
+    assert rows[1].peak_mem_bytes is None and rows[0].peak_mem_bytes > 0
+
+
+def test_a_worker_without_an_answers_file_says_how_to_call_it():
+    done = subprocess.run(
+        worker_command(), input="", capture_output=True, text=True, env=worker_environment()
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "usage: python -m seqbench.execute.worker ANSWERS < requests.jsonl"
+    )
+
+
+def test_a_worker_that_dies_becomes_an_error_row_with_its_last_words():
+    request = CellRequest(make_cell(arch="tests.fault_archs:crash", seq_len=100), FAST)
+    measurement = run_in_fresh_process(request)
+    assert measurement.row.status == "error"
+    assert measurement.row.message.startswith("the cell's process died (SIGSEGV)")
+    assert measurement.row.wall_s > 0 and measurement.samples == []
+
+
+def test_a_silent_worker_is_killed_after_its_limit_and_grace():
+    request = CellRequest(
+        make_cell(arch="tests.fault_archs:stubborn", seq_len=100), FAST, timeout=0.5
+    )
+    measurement = run_in_fresh_process(request, grace_s=1.5)
+    assert measurement.row.status == "timeout"
+    assert measurement.row.message == "the cell's process stopped answering; killed after 2 s"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_a_cell_that_cannot_run_here_is_skipped_in_the_worker_too():
+    request = CellRequest(make_cell(**TINY, device="cuda"), FAST)
+    row = run_in_fresh_process(request).row
+    assert row.status == "skipped" and row.message.startswith("cuda is not available here")
