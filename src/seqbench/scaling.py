@@ -12,7 +12,7 @@ An *anomaly* is a step between adjacent lengths whose cost grows far more than t
 says it should: the step's observed growth y[i+1]/y[i] divided by the fitted growth
 (T[i+1]/T[i])^k exceeds `ANOMALY_FACTOR`. Noise of ±5% moves that ratio by about 10%, and a
 smooth bend (fixed overhead giving way to linear growth, or linear to quadratic) by well
-under 2×; the CPU's subnormal cliff (~30× in one step, see DESIGN.md) gives 5× or more even
+under 2×; the CPU's subnormal cliff (~30× in one step; benchmarks/subnormal_cliff.py) gives 5× or more even
 with only three lengths, because the cliff drags the fit up with it.
 
 A *drop* is flagged by a separate rule, independent of the fit: a longer sequence that costs
