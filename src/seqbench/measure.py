@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -26,7 +26,7 @@ from seqbench import devices, stats
 from seqbench.config import MeasureSettings, TrainSettings
 from seqbench.gradflow import input_gradient_norms, memory_horizon
 from seqbench.models import build_model, count_parameters, get_arch, step_flops
-from seqbench.schema import Cell, ResultRow
+from seqbench.schema import Cell, Measurement, ResultRow  # Measurement: re-exported
 from seqbench.tasks import Task, new_task, prepared
 from seqbench.timing import Clock, clock_for
 from seqbench.train import train_task
@@ -38,12 +38,6 @@ GRAD_FLOW_BATCH = 64
 
 # The seed's optimiser: Keras' RMSprop defaults (learning rate 1e-3, rho 0.9, eps 1e-7).
 RMSPROP = {"lr": 1e-3, "alpha": 0.9, "eps": 1e-7}
-
-
-@dataclass
-class Measurement:
-    row: ResultRow
-    samples: list[float] = field(default_factory=list)
 
 
 class CellTimeout(BaseException):

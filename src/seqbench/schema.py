@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 SCHEMA_VERSION = 7
@@ -191,6 +191,17 @@ class ResultRow(Cell):
 
 
 RESULT_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ResultRow))
+
+
+@dataclass
+class Measurement:
+    """What measuring a cell gives back: its row, and the raw per-step timing samples its
+    statistics came from (kept so that later rounds can pool them and `compare` can test
+    them). Here, beside the row, so that storage can take one without importing torch."""
+
+    row: ResultRow
+    samples: list[float] = field(default_factory=list)
+
 
 _INT = {
     "seq_len",
