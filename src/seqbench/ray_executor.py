@@ -101,6 +101,7 @@ def iter_ray(config: SuiteConfig, cells: list[Cell], run: Run) -> Iterator[tuple
     run.meta["env"].update(
         threads=config.threads or cpus, ray_nodes=len([n for n in ray.nodes() if n.get("Alive")])
     )
+    run.save_meta()  # saving a cell no longer rewrites the metadata
 
     settings: MeasureSettings = config.measure.per_round()
     ooms = [r.cell for r in run.rows if r.status == "oom"]

@@ -75,6 +75,7 @@ def ceiling_for(run: Run, cell: Cell) -> float:
     key = f"{cell.device}/{cell.dtype}"
     if key not in ceilings:
         ceilings[key] = measure_ceiling(cell.device, cell.dtype)
+        run.save_meta()  # saving a cell no longer rewrites the metadata
     return ceilings[key]
 
 
