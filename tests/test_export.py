@@ -129,3 +129,59 @@ def test_parquet_without_pyarrow_says_how_to_install_it(monkeypatch):
     assert str(info.value) == (
         "parquet export needs pyarrow, which is not installed: pip install 'seqbench[report]'"
     )
+
+
+def pandas_csv(rows: list[ResultRow]) -> str:
+    """What `seqbench export --format csv` wrote before it dropped pandas: the reference."""
+    from seqbench.schema import rows_to_frame
+
+    return rows_to_frame(rows).to_csv(index=False, lineterminator="\n")
+
+
+def test_csv_is_byte_for_byte_what_pandas_wrote():
+    # Every integer column is filled in every row or in none (see the next test for why).
+    full = dict(params=1234, core_params=600, flops_per_seq=2**40 + 1, repeats=7)
+    rows = [
+        ResultRow.for_cell(
+            make_cell(arch="lstm", bidirectional=True, dropout=0.25),
+            kernel="onednn",
+            median_s=0.001234567891234567,
+            iqr_s=1e-5,
+            ci_low_s=1.5e-4,
+            tflops=1e16,
+            seq_per_s=3241.2,
+            mem_source="cpu_profiler",
+            tf32=True,
+            **full,
+        ),
+        ResultRow.for_cell(
+            make_cell(arch="gru", task="copy"),
+            median_s=2.5e-4,
+            metric="accuracy",
+            metric_value=0.875,
+            chance_value=0.1,
+            tf32=None,
+            **full,
+        ),
+        ResultRow.for_cell(
+            make_cell(device="cuda", compile=True),
+            status="skipped",
+            message='cuda is not available here (a "CPU-only" build, sorry → skipped)',
+            median_s=float("inf"),
+            **full,
+        ),
+        ResultRow.for_cell(
+            make_cell(seq_len=7), status="error", message="two\nlines, quoted", **full
+        ),
+    ]
+    assert EXPORTERS["csv"].render(rows) == pandas_csv(rows)
+    assert EXPORTERS["csv"].render([]) == pandas_csv([])
+
+
+def test_an_integer_column_with_a_blank_stays_integer_and_reads_back_the_same():
+    measured = ResultRow.for_cell(make_cell(), params=1234, repeats=7, median_s=0.5)
+    skipped = ResultRow.for_cell(make_cell(seq_len=32), status="skipped")
+    ours, theirs = EXPORTERS["csv"].render([measured, skipped]), pandas_csv([measured, skipped])
+    # pandas made the whole column float64 because of the blank; one line cannot know that.
+    assert ",1234,,,,,0.5,,,,,7," in ours and ",1234.0,,,,,0.5,,,,,7.0," in theirs
+    assert parse_rows(ours, "csv", "ours") == parse_rows(theirs, "csv", "theirs")

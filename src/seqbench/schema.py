@@ -192,6 +192,17 @@ class ResultRow(Cell):
 
 RESULT_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ResultRow))
 
+
+@dataclass
+class Measurement:
+    """What measuring a cell gives back: its row, and the raw per-step timing samples its
+    statistics came from (kept so that later rounds can pool them and `compare` can test
+    them). Here, beside the row, so that storage can take one without importing torch."""
+
+    row: ResultRow
+    samples: list[float] = field(default_factory=list)
+
+
 _INT = {
     "seq_len",
     "batch_size",
@@ -263,15 +274,6 @@ def _coerce(name: str, value: Any) -> Any:
             raise ValueError(f"column {name}: {value!r} is not an integer")
         return int(number)
     return float(value)
-
-
-@dataclass
-class Measurement:
-    """What measuring a cell gives back: its row, and the raw per-step timing samples the
-    row's statistics come from (none for a cell that did not run)."""
-
-    row: ResultRow
-    samples: list[float] = field(default_factory=list)
 
 
 # Task metrics that improve downwards, by the name in the `metric` column; every other metric

@@ -177,6 +177,7 @@ class Scheduler:
         key = f"{cell.device}/{cell.dtype}"
         if key not in ceilings:
             ceilings[key] = self._ceiling(cell.device, cell.dtype)
+            self.run.save_meta()
         return ceilings[key]
 
 

@@ -1,8 +1,13 @@
-"""CSV: the contract's columns in order, floats at full precision, empty for 'not measured'."""
+"""CSV: the contract's columns in order, floats at full precision, empty for 'not measured'.
+
+The same lines a run's results.csv is appended with (see seqbench.csvio), so an export and
+a saved run agree byte for byte.
+"""
 
 from __future__ import annotations
 
-from seqbench.schema import ResultRow, rows_to_frame
+from seqbench.csvio import render_rows
+from seqbench.schema import ResultRow
 
 
 class CsvExporter:
@@ -11,4 +16,4 @@ class CsvExporter:
     binary = False
 
     def render(self, rows: list[ResultRow]) -> str:
-        return rows_to_frame(rows).to_csv(index=False, lineterminator="\n")
+        return render_rows(rows)

@@ -1,0 +1,187 @@
+"""The CSV codec of results and samples files, on the stdlib `csv` module (no pandas).
+
+A row renders to one line on its own, so that a results file can grow by appending. The
+format is the one pandas' `to_csv` wrote for the same rows: the contract's columns in
+order, floats as their shortest round-trip `repr`, booleans as True/False, 'not measured'
+as an empty field, and quoting only where a field needs it. One difference, on purpose:
+an integer column always renders as an integer, where pandas, finding a blank in the same
+column of another row, turned the whole column into floats (`1234.0`). A line must not
+depend on the other lines of its file; both forms read back to the same rows.
+
+Appended files are read up to their last complete record: a crash in the middle of an
+append leaves a torn last line, which is dropped rather than reported as damage.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from seqbench.errors import ResultsError
+from seqbench.schema import REQUIRED_KEY_COLUMNS, RESULT_COLUMNS, ResultRow, column_type
+
+ROWS_HEADER = ",".join(RESULT_COLUMNS) + "\n"  # no column name needs quoting
+SAMPLES_COLUMNS = ("cell_id", "sample_s", "round")
+# Samples files written before rounds were tagged: every line belongs to the saved row.
+OLD_SAMPLES_COLUMNS = ("cell_id", "sample_s")
+SAMPLES_HEADER = ",".join(SAMPLES_COLUMNS) + "\n"
+
+_KINDS = [(name, column_type(name)) for name in RESULT_COLUMNS]
+_NEEDS_QUOTES = frozenset(',"\n\r')
+
+
+def format_value(kind: type, value: Any) -> str:
+    """One field as pandas wrote it for a column of type `kind` (see the module docstring)."""
+    if value is None:
+        return ""
+    if kind is str:
+        return str(value)
+    if kind is bool:
+        return str(bool(value))
+    if isinstance(value, float) or kind is float:
+        number = float(value)
+        if math.isnan(number):
+            return ""
+        if kind is int and number.is_integer():
+            return str(int(number))
+        return repr(number)
+    return str(int(value))
+
+
+def _line(fields: list[str]) -> str:
+    if any(not _NEEDS_QUOTES.isdisjoint(f) for f in fields):
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow(fields)
+        return buf.getvalue()
+    return ",".join(fields) + "\n"
+
+
+def render_row(row: ResultRow) -> str:
+    """One row as one CSV line (with its newline): the unit a results file grows by."""
+    return _line([format_value(kind, getattr(row, name)) for name, kind in _KINDS])
+
+
+def render_rows(rows: Iterable[ResultRow]) -> str:
+    """A whole results file: the header, then one line per row."""
+    return ROWS_HEADER + "".join(render_row(row) for row in rows)
+
+
+def render_samples(cell_id: str, samples: Iterable[float], round_no: int) -> str:
+    """One cell's samples of one round, a line each, tagged with the round they belong to."""
+    tail = f",{round_no}\n"
+    if not _NEEDS_QUOTES.isdisjoint(cell_id):
+        cell_id = _line([cell_id])[:-1]
+    return "".join(f"{cell_id},{float(value)!r}{tail}" for value in samples)
+
+
+def complete_part(text: str) -> tuple[str, bool]:
+    """The text up to the end of its last complete record, and whether a torn tail was cut.
+
+    A newline ends a record only outside quotes, that is after an even number of quote
+    characters (a quoted field doubles the quotes inside it).
+    """
+    end = len(text)
+    while True:
+        newline = text.rfind("\n", 0, end)
+        if newline < 0:
+            return "", bool(text)
+        if text.count('"', 0, newline) % 2 == 0:
+            return text[: newline + 1], newline + 1 != len(text)
+        end = newline
+
+
+def _records(text: str) -> list[list[str]]:
+    # strict: an unterminated quote is an error here, not a field that swallows the file.
+    return [r for r in csv.reader(io.StringIO(text, newline=""), strict=True) if r]
+
+
+def read_rows_table(text: str, source: str, *, appended: bool) -> tuple[list[dict], bool]:
+    """The records of a results CSV, as {column: text}, and whether a torn tail was dropped.
+
+    `appended`: the file grows by appends, so an incomplete last record is a crash's torn
+    line and is dropped; otherwise it is read, and is damage if it does not parse.
+    """
+    text = text.removeprefix("\ufeff")  # a spreadsheet's byte-order mark
+    torn = False
+    if appended:
+        body, torn = complete_part(text)
+        if not body:  # not even a complete header: read what there is, to say what is wrong
+            body, torn = text, False
+        text = body
+    try:
+        records = _records(text)
+    except csv.Error as exc:
+        raise ResultsError(f"{source}: cannot read results ({exc})") from None
+    if not records:
+        raise ResultsError(f"{source}: results file is empty")
+    header, *lines = records
+    check_columns(header, source)
+    width = len(header)
+    table = []
+    for i, fields in enumerate(lines, start=1):
+        if len(fields) > width:
+            raise ResultsError(
+                f"{source}: damaged results (row {i}: {len(fields)} fields, the header has {width})"
+            )
+        # A short record's missing fields are empty, as pandas read them: a row cut short
+        # loses its status and is reported, rather than loading as `ok`.
+        table.append(dict(zip(header, fields + [""] * (width - len(fields)), strict=True)))
+    return table, torn
+
+
+def check_columns(columns: Any, source: str, where: str = "") -> None:
+    missing = [c for c in (*REQUIRED_KEY_COLUMNS, "status") if c not in columns]
+    if missing:
+        raise ResultsError(
+            f"{source}: not a seqbench results file{where} (missing columns: {', '.join(missing)})"
+        )
+
+
+def header_of(text: str) -> list[str]:
+    """The column names on a CSV text's first line."""
+    first = text.split("\n", 1)[0].removeprefix("\ufeff").rstrip("\r")
+    return next(csv.reader([first]), [])
+
+
+# A batch: one cell's samples from one round, in the order they were written.
+Batch = tuple[str, int, list[float]]
+
+
+def read_samples_table(text: str, source: str) -> tuple[list[Batch], bool, bool]:
+    """A samples CSV as batches, whether a torn tail was dropped, and whether it is the
+    older two-column form (whose lines count as round 1: all of them belong to the row)."""
+    if not text:
+        raise ResultsError(f"{source}: cannot read samples (the file is empty)")
+    body, torn = complete_part(text)
+    if not body:
+        body, torn = text + "\n", False
+    columns = tuple(header_of(body))
+    if columns not in (SAMPLES_COLUMNS, OLD_SAMPLES_COLUMNS):
+        raise ResultsError(f"{source}: not a seqbench samples file")
+    old = columns == OLD_SAMPLES_COLUMNS
+    if '"' in body or "\r" in body:  # rare: a quoted cell id, or CRLF line ends
+        try:
+            records: Iterable[list[str]] = _records(body)[1:]
+        except csv.Error as exc:
+            raise ResultsError(f"{source}: cannot read samples ({exc})") from None
+    else:  # the usual file, split directly: several times faster than csv.reader
+        records = (line.split(",") for line in body.split("\n")[1:] if line)
+    batches: list[Batch] = []
+    key: tuple[str, str] | None = None
+    values: list[float] = []
+    width = len(columns)
+    try:
+        for n, fields in enumerate(records, start=2):
+            if len(fields) != width:
+                raise ValueError(f"line {n}: {len(fields)} fields, expected {width}")
+            this = (fields[0], "1" if old else fields[2])
+            if this != key:
+                key, values = this, []
+                batches.append((this[0], int(this[1]), values))
+            values.append(float(fields[1]))
+    except ValueError as exc:
+        raise ResultsError(f"{source}: cannot read samples ({exc})") from None
+    return batches, torn, old

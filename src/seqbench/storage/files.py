@@ -1,0 +1,118 @@
+"""The files of a run: their names, and the two ways they are written (whole and atomic, or
+appended and fsynced)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from seqbench.csvio import SAMPLES_HEADER
+from seqbench.csvio import render_samples as render_batch
+from seqbench.errors import ResultsError
+
+ROWS_FILE = "results.csv"
+SAMPLES_FILE = "samples.csv"
+META_FILE = "meta.json"
+META_FORMAT = "seqbench-run"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp makes its file private (0600); a results file or a plot is for sharing, so it gets
+# the mode an ordinary open() would give it.
+FILE_MODE = 0o666 & ~_umask()
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(
+            fd, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8", "newline": ""})
+        ) as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def append_synced(path: Path, text: str) -> None:
+    """Append and fsync: once this returns, the lines survive a crash or a power cut."""
+    with open(path, "a", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def sidecars(rows_path: Path) -> tuple[Path, Path]:
+    """(samples, meta) paths for a rows file: run folders use fixed names, others a prefix."""
+    if rows_path.name == ROWS_FILE:
+        return rows_path.with_name(SAMPLES_FILE), rows_path.with_name(META_FILE)
+    stem = rows_path.with_suffix("")
+    return Path(f"{stem}.samples.csv"), Path(f"{stem}.meta.json")
+
+
+# A cell's samples as (round, count) batches, in order: the rounds they were measured in.
+Rounds = dict[str, list[tuple[int, int]]]
+
+
+def render_samples(samples: dict[str, list[float]], rounds: Rounds | None = None) -> str:
+    """A whole samples file. Samples whose rounds are not known are tagged round 1, which
+    every `ok` row of their cell commits."""
+    parts = [SAMPLES_HEADER]
+    for cell_id, values in samples.items():
+        batches = (rounds or {}).get(cell_id) or []
+        if sum(n for _, n in batches) != len(values):
+            batches = [(1, len(values))]
+        start = 0
+        for round_no, n in batches:
+            parts.append(render_batch(cell_id, values[start : start + n], round_no))
+            start += n
+    return "".join(parts)
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def new_run_dir(root: Path, label: str) -> Path:
+    """A fresh folder named <UTC time>-<label>; a suffix keeps two runs in one second apart."""
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{re.sub(r'[^A-Za-z0-9_.-]', '_', label)}"
+    for attempt in range(1, 1000):
+        path = root / (base if attempt == 1 else f"{base}-{attempt}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise ResultsError(f"{root}: could not create a unique run folder for {base}")
+
+
+def write_rows_file(
+    rows_path: Path, rows: str | bytes, samples: dict[str, list[float]], meta: dict[str, Any]
+) -> None:
+    """Write a rendered rows file with its sidecars, so that `load_run` can read it back."""
+    samples_path, meta_path = sidecars(rows_path)
+    # Samples and metadata first: a rows file never names a cell its samples lack.
+    atomic_write(samples_path, render_samples(samples))
+    atomic_write(meta_path, json.dumps(meta, indent=2, default=str) + "\n")
+    atomic_write(rows_path, rows)

@@ -1,0 +1,271 @@
+"""Reading runs back: finding them, loading them (whatever a crash left), summarizing them."""
+
+from __future__ import annotations
+
+import collections
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seqbench.csvio import (
+    OLD_SAMPLES_COLUMNS,
+    ROWS_HEADER,
+    SAMPLES_COLUMNS,
+    check_columns,
+    header_of,
+    read_rows_table,
+    read_samples_table,
+)
+from seqbench.errors import ResultsError, require
+from seqbench.schema import SCHEMA_VERSION, ResultRow
+from seqbench.storage.files import META_FILE, META_FORMAT, ROWS_FILE, Rounds, now_iso, sidecars
+from seqbench.storage.run import Run, _OnDisk
+
+
+def resolve_run_path(ref: str | Path, root: Path) -> Path:
+    """A run id under `root`, 'latest', a run folder, or a rows CSV: the rows file's path."""
+    text = str(ref)
+    if text == "latest":
+        runs = list_run_dirs(root)
+        if not runs:
+            raise ResultsError(f"{root}: no saved runs")
+        return runs[0] / ROWS_FILE
+    path = Path(ref)
+    if not path.exists() and (root / text).exists():
+        path = root / text
+    if path.is_dir():
+        rows = path / ROWS_FILE
+        if not rows.exists():
+            raise ResultsError(f"{path}: not a seqbench run folder (no {ROWS_FILE})")
+        return rows
+    if path.is_file():
+        return path
+    raise ResultsError(f"{text}: no such run or results file (looked in {root} too)")
+
+
+def list_run_dirs(root: Path) -> list[Path]:
+    """Run folders under `root`, newest first: by the time in their name, then by the
+    nanosecond creation time in their metadata (runs started within one second), then name."""
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and (p / META_FILE).is_file()]
+    # Only runs that tie on the second need their metadata read.
+    ties = collections.Counter(p.name[:15] for p in found)
+    return sorted(
+        found,
+        key=lambda p: (p.name[:15], _created_ns(p) if ties[p.name[:15]] > 1 else 0, p.name),
+        reverse=True,
+    )
+
+
+def _created_ns(folder: Path) -> int:
+    """The run's creation time in ns from its metadata; 0 if unreadable or older than it."""
+    try:
+        value = json.loads((folder / META_FILE).read_text(encoding="utf-8")).get("created_ns")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return 0
+    return value if isinstance(value, int) else 0
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ResultsError(f"{path}: metadata file is missing")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: cannot read metadata ({exc})") from None
+    if not text.strip():
+        raise ResultsError(f"{path}: metadata file is empty")
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultsError(
+            f"{path}: metadata is damaged or truncated ({exc.msg} at line {exc.lineno})"
+        ) from None
+    if not isinstance(meta, dict) or meta.get("format") != META_FORMAT:
+        raise ResultsError(f"{path}: not seqbench metadata")
+    version = meta.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise ResultsError(
+            f"{path}: written by a newer seqbench (schema {version}, this one reads up to {SCHEMA_VERSION})"
+        )
+    return meta
+
+
+# Rows files `load_run` reads, by suffix (anything else is read as CSV).
+ROWS_FORMATS = {".json": "json", ".parquet": "parquet"}
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise ResultsError(f"{path}: cannot read {what} ({reason})") from None
+
+
+def parse_rows(data: str | bytes, fmt: str, source: str) -> list[ResultRow]:
+    """Rows from an exported file's contents (csv, json or parquet): the exporters' inverse.
+
+    Anything that is not such a file raises one `ResultsError` naming `source`.
+    """
+    if not data:
+        raise ResultsError(f"{source}: results file is empty")
+    readers = {"csv": _csv_records, "json": _json_records, "parquet": _parquet_records}
+    if fmt not in readers:
+        raise ResultsError(f"{source}: cannot read {fmt!r} back; readable: {', '.join(readers)}")
+    return _to_rows(readers[fmt](data, source), source)
+
+
+def _to_rows(records: list[dict[str, Any]], source: str) -> list[ResultRow]:
+    rows = []
+    for i, record in enumerate(records):
+        try:
+            rows.append(ResultRow.from_dict(record))
+        except (ValueError, TypeError) as exc:
+            raise ResultsError(f"{source}: damaged results (row {i + 1}: {exc})") from None
+    return rows
+
+
+def _csv_records(data: str | bytes, source: str) -> list[dict[str, Any]]:
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError as exc:
+        raise ResultsError(f"{source}: cannot read results ({exc})") from None
+    return read_rows_table(text, source, appended=False)[0]
+
+
+def _json_records(data: str | bytes, source: str) -> list[dict[str, Any]]:
+    try:
+        records = json.loads(data)
+    except UnicodeDecodeError:
+        raise ResultsError(f"{source}: not valid JSON (not UTF-8 text)") from None
+    except json.JSONDecodeError as exc:
+        raise ResultsError(
+            f"{source}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        ) from None
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise ResultsError(f"{source}: expected a JSON list of row objects")
+    for i, record in enumerate(records):
+        check_columns(record, source, f" (row {i + 1})")
+    return records
+
+
+def _parquet_records(data: str | bytes, source: str) -> list[dict[str, Any]]:
+    pq = require("pyarrow.parquet", "reading parquet")
+    pa = require("pyarrow", "reading parquet")
+    raw = data.encode() if isinstance(data, str) else data
+    try:
+        table = pq.read_table(pa.BufferReader(raw))
+    except (pa.ArrowException, OSError) as exc:
+        raise ResultsError(f"{source}: not a parquet file ({str(exc).splitlines()[0]})") from None
+    check_columns(table.column_names, source)
+    return table.to_pylist()
+
+
+def _read_rows(rows_path: Path) -> tuple[list[ResultRow], bool]:
+    """A rows file's rows, every line of them, and whether it can take appends as it is (a
+    CSV of the current columns, with no torn tail)."""
+    fmt = ROWS_FORMATS.get(rows_path.suffix.lower(), "csv")
+    if fmt != "csv":
+        try:
+            data = rows_path.read_bytes()
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise ResultsError(f"{rows_path}: cannot read results ({reason})") from None
+        return parse_rows(data, fmt, str(rows_path)), False
+    text = _read_text(rows_path, "results")
+    if not text:
+        raise ResultsError(f"{rows_path}: results file is empty")
+    records, torn = read_rows_table(text, str(rows_path), appended=True)
+    current = text.startswith(ROWS_HEADER)
+    return _to_rows(records, str(rows_path)), current and not torn
+
+
+def load_run(ref: str | Path, root: str | Path = Path("results")) -> Run:
+    """Load a saved run (see `resolve_run_path`); damaged files raise one clear `ResultsError`."""
+    rows_path = resolve_run_path(ref, Path(root))
+    samples_path, meta_path = sidecars(rows_path)
+    meta = _read_meta(meta_path)
+    lines, clean = _read_rows(rows_path)
+    latest = {r.cell_id: r for r in lines}  # a cell's last line is its row
+    samples: dict[str, list[float]] = {}
+    rounds: Rounds = {}
+    dead = 0
+    if samples_path.exists():
+        text = _read_text(samples_path, "samples")
+        batches, torn, old = read_samples_table(text, str(samples_path))
+        clean = clean and not (torn or old)
+        for cell_id, round_no, values in batches:
+            row = latest.get(cell_id)
+            if row is None or round_no > (row.rounds or 1):
+                clean = False  # measured, never committed: gone before the next append
+            elif row.status != "ok":
+                dead += len(values)
+            else:
+                samples.setdefault(cell_id, []).extend(values)
+                rounds.setdefault(cell_id, []).append((round_no, len(values)))
+    on_disk = _OnDisk([r.cell_id for r in lines], dead, clean)
+    return Run._loaded(rows_path, meta, lines, samples, rounds, on_disk)
+
+
+def reopen_run(ref: str | Path, root: Path) -> Run:
+    """A saved run, ready to take more cells (`seqbench run --resume`). Nothing on disk
+    changes until the run saves something: a refused resume leaves the run as it was."""
+    rows_path = resolve_run_path(ref, root)
+    if rows_path.name != ROWS_FILE:
+        raise ResultsError(f"{ref}: --resume needs a run folder (or its id), not a CSV file")
+    run = load_run(rows_path.parent, root)
+    run.meta["state"] = "running"
+    run.meta.setdefault("resumed_at", []).append(now_iso())
+    run._meta_pending = True
+    return run
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One line of `seqbench runs`: what a saved run is, without its samples."""
+
+    run_id: str
+    label: str = ""
+    created_at: str = ""
+    state: str = ""
+    devices: tuple[str, ...] = ()
+    cells: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    problem: str = ""  # why the run could not be read, if it could not
+
+
+def _summarize(folder: Path, root: Path) -> RunSummary:
+    """A run's summary from its metadata and rows; of the samples only the header is read."""
+    rows_path = resolve_run_path(folder, root)
+    samples_path, meta_path = sidecars(rows_path)
+    meta = _read_meta(meta_path)
+    rows = Run(folder, meta, _read_rows(rows_path)[0]).rows
+    if samples_path.exists():
+        with open(samples_path, encoding="utf-8", errors="replace") as fh:
+            columns = tuple(header_of(fh.readline()))
+        if columns not in (SAMPLES_COLUMNS, OLD_SAMPLES_COLUMNS):
+            raise ResultsError(f"{samples_path}: not a seqbench samples file")
+    return RunSummary(
+        run_id=str(meta.get("run_id", folder.name)),
+        label=str(meta.get("label", "")),
+        created_at=str(meta.get("created_at", "")),
+        state=str(meta.get("state", "")),
+        devices=tuple(dict.fromkeys(r.device for r in rows)),
+        cells=len(rows),
+        statuses=dict(collections.Counter(r.status for r in rows)),
+    )
+
+
+def summarize_runs(root: Path) -> list[RunSummary]:
+    """Every run folder under `root`, newest first; a damaged one is listed with its problem
+    rather than hiding the others."""
+    summaries = []
+    for folder in list_run_dirs(root):
+        try:
+            summaries.append(_summarize(folder, root))
+        except ResultsError as exc:
+            summaries.append(RunSummary(folder.name, state="damaged", problem=str(exc)))
+    return summaries

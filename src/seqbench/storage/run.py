@@ -1,0 +1,263 @@
+"""A run in memory, and how it is saved: appended cell by cell, rewritten whole rarely."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from seqbench.csvio import render_row, render_rows
+from seqbench.csvio import render_samples as render_batch
+from seqbench.schema import SCHEMA_VERSION, Measurement, ResultRow
+from seqbench.storage.files import (
+    META_FORMAT,
+    ROWS_FILE,
+    Rounds,
+    append_synced,
+    atomic_write,
+    new_run_dir,
+    now_iso,
+    render_samples,
+    sidecars,
+)
+
+
+@dataclass
+class _OnDisk:
+    """What a rows file and its samples file hold beyond the run in memory: enough to tell
+    whether appending may go on, and whether finishing must rewrite them."""
+
+    row_ids: list[str]  # the cell id of every row line, in file order
+    dead_samples: int = 0  # lines of cells whose last row failed: a reader skips them
+    # False while the files hold what must go before appending (a torn tail, uncommitted
+    # samples, an older format) or during an append that an interrupt may cut short.
+    clean: bool = True
+
+
+class Run:
+    """A run in memory: its metadata, its rows (one per cell) and their raw samples.
+
+    `rows` come in the plan's order, whatever order cells finished in (Ray runs finish out
+    of order); cells outside the plan follow, in the order they came. Assigning `rows` or
+    `samples` whole is allowed and makes the next save rewrite the files; change them
+    otherwise only through `add`.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        meta: dict[str, Any],
+        rows: Iterable[ResultRow] = (),
+        samples: dict[str, list[float]] | None = None,
+        extra_csv: Path | None = None,
+    ) -> None:
+        self.path = path
+        self.meta = meta
+        self.extra_csv = extra_csv
+        self._rows: dict[str, ResultRow] = {}
+        self._ordered: list[ResultRow] | None = None
+        self._samples: dict[str, list[float]] = {}
+        self._rounds: Rounds = {}
+        self._disk: dict[Path, _OnDisk] = {}  # the files that are known to match memory
+        self._meta_pending = False  # a resume's new state, saved with the first write
+        self._order: tuple[int, int, dict[str, int]] = (0, -1, {})
+        self.rows = rows
+        self.samples = samples or {}
+
+    @classmethod
+    def _loaded(
+        cls,
+        rows_path: Path,
+        meta: dict[str, Any],
+        lines: list[ResultRow],
+        samples: dict[str, list[float]],
+        rounds: Rounds,
+        on_disk: _OnDisk,
+    ) -> Run:
+        """A run as `load_run` read it: every row line, the committed samples, and what the
+        files hold beyond them (so that saving knows whether it may append)."""
+        folder = rows_path.parent if rows_path.name == ROWS_FILE else rows_path
+        run = cls(folder, meta, lines)
+        run._samples, run._rounds = samples, rounds
+        run._disk[rows_path] = on_disk
+        return run
+
+    @property
+    def run_id(self) -> str:
+        return str(self.meta.get("run_id", self.path.name))
+
+    @property
+    def rows(self) -> list[ResultRow]:
+        if self._ordered is None:  # cached: sorting is the one cost here that grows
+            order = self._plan_index()
+            key = len(order)
+            self._ordered = sorted(self._rows.values(), key=lambda r: order.get(r.cell_id, key))
+        return list(self._ordered)
+
+    @rows.setter
+    def rows(self, rows: Iterable[ResultRow]) -> None:
+        self._rows = {}
+        for row in rows:  # a cell's last row wins, and takes the place it came in
+            self._rows.pop(row.cell_id, None)
+            self._rows[row.cell_id] = row
+        self._ordered = None
+        self._disk.clear()
+
+    @property
+    def samples(self) -> dict[str, list[float]]:
+        return self._samples
+
+    @samples.setter
+    def samples(self, samples: dict[str, list[float]]) -> None:
+        self._samples = {k: [float(v) for v in vs] for k, vs in samples.items()}
+        self._rounds = {}
+        self._disk.clear()
+
+    def _plan_index(self) -> dict[str, int]:
+        plan = self.meta.get("plan") or []
+        if self._order[:2] != (id(plan), len(plan)):
+            self._order = (id(plan), len(plan), {c: i for i, c in enumerate(plan)})
+        return self._order[2]
+
+    def row(self, cell_id: str) -> ResultRow | None:
+        """The saved row of a cell, if any."""
+        return self._rows.get(cell_id)
+
+    def _targets(self) -> list[Path]:
+        extra = [self.extra_csv] if self.extra_csv is not None else []
+        return [self.path / ROWS_FILE, *extra]
+
+    def add(self, measurement: Measurement) -> None:
+        """Record a finished cell, or a later round of one, and save it by appending.
+
+        A later round's measurement holds the cell's pooled samples (see `merge_rounds`):
+        only those past the ones already saved are appended, tagged with the row's round.
+        Anything else that replaces a saved cell rewrites the files, as every save did once.
+        """
+        self._sync()
+        row, cell_id = measurement.row, measurement.row.cell_id
+        round_no = row.rounds or 1
+        earlier = self._rows.get(cell_id)
+        kept = self._samples.get(cell_id, [])
+        samples = [float(s) for s in measurement.samples] if row.status == "ok" else []
+        appendable = (
+            row.status != "ok"
+            or earlier is None
+            or (
+                earlier.status == "ok"
+                and round_no == (earlier.rounds or 1) + 1
+                and samples[: len(kept)] == kept
+            )
+        )
+        new = samples[len(kept) :] if appendable and earlier is not None else samples
+        dead = len(kept) if row.status != "ok" else 0
+
+        self._rows.pop(cell_id, None)
+        self._rows[cell_id] = row
+        self._ordered = None
+        if row.status != "ok":
+            self._samples.pop(cell_id, None)
+            self._rounds.pop(cell_id, None)
+        elif not appendable:
+            self._samples[cell_id] = samples
+            self._rounds[cell_id] = [(round_no, len(samples))]
+        elif new:
+            self._samples[cell_id] = kept + new
+            self._rounds[cell_id] = [*self._rounds.get(cell_id, []), (round_no, len(new))]
+        if not appendable:
+            self.save()
+            return
+
+        line = render_row(row)
+        batch = render_batch(cell_id, new, round_no) if new else ""
+        for rows_path in self._targets():
+            disk = self._disk[rows_path]
+            disk.clean = False  # an interrupt from here on leaves what `finish` must redo
+            if batch:
+                append_synced(sidecars(rows_path)[0], batch)
+            append_synced(rows_path, line)
+            disk.row_ids.append(cell_id)
+            disk.dead_samples += dead
+            disk.clean = True
+
+    def _sync(self) -> None:
+        """Make the files fit for appending: a file not written yet (a new --csv target) or
+        holding what must not stay (see `_OnDisk.clean`) is rewritten whole, once; a resumed
+        run's metadata says it is running again."""
+        for rows_path in self._targets():
+            disk = self._disk.get(rows_path)
+            if disk is None or not disk.clean:
+                self._write_whole(rows_path)
+        if self._meta_pending:
+            self.save_meta()
+
+    def save_meta(self) -> None:
+        """Replace meta.json (and the --csv target's): for what changes rarely, such as the
+        state or a measured ceiling, never for each cell."""
+        text = json.dumps(self.meta, indent=2, default=str) + "\n"
+        for rows_path in self._targets():
+            atomic_write(sidecars(rows_path)[1], text)
+        self._meta_pending = False
+
+    def finish(self, state: str) -> None:
+        """Mark the run complete or interrupted; compact files that need it, once."""
+        self.meta["state"] = state
+        self.meta["finished_at"] = now_iso()
+        order = [r.cell_id for r in self.rows]
+        for rows_path in self._targets():
+            disk = self._disk.get(rows_path)
+            if disk is None or not disk.clean or disk.dead_samples or disk.row_ids != order:
+                self._write_whole(rows_path, meta=False)
+        self.save_meta()
+
+    def save(self) -> None:
+        """Rewrite every file whole, from memory."""
+        for rows_path in self._targets():
+            self._write_whole(rows_path)
+        self._meta_pending = False
+
+    def _write_whole(self, rows_path: Path, *, meta: bool = True) -> None:
+        # Until the last file is down, the target counts as unknown: an interrupt in between
+        # leaves it to be written whole again, not appended to.
+        self._disk.pop(rows_path, None)
+        rows = self.rows
+        live = {r.cell_id: self._samples[r.cell_id] for r in rows if r.cell_id in self._samples}
+        samples_path, meta_path = sidecars(rows_path)
+        # Samples first: a row never commits samples that are not there yet.
+        atomic_write(samples_path, render_samples(live, self._rounds))
+        if meta:
+            atomic_write(meta_path, json.dumps(self.meta, indent=2, default=str) + "\n")
+        atomic_write(rows_path, render_rows(rows))
+        self._disk[rows_path] = _OnDisk([r.cell_id for r in rows])
+
+
+def create_run(
+    root: Path,
+    *,
+    label: str,
+    config: dict[str, Any],
+    env: dict[str, Any],
+    plan: list[str],
+    extra_csv: Path | None = None,
+) -> Run:
+    path = new_run_dir(root, label)
+    meta = {
+        "format": META_FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "run_id": path.name,
+        "label": label,
+        "state": "running",
+        "created_at": now_iso(),
+        # Orders runs started within one second (their folder names tie on the time).
+        "created_ns": time.time_ns(),
+        "finished_at": None,
+        "env": env,
+        "config": config,
+        "plan": plan,
+    }
+    run = Run(path, meta, extra_csv=extra_csv)
+    run.save()
+    return run
