@@ -9,15 +9,11 @@ import pytest
 from scipy import stats as sps
 
 from seqbench.cli import app
-from seqbench.compare import (
-    classify,
-    compare_runs,
-    compute_ratio,
-    mann_whitney_null,
-    run_checks,
-    shift_ci_rank,
-)
+from seqbench.compare import classify, compare_runs
+from seqbench.errors import SeqbenchError
+from seqbench.gate import run_checks
 from seqbench.schema import Measurement, ResultRow
+from seqbench.stats import mann_whitney_null, shift_ci_rank, shift_ratio
 from seqbench.storage import create_run, load_run
 from tests.helpers import make_cell
 
@@ -37,7 +33,7 @@ def lognormal(seed: int, n: int, median: float = 1e-3, sigma: float = 0.05) -> l
 
 
 def verdict(base, cand, threshold=0.10):
-    return classify(compute_ratio(base, cand), threshold)[0]
+    return classify(shift_ratio(base, cand), threshold)[0]
 
 
 # --------------------------------------------------------------------------- statistics
@@ -67,7 +63,7 @@ def test_shift_interval_ranks_match_the_tables():
 
 def test_hodges_lehmann_recovers_an_exact_multiplicative_shift():
     base = lognormal(1, 50)
-    est = compute_ratio(base, [x * 1.3 for x in base])
+    est = shift_ratio(base, [x * 1.3 for x in base])
     assert est.ratio == pytest.approx(1.3)
     assert est.fast_ratio == pytest.approx(1.3)
     assert est.ci_low < 1.3 < est.ci_high
@@ -76,7 +72,7 @@ def test_hodges_lehmann_recovers_an_exact_multiplicative_shift():
 def test_the_interval_covers_the_true_ratio_about_95_percent_of_the_time():
     rng = np.random.default_rng(7)
     hits = sum(
-        (e := compute_ratio(rng.lognormal(0, 0.2, 12), rng.lognormal(np.log(1.1), 0.2, 15))).ci_low
+        (e := shift_ratio(rng.lognormal(0, 0.2, 12), rng.lognormal(np.log(1.1), 0.2, 15))).ci_low
         <= 1.1
         <= e.ci_high
         for _ in range(400)
@@ -97,7 +93,7 @@ def test_a_2x_slowdown_is_a_regression():
 
 def test_a_3_percent_slowdown_passes_a_10_percent_threshold():
     base, cand = lognormal(1, 500, sigma=0.02), lognormal(2, 500, median=1.03e-3, sigma=0.02)
-    est = compute_ratio(base, cand)
+    est = shift_ratio(base, cand)
     assert est.ci_low > 1  # significant...
     assert classify(est, 0.10)[0] == "unchanged"  # ...but small
 
@@ -111,7 +107,7 @@ def test_interference_in_the_slow_tail_is_not_a_regression():
     rng = np.random.default_rng(5)
     base = lognormal(1, 300, sigma=0.02)
     cand = [x * (1.5 if rng.random() < 0.6 else 1.0) for x in lognormal(2, 300, sigma=0.02)]
-    est = compute_ratio(base, cand)
+    est = shift_ratio(base, cand)
     assert est.ratio > 1.1 and est.ci_low > 1  # the median moved, significantly
     kind, note = classify(est, 0.10)
     assert kind == "inconclusive" and "fastest samples" in note
@@ -158,7 +154,11 @@ def test_runs_are_aligned_by_cell_key_and_unmatched_cells_are_listed(tmp_path):
             (row_for(a, lognormal(4, 20)), lognormal(4, 20)),
         ],
     )
-    result = compare_runs(base, cand)
+    with pytest.raises(
+        SeqbenchError, match=r"the candidate lacks 1 of the baseline's 2 cells \(lstm-T16"
+    ):
+        compare_runs(base, cand)  # a gate that skips a cell would pass it unseen
+    result = compare_runs(base, cand, allow_missing=True)
     assert [x.cell for x in result.cells] == [a]
     assert result.only_baseline == [b] and result.only_candidate == [c]
 
@@ -301,8 +301,11 @@ def test_a_results_csv_with_its_samples_compares_like_a_run(cli, pair, tmp_path)
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--threshold", "-0.1"], "--threshold: expected a fraction >= 0, got -0.1"),
-        (["--metric", "speed"], "unknown metric 'speed'; choose from: time, memory"),
+        (["--threshold", "-0.1"], "--threshold: expected a fraction > 0 (0.05 for 5%), got -0.1"),
+        (["--threshold", "0"], "--threshold: expected a fraction > 0 (0.05 for 5%), got 0.0"),
+        (["--threshold", "nan"], "--threshold: expected a fraction > 0 (0.05 for 5%), got nan"),
+        (["--threshold", "inf"], "--threshold: expected a fraction > 0 (0.05 for 5%), got inf"),
+        (["--metric", "speed"], "unknown metric 'speed'; choose from: time, memory, accuracy"),
         (["--format", "html"], "--format: expected table, markdown or json, got 'html'"),
     ],
 )

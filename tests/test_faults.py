@@ -271,12 +271,20 @@ def test_resume_refuses_a_different_environment(cli, tmp_path):
     folder = make_partial_run(cli, tmp_path)
     meta = json.loads((folder / META_FILE).read_text())
     meta["env"]["torch"] = "1.0.0"
-    meta["env"]["threads"] = 64
+    meta["env"]["flush_denormal"] = False
     (folder / META_FILE).write_text(json.dumps(meta))
     result = cli.invoke(app, ["run", "--out", str(tmp_path), "--resume", str(folder)])
     assert result.exit_code == 2
-    assert "the environment differs (torch, threads)" in result.stderr
+    assert "the environment differs (torch, flush_denormal)" in result.stderr
     assert len(load_run(folder).rows) == 1  # nothing was touched
+
+
+def test_a_resume_measures_with_the_threads_the_run_began_with(cli, tmp_path):
+    folder = make_partial_run(cli, tmp_path)
+    threads = load_run(folder).meta["env"]["threads"]
+    result = cli.invoke(app, ["run", "--out", str(tmp_path), "--resume", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert [r.threads for r in load_run(folder).rows] == [threads, threads]
 
 
 @pytest.mark.parametrize(

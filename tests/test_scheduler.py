@@ -229,7 +229,7 @@ def test_mfu_divides_by_a_ceiling_measured_once_per_device_and_dtype(tmp_path):
 
     def ceiling(device, dtype):
         calls.append((device, dtype))
-        return 2.0
+        return 2.0, ""
 
     script = {(c.cell_id, 1): ok(c, [1.0], tflops=0.5) for c in cells}
     events_of(Scheduler(cfg, FakeExecutor(script), run, ceiling=ceiling), cells)
@@ -256,3 +256,16 @@ def test_measure_one_runs_and_records_a_single_request(tmp_path):
     measurement = scheduler.measure_one(cfg.request(cell))
     assert measurement.row.status == "ok"
     assert [r.cell for r in load_run(run.path).rows] == [cell]
+
+
+def test_no_mfu_against_a_ceiling_that_other_work_disturbed(tmp_path):
+    cfg = dataclasses.replace(config(), ceiling=True)
+    cells = plan(cfg)
+    run = new_run(tmp_path, cfg, cells)
+    script = {(cells[0].cell_id, 1): ok(cells[0], [1.0], tflops=0.5)}
+    busy = "its 2 threads shared 2 CPUs with 1.8 cores of other work"
+    events_of(Scheduler(cfg, FakeExecutor(script), run, ceiling=lambda d, t: (2.0, busy)), cells)
+    saved = load_run(run.path)
+    assert saved.rows[0].mfu is None
+    assert saved.meta["ceilings"] == {"cpu/float32": 2.0}
+    assert saved.meta["ceilings_noisy"] == {"cpu/float32": busy}

@@ -547,7 +547,7 @@ def test_a_measured_ceiling_is_saved_when_it_is_measured(tmp_path):
     from seqbench.execute.local import InProcessExecutor
 
     run = new_run(tmp_path)
-    scheduler = Scheduler(SuiteConfig(), InProcessExecutor(), run, ceiling=lambda d, t: 12.5)
+    scheduler = Scheduler(SuiteConfig(), InProcessExecutor(), run, ceiling=lambda d, t: (12.5, ""))
     scheduler.record(Measurement(ok_row(), [0.1]))  # tflops 1.5e-4: an MFU to compute
     assert json.loads((run.path / META_FILE).read_text())["ceilings"] == {"cpu/float32": 12.5}
     assert load_run(run.path).rows[0].mfu == pytest.approx(1.5e-4 / 12.5)
@@ -560,8 +560,17 @@ B = "lstm-T16-B4-H8-L1-uni-do0.25-rd0-V50-E6-cpu-float32-infer"
 C = "lstm-T16-B4-H8-L1-uni-do0-rd0-V50-E6-cuda-float32-infer"
 # Written by seqbench at 63d4233 (pandas' to_csv, which turned integer columns with a blank
 # into floats), for the rows in `old_rows`.
+# The columns of schema 7, the last the pandas-era code wrote.
+SCHEMA_7_COLUMNS = (
+    "arch,seq_len,batch_size,hidden,layers,bidirectional,dropout,recurrent_dropout,vocab,embed,"
+    "device,dtype,mode,task,compile,match_params,params,core_params,flops_per_seq,kernel,"
+    "kernel_note,median_s,iqr_s,ci_low_s,ci_high_s,min_s,repeats,inner_loops,rounds,seq_per_s,"
+    "tokens_per_s,tflops,peak_mem_bytes,mem_source,peak_rss_bytes,peak_reserved_bytes,"
+    "faults_per_step,tf32,compile_s,mfu,metric,metric_value,chance_value,train_steps,"
+    "train_time_s,time_to_target_s,memory_horizon,host,device_name,wall_s,status,message,cell_id"
+)
 OLD_ROWS = (
-    ",".join(RESULT_COLUMNS)
+    SCHEMA_7_COLUMNS
     + f"""
 lstm,8,4,8,1,False,0.0,0.0,50,6,cpu,float32,infer,,False,0,99.0,,,,,2.5e-05,,,,,3.0,,1.0,,,,123456.0,,,,,,,,,,,,,,,,,,ok,,{A}
 lstm,16,4,8,1,False,0.25,0.0,50,6,cpu,float32,infer,,False,0,1234.0,,,,,0.001234567891234,,,,,7.0,,2.0,3241.2,,,,,,,,False,,,,,,,,,,,,,ok,"a ""quoted"", message",{B}

@@ -25,17 +25,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
-from scipy import stats as sps
 
 from seqbench.env import COMPARED_KEYS
 from seqbench.errors import SeqbenchError
 from seqbench.schema import Cell, ResultRow, higher_is_better
+from seqbench.stats import RatioEstimate, shift_ratio
 
 if TYPE_CHECKING:
     from seqbench.storage import Run
@@ -48,9 +44,6 @@ VERDICTS = (
     "model-changed",
     "not-measured",
 )
-
-# Exact Mann–Whitney quantiles up to this many samples per side; the normal approximation beyond.
-EXACT_MAX = 30
 
 
 @dataclass(frozen=True)
@@ -86,77 +79,6 @@ def get_metric(name: str) -> Metric:
         return METRICS[name]
     except KeyError:
         raise SeqbenchError(f"unknown metric {name!r}; choose from: {', '.join(METRICS)}") from None
-
-
-# --------------------------------------------------------------------------- statistics
-
-
-@cache
-def mann_whitney_null(n: int, m: int) -> np.ndarray:
-    """P(U = u) for u = 0..n·m under the null, U the Mann–Whitney count, by recursion.
-
-    f(n, m)[u] = f(n-1, m)[u-m] + f(n, m-1)[u] (the largest observation is either from the
-    first sample, beating all m of the second, or from the second); probabilities, so the
-    sums stay in floating point without overflow.
-    """
-    # prev[j] holds the distribution for (i - 1, j); cur is built for (i, j).
-    prev = [np.ones(1) for _ in range(m + 1)]  # i = 0: U = 0 with certainty
-    for i in range(1, n + 1):
-        cur = [np.ones(1)]  # j = 0: U = 0
-        for j in range(1, m + 1):
-            dist = np.zeros(i * j + 1)
-            w_first = i / (i + j)  # the largest value belongs to the first sample
-            dist[j : j + len(prev[j])] += w_first * prev[j]
-            dist[: len(cur[j - 1])] += (1 - w_first) * cur[j - 1]
-            cur.append(dist)
-        prev = cur
-    return prev[m]
-
-
-def shift_ci_rank(n: int, m: int, confidence: float = 0.95) -> int:
-    """How many pairwise differences to cut from each end for the shift's interval.
-
-    The interval is [D_(c), D_(nm+1-c)] (1-based) with c the largest integer such that
-    P(U <= c-1) <= alpha/2. Returns c - 1, the 0-based index of the lower end (0 when no
-    interval reaches the confidence: the full range).
-    """
-    alpha = 1 - confidence
-    if n <= EXACT_MAX and m <= EXACT_MAX:
-        # c is the number of values u with P(U <= u) <= alpha/2.
-        c = int(np.searchsorted(np.cumsum(mann_whitney_null(n, m)), alpha / 2, side="right"))
-    else:
-        z = sps.norm.ppf(1 - alpha / 2)
-        c = math.floor(n * m / 2 - z * math.sqrt(n * m * (n + m + 1) / 12))
-    return max(c - 1, 0)
-
-
-# The quantile that stands for "the fast samples": what a step costs without interference.
-FAST_QUANTILE = 10
-
-
-@dataclass(frozen=True)
-class RatioEstimate:
-    ratio: float  # Hodges–Lehmann estimate of candidate / baseline
-    ci_low: float
-    ci_high: float
-    p_value: float  # two-sided Mann–Whitney
-    fast_ratio: float  # ratio of the 10th percentiles
-
-
-def compute_ratio(
-    baseline: list[float], candidate: list[float], confidence: float = 0.95
-) -> RatioEstimate:
-    """The multiplicative change from baseline to candidate samples, with its interval."""
-    b = np.log(np.asarray(baseline, dtype=float))
-    c = np.log(np.asarray(candidate, dtype=float))
-    diffs = np.sort(np.subtract.outer(c, b).ravel())
-    k = shift_ci_rank(len(b), len(c), confidence)
-    lo, hi = diffs[k], diffs[len(diffs) - 1 - k]
-    p = float(sps.mannwhitneyu(c, b, alternative="two-sided").pvalue)
-    fast = float(np.exp(np.percentile(c, FAST_QUANTILE) - np.percentile(b, FAST_QUANTILE)))
-    return RatioEstimate(
-        float(np.exp(np.median(diffs))), float(np.exp(lo)), float(np.exp(hi)), p, fast
-    )
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -216,6 +138,9 @@ class CellComparison:
     n_baseline: int = 0
     n_candidate: int = 0
     note: str = ""
+    # An inconclusive cell whose evidence does not rule out a regression: what makes a
+    # comparison "too noisy to decide".
+    undecided: bool = False
 
 
 @dataclass(frozen=True)
@@ -299,40 +224,114 @@ def _compare_cell(
         return CellComparison(cell, verdict, b, c, ratio, ratio, ratio)
     if len(base_samples) < 2 or len(cand_samples) < 2:
         return CellComparison(
-            cell, "inconclusive", b, c, c / b, note="fewer than 2 samples on one side"
+            cell,
+            "inconclusive",
+            b,
+            c,
+            c / b,
+            note="fewer than 2 samples on one side",
+            undecided=True,
         )
-    est = compute_ratio(base_samples, cand_samples)
+    est = shift_ratio(base_samples, cand_samples)
     verdict, note = classify(est, threshold, metric.lower_is_better)
+    noisy = [
+        f"the {side} ({row.noisy})"
+        for side, row in (("baseline", base), ("candidate", cand))
+        if row.noisy
+    ]
+    if verdict in ("regression", "improvement") and noisy:
+        # A change measured on a disturbed cell may be the disturbance: say so, not a verdict.
+        verdict = "inconclusive"
+        note = f"a {round((est.ratio - 1) * 100):+d}% change, but noisy: {'; '.join(noisy)}"
+    return judged(
+        cell,
+        verdict,
+        note,
+        est,
+        b,
+        c,
+        len(base_samples),
+        len(cand_samples),
+        threshold,
+        metric.lower_is_better,
+    )
+
+
+def judged(
+    cell: Cell,
+    verdict: str,
+    note: str,
+    est: RatioEstimate,
+    base: float | None,
+    cand: float | None,
+    n_base: int,
+    n_cand: int,
+    threshold: float,
+    lower_is_better: bool = True,
+) -> CellComparison:
+    """A cell's comparison from its estimate: undecided when it is inconclusive and its
+    interval reaches past the threshold on the worse side."""
+    worst = est.ci_high if lower_is_better else 1 / est.ci_low
     return CellComparison(
         cell,
         verdict,
-        b,
-        c,
+        base,
+        cand,
         est.ratio,
         est.ci_low,
         est.ci_high,
         est.p_value,
         est.fast_ratio,
-        len(base_samples),
-        len(cand_samples),
+        n_base,
+        n_cand,
         note,
+        undecided=verdict == "inconclusive" and worst > 1 + threshold,
     )
 
 
+def check_threshold(threshold: float) -> None:
+    if not (math.isfinite(threshold) and threshold > 0):
+        raise SeqbenchError(f"--threshold: expected a fraction > 0 (0.05 for 5%), got {threshold}")
+
+
 def compare_runs(
-    baseline: Run, candidate: Run, *, metric: str = "time", threshold: float = 0.10
+    baseline: Run,
+    candidate: Run,
+    *,
+    metric: str = "time",
+    threshold: float = 0.10,
+    allow_missing: bool = False,
 ) -> Comparison:
-    """Align two runs by cell key and compare every cell present in both."""
+    """Align two runs by cell key and compare every cell present in both.
+
+    A comparison that would pass without looking is refused: an empty run, two runs with no
+    cell in common, or (unless `allow_missing`) a candidate without some of the baseline's
+    cells, since a gate that skips a cell passes it unseen.
+    """
+    check_threshold(threshold)
     chosen = get_metric(metric)
-    if chosen.sampled:
-        for run in (baseline, candidate):
-            measured = [r for r in run.rows if r.status == "ok"]
-            if measured and not run.samples:
-                raise SeqbenchError(
-                    f"{run.path}: no timing samples beside the rows; compare a run folder, or a CSV with its .samples.csv"
-                )
+    for side, run in (("baseline", baseline), ("candidate", candidate)):
+        if not run.rows:
+            raise SeqbenchError(f"the {side} {run.run_id} has no cells: nothing to compare")
+        measured = [r for r in run.rows if r.status == "ok"]
+        if chosen.sampled and measured and not run.samples:
+            raise SeqbenchError(
+                f"{run.path}: no timing samples beside the rows; compare a run folder, or a CSV with its .samples.csv"
+            )
     base_rows = {r.cell: r for r in baseline.rows}
     cand_rows = {r.cell: r for r in candidate.rows}
+    missing = [k for k in base_rows if k not in cand_rows]
+    if len(missing) == len(base_rows):
+        raise SeqbenchError(
+            f"{baseline.run_id} and {candidate.run_id} have no cells in common: "
+            "they measured different matrices"
+        )
+    if missing and not allow_missing:
+        raise SeqbenchError(
+            f"the candidate lacks {len(missing)} of the baseline's {len(base_rows)} cells "
+            f"({missing[0].cell_id}{', ...' if len(missing) > 1 else ''}); pass "
+            "--allow-missing to compare the cells both have"
+        )
     cells = [
         _compare_cell(
             base_rows[key], cand_rows[key], baseline.samples.get(base_rows[key].cell_id, []),
@@ -347,35 +346,9 @@ def compare_runs(
         baseline_id=baseline.run_id,
         candidate_id=candidate.run_id,
         cells=cells,
-        only_baseline=[k for k in base_rows if k not in cand_rows],
+        only_baseline=missing,
         only_candidate=[k for k in cand_rows if k not in base_rows],
         env_differences=compute_env_differences(
             baseline.meta.get("env", {}), candidate.meta.get("env", {})
         ),
     )
-
-
-# --------------------------------------------------------------------------- checks as data
-
-Check = Callable[[Comparison], "str | None"]
-
-
-def check_regressions(comparison: Comparison) -> str | None:
-    n = comparison.count("regression")
-    if not n:
-        return None
-    return f"{n} cell{'s' if n > 1 else ''} regressed ({comparison.metric.name}, more than {comparison.threshold:.0%} and significant)"
-
-
-def check_improvements(comparison: Comparison) -> str | None:
-    n = comparison.count("improvement")
-    if not n:
-        return None
-    return f"{n} cell{'s' if n > 1 else ''} improved by more than {comparison.threshold:.0%}: a benchmark that got much faster may have stopped measuring what it did"
-
-
-def run_checks(comparison: Comparison, *, fail_on_improvement: bool = False) -> list[str]:
-    checks: list[Check] = [check_regressions]
-    if fail_on_improvement:
-        checks.append(check_improvements)
-    return [message for check in checks if (message := check(comparison))]

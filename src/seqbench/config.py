@@ -66,7 +66,7 @@ class SuiteConfig:
     measure: MeasureSettings = field(default_factory=MeasureSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
     seed: int = 0
-    threads: int | None = None  # None: torch's default
+    threads: int | None = None  # None: torch's default, fewer on a busy machine (see session)
     flush_denormal: bool = True
     isolate: bool = False  # each cell in a fresh subprocess
     executor: str = "local"  # local, or ray (each cell a Ray task in a fresh worker)

@@ -105,6 +105,8 @@ class Fit:
     lengths: tuple[int, ...]
     values: tuple[float, ...]
     kernels: tuple[str, ...]
+    # Points whose timing was flagged noisy: a step at one of them is not evidence of a cause.
+    noisy: tuple[bool, ...] = ()
 
     @property
     def exponent(self) -> float:
@@ -138,6 +140,7 @@ def compute_fits(
                 lengths,
                 values,
                 tuple(r.kernel for r in members),
+                tuple(bool(r.noisy) and metric == "median_s" for r in members),
             )
         )
     return fits
@@ -203,6 +206,7 @@ class Anomaly:
     fitted: float  # (after / before) ** k
     kernel_before: str = ""
     kernel_after: str = ""
+    noisy: bool = False  # one end's timing was flagged noisy
 
     @property
     def ratio(self) -> float:
@@ -236,6 +240,7 @@ def compute_anomalies(
                         fitted,
                         fit.kernels[i],
                         fit.kernels[i + 1],
+                        any(fit.noisy[i : i + 2]),
                     )
                 )
     return found

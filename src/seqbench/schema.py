@@ -18,6 +18,10 @@ Schema history
    Streaming inference: `mode` may be `step`. `match_params` joins the key (0: off).
 6 (2026-11-26): `faults_per_step`, the minor page faults per timed step (Linux).
 7 (2026-11-26): `host` and `device_name`: where the cell ran (Ray runs spread over machines).
+8 (2026-11-28): what else the machine did while the cell was timed (see seqbench.noise):
+   `threads`, `cpus`, `load_before`, `load_after`, `cpu_share`, `others_cores`,
+   `ctx_switches_per_step`, `steal_frac`, `throttled_frac`, `cpu_mhz`, and `noisy`, the
+   reasons a cell's timing cannot be trusted (empty when it can).
 
 """
 
@@ -28,7 +32,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 STATUSES = ("ok", "oom", "error", "timeout", "skipped")
 # infer: a forward pass over whole sequences; train: one optimiser step; step: one token of
@@ -130,6 +134,18 @@ class ResultRow(Cell):
     # Memory the step maps afresh from the OS each time (first-touch page faults): an
     # allocator effect that can depend on what ran before the cell in the same process.
     faults_per_step: float | None = None
+    # -- what else the machine did while the samples were taken (see seqbench.noise) --
+    threads: int | None = None  # torch CPU threads the cell ran with
+    cpus: float | None = None  # CPUs the process could use (affinity, cgroup quota)
+    load_before: float | None = None  # 1-minute load average when sampling began
+    load_after: float | None = None  # ... and when it ended
+    cpu_share: float | None = None  # CPU time the process got / (wall time x threads)
+    others_cores: float | None = None  # cores other processes kept busy on those CPUs
+    ctx_switches_per_step: float | None = None  # involuntary context switches per step
+    steal_frac: float | None = None  # share of the CPUs' time a hypervisor took
+    throttled_frac: float | None = None  # share of wall time the cgroup quota held it back
+    cpu_mhz: float | None = None  # the CPUs' mean clock
+    noisy: str = ""  # why the timing cannot be trusted; empty when it can
 
     # -- how it ran --
     tf32: bool | None = None  # CUDA float32: TensorFloat-32 allowed in matmuls and cuDNN
@@ -204,6 +220,7 @@ class Measurement:
 
 
 _INT = {
+    "threads",
     "seq_len",
     "batch_size",
     "hidden",
@@ -226,6 +243,7 @@ _INT = {
 _BOOL = {"bidirectional", "compile", "tf32"}
 
 _STR = {
+    "noisy",
     "host",
     "device_name",
     "task",

@@ -8,6 +8,7 @@ the same way whichever of them measures it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,44 @@ def make_plan(config: SuiteConfig) -> Plan:
     return Plan(cells, {name: why for name, why in reasons.items() if why})
 
 
+def choose_threads(config: SuiteConfig, machine: Any) -> tuple[SuiteConfig, str]:
+    """The configuration with its CPU threads decided, and a warning line if there is one.
+
+    Threads the user chose stay (with a warning when the machine cannot give them all a
+    core). Otherwise seqbench takes torch's default, lowered to the CPUs other processes
+    leave free: threads that share a core with other work wait for each other at every
+    parallel step, and a two-thread cell on a busy two-core machine was measured 3,000
+    times slower than a one-thread cell (benchmarks/oversubscription.py). A Ray cluster's
+    workers get their threads from their node.
+    """
+    if config.executor == "ray":
+        return config, ""
+    if config.threads is not None:
+        if machine.busy and config.threads > round(machine.free):
+            return config, (
+                f"this machine is busy ({machine.describe()}): {config.threads} threads will "
+                "wait for each other, and cells will be flagged noisy; --threads 1 is steadier"
+            )
+        return config, ""
+    import torch
+
+    default = torch.get_num_threads()
+    threads = max(1, min(default, round(machine.free)))
+    config = dataclasses.replace(config, threads=threads)
+    if threads < default:
+        return config, (
+            f"this machine is busy ({machine.describe()}): measuring with {threads} "
+            f"thread{'s' if threads > 1 else ''} instead of {default} (--threads N to insist); "
+            "cells that other work disturbs are flagged noisy"
+        )
+    if machine.busy:
+        return config, (
+            f"this machine is busy ({machine.describe()}): cells that other work disturbs "
+            "are flagged noisy"
+        )
+    return config, ""
+
+
 def environment(config: SuiteConfig, device_names: list[str], executor: Any) -> dict[str, Any]:
     """Apply the configuration's process settings here and record the environment the
     numbers will come from: this machine's, with what the executor changes (a Ray worker's
@@ -58,6 +97,14 @@ def environment(config: SuiteConfig, device_names: list[str], executor: Any) -> 
     env["executor"] = config.executor
     env.update(executor.describe())
     return env
+
+
+def finish(run: Any, state: str) -> None:
+    """Close a run: its noise summary into the metadata, and its final state."""
+    from seqbench import noise
+
+    run.meta["noise"] = noise.summarize(run.rows)
+    run.finish(state)
 
 
 def new_run(

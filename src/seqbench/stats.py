@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from scipy import stats as sps
@@ -78,4 +80,145 @@ def summarize(samples: Sequence[float], confidence: float = 0.95) -> Summary:
         ci_high=hi,
         minimum=float(values.min()),
         mean=float(values.mean()),
+    )
+
+
+# --------------------------------------------------------------------------- two samples:
+# the change from a baseline to a candidate, as a ratio with its interval.
+#
+# Unpaired (two runs): the Hodges–Lehmann estimator on log times, the median of all pairwise
+# differences log c_j - log b_i, with its confidence interval from the Mann–Whitney
+# distribution (Hollander & Wolfe, "Nonparametric Statistical Methods", the "confidence
+# interval for a shift"). Paired (rounds measured side by side): the one-sample
+# Hodges–Lehmann estimator of the per-round log ratios, the median of their Walsh averages,
+# with its interval from the Wilcoxon signed-rank distribution. Neither assumes anything
+# about the shape of the distribution.
+
+# Exact quantiles up to this many samples (pairs) per side; the normal approximation beyond.
+EXACT_MAX = 30
+
+
+@cache
+def mann_whitney_null(n: int, m: int) -> np.ndarray:
+    """P(U = u) for u = 0..n·m under the null, U the Mann–Whitney count, by recursion.
+
+    f(n, m)[u] = f(n-1, m)[u-m] + f(n, m-1)[u] (the largest observation is either from the
+    first sample, beating all m of the second, or from the second); probabilities, so the
+    sums stay in floating point without overflow.
+    """
+    # prev[j] holds the distribution for (i - 1, j); cur is built for (i, j).
+    prev = [np.ones(1) for _ in range(m + 1)]  # i = 0: U = 0 with certainty
+    for i in range(1, n + 1):
+        cur = [np.ones(1)]  # j = 0: U = 0
+        for j in range(1, m + 1):
+            dist = np.zeros(i * j + 1)
+            w_first = i / (i + j)  # the largest value belongs to the first sample
+            dist[j : j + len(prev[j])] += w_first * prev[j]
+            dist[: len(cur[j - 1])] += (1 - w_first) * cur[j - 1]
+            cur.append(dist)
+        prev = cur
+    return prev[m]
+
+
+def shift_ci_rank(n: int, m: int, confidence: float = 0.95) -> int:
+    """How many pairwise differences to cut from each end for the shift's interval.
+
+    The interval is [D_(c), D_(nm+1-c)] (1-based) with c the largest integer such that
+    P(U <= c-1) <= alpha/2. Returns c - 1, the 0-based index of the lower end (0 when no
+    interval reaches the confidence: the full range).
+    """
+    alpha = 1 - confidence
+    if n <= EXACT_MAX and m <= EXACT_MAX:
+        # c is the number of values u with P(U <= u) <= alpha/2.
+        c = int(np.searchsorted(np.cumsum(mann_whitney_null(n, m)), alpha / 2, side="right"))
+    else:
+        z = sps.norm.ppf(1 - alpha / 2)
+        c = math.floor(n * m / 2 - z * math.sqrt(n * m * (n + m + 1) / 12))
+    return max(c - 1, 0)
+
+
+# The quantile that stands for "the fast samples": what a step costs without interference.
+FAST_QUANTILE = 10
+
+
+@dataclass(frozen=True)
+class RatioEstimate:
+    ratio: float  # Hodges–Lehmann estimate of candidate / baseline
+    ci_low: float
+    ci_high: float
+    p_value: float  # two-sided Mann–Whitney
+    fast_ratio: float  # ratio of the 10th percentiles
+
+
+def shift_ratio(
+    baseline: list[float], candidate: list[float], confidence: float = 0.95
+) -> RatioEstimate:
+    """The multiplicative change from baseline to candidate samples, with its interval."""
+    b = np.log(np.asarray(baseline, dtype=float))
+    c = np.log(np.asarray(candidate, dtype=float))
+    diffs = np.sort(np.subtract.outer(c, b).ravel())
+    k = shift_ci_rank(len(b), len(c), confidence)
+    lo, hi = diffs[k], diffs[len(diffs) - 1 - k]
+    p = float(sps.mannwhitneyu(c, b, alternative="two-sided").pvalue)
+    fast = float(np.exp(np.percentile(c, FAST_QUANTILE) - np.percentile(b, FAST_QUANTILE)))
+    return RatioEstimate(
+        float(np.exp(np.median(diffs))), float(np.exp(lo)), float(np.exp(hi)), p, fast
+    )
+
+
+@cache
+def signed_rank_null(n: int) -> np.ndarray:
+    """P(W+ = w) for w = 0..n(n+1)/2 under the null, W+ the Wilcoxon signed-rank sum: rank k
+    counts with probability 1/2, independently, so the distribution is built one rank at a
+    time."""
+    dist = np.ones(1)
+    for k in range(1, n + 1):
+        grown = np.zeros(len(dist) + k)
+        grown[: len(dist)] += dist / 2  # rank k negative
+        grown[k:] += dist / 2  # rank k positive
+        dist = grown
+    return dist
+
+
+def signed_rank_ci_rank(n: int, confidence: float = 0.95) -> int:
+    """How many Walsh averages to cut from each end for the paired interval: c - 1 for
+    [A_(c), A_(N+1-c)], c the number of w with P(W+ <= w) <= alpha/2 (0: the full range)."""
+    alpha = 1 - confidence
+    if n <= EXACT_MAX:
+        c = int(np.searchsorted(np.cumsum(signed_rank_null(n)), alpha / 2, side="right"))
+    else:
+        z = sps.norm.ppf(1 - alpha / 2)
+        c = math.floor(n * (n + 1) / 4 - z * math.sqrt(n * (n + 1) * (2 * n + 1) / 24))
+    return max(c - 1, 0)
+
+
+def paired_ratio(
+    baseline: list[float],
+    candidate: list[float],
+    *,
+    baseline_samples: list[float] | None = None,
+    candidate_samples: list[float] | None = None,
+    confidence: float = 0.95,
+) -> RatioEstimate:
+    """The change from baseline to candidate when they were measured in pairs: `baseline[k]`
+    and `candidate[k]` are the two medians of round k, taken side by side, so that whatever
+    the machine was doing then weighed on both. The fast ratio compares the 10th percentiles
+    of the pooled samples (the medians themselves without them)."""
+    b = np.log(np.asarray(baseline, dtype=float))
+    c = np.log(np.asarray(candidate, dtype=float))
+    if len(b) != len(c) or len(b) == 0:
+        raise ValueError("paired_ratio needs one baseline and one candidate figure per round")
+    d = c - b
+    i, j = np.triu_indices(len(d))
+    walsh = np.sort((d[i] + d[j]) / 2)
+    k = signed_rank_ci_rank(len(d), confidence)
+    lo, hi = walsh[k], walsh[len(walsh) - 1 - k]
+    p = 1.0 if not np.any(d) else float(sps.wilcoxon(d).pvalue)
+    fast_b = np.log(baseline_samples) if baseline_samples else b
+    fast_c = np.log(candidate_samples) if candidate_samples else c
+    fast = float(
+        np.exp(np.percentile(fast_c, FAST_QUANTILE) - np.percentile(fast_b, FAST_QUANTILE))
+    )
+    return RatioEstimate(
+        float(np.exp(np.median(walsh))), float(np.exp(lo)), float(np.exp(hi)), p, fast
     )

@@ -88,6 +88,11 @@ class FakeClock:
         return next(self._durations) * number
 
 
+def sleep(seconds: float) -> None:
+    """Let `seconds` of wall time pass (while other counters are read around it)."""
+    time.sleep(seconds)
+
+
 class Stopwatch:
     """Wall time since it was made (or last restarted): for spans that are not steps."""
 

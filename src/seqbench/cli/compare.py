@@ -23,7 +23,8 @@ def compare(
         0.10, help="A change smaller than this fraction is never a regression (default 0.10 = 10%)."
     ),
     metric: str = typer.Option(
-        "time", help="What to gate on: time (from raw samples) or memory (exact)."
+        "time",
+        help="What to gate on: time (from raw samples), memory (exact) or accuracy (the task metric).",
     ),
     output_format: str = typer.Option(
         "table", "--format", help="table, markdown (for CI job summaries and PR comments) or json."
@@ -38,26 +39,34 @@ def compare(
         "--fail-on-improvement",
         help="Also exit 1 on large improvements (they often mean a benchmark broke).",
     ),
+    allow_missing: bool = typer.Option(
+        False,
+        "--allow-missing",
+        help="Compare the cells both runs have, when the candidate lacks some of the baseline's.",
+    ),
     root: Path = typer.Option(Path("results"), help=ROOT_HELP),
 ) -> None:
     """Compare two runs cell by cell; exit 1 if a cell got significantly slower than the threshold.
 
-    Exit codes: 0 no regression, 1 at least one regression, 2 bad input or runs from
-    different environments (unless --allow-env-mismatch).
+    Exit codes: 0 no regression; 1 at least one regression; 3 too noisy to decide (no
+    regression, but one cannot be ruled out: rerun); 2 bad input, an empty or disjoint
+    candidate, missing cells (unless --allow-missing), or runs from different environments
+    (unless --allow-env-mismatch).
     """
-    from seqbench.compare import compare_runs, run_checks
-    from seqbench.output.layout import format_markdown
-    from seqbench.output.tables import format_comparison, format_comparison_summary
-    from seqbench.output.terminal import comparison_table
+    from seqbench.compare import compare_runs
+    from seqbench.gate import gate
+    from seqbench.output.tables import format_comparison_summary
     from seqbench.output.text import format_env_differences
     from seqbench.storage import load_run
 
-    if threshold < 0:
-        raise SeqbenchError(f"--threshold: expected a fraction >= 0, got {threshold}")
     if output_format not in ("table", "markdown", "json"):
         raise SeqbenchError(f"--format: expected table, markdown or json, got {output_format!r}")
     result = compare_runs(
-        load_run(baseline, root), load_run(candidate, root), metric=metric, threshold=threshold
+        load_run(baseline, root),
+        load_run(candidate, root),
+        metric=metric,
+        threshold=threshold,
+        allow_missing=allow_missing,
     )
     if result.env_differences and not allow_env_mismatch:
         raise SeqbenchError(
@@ -65,11 +74,28 @@ def compare(
             + format_env_differences(result.env_differences)
             + "; pass --allow-env-mismatch to compare them anyway"
         )
-    failures = run_checks(result, fail_on_improvement=fail_on_improvement)
-    summary = format_comparison_summary(result) + [f"FAIL: {m}" for m in failures]
+    verdict = gate(result, fail_on_improvement=fail_on_improvement)
+    show_comparison(result, format_comparison_summary(result), verdict, output_format)
+
+
+def show_comparison(result, summary: list[str], verdict, output_format: str) -> None:
+    """The comparison on stdout (table, markdown or JSON), its summary lines, and the exit
+    code: what `compare` and `ab` print alike."""
+    from seqbench.output.layout import format_markdown
+    from seqbench.output.tables import format_comparison
+    from seqbench.output.terminal import comparison_table
+
     console = stdout()
+    summary = summary + verdict.lines()
     if output_format == "json":
-        console.print_json(data={**result.to_dict(), "failures": failures})
+        console.print_json(
+            data={
+                **result.to_dict(),
+                "failures": verdict.failures,
+                "undecided": verdict.undecided,
+                "exit_code": verdict.exit_code,
+            }
+        )
     elif output_format == "markdown":
         text = format_markdown(
             format_comparison(result), title=f"seqbench compare: {result.metric.name}"
@@ -79,5 +105,5 @@ def compare(
         console.print(comparison_table(result, console=console))
         for line in summary:
             stderr().print(line, markup=False)
-    if failures:
-        raise typer.Exit(1)
+    if verdict.exit_code:
+        raise typer.Exit(verdict.exit_code)

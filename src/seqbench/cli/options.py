@@ -92,7 +92,11 @@ def declare(options: Iterable[Option]) -> Callable[[Callable[[Given], Any]], Cal
 
 
 # Options more than one command takes, written once.
-THREADS = Option("threads", "torch CPU threads (default: torch's choice).", type=int)
+THREADS = Option(
+    "threads",
+    "torch CPU threads (default: torch's, fewer when other processes keep the CPUs busy).",
+    type=int,
+)
 RESULTS_ROOT = Option(
     "out",
     "Results root: each run is saved in a folder under it.",

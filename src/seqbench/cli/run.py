@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from pathlib import Path
 from typing import Any
@@ -236,7 +237,9 @@ def run(given: Given) -> None:
     and training, on the CPU, in well under a minute. Results are saved after every cell;
     Ctrl-C stops after saving what finished, and --resume finishes the rest.
     """
-    from seqbench import session
+    from rich.markup import escape
+
+    from seqbench import session, system
     from seqbench.config import apply_overrides, resolve_config
     from seqbench.execute import make_executor
 
@@ -245,13 +248,18 @@ def run(given: Given) -> None:
             f"--format: expected one of {', '.join(RUN_FORMATS)}; got {given.output_format!r}"
         )
     axes, settings = requested(given)
+    err = stderr()
     if given.resume is None:
         config = resolve_config(given.suite, axes=axes, settings=settings)
         plan = session.make_plan(config)
-        with make_executor(config) as executor:
-            env = session.environment(config, [c.device for c in plan.cells], executor)
+        measured, warning = session.choose_threads(config, system.look())
+        if warning:
+            err.print(f"[yellow]warning:[/] {escape(warning)}")
+        with make_executor(measured) as executor:
+            env = session.environment(measured, [c.device for c in plan.cells], executor)
+            # The configuration as asked is what a resume holds the run to.
             run_ = session.new_run(config, plan, env, given.out, given.csv)
-            _measure(config, plan, run_, executor, env, given)
+            _measure(measured, plan, run_, executor, env, given)
         return
     run_, config = session.reopen(given.resume, given.out)
     if given.suite or axes or settings:  # what the command line says must not change it
@@ -263,15 +271,22 @@ def run(given: Given) -> None:
         session.check_same_configuration(run_, config, asked)
     run_.extra_csv = given.csv
     plan = session.make_plan(config)
-    with make_executor(config) as executor:
+    if config.threads is None and config.executor != "ray":  # as many as the run began with
+        config = dataclasses.replace(config, threads=run_.meta["env"].get("threads"))
+    measured, warning = session.choose_threads(config, system.look())
+    if warning:
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
+    with make_executor(measured) as executor:
         devices = list(run_.meta["env"].get("device_names", {}))
-        session.check_same_environment(run_, session.environment(config, devices, executor))
-        _measure(config, plan, run_, executor, run_.meta["env"], given)
+        session.check_same_environment(run_, session.environment(measured, devices, executor))
+        _measure(measured, plan, run_, executor, run_.meta["env"], given)
 
 
 def _measure(config, plan, run_, executor, env: dict, given: Given) -> None:
     """Measure the plan with a progress bar, then show the rows and pick the exit code."""
+    from seqbench import session
     from seqbench.execute import CellFinished, CellStarted, Scheduler
+    from seqbench.noise import WIDE_CI
     from seqbench.output.terminal import make_progress
     from seqbench.output.text import format_env_line
 
@@ -292,14 +307,14 @@ def _measure(config, plan, run_, executor, env: dict, given: Given) -> None:
                 elif isinstance(event, CellFinished):
                     progress.advance(task)
     except KeyboardInterrupt:
-        run_.finish("interrupted")
+        session.finish(run_, "interrupted")
         total = len(run_.meta["plan"])
         err.print(f"interrupted: {len(run_.rows)} of {total} cells are saved in {run_.path}")
         err.print(f"resume with: seqbench run --resume {run_.path}")
         raise typer.Exit(130) from None
     finally:
         signal.signal(signal.SIGTERM, previous_sigterm)
-    run_.finish("complete")
+    session.finish(run_, "complete")
 
     if not given.quiet:
         print_rows(run_, run_.rows, given.output_format, env)
@@ -312,6 +327,13 @@ def _measure(config, plan, run_, executor, env: dict, given: Given) -> None:
     err.print(f"saved {len(run_.rows)} cells ({summary}) to {run_.path}")
     if run_.extra_csv is not None and not given.quiet:
         err.print(f"rows also written to {run_.extra_csv}")
+    noisy = sum(bool(r.noisy) for r in run_.rows if r.status == "ok")
+    if noisy:
+        err.print(
+            f"[yellow]warning:[/] {noisy} of {counts['ok']} measured cells are noisy (an interval "
+            f"wider than ±{WIDE_CI:.0%}, or other work on their CPUs; see the noise column): "
+            "rerun on a quieter machine, or with --threads 1 --rounds 3"
+        )
     unavailable = {r.device for r in run_.rows if r.status == "skipped"} & set(plan.unavailable)
     if counts["error"] or unavailable:
         raise typer.Exit(1)

@@ -54,13 +54,14 @@ def rounds_done(row: ResultRow | None, rounds: int) -> int:
     return rounds if row.status != "ok" else (row.rounds or 1)
 
 
-Ceiling = Callable[[str, str], float]
+# A device's matmul TFLOP/s in a dtype, and why it cannot be trusted ('' when it can).
+Ceiling = Callable[[str, str], tuple[float, str]]
 
 
-def _measured_ceiling(device: str, dtype: str) -> float:
-    from seqbench.measure.ceiling import measure_ceiling
+def _measured_ceiling(device: str, dtype: str) -> tuple[float, str]:
+    from seqbench.measure.ceiling import measure_ceiling_with_noise
 
-    return measure_ceiling(device, dtype)
+    return measure_ceiling_with_noise(device, dtype)
 
 
 class Scheduler:
@@ -165,20 +166,26 @@ class Scheduler:
             measurement = merge_rounds(Measurement(earlier, earlier_samples), measurement)
         row = measurement.row
         if self.config.ceiling and self.executor.same_machine and row.tflops is not None:
-            row = dataclasses.replace(row, mfu=row.tflops / self._device_ceiling(cell))
-            measurement = Measurement(row, measurement.samples)
+            ceiling = self._device_ceiling(cell)
+            if ceiling is not None:
+                row = dataclasses.replace(row, mfu=row.tflops / ceiling)
+                measurement = Measurement(row, measurement.samples)
         self.run.add(measurement)
         return measurement
 
-    def _device_ceiling(self, cell: Cell) -> float:
+    def _device_ceiling(self, cell: Cell) -> float | None:
         """The device's matmul TFLOP/s in the cell's dtype, measured once per run (kept in
-        the run's metadata, so a resumed run reuses it)."""
+        the run's metadata, so a resumed run reuses it); None when other work disturbed
+        that measurement, since an MFU against a depressed ceiling would flatter."""
         ceilings = self.run.meta.setdefault("ceilings", {})
+        disturbed = self.run.meta.setdefault("ceilings_noisy", {})
         key = f"{cell.device}/{cell.dtype}"
         if key not in ceilings:
-            ceilings[key] = self._ceiling(cell.device, cell.dtype)
+            ceilings[key], reason = self._ceiling(cell.device, cell.dtype)
+            if reason:
+                disturbed[key] = reason
             self.run.save_meta()
-        return ceilings[key]
+        return None if key in disturbed else ceilings[key]
 
 
 def _larger_than(oom: Cell) -> str:

@@ -10,12 +10,13 @@ device's matmul rate.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import socket
 
 import torch
 
-from seqbench import devices
+from seqbench import devices, noise, system
 from seqbench.measure.gradflow import workload_horizon
 from seqbench.measure.limits import (
     CellSkipped,
@@ -137,9 +138,16 @@ def _measure(request: CellRequest, clock: Clock, watch: Stopwatch) -> Measuremen
         note = f"{note}; {compiled}" if note else compiled
     settings = request.measure
     number = warm_up(work.step, clock, settings)
-    faults_before = minor_faults()
+    faults_before, counters = minor_faults(), noise.read_counters()
     samples = take_samples(work.step, clock, settings, number)
-    scores["faults_per_step"] = (minor_faults() - faults_before) / (len(samples) * number)
+    steps = len(samples) * number
+    threads = torch.get_num_threads()
+    scores.update(
+        noise.interference(counters, noise.read_counters(), threads=threads, steps=steps),
+        threads=threads,
+        cpus=system.usable_cpus(),
+        faults_per_step=(minor_faults() - faults_before) / steps,
+    )
     peak, source = None, ""
     if request.memory and device.type == "cuda":
         peak, scores["peak_reserved_bytes"] = cuda_peak_bytes(work, before)
@@ -168,4 +176,4 @@ def _measure(request: CellRequest, clock: Clock, watch: Stopwatch) -> Measuremen
         **timing_fields(cell, flops, samples),
         **scores,
     )
-    return Measurement(row, samples)
+    return Measurement(dataclasses.replace(row, noisy=noise.flag(row)), samples)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from seqbench import noise, system
 from seqbench.measure.sampling import sample_times
 from seqbench.measure.workload import DTYPES
 from seqbench.settings import MeasureSettings
@@ -36,3 +37,18 @@ def measure_ceiling(
     # The fastest sample: a ceiling is the best the device did, not its typical moment.
     best = min(min(sample_times(product, clock, CEILING_BUDGET)[0]) for product in products)
     return 2 * n**3 / best / 1e12
+
+
+def measure_ceiling_with_noise(device: str, dtype: str) -> tuple[float, str]:
+    """The ceiling, and why other work makes it untrustworthy ('' when it does not): the
+    same interference rule as a cell's (seqbench.noise)."""
+    from types import SimpleNamespace
+
+    before = noise.read_counters()
+    tflops = measure_ceiling(device, dtype)
+    threads = torch.get_num_threads()
+    seen = noise.interference(before, noise.read_counters(), threads=threads, steps=1)
+    row = SimpleNamespace(
+        median_s=None, device=device, threads=threads, cpus=system.usable_cpus(), **seen
+    )
+    return tflops, noise.flag(row)

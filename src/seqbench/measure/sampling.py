@@ -10,7 +10,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 
-from seqbench import stats
+from seqbench import noise, stats
 from seqbench.schema import Cell, Measurement
 from seqbench.settings import MeasureSettings
 from seqbench.timing import Clock
@@ -76,14 +76,20 @@ def timing_fields(
     }
 
 
-def _larger(a: int | None, b: int | None) -> int | None:
+def _larger(a, b):
     return max(a, b) if a is not None and b is not None else (a if b is None else b)
+
+
+def _smaller(a, b):
+    return min(a, b) if a is not None and b is not None else (a if b is None else b)
 
 
 def merge_rounds(earlier: Measurement, later: Measurement) -> Measurement:
     """One cell measured in two passes, as one row: samples pooled, statistics recomputed.
 
     A pass that fails makes the cell fail: its row (status and message) replaces the rest.
+    The noise columns keep the worse of the two passes, so a pass measured under
+    interference flags the cell.
     """
     rounds = (earlier.row.rounds or 1) + 1
     if later.row.status != "ok":
@@ -96,6 +102,13 @@ def merge_rounds(earlier: Measurement, later: Measurement) -> Measurement:
         peak_mem_bytes=_larger(earlier.row.peak_mem_bytes, later.row.peak_mem_bytes),
         peak_rss_bytes=_larger(earlier.row.peak_rss_bytes, later.row.peak_rss_bytes),
         wall_s=(earlier.row.wall_s or 0.0) + (later.row.wall_s or 0.0),
+        load_after=later.row.load_after,
+        cpu_share=_smaller(earlier.row.cpu_share, later.row.cpu_share),
+        cpu_mhz=_smaller(earlier.row.cpu_mhz, later.row.cpu_mhz),
+        **{
+            column: _larger(getattr(earlier.row, column), getattr(later.row, column))
+            for column in ("others_cores", "ctx_switches_per_step", "steal_frac", "throttled_frac")
+        },
         **timing_fields(earlier.row.cell, earlier.row.flops_per_seq, samples),
     )
-    return Measurement(row, samples)
+    return Measurement(dataclasses.replace(row, noisy=noise.flag(row)), samples)

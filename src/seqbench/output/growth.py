@@ -76,7 +76,13 @@ def format_anomaly_hint(anomaly: Any, flush_denormal: bool | None = None) -> str
         f"{noun} ×{anomaly.observed:.3g} from T={anomaly.before} to T={anomaly.after}, "
         f"where the fit expects ×{anomaly.fitted:.2g}"
     )
-    if not anomaly.is_jump:
+    if anomaly.noisy:
+        cause = (
+            "one end's timing is flagged noisy (see its noise column): the step says nothing "
+            "about the architecture or its kernels; rerun on a quieter machine, or with "
+            "--threads 1 --rounds 3"
+        )
+    elif not anomaly.is_jump:
         cause = (
             "one end was likely disturbed (see its IQR; --rounds spreads a cell over "
             "passes), or a faster kernel took over"

@@ -113,6 +113,20 @@ def env_table(env: dict) -> Table:
     return table
 
 
+def checks_table(found: list) -> Table:
+    """The system check: one line per reading, its verdict, and advice where it fails."""
+    table = Table(title="System check", box=box.SIMPLE_HEAVY, header_style="bold", pad_edge=False)
+    table.add_column("check", style="bold", no_wrap=True)
+    table.add_column("reading")
+    table.add_column("", no_wrap=True)
+    table.add_column("advice")
+    marks = {True: "[green]ok[/]", False: "[bold red]warn[/]", None: "[yellow]?[/]"}
+    for c in found:
+        advice = escape(c.advice) if c.ok is False else ""
+        table.add_row(escape(c.name), escape(c.reading), marks[c.ok], advice)
+    return table
+
+
 def terminal_plot(ansi: str) -> Text:
     """A plot drawn by plotext (ANSI text), as Rich text: Rich then drops the colours where
     the terminal has none (a pipe, NO_COLOR)."""

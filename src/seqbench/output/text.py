@@ -75,6 +75,13 @@ def format_median(row: ResultRow) -> str:
     return f"{format_seconds(row.median_s)} ± {row.iqr_s / 2 / row.median_s:.1%}"
 
 
+def format_noise(row: ResultRow) -> str:
+    """Why a cell's timing cannot be trusted, briefly ('-' when it can): 'CI ±23%'."""
+    from seqbench.noise import findings
+
+    return ", ".join(short for short, _ in findings(row)) if row.noisy else "-"
+
+
 def format_score(row: ResultRow) -> str:
     """The task metric after training, with what a blind guess scores: 'mse 0.0123 (0.167)'."""
     if row.metric_value is None:

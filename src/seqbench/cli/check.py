@@ -1,0 +1,50 @@
+"""`seqbench check`: what on this machine threatens a measurement, and what to do about it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import typer
+
+from seqbench.cli.app import app
+from seqbench.cli.common import stdout, user_errors
+from seqbench.errors import SeqbenchError
+
+
+@app.command()
+@user_errors
+def check(
+    threads: int | None = typer.Option(
+        None, help="The torch threads you mean to measure with (default: torch's)."
+    ),
+    seconds: float = typer.Option(
+        0.5, help="How long to watch the CPUs for other processes' work."
+    ),
+    output_format: str = typer.Option("table", "--format", help="table or json."),
+) -> None:
+    """Check this machine for what makes timings noisy: other work on the CPUs, the load,
+    the thread count against free cores, steal, cgroup throttling, the frequency governor
+    and turbo; each problem with advice. Exit 0 when nothing threatens a measurement, 1
+    when something does."""
+    from seqbench import system
+    from seqbench.output.terminal import checks_table
+
+    if output_format not in ("table", "json"):
+        raise SeqbenchError(f"--format: expected table or json; got {output_format!r}")
+    if threads is not None and threads < 1:
+        raise SeqbenchError(f"--threads: expected a positive integer, got {threads}")
+    if not 0 < seconds <= 60:
+        raise SeqbenchError(f"--seconds: expected a number of seconds in (0, 60], got {seconds}")
+    if threads is None:
+        import torch
+
+        threads = torch.get_num_threads()
+    machine = system.look(seconds)
+    found = system.checks(machine, threads)
+    console = stdout()
+    if output_format == "json":
+        console.print_json(data=[dataclasses.asdict(c) for c in found])
+    else:
+        console.print(checks_table(found))
+    if any(c.ok is False for c in found):
+        raise typer.Exit(1)

@@ -1,0 +1,78 @@
+"""What a comparison means for a CI job: checks as data, and the exit code they come to.
+
+A check reads a `Comparison` and returns a message or nothing. Regressions (and, when asked,
+large improvements) fail the gate: exit 1. Without a failure, cells whose evidence cannot
+rule out a regression make the comparison too noisy to decide: exit 3, so that CI can rerun
+instead of passing or failing. Bad input and mismatched environments are the CLI's exit 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from seqbench.compare import Comparison
+
+Check = Callable[[Comparison], "str | None"]
+
+
+def check_regressions(comparison: Comparison) -> str | None:
+    n = comparison.count("regression")
+    if not n:
+        return None
+    return f"{n} cell{'s' if n > 1 else ''} regressed ({comparison.metric.name}, more than {comparison.threshold:.0%} and significant)"
+
+
+def check_improvements(comparison: Comparison) -> str | None:
+    n = comparison.count("improvement")
+    if not n:
+        return None
+    return f"{n} cell{'s' if n > 1 else ''} improved by more than {comparison.threshold:.0%}: a benchmark that got much faster may have stopped measuring what it did"
+
+
+def check_undecided(comparison: Comparison) -> str | None:
+    undecided = [c for c in comparison.cells if c.undecided]
+    if not undecided:
+        return None
+    n = len(undecided)
+    return (
+        f"{n} cell{'s' if n > 1 else ''} too noisy to decide: a regression past "
+        f"{comparison.threshold:.0%} cannot be ruled out; rerun (on a quieter machine, with "
+        "more --rounds, or side by side with `seqbench ab`)"
+    )
+
+
+def run_checks(comparison: Comparison, *, fail_on_improvement: bool = False) -> list[str]:
+    """The failures of a comparison (exit 1)."""
+    checks: list[Check] = [check_regressions]
+    if fail_on_improvement:
+        checks.append(check_improvements)
+    return [message for check in checks if (message := check(comparison))]
+
+
+# Exit codes of a gate: a regression fails (1); with none, evidence that cannot separate a
+# regression from noise is its own outcome (3), so that CI can rerun instead of passing or
+# failing; bad input and mismatched environments are 2.
+EXIT_REGRESSION, EXIT_UNDECIDED = 1, 3
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What a comparison means for CI: the exit code and the messages behind it."""
+
+    failures: list[str]
+    undecided: list[str]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_REGRESSION if self.failures else EXIT_UNDECIDED if self.undecided else 0
+
+    def lines(self) -> list[str]:
+        return [f"FAIL: {m}" for m in self.failures] + [f"UNDECIDED: {m}" for m in self.undecided]
+
+
+def gate(comparison: Comparison, *, fail_on_improvement: bool = False) -> Gate:
+    """The failures (exit 1) and, without any, what is too noisy to decide (exit 3)."""
+    failures = run_checks(comparison, fail_on_improvement=fail_on_improvement)
+    undecided = [] if failures else [m for m in [check_undecided(comparison)] if m]
+    return Gate(failures, undecided)

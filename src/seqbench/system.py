@@ -1,0 +1,306 @@
+"""The machine seqbench measures on, as far as Linux tells: the CPUs this process may use
+(its affinity and cgroup quota), the load, the clocks, the frequency governor and turbo, and
+how busy other processes keep the CPUs right now (`look`). `checks` turns what it finds
+into the system check `seqbench check` prints, each line with advice.
+
+Everything is read from files under a root that tests replace with a fake one; what this
+system does not offer reads as None, never as a guess. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path("/")
+
+# Other processes keeping this many cores busy make a machine busy.
+BUSY_CORES = 0.5
+# Steal (a hypervisor's) or cgroup throttling above this share of the time: disturbed.
+STOLEN = 0.05
+
+# Fields of a /proc/stat cpu line: user nice system idle iowait irq softirq steal ...
+_USER, _NICE, _SYSTEM, _IDLE, _IOWAIT, _IRQ, _SOFTIRQ, _STEAL = range(8)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def affinity() -> set[int] | None:
+    """The CPUs this process may run on, where the system says."""
+    try:
+        return set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
+def cpu_ticks(root: Path, cpus: set[int] | None) -> tuple[int, int, int] | None:
+    """(busy, steal, total) clock ticks of the given CPUs (all when None), from /proc/stat."""
+    text = _read(root / "proc" / "stat")
+    if text is None:
+        return None
+    busy = steal = total = 0
+    found = False
+    for line in text.splitlines():
+        name, _, rest = line.partition(" ")
+        if not name.startswith("cpu") or name == "cpu":
+            continue
+        if cpus is not None and int(name[3:]) not in cpus:
+            continue
+        values = [int(v) for v in rest.split()]
+        values += [0] * (8 - len(values))
+        busy += sum(values[i] for i in (_USER, _NICE, _SYSTEM, _IRQ, _SOFTIRQ))
+        steal += values[_STEAL]
+        total += sum(values[:8])
+        found = True
+    return (busy, steal, total) if found else None
+
+
+def _cgroup_dirs(root: Path) -> list[Path]:
+    """The cgroup folders that hold this process's CPU controller (v2, then v1)."""
+    text = _read(root / "proc" / "self" / "cgroup") or ""
+    dirs = []
+    for line in text.splitlines():
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        relative = path.lstrip("/")
+        if controllers == "":
+            dirs.append(root / "sys" / "fs" / "cgroup" / relative)
+        elif "cpu" in controllers.split(","):
+            dirs.append(root / "sys" / "fs" / "cgroup" / "cpu" / relative)
+    return dirs
+
+
+def throttled_seconds(root: Path) -> float | None:
+    for folder in _cgroup_dirs(root):
+        text = _read(folder / "cpu.stat")
+        if text is None:
+            continue
+        fields = dict(line.split()[:2] for line in text.splitlines() if len(line.split()) >= 2)
+        if "throttled_usec" in fields:  # cgroup v2
+            return int(fields["throttled_usec"]) / 1e6
+        if "throttled_time" in fields:  # cgroup v1, nanoseconds
+            return int(fields["throttled_time"]) / 1e9
+    return None
+
+
+def cpu_quota(root: Path = ROOT) -> float | None:
+    """CPUs' worth of time the cgroup allows per period (None: no quota)."""
+    for folder in _cgroup_dirs(root):
+        text = _read(folder / "cpu.max")
+        if text is not None:  # v2: "max 100000" or "200000 100000"
+            quota, _, period = text.strip().partition(" ")
+            return None if quota == "max" else int(quota) / int(period)
+        quota_text = _read(folder / "cpu.cfs_quota_us")
+        period_text = _read(folder / "cpu.cfs_period_us")
+        if quota_text is not None and period_text is not None:
+            quota = int(quota_text)
+            return None if quota < 0 else quota / int(period_text)
+    return None
+
+
+def usable_cpus(root: Path = ROOT) -> float:
+    """How many CPUs' worth of time this process can have: its affinity, capped by the
+    cgroup's quota."""
+    cpus = affinity()
+    count = float(len(cpus) if cpus else (os.cpu_count() or 1))
+    quota = cpu_quota(root)
+    return min(count, quota) if quota is not None else count
+
+
+def load_average(root: Path = ROOT) -> float | None:
+    text = _read(root / "proc" / "loadavg")
+    try:
+        return float(text.split()[0]) if text else None
+    except (ValueError, IndexError):
+        return None
+
+
+def cpu_mhz(root: Path = ROOT, cpus: set[int] | None = None) -> float | None:
+    """The mean current clock of the given CPUs, from cpufreq or /proc/cpuinfo."""
+    values = []
+    base = root / "sys" / "devices" / "system" / "cpu"
+    for cpu in sorted(cpus) if cpus else []:
+        text = _read(base / f"cpu{cpu}" / "cpufreq" / "scaling_cur_freq")
+        if text and text.strip().isdigit():
+            values.append(int(text) / 1000)
+    if not values:
+        for line in (_read(root / "proc" / "cpuinfo") or "").splitlines():
+            if line.startswith("cpu MHz"):
+                try:
+                    values.append(float(line.split(":", 1)[1]))
+                except ValueError:
+                    continue
+    return sum(values) / len(values) if values else None
+
+
+@dataclass(frozen=True)
+class Machine:
+    """How busy the machine is now: the CPUs this process can use, the cores other
+    processes keep busy on them (over a short look), and the load average."""
+
+    cpus: float
+    others: float | None
+    load: float | None
+    steal: float | None = None
+
+    @property
+    def busy(self) -> bool:
+        return bool(
+            (self.others is not None and self.others >= BUSY_CORES)
+            or (self.load is not None and self.load > self.cpus + BUSY_CORES)
+            or (self.steal is not None and self.steal > STOLEN)
+        )
+
+    @property
+    def free(self) -> float:
+        """CPUs left for seqbench: all of them where the busy cores are unknown."""
+        return self.cpus if self.others is None else max(0.0, self.cpus - self.others)
+
+    def describe(self) -> str:
+        parts = []
+        if self.others is not None:
+            parts.append(f"other processes keep {self.others:.1f} of its {self.cpus:g} CPUs busy")
+        if self.load is not None:
+            parts.append(f"load average {self.load:.1f}")
+        if self.steal is not None and self.steal > STOLEN:
+            parts.append(f"a hypervisor takes {self.steal:.0%} of the CPUs")
+        return ", ".join(parts) or f"{self.cpus:g} CPUs"
+
+
+def look(seconds: float = 0.5, root: Path = ROOT) -> Machine:
+    """Watch the machine for `seconds` (this process idle) and say how busy it is."""
+    from seqbench.noise import interference, read_counters
+    from seqbench.timing import sleep
+
+    before = read_counters(root)
+    sleep(seconds)
+    after = read_counters(root)
+    seen = interference(before, after, threads=1, steps=1, root=root)
+    return Machine(usable_cpus(root), seen["others_cores"], after.load1, seen["steal_frac"])
+
+
+def governors(root: Path = ROOT, cpus: set[int] | None = None) -> set[str] | None:
+    """The frequency governors of the given CPUs, where cpufreq is exposed."""
+    base = root / "sys" / "devices" / "system" / "cpu"
+    found = {
+        text.strip()
+        for cpu in sorted(cpus or [])
+        if (text := _read(base / f"cpu{cpu}" / "cpufreq" / "scaling_governor"))
+    }
+    return found or None
+
+
+def turbo(root: Path = ROOT) -> bool | None:
+    """Whether the CPU may boost its clock above the base (None: not readable here)."""
+    base = root / "sys" / "devices" / "system" / "cpu"
+    no_turbo = _read(base / "intel_pstate" / "no_turbo")
+    if no_turbo is not None and no_turbo.strip() in ("0", "1"):
+        return no_turbo.strip() == "0"
+    boost = _read(base / "cpufreq" / "boost")
+    if boost is not None and boost.strip() in ("0", "1"):
+        return boost.strip() == "1"
+    return None
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the system check: what was read, whether it threatens a measurement,
+    and what to do about it."""
+
+    name: str
+    reading: str
+    ok: bool | None  # None: cannot tell here
+    advice: str = ""
+
+
+def checks(machine: Machine, threads: int, root: Path = ROOT) -> list[Check]:
+    """What threatens a measurement on this machine now, for `threads` torch threads."""
+    cpus = affinity()
+    quota = cpu_quota(root)
+    where = f"CPUs {','.join(str(c) for c in sorted(cpus))}" if cpus else "all CPUs"
+    limit = f", cgroup quota {quota:g}" if quota is not None else ", no cgroup quota"
+    found = [Check("CPUs", f"{machine.cpus:g} usable ({where}{limit})", True)]
+    if machine.others is None:
+        found.append(Check("other work", "not readable here (no /proc/stat)", None))
+    else:
+        found.append(
+            Check(
+                "other work",
+                f"{machine.others:.1f} of {machine.cpus:g} CPUs busy with other processes",
+                machine.others < BUSY_CORES,
+                "measure on a quiet machine; where you cannot (a shared runner), gate with "
+                "`seqbench ab`, which measures both versions side by side",
+            )
+        )
+    if machine.load is not None:
+        found.append(
+            Check(
+                "load average",
+                f"{machine.load:.2f} over the last minute",
+                machine.load <= machine.cpus + BUSY_CORES,
+                "more runnable tasks than CPUs: some wait for a core",
+            )
+        )
+    free = round(machine.free)
+    found.append(
+        Check(
+            "threads",
+            f"{threads} torch thread{'s' if threads != 1 else ''}, {machine.free:.1f} CPUs free",
+            threads <= max(free, 1),
+            f"threads that share a core with other work wait for each other at every "
+            f"parallel step: use --threads {max(free, 1)}",
+        )
+    )
+    if machine.steal is not None:
+        found.append(
+            Check(
+                "steal",
+                f"{machine.steal:.0%} of the CPUs' time given to other virtual machines",
+                machine.steal <= STOLEN,
+                "a busy host: use a dedicated instance, or gate with `seqbench ab`",
+            )
+        )
+    throttled = throttled_seconds(root)
+    if throttled is not None:
+        found.append(
+            Check(
+                "cgroup throttling",
+                f"{throttled:.1f} s throttled so far"
+                + (f" under a quota of {quota:g} CPUs" if quota is not None else ""),
+                throttled == 0 or quota is None,
+                "the container's CPU quota holds seqbench back: use --threads "
+                f"{max(1, int(quota or 1))} or raise the quota",
+            )
+        )
+    found_governors = governors(root, cpus)
+    if found_governors is None:
+        found.append(Check("frequency governor", "not readable (a VM or container?)", None))
+    else:
+        found.append(
+            Check(
+                "frequency governor",
+                ", ".join(sorted(found_governors)),
+                found_governors == {"performance"},
+                "clocks that follow the load make step times follow it too: "
+                "`sudo cpupower frequency-set -g performance`",
+            )
+        )
+    boost = turbo(root)
+    found.append(
+        Check(
+            "turbo",
+            {True: "on", False: "off", None: "not readable"}[boost],
+            None if boost is None else not boost,
+            "turbo clocks depend on temperature and on the other cores' load: turn it off "
+            "for steadier numbers, or compare only runs made the same way",
+        )
+    )
+    mhz = cpu_mhz(root, cpus)
+    if mhz is not None:
+        found.append(Check("clock", f"{mhz:.0f} MHz now", True))
+    return found
