@@ -9,12 +9,13 @@ import pytest
 from scipy import stats as sps
 
 from seqbench.cli import app
-from seqbench.compare import classify, compare_runs
+from seqbench.compare import compare_runs
 from seqbench.errors import SeqbenchError
 from seqbench.gate import run_checks
 from seqbench.schema import Measurement, ResultRow
 from seqbench.stats import mann_whitney_null, shift_ci_rank, shift_ratio
 from seqbench.storage import create_run, load_run
+from seqbench.verdicts import classify
 from tests.helpers import make_cell
 
 ENV = {

@@ -61,12 +61,30 @@ def test_a_worker_that_dies_becomes_an_error_row_with_its_last_words():
 
 
 def test_a_silent_worker_is_killed_after_its_limit_and_grace():
+    # The model blocks the in-process alarm (3 s) at its first step: only the kill at
+    # limit + grace stops it.
     request = CellRequest(
-        make_cell(arch="tests.fault_archs:stubborn", seq_len=100), FAST, timeout=0.5
+        make_cell(arch="tests.fault_archs:stubborn", seq_len=100), FAST, timeout=3.0
     )
     measurement = run_in_fresh_process(request, grace_s=1.5)
     assert measurement.row.status == "timeout"
-    assert measurement.row.message == "the cell's process stopped answering; killed after 2 s"
+    assert measurement.row.message == "the cell's process stopped answering; killed after 4.5 s"
+    assert 4.5 <= measurement.row.wall_s < 10
+
+
+def test_one_worker_serves_a_cells_rounds_and_a_new_cell_gets_a_fresh_one():
+    from seqbench.execute.isolated import CellWorkerExecutor, Launch
+
+    first, second = make_cell(**TINY), make_cell(**TINY, mode="train")
+    with CellWorkerExecutor(Launch()) as executor:
+        pids = []
+        for request in (CellRequest(first, FAST, round=1), CellRequest(first, FAST, round=2),
+                        CellRequest(second, FAST, round=1)):  # fmt: skip
+            executor.submit(request)
+            _, measurement = executor.next_finished()
+            assert measurement.row.status == "ok"
+            pids.append(executor._worker._proc.pid)
+        assert pids[0] == pids[1] != pids[2]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")

@@ -1,24 +1,14 @@
 """Compare two runs cell by cell, and gate on regressions that are both real and large.
 
-Timing is compared on the raw samples, not on medians alone. For each cell the change is
-estimated as a ratio (candidate / baseline) by the Hodges–Lehmann estimator on log times:
-the median of all pairwise differences log c_j - log b_i. Its confidence interval comes from
-the Mann–Whitney distribution (Hollander & Wolfe, "Nonparametric Statistical Methods", the
-"confidence interval for a shift"): it assumes nothing about the shape of the distribution.
+Timing is compared on the raw samples, not on medians alone: for each cell the change is
+estimated as a ratio (candidate / baseline) with its confidence interval, from two runs'
+samples (`compare_runs`, a shift estimate) or from rounds measured side by side
+(`compare_paired`, behind `seqbench ab`); seqbench.stats has the statistics and
+seqbench.verdicts the rules that turn an estimate into a verdict. A cell measured while
+other work disturbed it (flagged noisy) gets no verdict of change from `compare_runs`.
 
-A cell is a `regression` only when the slowdown is significant (the interval lies above 1)
-and larger than the threshold, and the fastest tenth of the samples slowed down past the
-threshold too. That last condition is what keeps a shared machine from crying wolf:
-interference from other work only ever adds time, so it moves the median and the slow
-tail but leaves the fast samples where they were, while a real slowdown moves them all.
-(On this project's 2-core CI machine, the median of a training cell drifted by up to 14%
-between identical runs, its 10th percentile by at most 7%.) A change inside the threshold
-is `unchanged` whatever its significance; a large change that is not significant, not
-shared by the fast samples, or whose interval is too wide to tell, is `inconclusive`.
-Deterministic figures (peak memory) are compared exactly.
-
-Nothing here prints. `compare_runs` returns data; `CHECKS` turn it into messages, and the
-CLI maps messages to the exit code.
+Nothing here prints. The comparison is data; seqbench.gate turns it into messages and an
+exit code.
 """
 
 from __future__ import annotations
@@ -31,19 +21,17 @@ from typing import TYPE_CHECKING, Any
 from seqbench.env import COMPARED_KEYS
 from seqbench.errors import SeqbenchError
 from seqbench.schema import Cell, ResultRow, higher_is_better
-from seqbench.stats import RatioEstimate, shift_ratio
+from seqbench.stats import paired_ratio, shift_ratio
+from seqbench.verdicts import (
+    VERDICTS,
+    CellComparison,
+    classify,
+    classify_exact,
+    judged,
+)
 
 if TYPE_CHECKING:
     from seqbench.storage import Run
-
-VERDICTS = (
-    "regression",
-    "improvement",
-    "unchanged",
-    "inconclusive",
-    "model-changed",
-    "not-measured",
-)
 
 
 @dataclass(frozen=True)
@@ -79,68 +67,6 @@ def get_metric(name: str) -> Metric:
         return METRICS[name]
     except KeyError:
         raise SeqbenchError(f"unknown metric {name!r}; choose from: {', '.join(METRICS)}") from None
-
-
-# --------------------------------------------------------------------------- verdicts
-
-
-def classify(est: RatioEstimate, threshold: float, lower_is_better: bool = True) -> tuple[str, str]:
-    """(verdict, note) for a ratio, its interval and its fast-sample ratio."""
-    up, down = 1 + threshold, 1 / (1 + threshold)
-    flip = (lambda x: x) if lower_is_better else (lambda x: 1 / x)
-    worse, fast = flip(est.ratio), flip(est.fast_ratio)
-    lo, hi = sorted((flip(est.ci_low), flip(est.ci_high)))
-    if lo > 1 and worse > up:
-        if fast > up:
-            return "regression", ""
-        return (
-            "inconclusive",
-            f"the fastest samples changed by only {fast - 1:+.1%}: interference, not a slowdown?",
-        )
-    if hi < 1 and worse < down:
-        if fast < down:
-            return "improvement", ""
-        return (
-            "inconclusive",
-            f"the fastest samples changed by only {fast - 1:+.1%}: noise in the baseline?",
-        )
-    if down <= worse <= up and not (lo < down and hi > up):
-        return "unchanged", ""
-    if lo < down and hi > up:
-        return "inconclusive", "too noisy to tell: the interval spans the threshold on both sides"
-    return "inconclusive", "a large change, but not a significant one"
-
-
-def classify_exact(base: float, cand: float, threshold: float, lower_is_better: bool = True) -> str:
-    """For deterministic figures: any change beyond the threshold counts."""
-    if base == cand:
-        return "unchanged"
-    ratio = cand / base if base else math.inf
-    worse = ratio if lower_is_better else 1 / ratio
-    if worse > 1 + threshold:
-        return "regression"
-    if worse < 1 / (1 + threshold):
-        return "improvement"
-    return "unchanged"
-
-
-@dataclass(frozen=True)
-class CellComparison:
-    cell: Cell
-    verdict: str
-    baseline: float | None = None
-    candidate: float | None = None
-    ratio: float | None = None
-    ci_low: float | None = None
-    ci_high: float | None = None
-    p_value: float | None = None
-    fast_ratio: float | None = None
-    n_baseline: int = 0
-    n_candidate: int = 0
-    note: str = ""
-    # An inconclusive cell whose evidence does not rule out a regression: what makes a
-    # comparison "too noisy to decide".
-    undecided: bool = False
 
 
 @dataclass(frozen=True)
@@ -257,38 +183,6 @@ def _compare_cell(
     )
 
 
-def judged(
-    cell: Cell,
-    verdict: str,
-    note: str,
-    est: RatioEstimate,
-    base: float | None,
-    cand: float | None,
-    n_base: int,
-    n_cand: int,
-    threshold: float,
-    lower_is_better: bool = True,
-) -> CellComparison:
-    """A cell's comparison from its estimate: undecided when it is inconclusive and its
-    interval reaches past the threshold on the worse side."""
-    worst = est.ci_high if lower_is_better else 1 / est.ci_low
-    return CellComparison(
-        cell,
-        verdict,
-        base,
-        cand,
-        est.ratio,
-        est.ci_low,
-        est.ci_high,
-        est.p_value,
-        est.fast_ratio,
-        n_base,
-        n_cand,
-        note,
-        undecided=verdict == "inconclusive" and worst > 1 + threshold,
-    )
-
-
 def check_threshold(threshold: float) -> None:
     if not (math.isfinite(threshold) and threshold > 0):
         raise SeqbenchError(f"--threshold: expected a fraction > 0 (0.05 for 5%), got {threshold}")
@@ -347,6 +241,57 @@ def compare_runs(
         candidate_id=candidate.run_id,
         cells=cells,
         only_baseline=missing,
+        only_candidate=[k for k in cand_rows if k not in base_rows],
+        env_differences=compute_env_differences(
+            baseline.meta.get("env", {}), candidate.meta.get("env", {})
+        ),
+    )
+
+
+def compare_paired(
+    baseline: Run,
+    candidate: Run,
+    pairs: dict[str, Any],
+    *,
+    threshold: float = 0.10,
+) -> Comparison:
+    """Two runs measured side by side (`seqbench ab`): each cell's change is estimated from
+    its per-round pairs of medians (`pairs[cell_id].baseline` / `.candidate`), whatever the
+    machine did, since each pair saw the same moment. Failed and changed cells are judged
+    as `compare_runs` judges them."""
+    check_threshold(threshold)
+    time = get_metric("time")
+    base_rows = {r.cell: r for r in baseline.rows}
+    cand_rows = {r.cell: r for r in candidate.rows}
+    cells = []
+    for key, base in base_rows.items():
+        cand, paired = cand_rows.get(key), pairs.get(base.cell_id)
+        if cand is None:
+            continue
+        if base.status != "ok" or cand.status != "ok" or base.params != cand.params:
+            cells.append(_compare_cell(base, cand, [], [], time, threshold))
+        elif paired is None or len(paired.baseline) < 2:
+            note = "fewer than 2 paired rounds"
+            cells.append(CellComparison(key, "inconclusive", note=note, undecided=True))
+        else:
+            est = paired_ratio(
+                paired.baseline,
+                paired.candidate,
+                baseline_samples=baseline.samples.get(base.cell_id),
+                candidate_samples=candidate.samples.get(cand.cell_id),
+            )
+            verdict, note = classify(est, threshold)
+            n = len(paired.baseline)
+            cells.append(
+                judged(key, verdict, note, est, base.median_s, cand.median_s, n, n, threshold)
+            )
+    return Comparison(
+        metric=time,
+        threshold=threshold,
+        baseline_id=baseline.run_id,
+        candidate_id=candidate.run_id,
+        cells=cells,
+        only_baseline=[k for k in base_rows if k not in cand_rows],
         only_candidate=[k for k in cand_rows if k not in base_rows],
         env_differences=compute_env_differences(
             baseline.meta.get("env", {}), candidate.meta.get("env", {})

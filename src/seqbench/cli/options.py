@@ -18,6 +18,7 @@ from typing import Any
 
 import typer
 
+ARGUMENT = "argument"  # a positional argument of the command
 AXIS = "axis"  # a comma-separated list: one axis of the matrix
 SWITCH_AXIS = "switch-axis"  # a --x/--no-x flag that fixes a boolean axis to one value
 SETTING = "setting"  # one value of the suite's [measure], [train] or [run] settings
@@ -39,6 +40,13 @@ class Option:
         return "--" + self.name.replace("_", "-")
 
     def parameter(self) -> inspect.Parameter:
+        if self.kind == ARGUMENT:
+            return inspect.Parameter(
+                self.name,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                default=typer.Argument(..., help=self.help),
+                annotation=self.type or str,
+            )
         names = self.flags or (
             (f"{self.flag}/--no-{self.flag[2:]}",) if self.switch else (self.flag,)
         )

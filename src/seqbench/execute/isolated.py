@@ -1,20 +1,29 @@
-"""The subprocess executor (`--isolate`): every cell in a fresh Python process.
+"""Cells in other Python processes: the parent side of the worker protocol (worker.py).
 
-A crash, a leak or a hang there costs one cell: a worker that dies becomes an `error` row
-saying how (the signal, or its exit code and last line of stderr), and one that stops
-answering is killed once the cell's time limit and a start-up grace have passed, and
-becomes a `timeout` row. The child side and the protocol are in worker.py.
+A `Worker` is one child process that measures the requests it is sent, one at a time: a
+request goes down its stdin as a JSON line, the answer comes back as a JSON line on a pipe
+of its own (stdout and stderr stay free for whatever a model prints; the last line of
+stderr is kept for the message if the child dies). A crash, a leak or a hang there costs
+one cell: a worker that dies becomes an `error` row saying how (the signal, or its exit
+code and last words), and one that stops answering is killed once the cell's time limit
+and a start-up grace have passed, and becomes a `timeout` row.
+
+`SubprocessExecutor` (`--isolate`) gives every cell a fresh worker. A worker can also run
+another interpreter or another version of the user's code (`Launch`), which is how
+`seqbench ab` measures two versions side by side.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
+from dataclasses import dataclass, field
 
 from seqbench.execute.base import OneAtATime
 from seqbench.request import CellRequest
@@ -26,6 +35,34 @@ from seqbench.timing import Stopwatch
 STARTUP_GRACE_S = 30.0
 
 
+def import_path() -> str:
+    """This process's import path as PYTHONPATH, so that a worker imports what this process
+    can (seqbench from a source tree, a user's own architectures)."""
+    return os.pathsep.join(p for p in sys.path if p)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How a worker is started: which interpreter, and what goes first on its import path.
+
+    The default is this interpreter with this process's import path. Another interpreter
+    (a torch upgrade, say) keeps its own packages: only `path` is put before them.
+    """
+
+    python: str = sys.executable
+    path: tuple[str, ...] = ()
+    inherit_path: bool = True  # append this process's import path (same interpreter only)
+    # Where the worker starts: `python -m` puts it first on the import path, before `path`.
+    cwd: str | None = None
+
+    def environment(self) -> dict[str, str]:
+        parts = list(self.path) + ([import_path()] if self.inherit_path else [])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in parts if p)}
+        if not env["PYTHONPATH"]:
+            del env["PYTHONPATH"]
+        return env
+
+
 def _signal_name(returncode: int) -> str:
     try:
         return signal.Signals(-returncode).name
@@ -33,63 +70,123 @@ def _signal_name(returncode: int) -> str:
         return f"signal {-returncode}"
 
 
-def worker_command() -> list[str]:
-    return [sys.executable, "-m", "seqbench.execute.worker"]
+@dataclass
+class Worker:
+    """One worker process, started on first use; `measure` never raises for a cell."""
 
+    launch: Launch = field(default_factory=Launch)
+    grace_s: float = STARTUP_GRACE_S
+    _proc: subprocess.Popen | None = None
+    _answers: int | None = None  # read end of the answers pipe
+    _stderr: object = None  # a temporary file holding the worker's stderr
+    _buffer: bytes = b""
 
-def import_path() -> str:
-    """This process's import path as PYTHONPATH, so that a worker imports what this process
-    can (seqbench from a source tree, a user's own architectures)."""
-    return os.pathsep.join(p for p in sys.path if p)
+    def start(self) -> None:
+        read, write = os.pipe()
+        # Kept open for the worker's life (closed in `close`), read if it dies.
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
+        self._proc = subprocess.Popen(
+            [self.launch.python, "-m", "seqbench.execute.worker", f"/dev/fd/{write}"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
+            pass_fds=(write,),
+            env=self.launch.environment(),
+            cwd=self.launch.cwd,
+        )
+        os.close(write)
+        self._answers = read
 
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
 
-def worker_environment() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": import_path()}
+    def measure(self, request: CellRequest) -> Measurement:
+        from seqbench.measure import failure
+
+        watch = Stopwatch()
+        if self._proc is None:
+            self.start()
+        limit = None if request.timeout is None else request.timeout + self.grace_s
+        try:
+            self._proc.stdin.write((json.dumps(request.to_dict()) + "\n").encode())
+            self._proc.stdin.flush()
+            line = self._read_line(limit, watch)
+        except BrokenPipeError:  # it died before reading the request
+            line = b""
+        except BaseException:  # Ctrl-C: do not leave the worker behind
+            self.close(kill=True)
+            raise
+        if line is None:  # no answer in time: stop it for good
+            self.close(kill=True)
+            message = f"the cell's process stopped answering; killed after {limit:g} s"
+            return failure(request.cell, "timeout", message, wall_s=watch.elapsed())
+        if not line:
+            message = self._death()
+            self.close()
+            return failure(request.cell, "error", message, wall_s=watch.elapsed())
+        answer = json.loads(line)
+        return Measurement(ResultRow.from_dict(answer["row"]), answer["samples"])
+
+    def _read_line(self, limit: float | None, watch: Stopwatch) -> bytes | None:
+        """The next answer line; b"" if the worker closed its end (it died), None if it ran
+        out of time."""
+        while b"\n" not in self._buffer:
+            left = None if limit is None else max(0.0, limit - watch.elapsed())
+            ready, _, _ = select.select([self._answers], [], [], left)
+            if not ready:
+                return None
+            chunk = os.read(self._answers, 1 << 16)
+            if not chunk:
+                return b""
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line
+
+    def _death(self) -> str:
+        """How the worker died, and its last words on stderr."""
+        returncode = self._proc.wait()
+        how = _signal_name(returncode) if returncode < 0 else f"exit code {returncode}"
+        self._stderr.seek(0)
+        err = self._stderr.read().decode(errors="replace")
+        last = next((line for line in reversed(err.splitlines()) if line.strip()), "")
+        return f"the cell's process died ({how}){': ' + last if last else ''}"
+
+    def close(self, *, kill: bool = False) -> None:
+        """End the worker: it exits when its stdin closes, or is killed (`kill`, or if it
+        does not exit within a few seconds)."""
+        if self._proc is not None:
+            if kill:
+                self._proc.kill()
+            with contextlib.suppress(BrokenPipeError):
+                self._proc.stdin.close()
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+        if self._answers is not None:
+            os.close(self._answers)
+            self._answers = None
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+        self._buffer = b""
 
 
 def run_in_fresh_process(request: CellRequest, grace_s: float | None = None) -> Measurement:
     """Measure `request` in a new worker process; a dead or hung worker becomes a row."""
-    from seqbench.measure import failure
-
-    watch = Stopwatch()
-    grace = STARTUP_GRACE_S if grace_s is None else grace_s
-    limit = None if request.timeout is None else request.timeout + grace
-    with tempfile.TemporaryDirectory(prefix="seqbench-cell-") as tmp:
-        answers = Path(tmp) / "answers.jsonl"
-        proc = subprocess.Popen(
-            [*worker_command(), str(answers)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=worker_environment(),
-        )
-        try:
-            _, err = proc.communicate(json.dumps(request.to_dict()) + "\n", timeout=limit)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            message = f"the cell's process stopped answering; killed after {limit:g} s"
-            return failure(request.cell, "timeout", message, wall_s=watch.elapsed())
-        except BaseException:  # Ctrl-C: do not leave the worker behind
-            proc.kill()
-            proc.communicate()
-            raise
-        lines = answers.read_text(encoding="utf-8").splitlines() if answers.exists() else []
-        if proc.returncode != 0 or not lines:
-            how = (
-                _signal_name(proc.returncode)
-                if proc.returncode < 0
-                else f"exit code {proc.returncode}"
-            )
-            last = next((line for line in reversed(err.splitlines()) if line.strip()), "")
-            message = f"the cell's process died ({how}){': ' + last if last else ''}"
-            return failure(request.cell, "error", message, wall_s=watch.elapsed())
-        answer = json.loads(lines[0])
-    return Measurement(ResultRow.from_dict(answer["row"]), answer["samples"])
+    worker = Worker(grace_s=STARTUP_GRACE_S if grace_s is None else grace_s)
+    try:
+        return worker.measure(request)
+    finally:
+        worker.close()
 
 
 class SubprocessExecutor(OneAtATime):
+    """`--isolate`: every cell in a fresh worker process."""
+
     name = "subprocess"
 
     def __init__(self, grace_s: float | None = None) -> None:
@@ -98,3 +195,54 @@ class SubprocessExecutor(OneAtATime):
 
     def run(self, request: CellRequest) -> Measurement:
         return run_in_fresh_process(request, self._grace)
+
+
+class CellWorkerExecutor(OneAtATime):
+    """One worker per cell, kept across the cell's rounds: a fresh process for every cell,
+    started once however many passes it gets (how `seqbench ab` runs each version)."""
+
+    name = "worker-per-cell"
+
+    def __init__(self, launch: Launch, grace_s: float | None = None) -> None:
+        super().__init__()
+        self._launch = launch
+        self._grace = STARTUP_GRACE_S if grace_s is None else grace_s
+        self._worker: Worker | None = None
+        self._cell_id = ""
+
+    def run(self, request: CellRequest) -> Measurement:
+        if self._worker is None or self._cell_id != request.cell.cell_id or not self._worker.alive:
+            self.close_worker()
+            self._worker = Worker(self._launch, self._grace)
+            self._cell_id = request.cell.cell_id
+        return self._worker.measure(request)
+
+    def close_worker(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+
+    def __exit__(self, *exc: object) -> None:
+        self.close_worker()
+        super().__exit__(*exc)
+
+
+def worker_command() -> list[str]:
+    return [sys.executable, "-m", "seqbench.execute.worker"]
+
+
+def worker_environment() -> dict[str, str]:
+    return Launch().environment()
+
+
+__all__ = [
+    "STARTUP_GRACE_S",
+    "CellWorkerExecutor",
+    "Launch",
+    "SubprocessExecutor",
+    "Worker",
+    "import_path",
+    "run_in_fresh_process",
+    "worker_command",
+    "worker_environment",
+]

@@ -122,8 +122,13 @@ class Scheduler:
     def measure_one(self, request: CellRequest) -> Measurement:
         """Run one request now and record it (for searches such as the memory frontier,
         whose next request depends on this one's answer)."""
+        return self.measure_pass(request)[1]
+
+    def measure_pass(self, request: CellRequest) -> tuple[Measurement, Measurement]:
+        """Run one request now and record it: (this pass alone, the cell as recorded, its
+        earlier rounds pooled in)."""
         self.executor.submit(request)
-        return self._collect()
+        return self._collect_pass()
 
     # ------------------------------------------------------------------ internals
 
@@ -146,13 +151,16 @@ class Scheduler:
         return next((o for o in self._ooms if at_least_as_large(cell, o)), None)
 
     def _collect(self) -> Measurement:
+        return self._collect_pass()[1]
+
+    def _collect_pass(self) -> tuple[Measurement, Measurement]:
         request, measurement = self.executor.next_finished()
         if measurement.row.status == "oom":
             oom = request.cell
             self._ooms.append(oom)
             if self.config.skip_larger:
                 self.executor.cancel(lambda r: at_least_as_large(r.cell, oom), _larger_than(oom))
-        return self.record(measurement)
+        return measurement, self.record(measurement)
 
     def record(self, measurement: Measurement) -> Measurement:
         """Pool a pass with the cell's earlier rounds, add its MFU, and save it in the run:

@@ -65,7 +65,7 @@ def layout(
     keep, constants = [], []
     for i, col in enumerate(columns):
         column_values = {v[i] for v in values}
-        if col.fold and len(column_values) == 1 and len(items) > 1:
+        if col.fold and len(column_values) == 1:
             only = column_values.pop()
             if only != "-":  # an empty setting (no task) goes without saying
                 constants.append(f"{col.header} {only}")

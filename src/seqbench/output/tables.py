@@ -171,7 +171,7 @@ def format_comparison(comparison: Any) -> TableText:
 
 def format_comparison_summary(comparison: Any) -> list[str]:
     """Lines under the table: the verdict counts, cells in one run only, environment notes."""
-    from seqbench.compare import VERDICTS
+    from seqbench.verdicts import VERDICTS
 
     counts = [f"{comparison.count(v)} {v}" for v in VERDICTS if comparison.count(v)]
     lines = [
