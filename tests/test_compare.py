@@ -13,7 +13,14 @@ from seqbench.compare import compare_runs
 from seqbench.errors import SeqbenchError
 from seqbench.gate import run_checks
 from seqbench.schema import Measurement, ResultRow
-from seqbench.stats import mann_whitney_null, shift_ci_rank, shift_ratio
+from seqbench.stats import (
+    mann_whitney_null,
+    paired_ratio,
+    shift_ci_rank,
+    shift_ratio,
+    signed_rank_ci_rank,
+    signed_rank_null,
+)
 from seqbench.storage import create_run, load_run
 from seqbench.verdicts import classify
 from tests.helpers import make_cell
@@ -349,3 +356,109 @@ def test_accuracy_is_compared_in_the_tasks_direction(tmp_path):
     result = compare_runs(run(0.90, 0.010), run(0.70, 0.005), metric="accuracy")
     verdicts = {c.cell.task: c.verdict for c in result.cells}
     assert verdicts == {"digits": "regression", "adding": "improvement"}  # accuracy down, mse down
+
+
+# --------------------------------------------------------------------------- holes in a gate
+
+
+def test_an_empty_candidate_is_refused_not_passed(cli, pair, tmp_path):
+    empty = make_run(tmp_path / "results", []).path
+    result = cli.invoke(app, ["compare", str(pair["base"]), str(empty)])
+    assert result.exit_code == 2
+    assert "has no cells: nothing to compare" in result.stderr
+
+
+def test_a_header_without_rows_is_refused_not_passed(cli, pair, tmp_path):
+    loaded = load_run(pair["base"])
+    header = (pair["base"] / "results.csv").read_text().splitlines()[0] + "\n"
+    (tmp_path / "empty.csv").write_text(header)
+    (tmp_path / "empty.meta.json").write_text(json.dumps(loaded.meta))
+    result = cli.invoke(app, ["compare", str(pair["base"]), str(tmp_path / "empty.csv")])
+    assert result.exit_code == 2 and "has no cells" in result.stderr
+
+
+def test_runs_with_no_cell_in_common_are_refused(cli, tmp_path):
+    s = lognormal(1, 20)
+    a = make_run(tmp_path / "results", [(row_for(make_cell(arch="rnn"), s), s)]).path
+    b = make_run(tmp_path / "results", [(row_for(make_cell(arch="gru"), s), s)]).path
+    result = cli.invoke(app, ["compare", str(a), str(b), "--allow-missing"])
+    assert result.exit_code == 2
+    assert "have no cells in common: they measured different matrices" in result.stderr
+
+
+def test_missing_cells_are_refused_unless_allowed(cli, pair, tmp_path):
+    s = lognormal(9, 40)
+    partial = make_run(tmp_path / "results", [(row_for(make_cell(arch="rnn"), s), s)]).path
+    refused = cli.invoke(app, ["compare", str(pair["base"]), str(partial)])
+    assert refused.exit_code == 2
+    assert "the candidate lacks 1 of the baseline's 2 cells" in refused.stderr
+    allowed = cli.invoke(app, ["compare", str(pair["base"]), str(partial), "--allow-missing"])
+    assert allowed.exit_code == 0, allowed.output
+    assert "only in the baseline (1)" in allowed.stderr
+
+
+def test_evidence_that_cannot_rule_out_a_regression_exits_3(cli, tmp_path):
+    cell = make_cell()
+    wide = list(np.random.default_rng(3).lognormal(np.log(1e-3), 0.6, 8))
+    base = make_run(tmp_path / "results", [(row_for(cell, wide), wide)]).path
+    later = [x * 1.02 for x in reversed(wide)]
+    cand = make_run(tmp_path / "results", [(row_for(cell, later), later)]).path
+    result = cli.invoke(app, ["compare", str(base), str(cand), "--format", "json"])
+    assert result.exit_code == 3, result.output
+    data = json.loads(result.stdout)
+    assert data["exit_code"] == 3 and data["failures"] == []
+    assert data["undecided"] == [
+        "1 cell too noisy to decide: a regression past 10% cannot be ruled out; rerun (on a "
+        "quieter machine, with more --rounds, or side by side with `seqbench ab`)"
+    ]
+    assert data["cells"][0]["verdict"] == "inconclusive" and data["cells"][0]["undecided"]
+
+
+def test_a_change_on_a_noisy_cell_is_no_verdict(tmp_path):
+    cell = make_cell()
+    base_samples, slow = lognormal(1, 40), [x * 1.5 for x in lognormal(2, 40)]
+    base = make_run(tmp_path, [(row_for(cell, base_samples), base_samples)])
+    flagged = "its 2 threads shared 2 CPUs with 1.9 cores of other work"
+    cand = make_run(tmp_path, [(row_for(cell, slow, noisy=flagged), slow)])
+    (result,) = compare_runs(base, cand).cells
+    assert result.verdict == "inconclusive" and result.undecided
+    assert result.note == f"a +50% change, but noisy: the candidate ({flagged})"
+    clean = make_run(tmp_path, [(row_for(cell, slow), slow)])
+    assert compare_runs(base, clean).cells[0].verdict == "regression"
+
+
+# --------------------------------------------------------------------------- paired rounds
+
+
+def test_signed_rank_null_distribution_matches_the_exact_counts():
+    # n = 4: 16 sign patterns; W+ = 0..10 arises in 1,1,1,2,2,2,2,2,1,1,1 of them.
+    probs = signed_rank_null(4)
+    np.testing.assert_allclose(probs * 16, [1, 1, 1, 2, 2, 2, 2, 2, 1, 1, 1])
+
+
+def test_paired_interval_ranks_match_the_tables():
+    # Two-sided 5% critical values of W: n=8 -> 3, n=10 -> 8, n=20 -> 52 (c-1 = critical).
+    assert [signed_rank_ci_rank(n) for n in (8, 10, 20)] == [3, 8, 52]
+    assert signed_rank_ci_rank(5) == 0  # too few pairs for 95%: the full range
+    assert abs(signed_rank_ci_rank(40) - (40 * 41 / 4 - 1.96 * np.sqrt(40 * 41 * 81 / 24))) < 2
+
+
+def test_paired_ratio_recovers_a_shift_that_drift_hides_from_two_runs():
+    # The machine slows down 2% a round; the candidate costs 5% more in every round.
+    base = [1e-3 * 1.02**k for k in range(10)]
+    cand = [b * 1.05 for b in base]
+    est = paired_ratio(base, cand)
+    assert est.ratio == pytest.approx(1.05)
+    assert est.ci_low == pytest.approx(1.05) and est.ci_high == pytest.approx(1.05)
+    unpaired = shift_ratio(base, cand)
+    assert unpaired.ci_low < 1 < unpaired.ci_high  # the drift swamps it without the pairs
+
+
+def test_paired_ratio_on_fixed_pairs():
+    base = [1.0] * 8
+    cand = [1.30, 1.32, 1.28, 1.31, 1.29, 1.30, 1.33, 1.27]
+    est = paired_ratio(base, cand)
+    walsh = sorted((np.log(a) + np.log(b)) / 2 for i, a in enumerate(cand) for b in cand[i:])
+    assert est.ratio == pytest.approx(np.exp(np.median(walsh)))
+    assert (est.ci_low, est.ci_high) == pytest.approx((np.exp(walsh[3]), np.exp(walsh[-4])))
+    assert est.p_value == pytest.approx(2 / 256)  # every sign positive, n = 8

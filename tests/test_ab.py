@@ -1,0 +1,138 @@
+"""`seqbench ab` end to end, on two refs of a small git repository holding a user factory."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from seqbench.cli import app
+from seqbench.storage import load_run
+from tests.helpers import FAST_FLAGS
+
+FACTORY = """
+import torch
+from torch import nn
+
+REPEATS = {repeats}
+
+
+class Core(nn.Module):
+    def __init__(self, shape):
+        super().__init__()
+        self.proj = nn.Linear(shape.input_size, shape.hidden)
+        self.mix = nn.Linear(shape.hidden, shape.hidden)
+
+    def forward(self, x):
+        h = self.proj(x)
+        for _ in range(REPEATS):
+            h = torch.tanh(self.mix(h))
+        return h
+
+
+def make_core(shape):
+    return Core(shape)
+"""
+
+CELL = ["--seq-len", "32", "--batch-size", "8", "--hidden", "32", "--mode", "infer"]
+# Quick rounds: a few samples of a few milliseconds each, six pairs.
+QUICK = ["--min-time", "0.6", "--min-repeats", "6", "--warmup-time", "0.05", "--rounds", "6"]
+
+
+def git(repo, *args):
+    return subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t", *args],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """A repository whose `slower` tag does four times the work of `base` (same parameters)."""
+    root = tmp_path_factory.mktemp("repo")
+    package = root / "abfactory"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    git(root, "init", "-q")
+    for tag, repeats in (("base", 2), ("slower", 8)):
+        (package / "models.py").write_text(FACTORY.format(repeats=repeats))
+        git(root, "add", "-A")
+        git(root, "commit", "-qm", tag)
+        git(root, "tag", tag)
+    return root
+
+
+@pytest.fixture
+def in_repo(repo, monkeypatch):
+    monkeypatch.chdir(repo)
+    monkeypatch.syspath_prepend(str(repo))  # the parent checks the factory before measuring
+    return repo
+
+
+def ab(cli, out, *args):
+    return cli.invoke(
+        app,
+        ["ab", *args, "--arch", "abfactory.models:make_core", *CELL, *QUICK, "--threads", "1",
+         "--out", str(out), "--format", "json"],
+    )  # fmt: skip
+
+
+def test_four_times_the_work_is_a_regression(cli, in_repo, tmp_path):
+    result = ab(cli, tmp_path, "base", "slower")
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.stdout)
+    (cell,) = data["cells"]
+    assert cell["verdict"] == "regression" and cell["ratio"] > 1.5
+    assert cell["n_baseline"] == cell["n_candidate"] == 6  # six pairs of rounds
+    assert data["failures"] == ["1 cell regressed (time, more than 10% and significant)"]
+    base, cand = (load_run(data[side], tmp_path) for side in ("baseline", "candidate"))
+    assert base.meta["ab"]["version"] == "base" and cand.meta["ab"]["version"] == "slower"
+    assert base.meta["ab"]["partner"] == cand.run_id and cand.meta["ab"]["partner"] == base.run_id
+    assert base.meta["env"]["git_commit"] == git(in_repo, "rev-parse", "base^{commit}")
+    assert cand.meta["env"]["git_commit"] == git(in_repo, "rev-parse", "slower^{commit}")
+    assert base.rows[0].params == cand.rows[0].params  # same model, more work
+    assert base.rows[0].rounds == cand.rows[0].rounds == 6
+    assert git(in_repo, "worktree", "list").count("\n") == 0  # the worktrees are gone
+
+
+def test_the_same_code_twice_is_no_regression(cli, in_repo, tmp_path):
+    result = ab(cli, tmp_path, "base", "base")
+    assert result.exit_code in (0, 3), result.output  # 3: the machine was too busy to tell
+    (cell,) = json.loads(result.stdout)["cells"]
+    assert cell["verdict"] in ("unchanged", "inconclusive")
+    assert 0.8 < cell["ratio"] < 1.25
+
+
+def test_the_working_tree_is_a_version_too(cli, in_repo, tmp_path):
+    result = ab(cli, tmp_path, "slower", ".")  # the checkout is at `slower`
+    assert result.exit_code in (0, 3), result.output
+    data = json.loads(result.stdout)
+    assert load_run(data["candidate"], tmp_path).meta["ab"]["version"] == "."
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["base", "nope"], "nope: no such commit, branch or tag in"),
+        (["base", "slower", "--rounds", "5"], "--rounds: expected at least 6"),
+        (["base", "slower", "--threshold", "0"], "--threshold: expected a fraction > 0"),
+        (["base", "python:/no/such/python"], "python:/no/such/python: cannot run it"),
+        (["base", "slower", "--format", "html"], "--format: expected table, markdown or json"),
+    ],
+)
+def test_bad_versions_and_options_are_one_line(cli, in_repo, tmp_path, args, message):
+    fast = [flag for flag in FAST_FLAGS if flag != "--no-ceiling"]  # ab measures no MFU
+    result = cli.invoke(app, ["ab", *args, "--arch", "abfactory.models:make_core", *fast])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+    assert git(in_repo, "worktree", "list").count("\n") == 0
+
+
+def test_outside_a_repository_refs_are_one_line(cli, tmp_path, monkeypatch, repo):
+    monkeypatch.syspath_prepend(str(repo))
+    result = cli.invoke(
+        app, ["ab", "a", "b", "--repo", str(tmp_path), "--arch", "abfactory.models:make_core"]
+    )
+    assert result.exit_code == 2
+    assert f"--repo {tmp_path}: not a git repository" in result.stderr
