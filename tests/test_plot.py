@@ -131,3 +131,42 @@ def test_plots_without_their_library_say_how_to_install_it(monkeypatch):
         MissingDependency, match=r"needs matplotlib, .*: pip install 'seqbench\[report\]'"
     ):
         render_image(chart, "png")
+
+
+def rows_with_intervals():
+    rows = power_rows("rnn", LENGTHS, 1.0)
+    return [
+        dataclasses.replace(
+            r,
+            ci_low_s=r.median_s * 0.9,
+            ci_high_s=r.median_s * 1.25,
+            noisy="its interval is ±18%, wider than ±10%" if r.seq_len == 64 else "",
+        )  # fmt: skip
+        for r in rows
+    ]
+
+
+def test_every_time_point_carries_its_interval_and_noisy_points_are_marked():
+    (series,) = build_chart(rows_with_intervals(), "median_s").series
+    assert series.low == pytest.approx([y * 0.9 for y in series.y])
+    assert series.high == pytest.approx([y * 1.25 for y in series.y])
+    assert series.noisy == (False, True, False, False)
+    # A rate's interval comes from the time's, the faster end giving the higher rate.
+    (rate,) = build_chart(rows_with_intervals(), "seq_per_s").series
+    assert rate.low == pytest.approx([y / 1.25 for y in rate.y])
+    assert rate.high == pytest.approx([y / 0.9 for y in rate.y])
+    assert build_chart(rows_with_intervals(), "peak_mem_bytes").series[0].low == ()
+
+
+def test_a_drawn_chart_shows_intervals_and_names_the_noisy_points():
+    pytest.importorskip("matplotlib")
+    svg = render_image(build_chart(rows_with_intervals(), "median_s"), "svg").decode()
+    assert "noisy (see the noise column)" in svg
+    quiet = [dataclasses.replace(r, noisy="") for r in rows_with_intervals()]
+    assert (
+        "noisy (see the noise column)"
+        not in render_image(build_chart(quiet, "median_s"), "svg").decode()
+    )
+    pytest.importorskip("plotext")
+    text = render_text(build_chart(rows_with_intervals(), "median_s"), 100, 25)
+    assert "? noisy: see the noise column" in text

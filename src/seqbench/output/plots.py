@@ -54,6 +54,10 @@ class Series:
     y: tuple[float, ...]
     fit: PowerLaw | None = None
     point_labels: tuple[str, ...] = ()
+    # Each point's 95% interval, in the axis units (empty: no interval for this metric).
+    low: tuple[float, ...] = ()
+    high: tuple[float, ...] = ()
+    noisy: tuple[bool, ...] = ()  # points whose timing is flagged noisy
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,19 @@ def _unit(metric: str, values: Sequence[float]) -> tuple[float, str]:
     return 1.0, "sequences/s"
 
 
+def _interval(row: ResultRow, metric: str) -> tuple[float, float] | None:
+    """A point's 95% interval in the metric's own units: the median time's, or the rate's
+    that follows from it (a faster bound is a higher rate)."""
+    if row.ci_low_s is None or row.ci_high_s is None or not row.ci_low_s:
+        return None
+    if metric == "median_s":
+        return row.ci_low_s, row.ci_high_s
+    value = getattr(row, metric)
+    if metric in ("seq_per_s", "tflops"):  # proportional to 1 / time
+        return value * row.median_s / row.ci_high_s, value * row.median_s / row.ci_low_s
+    return None
+
+
 def _series_points(rows: Sequence[ResultRow], metric: str) -> dict[Cell, list[ResultRow]]:
     """The ok rows with a positive value, by series (every length of one model), by length."""
     by_key: dict[Cell, list[ResultRow]] = {}
@@ -132,7 +149,23 @@ def build_chart(rows: Sequence[ResultRow], metric: str, run_id: str = "") -> Cha
         ys = tuple(getattr(r, metric) * scale for r in members)
         fit = fit_power_law(xs, ys) if len(members) >= MIN_LENGTHS else None
         label = format_series(key, columns)
-        series.append(Series(f"{label}  k={fit.exponent:.2f}" if fit else label, xs, ys, fit))
+        bounds = [_interval(r, metric) for r in members]
+        low, high = (
+            (tuple(b[0] * scale for b in bounds), tuple(b[1] * scale for b in bounds))
+            if all(bounds)
+            else ((), ())
+        )
+        series.append(
+            Series(
+                f"{label}  k={fit.exponent:.2f}" if fit else label,
+                xs,
+                ys,
+                fit,
+                low=low,
+                high=high,
+                noisy=tuple(bool(r.noisy) for r in members),
+            )  # fmt: skip
+        )
     return Chart(
         title=f"{PLOT_METRICS[metric]} against sequence length{suffix}",
         x_label="sequence length T",
@@ -199,10 +232,27 @@ def render_image(chart: Chart, fmt: str) -> bytes:
     figure = Figure(figsize=(8, 5), dpi=120, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
+    noisy_labelled = False
     for i, series in enumerate(chart.series):
         # Markers on a long profile would hide the line itself.
         marker = IMAGE_MARKERS[i % len(IMAGE_MARKERS)] if len(series.x) <= MARKED_POINTS else None
         (line,) = axes.plot(series.x, series.y, marker=marker, label=series.label)
+        if series.low:
+            below = [y - lo for y, lo in zip(series.y, series.low, strict=True)]
+            above = [hi - y for y, hi in zip(series.y, series.high, strict=True)]
+            axes.errorbar(
+                series.x, series.y, yerr=[below, above], fmt="none", ecolor=line.get_color(),
+                capsize=3, lw=0.8,
+            )  # fmt: skip
+        flagged = [
+            (x, y) for x, y, bad in zip(series.x, series.y, series.noisy, strict=False) if bad
+        ]
+        if flagged:
+            axes.scatter(
+                *zip(*flagged, strict=True), s=160, facecolors="none", edgecolors="red",
+                lw=1.2, label=None if noisy_labelled else "noisy (see the noise column)",
+            )  # fmt: skip
+            noisy_labelled = True
         if series.fit is not None:
             ends = (series.x[0], series.x[-1])
             axes.plot(ends, [series.fit.at(t) for t in ends], "--", color=line.get_color(), lw=0.8)
@@ -260,6 +310,14 @@ def render_text(chart: Chart, width: int, height: int) -> str:
             marker = TEXT_MARKERS[i % len(TEXT_MARKERS)]
             figure.draw(figure.signal(list(series.x), list(series.y), marker=marker).lines())
             legend.append(f"{marker} {series.label}")
+            flagged = [
+                (x, y) for x, y, bad in zip(series.x, series.y, series.noisy, strict=False) if bad
+            ]
+            if flagged:  # drawn over the line: a noisy point is a "?"
+                xs, ys = zip(*flagged, strict=True)
+                figure.draw(figure.signal(list(xs), list(ys), marker="?").lines(False))
+        if any(any(s.noisy) for s in chart.series):
+            legend.append("? noisy: see the noise column (seqbench show)")
         if chart.frontier is not None and chart.frontier.x:
             legend.append(f"· {chart.frontier.label}")
         if chart.reference is not None:

@@ -1,0 +1,162 @@
+"""How often does the gate get it wrong on a loaded machine? `ab` against `run` + `compare`.
+
+The script builds a small git repository holding a user factory in two versions: `base`,
+and `slower`, which does about 30% more work per step with the same parameters (so the
+cells and their keys are the same). While `--busy` processes spin on the CPUs the whole
+time, it runs `--trials` comparisons of each kind and counts their exit codes:
+
+- `ab base base` (identical code) and `ab base slower` (a real slowdown), measured side by
+  side in alternating rounds;
+- for contrast, two separate `seqbench run`s of each version, then `seqbench compare`.
+
+Exit 0 is a pass, 1 a reported regression, 3 "too noisy to decide". A gate should never
+report a regression for identical code, and should catch the slowdown:
+
+    python benchmarks/gate_error_rates.py --trials 10 --busy 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FACTORY = """
+import torch
+from torch import nn
+
+REPEATS = {repeats}
+
+
+class Core(nn.Module):
+    def __init__(self, shape):
+        super().__init__()
+        self.proj = nn.Linear(shape.input_size, shape.hidden)
+        self.mix = nn.Linear(shape.hidden, shape.hidden)
+
+    def forward(self, x):
+        h = self.proj(x)
+        for _ in range(REPEATS):
+            h = torch.tanh(self.mix(h))
+        return h
+
+
+def make_core(shape):
+    return Core(shape)
+"""
+
+# Two cells (inference and training), timed as the ci suite times them: 1.5 s of samples.
+CELLS = ["--arch", "gatepkg.models:make_core", "--seq-len", "64", "--batch-size", "16",
+         "--hidden", "64", "--mode", "infer,train", "--min-time", "1.5", "--threads", "1"]  # fmt: skip
+
+
+def git(repo: Path, *args: str) -> str:
+    command = ["git", "-C", str(repo), "-c", "user.email=b@b", "-c", "user.name=b", *args]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
+
+
+def make_repository(root: Path, base: int, slower: int) -> Path:
+    package = root / "gatepkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    git(root, "init", "-q")
+    for tag, repeats in (("base", base), ("slower", slower)):
+        (package / "models.py").write_text(FACTORY.format(repeats=repeats))
+        git(root, "add", "-A")
+        git(root, "commit", "-qm", tag)
+        git(root, "tag", tag)
+    return root
+
+
+def seqbench(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    return subprocess.run(
+        [sys.executable, "-m", "seqbench", *args], cwd=repo, env=env, capture_output=True,
+        text=True, timeout=3600,
+    )  # fmt: skip
+
+
+def ratios_of(stdout: str) -> list[float]:
+    try:
+        return [c["ratio"] for c in json.loads(stdout)["cells"] if c.get("ratio")]
+    except (json.JSONDecodeError, KeyError):
+        return []
+
+
+def ab_trial(repo: Path, out: Path, candidate: str, rounds: int) -> tuple[int, list[float]]:
+    done = seqbench(repo, "ab", "base", candidate, *CELLS, "--rounds", str(rounds),
+                    "--out", str(out), "--format", "json")  # fmt: skip
+    return done.returncode, ratios_of(done.stdout)
+
+
+def run_compare_trial(repo: Path, out: Path, candidate: str) -> tuple[int, list[float]]:
+    runs = []
+    for version in ("base", candidate):
+        git(repo, "checkout", "-q", version)
+        csv = out / f"rc-{version}-{time.time_ns()}.csv"
+        done = seqbench(repo, "run", *CELLS, "--rounds", "3", "--out", str(out), "--csv",
+                        str(csv), "-q")  # fmt: skip
+        if done.returncode not in (0, 1):
+            raise SystemExit(done.stderr)
+        runs.append(csv)
+    git(repo, "checkout", "-q", "base")
+    done = seqbench(repo, "compare", str(runs[0]), str(runs[1]), "--format", "json")
+    return done.returncode, ratios_of(done.stdout)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=10, help="comparisons of each kind")
+    parser.add_argument("--busy", type=int, default=2, help="spinning processes beside")
+    parser.add_argument("--rounds", type=int, default=10, help="ab's rounds of pairs")
+    parser.add_argument("--repeats", type=int, nargs=2, default=(3, 4), metavar=("BASE", "SLOWER"),
+                        help="the factory's layers of work in base and slower (default 3 4)")  # fmt: skip
+    parser.add_argument("--kinds", default="ab,run+compare", help="which gates to try")
+    args = parser.parse_args()
+
+    scratch = Path(tempfile.mkdtemp(prefix="seqbench-gate-"))
+    repo = make_repository(scratch / "repo", *args.repeats)
+    out = scratch / "results"
+    spinners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)
+    ]
+    outcomes: dict[str, collections.Counter] = {}
+    ratios: dict[str, list[float]] = collections.defaultdict(list)
+    started = time.time()
+    try:
+        for trial in range(args.trials):
+            for kind in args.kinds.split(","):
+                for case, candidate in (("identical", "base"), ("slower", "slower")):
+                    name = f"{kind:<12} {case}"
+                    if kind == "ab":
+                        code, found = ab_trial(repo, out, candidate, args.rounds)
+                    else:
+                        code, found = run_compare_trial(repo, out, candidate)
+                    outcomes.setdefault(name, collections.Counter())[code] += 1
+                    ratios[name] += found
+                    print(f"trial {trial + 1} {name}: exit {code} ratios {found}", flush=True)
+    finally:
+        for proc in spinners:
+            proc.kill()
+    minutes = (time.time() - started) / 60
+    print(
+        f"\n{args.trials} trials each, {args.busy} busy processes beside, "
+        f"{len(os.sched_getaffinity(0))} CPUs, {minutes:.0f} min"
+    )
+    print(f"{'gate and case':<26}{'exit 0':>8}{'exit 1':>8}{'exit 3':>8}{'other':>7}  median ratio")
+    for name, counts in outcomes.items():
+        other = sum(n for code, n in counts.items() if code not in (0, 1, 3))
+        middle = statistics.median(ratios[name]) if ratios[name] else float("nan")
+        print(f"{name:<26}{counts[0]:>8}{counts[1]:>8}{counts[3]:>8}{other:>7}  {middle:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
