@@ -141,6 +141,11 @@ def shift_ci_rank(n: int, m: int, confidence: float = 0.95) -> int:
 FAST_QUANTILE = 10
 
 
+def fast_quantile(samples: Sequence[float]) -> float:
+    """The samples' 10th percentile: what a step costs when nothing else interferes."""
+    return float(np.percentile(np.asarray(samples, dtype=float), FAST_QUANTILE))
+
+
 @dataclass(frozen=True)
 class RatioEstimate:
     ratio: float  # Hodges–Lehmann estimate of candidate / baseline
@@ -201,9 +206,9 @@ def paired_ratio(
     confidence: float = 0.95,
 ) -> RatioEstimate:
     """The change from baseline to candidate when they were measured in pairs: `baseline[k]`
-    and `candidate[k]` are the two medians of round k, taken side by side, so that whatever
-    the machine was doing then weighed on both. The fast ratio compares the 10th percentiles
-    of the pooled samples (the medians themselves without them)."""
+    and `candidate[k]` are round k's figures (a median, or a fast quantile), taken side by
+    side, so that whatever the machine was doing then weighed on both. The fast ratio
+    compares the 10th percentiles of the pooled samples (of the figures without them)."""
     b = np.log(np.asarray(baseline, dtype=float))
     c = np.log(np.asarray(candidate, dtype=float))
     if len(b) != len(c) or len(b) == 0:

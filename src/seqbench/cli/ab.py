@@ -24,6 +24,8 @@ from seqbench.errors import SeqbenchError
 # Pairs of rounds: with fewer than 6 the signed-rank interval cannot reach 95%.
 AB_ROUNDS = 10
 MIN_ROUNDS = 6
+# Samples a round takes at least, so that its fastest tenth is more than one sample.
+ROUND_SAMPLES = 10
 
 # From `run`: the matrix, and how each cell is timed and trained; not where cells run
 # (each version has its own worker per cell), nor the run's own output.
@@ -113,8 +115,9 @@ def ab(given: Given) -> None:
 
     Each cell gets a fresh process per version, and the two measure it in turns (A B, B A,
     A B, ...) for --rounds rounds, so that whatever else the machine does weighs on both; the
-    change is estimated from the per-round pairs. The output and exit codes are compare's:
-    0 no regression, 1 a regression, 3 too noisy to decide, 2 bad input.
+    change is estimated from the per-round pairs of each round's fastest tenth. The output
+    and exit codes are compare's: 0 no regression, 1 a regression, 3 too noisy to decide, 2
+    bad input.
     """
     from seqbench import session, system
     from seqbench.cli.compare import show_comparison
@@ -141,7 +144,13 @@ def ab(given: Given) -> None:
     axes, settings = requested(given)
     settings["rounds"] = given.rounds or AB_ROUNDS
     config = resolve_config(given.suite, axes=axes, settings=settings)
-    config = dataclasses.replace(config, ceiling=False, executor="local", isolate=True)
+    least = max(config.measure.min_repeats, ROUND_SAMPLES * config.measure.rounds)
+    measure = dataclasses.replace(
+        config.measure, min_repeats=least, max_repeats=max(config.measure.max_repeats, least)
+    )
+    config = dataclasses.replace(
+        config, measure=measure, ceiling=False, executor="local", isolate=True
+    )
     plan = session.make_plan(config)
     err = stderr()
     config, warning = session.choose_threads(config, system.look())

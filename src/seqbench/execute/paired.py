@@ -6,7 +6,14 @@ cell back to back, in the order A B, then B A, then A B...: whatever the machine
 that moment (a burst of other work, a clock that drifts) weighs on both, and the order
 alternates so that neither always goes first. Each version's passes are recorded in its own
 run by its own `Scheduler`, so pooling, saving and the rows are those of any run; what the
-comparison needs on top is each round's pair of medians (`Pairs`).
+comparison needs on top is each round's pair of figures (`Pairs`).
+
+A round's figure is the 10th percentile of its samples, not their median. On a loaded
+machine the scheduler decides, round by round, whether the measuring process gets a CPU
+to itself or shares one with other work, and a shared round's median was measured 2.7x
+slower than an unshared one's while its fastest tenth stayed within 3% (two busy processes
+on two CPUs): with medians, identical code looked 1.56x slower. Interference only adds
+time; a slower version is slower in its fastest steps too.
 """
 
 from __future__ import annotations
@@ -17,12 +24,13 @@ from dataclasses import dataclass, field
 from seqbench.execute.base import CellFinished, CellStarted, Event
 from seqbench.execute.scheduler import Scheduler
 from seqbench.schema import Cell
-from seqbench.stats import median
+from seqbench.stats import fast_quantile
 
 
 @dataclass
 class Pairs:
-    """One cell's per-round medians, baseline and candidate, in round order."""
+    """One cell's per-round figures, baseline and candidate, in round order: each round's
+    fastest tenth (`stats.fast_quantile`), what a step costs when nothing else interferes."""
 
     baseline: list[float] = field(default_factory=list)
     candidate: list[float] = field(default_factory=list)
@@ -57,7 +65,7 @@ class PairedRun:
                     index += 1
                     if raw.row.status != "ok":
                         break
-                    medians[side] = median(raw.samples)
+                    medians[side] = fast_quantile(raw.samples)
                 if len(medians) < 2:
                     break  # one version failed this cell: its row says why
                 self.pairs[cell.cell_id].baseline.append(medians[0])
