@@ -71,7 +71,7 @@ def main() -> None:
 
     settings = apply_process_settings(args.threads, True)
 
-    settings = MeasureSettings(min_time=args.min_time)
+    budget = MeasureSettings(min_time=args.min_time)
     base = Cell(
         "rnn",
         args.seq_len,
@@ -104,7 +104,7 @@ def main() -> None:
                 "step()", globals={"step": step}, num_threads=torch.get_num_threads()
             )
             for _ in range(args.rounds):
-                row = measure(CellRequest(cell, measure=settings, memory=False)).row
+                row = measure(CellRequest(cell, measure=budget, memory=False)).row
                 ours.append(row.median_s)
                 theirs.append(timer.blocked_autorange(min_run_time=args.min_time).median)
             a, b = statistics.median(ours), statistics.median(theirs)

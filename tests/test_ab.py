@@ -93,6 +93,9 @@ def test_four_times_the_work_is_a_regression(cli, in_repo, tmp_path):
     assert cand.meta["env"]["git_commit"] == git(in_repo, "rev-parse", "slower^{commit}")
     assert base.rows[0].params == cand.rows[0].params  # same model, more work
     assert base.rows[0].rounds == cand.rows[0].rounds == 6
+    # The per-round figures behind the verdict: each round's fastest tenth, six of them.
+    (figures,) = base.meta["ab"]["rounds"].values()
+    assert len(figures) == 6 and all(f <= base.rows[0].median_s * 1.5 for f in figures)
     assert git(in_repo, "worktree", "list").count("\n") == 0  # the worktrees are gone
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from seqbench.cli.app import app
-from seqbench.cli.common import stderr, user_errors
+from seqbench.cli.common import sigterm_as_interrupt, stderr, user_errors
 from seqbench.cli.options import (
     ARGUMENT,
     COMMAND,
@@ -175,6 +175,7 @@ def ab(given: Given) -> None:
         paired = PairedRun(schedulers[0], schedulers[1], plan.cells)
         try:
             with (
+                sigterm_as_interrupt(),
                 schedulers[0].executor,
                 schedulers[1].executor,
                 make_progress(err, disable=given.output_format != "table") as progress,
@@ -193,8 +194,13 @@ def ab(given: Given) -> None:
                 f"interrupted: what was measured is saved in {runs[0].path} and {runs[1].path}"
             )
             raise typer.Exit(130) from None
-    for run_, other in zip(runs, reversed(runs), strict=True):
+    for side, (run_, other) in enumerate(zip(runs, reversed(runs), strict=True)):
+        # The per-round figures the verdict comes from, kept for whoever checks it later.
         run_.meta["ab"]["partner"] = other.run_id
+        run_.meta["ab"]["rounds"] = {
+            cell_id: pairs.baseline if side == 0 else pairs.candidate
+            for cell_id, pairs in paired.pairs.items()
+        }
         session.finish(run_, "complete")
     result = compare_paired(runs[0], runs[1], paired.pairs, threshold=given.threshold)
     verdict = gate(result, fail_on_improvement=given.fail_on_improvement)

@@ -4,8 +4,10 @@ imports them all."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -106,3 +108,18 @@ def print_rows(run: Any, rows: list, output_format: str, env: dict) -> None:
 def plot_height(console: Any) -> int:
     """Rows for a terminal plot: most of the window, within reason."""
     return max(15, min(console.height - 6, 30))
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a cancelled CI job, `kill`) stops a measuring command the way Ctrl-C does:
+    what finished is saved, and the command exits 130."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import signal
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from seqbench.cli.app import app
-from seqbench.cli.common import print_rows, stderr, user_errors
+from seqbench.cli.common import print_rows, sigterm_as_interrupt, stderr, user_errors
 from seqbench.cli.options import (
     AXIS,
     COMMAND,
@@ -295,9 +294,8 @@ def _measure(config, plan, run_, executor, env: dict, given: Given) -> None:
         err.print(f"[yellow]warning:[/] {reason}: skipping its {plan.count_on(device)} cells")
     rounds = config.measure.rounds
     scheduler = Scheduler(config, executor, run_)
-    previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        with make_progress(err, disable=given.quiet) as progress:
+        with sigterm_as_interrupt(), make_progress(err, disable=given.quiet) as progress:
             task = progress.add_task("starting", total=None)
             for event in scheduler.iter_plan(plan.cells):
                 if isinstance(event, CellStarted):
@@ -312,8 +310,6 @@ def _measure(config, plan, run_, executor, env: dict, given: Given) -> None:
         err.print(f"interrupted: {len(run_.rows)} of {total} cells are saved in {run_.path}")
         err.print(f"resume with: seqbench run --resume {run_.path}")
         raise typer.Exit(130) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous_sigterm)
     session.finish(run_, "complete")
 
     if not given.quiet:
@@ -337,11 +333,6 @@ def _measure(config, plan, run_, executor, env: dict, given: Given) -> None:
     unavailable = {r.device for r in run_.rows if r.status == "skipped"} & set(plan.unavailable)
     if counts["error"] or unavailable:
         raise typer.Exit(1)
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    """SIGTERM (a cancelled CI job, `kill`) stops a run the way Ctrl-C does."""
-    raise KeyboardInterrupt
 
 
 app.command(name="run")(user_errors(declare(RUN_OPTIONS)(run)))
