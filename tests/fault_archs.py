@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 
 import torch
@@ -100,3 +101,28 @@ def not_a_module(shape):
 
 def fails_to_build(shape):
     raise RuntimeError("cannot build")
+
+
+class _Exits(_Faulty):
+    def fault(self) -> None:
+        raise SystemExit(3)
+
+
+def exits(shape):
+    """Calls sys.exit(3) in its forward from FAULT_FROM steps on."""
+    return _Exits(shape)
+
+
+def hangs_on_build(shape):
+    """Never returns from construction (a factory waiting for something that never comes)."""
+    time.sleep(600)
+
+
+def crashes_on_build(shape):
+    """Kills its own process with SIGSEGV while being built."""
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def exits_on_build(shape):
+    """Calls sys.exit(0) while being built, as a script's module might on import."""
+    sys.exit(0)

@@ -105,9 +105,9 @@ def test_config_round_trips_through_a_dict():
         ),
         (
             "[matrix]\nseq_len = ['long']\n",
-            "[matrix] seq_len: expected a positive integer, got 'long'",
+            "[matrix] seq_len: expected a positive integer below 2**31, got 'long'",
         ),
-        ("[matrix]\nseq_len = [0]\n", "[matrix] seq_len: expected a positive integer, got 0"),
+        ("[matrix]\nseq_len = [0]\n", "[matrix] seq_len: expected a positive integer below 2**31, got 0"),
         (
             "[matrix]\nbidirectional = [1]\n",
             "[matrix] bidirectional: expected true or false, got 1",
@@ -179,9 +179,9 @@ def test_comma_lists_from_flags(name, text, expected):
 @pytest.mark.parametrize(
     ("name", "text", "message"),
     [
-        ("seq_len", "0", "--x: expected a positive integer, got 0"),
-        ("seq_len", "-5", "--x: expected a positive integer, got -5"),
-        ("seq_len", "ten", "--x: expected a positive integer, got 'ten'"),
+        ("seq_len", "0", "--x: expected a positive integer below 2**31, got 0"),
+        ("seq_len", "-5", "--x: expected a positive integer below 2**31, got -5"),
+        ("seq_len", "ten", "--x: expected a positive integer below 2**31, got 'ten'"),
         ("batch_size", "8,", "--x: expected a comma-separated list"),
         ("arch", "lstm,transformer9", "--x: unknown architecture 'transformer9'"),
         ("device", "tpu", "--x: expected one of cpu, cuda, mps, auto or cuda:N, got 'tpu'"),

@@ -306,6 +306,7 @@ def test_a_torn_last_row_is_skipped_and_a_resume_appends_cleanly_after_it(tmp_pa
     run.add(Measurement(second, [0.2, 0.3]))
     rows_csv = run.path / ROWS_FILE
     rows_csv.write_text(rows_csv.read_text()[:-40])  # the last append, torn by a crash
+    run.close()  # the crashed writer is gone
     loaded = load_run(run.path)
     assert loaded.rows == [first]
     assert loaded.samples == {first.cell_id: [0.1]}  # the torn row committed nothing
@@ -353,6 +354,7 @@ def test_samples_whose_row_never_came_are_ignored_then_removed_before_a_rerun(
         die_before_the_row(m)
         with pytest.raises(Killed):  # round 2 of `cell`: samples down, row not
             run.add(Measurement(dataclasses.replace(cell, rounds=2), [0.1, 0.2, 0.3, 0.4]))
+    run.close()  # the crashed writer is gone
     orphans = [line for line in sample_lines(run.path / SAMPLES_FILE) if line.endswith(",2")]
     assert len(orphans) == 2  # they are on disk...
     loaded = load_run(run.path)  # ...but a reader does not count them
@@ -361,8 +363,10 @@ def test_samples_whose_row_never_came_are_ignored_then_removed_before_a_rerun(
 
     with monkeypatch.context() as m:  # the same fate for a first round, after a resume
         die_before_the_row(m)
+        crashing = reopen_run(run.path, tmp_path)
         with pytest.raises(Killed):
-            reopen_run(run.path, tmp_path).add(Measurement(other, [0.5]))
+            crashing.add(Measurement(other, [0.5]))
+        crashing.close()
     assert load_run(run.path).samples == {cell.cell_id: [0.1, 0.2]}
 
     resumed = reopen_run(run.path, tmp_path)
@@ -387,6 +391,7 @@ def test_a_refused_resume_changes_nothing_on_disk(tmp_path, monkeypatch):
         die_before_the_row(m)
         with pytest.raises(Killed):
             run.add(Measurement(ok_row(seq_len=8), [0.5]))
+    run.close()
     before = {p.name: p.read_bytes() for p in run.path.iterdir()}
     reopen_run(run.path, tmp_path)  # and then not used: the CLI refused to go on
     assert {p.name: p.read_bytes() for p in run.path.iterdir()} == before
@@ -532,6 +537,7 @@ def test_a_csv_named_on_resume_gets_the_whole_run(tmp_path):
     extra = tmp_path / "mine.csv"
     run = new_run(tmp_path / "results")
     run.add(Measurement(ok_row(seq_len=8), [0.1]))
+    run.close()
     resumed = reopen_run(run.path, tmp_path / "results")
     resumed.extra_csv = extra  # as `seqbench run --resume ... --csv` sets it
     resumed.add(Measurement(ok_row(seq_len=16), [0.2]))

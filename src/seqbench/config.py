@@ -178,13 +178,18 @@ def apply_overrides(
     )
 
 
+# How a cell is protected (a process of its own, a time limit) is not what it measures: a
+# resume may change them, to finish a run that a crashing or hanging cell stopped.
+PROTECTION = ("isolate", "cell_timeout")
+
+
 def config_differences(a: SuiteConfig, b: SuiteConfig) -> list[str]:
-    """Names of the settings that differ between two configurations (where they came from
-    does not count)."""
+    """Names of the settings that differ between two configurations in what they measure
+    (where they came from, and how cells are protected, do not count)."""
     da, db = a.to_dict(), b.to_dict()
     names = []
     for key in da:
-        if key == "source" or da[key] == db[key]:
+        if key in ("source", *PROTECTION) or da[key] == db[key]:
             continue
         if key == "measure":
             names += [k for k in da[key] if da[key][k] != db[key][k]]

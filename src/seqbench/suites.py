@@ -28,6 +28,7 @@ importing them only when a value names one.
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -58,7 +59,10 @@ class Rule:
 def _arch_ok(value: str) -> bool:
     """Known, or a user factory that imports and builds; else a ConfigError that says why."""
     from seqbench.models import core_shape_example, get_arch
+    from seqbench.models.custom import probe_factory
 
+    if ":" in value:  # the user's code: tried in a process of its own before this one
+        probe_factory(value)
     spec = get_arch(value)
     if spec.count_params is None:  # a user's factory: build it once, small, to check it
         spec.build(core_shape_example())
@@ -78,19 +82,21 @@ def _device_ok(value: str) -> bool:
 
 
 _POSITIVE_INT = Rule(int, "a positive integer", lambda v: v >= 1)
+# Tensor sizes: torch indexes some kernels with 32-bit integers.
+_SIZE = Rule(int, "a positive integer below 2**31", lambda v: 1 <= v < 2**31)
 _FRACTION = Rule(float, "a number in [0, 1)", lambda v: 0.0 <= v < 1.0)
 
 AXIS_RULES: dict[str, Rule] = {
     "arch": Rule(str, "an architecture name", _arch_ok),
-    "seq_len": _POSITIVE_INT,
-    "batch_size": _POSITIVE_INT,
-    "hidden": _POSITIVE_INT,
+    "seq_len": _SIZE,
+    "batch_size": _SIZE,
+    "hidden": _SIZE,
     "layers": _POSITIVE_INT,
     "bidirectional": Rule(bool, "true or false"),
     "dropout": _FRACTION,
     "recurrent_dropout": _FRACTION,
-    "vocab": Rule(int, "an integer >= 2", lambda v: v >= 2),
-    "embed": _POSITIVE_INT,
+    "vocab": Rule(int, "an integer from 2 below 2**31", lambda v: 2 <= v < 2**31),
+    "embed": _SIZE,
     "device": Rule(str, f"one of {', '.join(devices.DEVICE_CHOICES)} or cuda:N", _device_ok),
     "dtype": Rule(str, f"one of {', '.join(DTYPES)}", lambda v: v in DTYPES),
     "mode": Rule(str, f"one of {', '.join(MODES)}", lambda v: v in MODES),
@@ -123,7 +129,7 @@ TRAIN_RULES: dict[str, Rule] = {
 }
 
 RUN_RULES: dict[str, Rule] = {
-    "seed": Rule(int, "an integer >= 0", lambda v: v >= 0),
+    "seed": Rule(int, "an integer from 0 below 2**63", lambda v: 0 <= v < 2**63),
     "threads": _POSITIVE_INT,
     "flush_denormal": Rule(bool, "true or false"),
     "isolate": Rule(bool, "true or false"),
@@ -155,9 +161,18 @@ def _typed(value: Any, rule: Rule, where: str) -> Any:
         rule.kind is not bool and isinstance(value, bool)
     )
     if rule.kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value, ok_type = float(value), True
+        try:
+            value, ok_type = float(value), True
+        except OverflowError:
+            value, ok_type = math.inf, True
     if not ok_type:
         raise ConfigError(f"{where}: expected {rule.expected}, got {value!r}")
+    # No setting means anything at infinity or NaN (1e400 in a TOML file reads as inf), and
+    # no count fits past 64 bits: refused here rather than failing in every cell.
+    if rule.kind is float and not math.isfinite(value):
+        raise ConfigError(f"{where}: expected {rule.expected} (a finite number), got {value!r}")
+    if rule.kind is int and not isinstance(value, bool) and abs(value) >= 2**63:
+        raise ConfigError(f"{where}: expected {rule.expected}, got {value} (too large)")
     try:
         ok = rule.check(value)
     except ConfigError as exc:  # a check that knows better than "expected ..."

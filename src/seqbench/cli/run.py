@@ -188,6 +188,14 @@ RUN_OPTIONS: tuple[Option, ...] = (
         "Finish an interrupted run: its id, its folder, or 'latest'. Uses the run's saved configuration.",
         kind=COMMAND,
     ),
+    Option(
+        "retry_errors",
+        "With --resume: measure the cells that ended in an error or a timeout again.",
+        kind=COMMAND,
+        type=bool,
+        default=False,
+        flags=("--retry-errors",),
+    ),
     RESULTS_ROOT,
     Option(
         "csv",
@@ -236,49 +244,85 @@ def run(given: Given) -> None:
     and training, on the CPU, in well under a minute. Results are saved after every cell;
     Ctrl-C stops after saving what finished, and --resume finishes the rest.
     """
-    from rich.markup import escape
-
-    from seqbench import session, system
-    from seqbench.config import apply_overrides, resolve_config
-    from seqbench.execute import make_executor
-
     if given.output_format not in RUN_FORMATS:
         raise SeqbenchError(
             f"--format: expected one of {', '.join(RUN_FORMATS)}; got {given.output_format!r}"
         )
     axes, settings = requested(given)
-    err = stderr()
-    if given.resume is None:
-        config = resolve_config(given.suite, axes=axes, settings=settings)
-        plan = session.make_plan(config)
-        measured, warning = session.choose_threads(config, system.look())
-        if warning:
-            err.print(f"[yellow]warning:[/] {escape(warning)}")
-        with make_executor(measured) as executor:
-            env = session.environment(measured, [c.device for c in plan.cells], executor)
-            # The configuration as asked is what a resume holds the run to.
-            run_ = session.new_run(config, plan, env, given.out, given.csv)
-            _measure(measured, plan, run_, executor, env, given)
-        return
-    run_, config = session.reopen(given.resume, given.out)
-    if given.suite or axes or settings:  # what the command line says must not change it
-        asked = (
-            resolve_config(given.suite, axes=axes, settings=settings)
-            if given.suite
-            else apply_overrides(config, axes, settings)
+    if given.retry_errors and given.resume is None:
+        raise SeqbenchError(
+            "--retry-errors measures a resumed run's failed cells again: give --resume"
         )
-        session.check_same_configuration(run_, config, asked)
-    run_.extra_csv = given.csv
+    if given.resume is None:
+        _start(given, axes, settings)
+    else:
+        _resume(given, axes, settings)
+
+
+def _start(given: Given, axes: dict, settings: dict) -> None:
+    from seqbench import session
+    from seqbench.config import resolve_config
+    from seqbench.execute import make_executor
+
+    config = resolve_config(given.suite, axes=axes, settings=settings)
     plan = session.make_plan(config)
-    if config.threads is None and config.executor != "ray":  # as many as the run began with
-        config = dataclasses.replace(config, threads=run_.meta["env"].get("threads"))
+    measured = _threads(config)
+    with make_executor(measured) as executor:
+        env = session.environment(measured, [c.device for c in plan.cells], executor)
+        # The configuration as asked is what a resume holds the run to.
+        run_ = session.new_run(config, plan, env, given.out, given.csv)
+        try:
+            _measure(measured, plan, run_, executor, env, given)
+        finally:
+            run_.close()  # after an error: let a resume have the run
+
+
+def _resume(given: Given, axes: dict, settings: dict) -> None:
+    from seqbench import session
+    from seqbench.config import PROTECTION, apply_overrides, resolve_config
+    from seqbench.execute import make_executor
+
+    run_, config = session.reopen(given.resume, given.out)
+    try:
+        if given.suite or axes or settings:  # what the command line says must not change it
+            asked = (
+                resolve_config(given.suite, axes=axes, settings=settings)
+                if given.suite
+                else apply_overrides(config, axes, settings)
+            )
+            session.check_same_configuration(run_, config, asked)
+            changed = {
+                k: getattr(asked, k) for k in PROTECTION if getattr(asked, k) != getattr(config, k)
+            }
+            if changed:  # recorded: how the rest of the run's cells were protected
+                config = dataclasses.replace(config, **changed)
+                run_.meta.setdefault("protection_changes", []).append(changed)
+        run_.extra_csv = given.csv
+        if given.retry_errors:
+            retried = run_.forget_failures(("error", "timeout"))
+            run_.meta.setdefault("retried", []).append(retried)
+        plan = session.make_plan(config)
+        if config.threads is None and config.executor != "ray":  # as many as it began with
+            config = dataclasses.replace(config, threads=run_.meta["env"].get("threads"))
+        measured = _threads(config)
+        with make_executor(measured) as executor:
+            devices = list(run_.meta["env"].get("device_names", {}))
+            session.check_same_environment(run_, session.environment(measured, devices, executor))
+            _measure(measured, plan, run_, executor, run_.meta["env"], given)
+    finally:
+        run_.close()  # a refused or failed resume leaves the run to the next one
+
+
+def _threads(config):
+    """The configuration with its threads decided for this machine (and a warning line)."""
+    from rich.markup import escape
+
+    from seqbench import session, system
+
     measured, warning = session.choose_threads(config, system.look())
     if warning:
-        err.print(f"[yellow]warning:[/] {escape(warning)}")
-    with make_executor(measured) as executor:
-        devices = list(run_.meta["env"].get("device_names", {}))
-        session.check_same_environment(run_, session.environment(measured, devices, executor))
-        _measure(measured, plan, run_, executor, run_.meta["env"], given)
+        stderr().print(f"[yellow]warning:[/] {escape(warning)}")
+    return measured
 
 
 def _measure(config, plan, run_, executor, env: dict, given: Given) -> None:

@@ -88,6 +88,8 @@ def measure(request: CellRequest, clock: Clock | None = None) -> Measurement:
         status, message = "timeout", str(exc)
     except CellSkipped as exc:
         status, message = "skipped", str(exc)
+    except SystemExit as exc:  # a model's sys.exit ends its cell, not the run
+        status, message = "error", f"the model called sys.exit({exc.code!r})"
     except Exception as exc:  # a cell that fails is recorded, never fatal to the run
         status, message = ("oom" if is_out_of_memory(exc) else "error"), first_line(exc)
     finally:

@@ -65,6 +65,47 @@ def wrap(name: str, module: object, shape: CoreShape) -> ForeignCore:
     return ForeignCore(module, int(out.shape[-1]))
 
 
+# How long a user's module may take to import and build in its probe process (torch's own
+# import, a few seconds, included).
+PROBE_TIMEOUT_S = 120.0
+
+
+@cache
+def probe_factory(name: str) -> None:
+    """Import and build 'package.module:factory' in a process of its own (models/probe.py):
+    a module that hangs, crashes or exits there is one ConfigError here, not a lost run."""
+    import signal
+    import subprocess
+
+    from seqbench.execute.isolated import Launch
+
+    timeout = PROBE_TIMEOUT_S
+
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "seqbench.models.probe", name],
+            capture_output=True, text=True, timeout=timeout, env=Launch().environment(),
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise ConfigError(
+            f"{name}: importing and building it took over {timeout:g} s (does its module wait for something?)"
+        ) from None
+    last = next((line for line in reversed(done.stderr.splitlines()) if line.strip()), "")
+    if done.returncode == 2 and last:
+        raise ConfigError(last)
+    if done.returncode < 0:
+        try:
+            how = signal.Signals(-done.returncode).name
+        except ValueError:
+            how = f"signal {-done.returncode}"
+        raise ConfigError(f"{name}: importing or building it killed the process ({how})")
+    if done.returncode != 0 or done.stdout.strip() != "ok":
+        said = f": {last}" if last else ""
+        raise ConfigError(
+            f"{name}: importing or building it ended the process (exit code {done.returncode}, sys.exit?){said}"
+        )
+
+
 @cache
 def load_factory(name: str) -> ArchSpec:
     """An ArchSpec for 'package.module:factory'; import problems become one clear line."""
@@ -76,7 +117,7 @@ def load_factory(name: str) -> ArchSpec:
         sys.path.append(os.getcwd())
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise ConfigError(f"{name}: cannot import {module_name!r}: {_first_line(exc)}") from None
     factory = getattr(module, attr, None)
     if factory is None:
@@ -103,7 +144,7 @@ def load_plugin(name: str) -> ArchSpec | None:
         return None
     try:
         factory = found[0].load()
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise ConfigError(
             f"{name}: its entry point {found[0].value!r} fails to load: {_first_line(exc)}"
         ) from None
@@ -118,7 +159,7 @@ def spec_from_factory(name: str, factory: object, origin: str) -> ArchSpec:
     def build(shape: CoreShape) -> ForeignCore:
         try:
             module = factory(shape)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise ConfigError(f"{name}: the factory failed: {_first_line(exc)}") from None
         return wrap(name, module, shape)
 

@@ -217,6 +217,7 @@ def reopen_run(ref: str | Path, root: Path) -> Run:
     if rows_path.name != ROWS_FILE:
         raise ResultsError(f"{ref}: --resume needs a run folder (or its id), not a CSV file")
     run = load_run(rows_path.parent, root)
+    run.claim()  # one writer: not while the run's own process (or another resume) lives
     run.meta["state"] = "running"
     run.meta.setdefault("resumed_at", []).append(now_iso())
     run._meta_pending = True

@@ -23,6 +23,7 @@ from seqbench.storage.files import (
     render_samples,
     sidecars,
 )
+from seqbench.storage.lock import RunLock
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Run:
         self._rounds: Rounds = {}
         self._disk: dict[Path, _OnDisk] = {}  # the files that are known to match memory
         self._meta_pending = False  # a resume's new state, saved with the first write
+        self._lock = RunLock(path)  # held while this process may write the run
         self._order: tuple[int, int, dict[str, int]] = (0, -1, {})
         self.rows = rows
         self.samples = samples or {}
@@ -125,6 +127,16 @@ class Run:
     def row(self, cell_id: str) -> ResultRow | None:
         """The saved row of a cell, if any."""
         return self._rows.get(cell_id)
+
+    def forget_failures(self, statuses: Iterable[str]) -> list[str]:
+        """Drop the rows of cells that ended in these statuses, so that they are measured
+        again (`--retry-errors`); their rows stay on disk until a new row supersedes them."""
+        wanted = set(statuses)
+        dropped = [cell_id for cell_id, row in self._rows.items() if row.status in wanted]
+        for cell_id in dropped:
+            del self._rows[cell_id]
+        self._ordered = None
+        return dropped
 
     def _targets(self) -> list[Path]:
         extra = [self.extra_csv] if self.extra_csv is not None else []
@@ -202,16 +214,31 @@ class Run:
             atomic_write(sidecars(rows_path)[1], text)
         self._meta_pending = False
 
+    def claim(self) -> None:
+        """Become the run's only writer (see storage/lock.py), or raise one line naming the
+        process that is."""
+        if not self._lock.held:
+            self._lock.acquire()
+
+    def close(self) -> None:
+        """Stop writing the run without finishing it, as a process that died would: another
+        process may resume it."""
+        self._lock.release()
+
     def finish(self, state: str) -> None:
-        """Mark the run complete or interrupted; compact files that need it, once."""
+        """Mark the run complete or interrupted; compact files that need it, once; and let
+        another writer have it."""
         self.meta["state"] = state
         self.meta["finished_at"] = now_iso()
         order = [r.cell_id for r in self.rows]
-        for rows_path in self._targets():
-            disk = self._disk.get(rows_path)
-            if disk is None or not disk.clean or disk.dead_samples or disk.row_ids != order:
-                self._write_whole(rows_path, meta=False)
-        self.save_meta()
+        try:
+            for rows_path in self._targets():
+                disk = self._disk.get(rows_path)
+                if disk is None or not disk.clean or disk.dead_samples or disk.row_ids != order:
+                    self._write_whole(rows_path, meta=False)
+            self.save_meta()
+        finally:
+            self._lock.release()
 
     def save(self) -> None:
         """Rewrite every file whole, from memory."""
@@ -259,5 +286,6 @@ def create_run(
         "plan": plan,
     }
     run = Run(path, meta, extra_csv=extra_csv)
+    run.claim()
     run.save()
     return run
