@@ -126,3 +126,14 @@ def crashes_on_build(shape):
 def exits_on_build(shape):
     """Calls sys.exit(0) while being built, as a script's module might on import."""
     sys.exit(0)
+
+
+class _Flaky(_Faulty):
+    def fault(self) -> None:
+        if os.path.exists(os.environ.get("SEQBENCH_TEST_FLAKY", "/nonexistent")):
+            raise RuntimeError("flaky: the marker file is there")
+
+
+def flaky(shape):
+    """Fails from FAULT_FROM steps on while the file named by $SEQBENCH_TEST_FLAKY exists."""
+    return _Flaky(shape)

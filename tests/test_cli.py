@@ -95,7 +95,10 @@ def test_recurrent_dropout_rows_say_the_loop_ran(cli, tmp_path):
             "error: --arch: unknown architecture 'transformr'; choose from: rnn, lstm, gru, conv1d",
         ),
         (["--seq-len", "0"], "error: --seq-len: expected a positive integer below 2**31, got 0"),
-        (["--batch-size", "-3"], "error: --batch-size: expected a positive integer below 2**31, got -3"),
+        (
+            ["--batch-size", "-3"],
+            "error: --batch-size: expected a positive integer below 2**31, got -3",
+        ),
         (["--dropout", "1.5"], "error: --dropout: expected a number in [0, 1), got 1.5"),
         (["--min-time", "-1"], "error: --min-time: expected a number of seconds >= 0, got -1.0"),
         (["--threads", "0"], "error: --threads: expected a positive integer, got 0"),

@@ -107,7 +107,10 @@ def test_config_round_trips_through_a_dict():
             "[matrix]\nseq_len = ['long']\n",
             "[matrix] seq_len: expected a positive integer below 2**31, got 'long'",
         ),
-        ("[matrix]\nseq_len = [0]\n", "[matrix] seq_len: expected a positive integer below 2**31, got 0"),
+        (
+            "[matrix]\nseq_len = [0]\n",
+            "[matrix] seq_len: expected a positive integer below 2**31, got 0",
+        ),
         (
             "[matrix]\nbidirectional = [1]\n",
             "[matrix] bidirectional: expected true or false, got 1",

@@ -3,6 +3,12 @@ for real: every case ends in one line and a documented exit code, with nothing m
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from seqbench.cli import app
@@ -102,3 +108,117 @@ def test_a_model_calling_sys_exit_ends_its_cell_not_the_run(cli, tmp_path):
     got = {r.seq_len: (r.status, r.message) for r in run.rows}
     assert got[64][0] == "ok"
     assert got[100] == got[120] == ("error", "the model called sys.exit(3)")
+
+
+# ----------------------------------------------------------------- one writer per run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_slow_run(root: Path) -> subprocess.Popen:
+    """A real `seqbench run` whose second cell sleeps a minute, holding its run."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    args = ["--arch", "tests.fault_archs:sleepy", "--seq-len", "64,100", "--mode", "infer"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "seqbench", "run", "--out", str(root), *args, *SMALL],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+
+
+def wait_for_first_row(root: Path, proc: subprocess.Popen) -> Path:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        for folder in list_run_dirs(root):
+            if len((folder / "results.csv").read_text().splitlines()) > 1:
+                return folder
+        time.sleep(0.1)
+    raise AssertionError("the run saved no row in time")
+
+
+def test_a_run_whose_process_lives_cannot_be_resumed_until_it_dies(cli, tmp_path):
+    proc = start_slow_run(tmp_path)
+    try:
+        folder = wait_for_first_row(tmp_path, proc)
+        before = (folder / "results.csv").read_bytes()
+        refused = cli.invoke(app, ["run", "--out", str(tmp_path), "--resume", str(folder)])
+        line = one_line_error(refused)
+        assert f"another seqbench is writing this run (pid {proc.pid} on " in line
+        assert (folder / "results.csv").read_bytes() == before  # nothing written by the refusal
+    finally:
+        proc.kill()
+        proc.communicate()
+    # kill -9: the kernel dropped its lock; the resume may write now.
+    resumed = cli.invoke(
+        app, ["run", "--out", str(tmp_path), "--resume", str(folder), "--cell-timeout", "2"]
+    )
+    assert resumed.exit_code == 0, resumed.output
+    rows = {r.seq_len: r for r in load_run(folder).rows}
+    assert rows[64].status == "ok" and rows[100].status == "timeout"
+
+
+def test_two_resumes_of_one_run_cannot_both_write(cli, tmp_path):
+    from seqbench.storage import reopen_run
+
+    assert run_cli(cli, tmp_path, "--arch", "rnn,gru", "--seq-len", "48").exit_code == 0
+    (folder,) = list_run_dirs(tmp_path / "results")
+    first = reopen_run(folder, tmp_path / "results")  # one resume, still writing
+    try:
+        line = one_line_error(
+            cli.invoke(app, ["run", "--out", str(tmp_path / "results"), "--resume", "latest"])
+        )
+        assert f"another seqbench is writing this run (pid {os.getpid()} on " in line
+    finally:
+        first.close()
+    again = cli.invoke(app, ["run", "--out", str(tmp_path / "results"), "--resume", "latest"])
+    assert again.exit_code == 0, again.output
+
+
+# ----------------------------------------------------------------- finishing a broken run
+
+
+def test_retry_errors_measures_the_failed_cells_again(cli, tmp_path, monkeypatch):
+    marker = tmp_path / "fail-now"
+    marker.write_text("")
+    monkeypatch.setenv("SEQBENCH_TEST_FLAKY", str(marker))
+    args = ["--arch", "tests.fault_archs:flaky", "--seq-len", "64,100", "--mode", "infer"]
+    assert run_cli(cli, tmp_path, *args).exit_code == 1  # an error row
+    folder = list_run_dirs(tmp_path / "results")[0]
+    assert [r.status for r in load_run(folder).rows] == ["ok", "error"]
+
+    marker.unlink()  # whatever broke the cell is fixed
+    plain = cli.invoke(app, ["run", "--out", str(tmp_path / "results"), "--resume", str(folder)])
+    assert plain.exit_code == 1  # a plain resume keeps the error: the run was finished
+    retried = cli.invoke(
+        app, ["run", "--out", str(tmp_path / "results"), "--resume", str(folder), "--retry-errors"]
+    )
+    assert retried.exit_code == 0, retried.output
+    run = load_run(folder)
+    assert [r.status for r in run.rows] == ["ok", "ok"]
+    assert run.meta["retried"][-1] == [run.rows[1].cell_id]
+    assert (folder / "results.csv").read_text().count("\n") == 3  # compacted: one row per cell
+
+
+def test_retry_errors_needs_a_resume(cli, tmp_path):
+    line = one_line_error(run_cli(cli, tmp_path, "--arch", "rnn", "--retry-errors"))
+    assert (
+        line == "error: --retry-errors measures a resumed run's failed cells again: give --resume"
+    )
+
+
+def test_a_resume_may_change_how_cells_are_protected_and_says_so(cli, tmp_path):
+    assert run_cli(cli, tmp_path, "--arch", "rnn,gru", "--seq-len", "48").exit_code == 0
+    (folder,) = list_run_dirs(tmp_path / "results")
+    lines = (folder / "results.csv").read_text().splitlines()
+    (folder / "results.csv").write_text("\n".join(lines[:-1]) + "\n")  # as if it had crashed
+    resumed = cli.invoke(
+        app,
+        ["run", "--out", str(tmp_path / "results"), "--resume", str(folder), "--isolate",
+         "--cell-timeout", "30"],
+    )  # fmt: skip
+    assert resumed.exit_code == 0, resumed.output
+    run = load_run(folder)
+    assert len(run.rows) == 4 and run.rows[-1].peak_rss_bytes  # measured in a process of its own
+    assert run.rows[0].peak_rss_bytes is None  # as the run began: in its own process
+    assert run.meta["protection_changes"] == [{"isolate": True, "cell_timeout": 30.0}]
+    assert run.meta["config"]["isolate"] is False  # what the run was started with stays
