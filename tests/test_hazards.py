@@ -222,3 +222,163 @@ def test_a_resume_may_change_how_cells_are_protected_and_says_so(cli, tmp_path):
     assert run.rows[0].peak_rss_bytes is None  # as the run began: in its own process
     assert run.meta["protection_changes"] == [{"isolate": True, "cell_timeout": 30.0}]
     assert run.meta["config"]["isolate"] is False  # what the run was started with stays
+
+
+# ----------------------------------------------------------------- files that cannot be written
+
+
+def test_export_over_a_runs_own_results_is_refused(cli, tmp_path):
+    assert run_cli(cli, tmp_path, "--arch", "rnn", "--seq-len", "48").exit_code == 0
+    (folder,) = list_run_dirs(tmp_path / "results")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    for target in ("results.csv", "samples.csv", "meta.json"):
+        result = cli.invoke(app, ["export", str(folder), "--out", str(folder / target)])
+        line = one_line_error(result)
+        assert f"that is the run {folder.name}'s own file" in line, target
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_csv_aimed_at_another_runs_results_is_refused_before_measuring(cli, tmp_path):
+    assert run_cli(cli, tmp_path, "--arch", "rnn", "--seq-len", "48").exit_code == 0
+    (other,) = list_run_dirs(tmp_path / "results")
+    before = {p.name: p.read_bytes() for p in other.iterdir()}
+    result = run_cli(cli, tmp_path, "--arch", "gru", "--csv", str(other / "results.csv"))
+    assert f"that is the run {other.name}'s own file" in one_line_error(result)
+    assert list_run_dirs(tmp_path / "results") == [other]  # no empty run left behind
+    assert {p.name: p.read_bytes() for p in other.iterdir()} == before
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("a-folder", "is a folder; give a file name"),
+        ("a-file/rows.csv", "cannot write there"),
+        ("/proc/seqbench/rows.csv", "cannot write there"),
+    ],
+)
+def test_a_csv_that_cannot_be_written_is_one_line_and_no_run_is_left(
+    cli, tmp_path, target, message
+):
+    (tmp_path / "a-folder").mkdir()
+    (tmp_path / "a-file").write_text("")
+    path = target if target.startswith("/") else str(tmp_path / target)
+    result = run_cli(cli, tmp_path, "--arch", "rnn", "--csv", path)
+    assert message in one_line_error(result)
+    assert list_run_dirs(tmp_path / "results") == []
+
+
+def test_a_results_root_that_cannot_be_created_is_one_line(cli, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    result = cli.invoke(
+        app, ["run", "--out", str(tmp_path / "a-file" / "results"), "--arch", "rnn", *SMALL]
+    )
+    assert "cannot create the results root" in one_line_error(result)
+
+
+def test_a_read_only_results_root_is_one_line(cli, tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root writes through read-only permissions")
+    root = tmp_path / "ro"
+    root.mkdir(mode=0o555)
+    result = cli.invoke(app, ["run", "--out", str(root), "--arch", "rnn", *SMALL])
+    assert "cannot create a run folder there" in one_line_error(result)
+
+
+def test_a_full_disk_mid_run_is_one_line_exit_74_and_the_run_resumes(cli, tmp_path, monkeypatch):
+    import errno
+
+    import seqbench.storage.run as storage_run
+
+    real_append, real_write, appends = storage_run.append_synced, storage_run.atomic_write, []
+
+    def full() -> OSError:
+        return OSError(errno.ENOSPC, "No space left on device")
+
+    def fills_up(path, text):
+        appends.append(path)
+        if len(appends) > 2:  # one cell (samples, then its row) fits, then the disk is full
+            raise full()
+        real_append(path, text)
+
+    def writes_if_room(path, data):
+        if len(appends) > 2:
+            raise full()
+        real_write(path, data)
+
+    monkeypatch.setattr(storage_run, "append_synced", fills_up)
+    monkeypatch.setattr(storage_run, "atomic_write", writes_if_room)
+    root = tmp_path / "my results"  # a space: the hint must still paste into a shell
+    args = [
+        "run",
+        "--out",
+        str(root),
+        "--arch",
+        "rnn,gru",
+        "--seq-len",
+        "48",
+        "--mode",
+        "infer",
+        *SMALL,
+    ]
+    result = cli.invoke(app, args)
+    line = one_line_error(result, code=74)
+    (folder,) = list_run_dirs(root)
+    assert "No space left on device" in line
+    assert f"resume with: seqbench run --resume '{folder}'" in line
+    assert len(load_run(folder).rows) == 1  # the cell saved before the disk filled up
+    monkeypatch.setattr(storage_run, "append_synced", real_append)
+    monkeypatch.setattr(storage_run, "atomic_write", real_write)
+    resumed = cli.invoke(app, ["run", "--out", str(root), "--resume", str(folder)])
+    assert resumed.exit_code == 0, resumed.output
+    assert [r.status for r in load_run(folder).rows] == ["ok", "ok"]
+
+
+# ----------------------------------------------------------------- damaged metadata
+
+
+@pytest.mark.parametrize("key", ["config", "env", "plan"])
+def test_a_resume_of_metadata_without_its_config_env_or_plan_is_one_line(cli, tmp_path, key):
+    import json
+
+    assert run_cli(cli, tmp_path, "--arch", "rnn", "--seq-len", "48").exit_code == 0
+    (folder,) = list_run_dirs(tmp_path / "results")
+    meta = json.loads((folder / "meta.json").read_text())
+    del meta[key]
+    (folder / "meta.json").write_text(json.dumps(meta))
+    result = cli.invoke(app, ["run", "--out", str(tmp_path / "results"), "--resume", str(folder)])
+    assert f"it lacks {key} (damaged, or edited by hand)" in one_line_error(result)
+
+
+def test_deeply_nested_metadata_is_a_damaged_run_not_a_crash(cli, tmp_path):
+    assert run_cli(cli, tmp_path, "--arch", "rnn", "--seq-len", "48").exit_code == 0
+    assert run_cli(cli, tmp_path, "--arch", "gru", "--seq-len", "48").exit_code == 0
+    damaged, healthy = list_run_dirs(tmp_path / "results")
+    (damaged / "meta.json").write_text("[" * 100_000 + "]" * 100_000)
+    listing = cli.invoke(app, ["runs", "--root", str(tmp_path / "results")])
+    assert listing.exit_code == 0, listing.output
+    assert "damaged" in listing.stdout and healthy.name in listing.stdout
+    shown = cli.invoke(app, ["show", str(damaged)])
+    assert "metadata is damaged (nested too deeply to read)" in one_line_error(shown)
+
+
+# ----------------------------------------------------------------- usage mistakes
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--nope"], "error: No such option: --nope"),
+        (["run", "--sequence-len", "3"], "error: No such option: --sequence-len (Possible options: --seq-len)"),
+        (["compare"], "error: Missing argument 'baseline'. (see root compare --help)"),
+        (["nosuch"], "error: No such command 'nosuch'. (see root --help)"),
+    ],
+)  # fmt: skip
+def test_usage_mistakes_are_one_line_and_exit_2(cli, argv, message):
+    result = cli.invoke(app, argv)
+    assert one_line_error(result).startswith(message)
+    assert "╭" not in result.output  # no boxed panel
+
+
+def test_a_misspelt_architecture_gets_a_suggestion(cli, tmp_path):
+    line = one_line_error(run_cli(cli, tmp_path, "--arch", "LSTM"))
+    assert line.startswith("error: --arch: unknown architecture 'LSTM'; did you mean 'lstm'?")

@@ -110,8 +110,12 @@ def finish(run: Any, state: str) -> None:
 def new_run(
     config: SuiteConfig, the_plan: Plan, env: dict[str, Any], root: Path, extra_csv: Path | None
 ):
-    """A fresh run folder under `root` for this configuration and plan."""
-    from seqbench.storage import create_run
+    """A fresh run folder under `root` for this configuration and plan; a --csv file that
+    cannot be written is refused first, so that no empty run is left behind."""
+    from seqbench.storage import check_writable, create_run
+
+    if extra_csv is not None:
+        check_writable(extra_csv, "--csv")
 
     return create_run(
         root,

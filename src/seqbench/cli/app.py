@@ -8,11 +8,62 @@ saved.
 
 from __future__ import annotations
 
+import signal
+import sys
+from typing import Any
+
 import typer
+from typer.core import TyperGroup
 
 from seqbench import __version__
 
+
+class OneLineErrors(TyperGroup):
+    """Typer's group, with its errors as one line: a usage mistake (an unknown option, a
+    missing argument) is `error: ...` and exit 2, as every other input error is, rather
+    than a boxed panel; Ctrl-C before a command has anything to save is `interrupted`, 130."""
+
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:  # fmt: skip
+        exceptions = _click_exceptions()
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except exceptions.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "seqbench"
+            message = " ".join(exc.format_message().split())
+            _one_line(f"{message} (see {where} --help)")
+            sys.exit(2)
+        except exceptions.ClickException as exc:
+            _one_line(" ".join(exc.format_message().split()))
+            sys.exit(exc.exit_code)
+        except exceptions.Abort:
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
+        if code == 130:  # a second Ctrl-C must not break into the interpreter's exit
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _click_exceptions() -> Any:
+    """Click's exception classes, as Typer raises them (recent Typer versions carry their
+    own copy of click)."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # pragma: no cover - a Typer that uses click itself
+        from click import exceptions
+    return exceptions
+
+
+def _one_line(message: str) -> None:
+    from seqbench.cli.common import fail
+
+    fail(message)
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
     help="Benchmark sequence-model architectures: what each one costs and what it buys.",
     add_completion=False,
     pretty_exceptions_enable=False,

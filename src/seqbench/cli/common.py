@@ -48,7 +48,8 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def user_errors(fn: F) -> F:
-    """Turn a SeqbenchError from the core into one line on stderr and exit code 2."""
+    """Turn a SeqbenchError from the core into one line on stderr and exit code 2, and
+    Ctrl-C into one word and exit code 130."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -56,6 +57,9 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except SeqbenchError as exc:
             raise fail(str(exc)) from None
+        except KeyboardInterrupt:  # before anything was measured (a measuring loop says more)
+            stderr().print("interrupted", markup=False)
+            raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -116,10 +120,13 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a cancelled CI job, `kill`) stops a measuring command the way Ctrl-C does:
-    what finished is saved, and the command exits 130."""
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    """SIGTERM (a cancelled CI job, `kill`) and SIGHUP (a closed terminal or SSH session)
+    stop a measuring command the way Ctrl-C does: what finished is saved, and the command
+    exits 130 saying how to resume."""
+    stops = (signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, _raise_interrupt) for s in stops}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)

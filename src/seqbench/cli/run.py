@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,9 @@ from seqbench.cli.options import (
     declare,
 )
 from seqbench.errors import SeqbenchError
+
+# Results could not be written (a full disk, a folder removed): every finished cell is kept.
+EXIT_CANNOT_SAVE = 74
 
 # What `run --format` prints on stdout: the Rich table, or an exporter's text.
 RUN_FORMATS = ("table", "csv", "json", "markdown")
@@ -281,6 +286,7 @@ def _resume(given: Given, axes: dict, settings: dict) -> None:
     from seqbench import session
     from seqbench.config import PROTECTION, apply_overrides, resolve_config
     from seqbench.execute import make_executor
+    from seqbench.storage import check_writable
 
     run_, config = session.reopen(given.resume, given.out)
     try:
@@ -297,6 +303,8 @@ def _resume(given: Given, axes: dict, settings: dict) -> None:
             if changed:  # recorded: how the rest of the run's cells were protected
                 config = dataclasses.replace(config, **changed)
                 run_.meta.setdefault("protection_changes", []).append(changed)
+        if given.csv is not None:
+            check_writable(given.csv, "--csv")
         run_.extra_csv = given.csv
         if given.retry_errors:
             retried = run_.forget_failures(("error", "timeout"))
@@ -349,11 +357,22 @@ def _measure(config, plan, run_, executor, env: dict, given: Given) -> None:
                 elif isinstance(event, CellFinished):
                     progress.advance(task)
     except KeyboardInterrupt:
-        session.finish(run_, "interrupted")
+        with contextlib.suppress(OSError):
+            session.finish(run_, "interrupted")
         total = len(run_.meta["plan"])
         err.print(f"interrupted: {len(run_.rows)} of {total} cells are saved in {run_.path}")
-        err.print(f"resume with: seqbench run --resume {run_.path}")
+        err.print(f"resume with: {_resume_command(run_, given)}", markup=False, soft_wrap=True)
         raise typer.Exit(130) from None
+    except OSError as exc:  # the disk filled up, the folder went away...
+        with contextlib.suppress(OSError):
+            session.finish(run_, "interrupted")
+        err.print(
+            f"error: cannot save the results in {run_.path} ({exc.strerror or exc}); the cells "
+            f"finished before are kept there: make room and resume with: {_resume_command(run_, given)}",
+            markup=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_CANNOT_SAVE) from None
     session.finish(run_, "complete")
 
     if not given.quiet:
@@ -369,14 +388,23 @@ def _measure(config, plan, run_, executor, env: dict, given: Given) -> None:
         err.print(f"rows also written to {run_.extra_csv}")
     noisy = sum(bool(r.noisy) for r in run_.rows if r.status == "ok")
     if noisy:
+        steadier = "--rounds 3" if config.threads == 1 else "--threads 1 --rounds 3"
         err.print(
             f"[yellow]warning:[/] {noisy} of {counts['ok']} measured cells are noisy (an interval "
             f"wider than ±{WIDE_CI:.0%}, or other work on their CPUs; see the noise column): "
-            "rerun on a quieter machine, or with --threads 1 --rounds 3"
+            f"rerun on a quieter machine, or with {steadier}"
         )
     unavailable = {r.device for r in run_.rows if r.status == "skipped"} & set(plan.unavailable)
     if counts["error"] or unavailable:
         raise typer.Exit(1)
+
+
+def _resume_command(run_, given: Given) -> str:
+    """How to finish the run, as a line that pastes into a shell (paths may hold spaces)."""
+    parts = ["seqbench", "run", "--resume", str(run_.path)]
+    if given.csv is not None:
+        parts += ["--csv", str(given.csv)]
+    return shlex.join(parts)
 
 
 app.command(name="run")(user_errors(declare(RUN_OPTIONS)(run)))

@@ -79,8 +79,18 @@ def get_arch(name: str) -> ArchSpec:
         return plugin
     known = [*REGISTRY, *plugin_names()]
     raise ConfigError(
-        f"unknown architecture {name!r}; choose from: {', '.join(known)}, or package.module:factory"
+        f"unknown architecture {name!r}; {did_you_mean(name, known)}choose from: "
+        f"{', '.join(known)}, or package.module:factory"
     )
+
+
+def did_you_mean(name: str, known: list[str]) -> str:
+    """'did you mean 'lstm'? ' for a near miss (any case), else ''."""
+    import difflib
+
+    lowered = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+    return f"did you mean {lowered[close[0]]!r}? " if close else ""
 
 
 def normalize_cell(cell: Cell) -> Cell:

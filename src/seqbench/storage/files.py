@@ -94,7 +94,12 @@ def now_iso() -> str:
 
 def new_run_dir(root: Path, label: str) -> Path:
     """A fresh folder named <UTC time>-<label>; a suffix keeps two runs in one second apart."""
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ResultsError(
+            f"--out {root}: cannot create the results root ({exc.strerror or exc})"
+        ) from None
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     base = f"{stamp}-{re.sub(r'[^A-Za-z0-9_.-]', '_', label)}"
     for attempt in range(1, 1000):
@@ -103,6 +108,10 @@ def new_run_dir(root: Path, label: str) -> Path:
             path.mkdir()
         except FileExistsError:
             continue
+        except OSError as exc:
+            raise ResultsError(
+                f"--out {root}: cannot create a run folder there ({exc.strerror or exc})"
+            ) from None
         return path
     raise ResultsError(f"{root}: could not create a unique run folder for {base}")
 
@@ -116,3 +125,42 @@ def write_rows_file(
     atomic_write(samples_path, render_samples(samples))
     atomic_write(meta_path, json.dumps(meta, indent=2, default=str) + "\n")
     atomic_write(rows_path, rows)
+
+
+RUN_FILES = ("results.csv", "samples.csv", "meta.json")
+
+
+def owning_run(path: Path) -> Path | None:
+    """The run folder whose own file `path` (or one of the sidecars written beside it) would
+    replace, if any: writing there would overwrite the run's results."""
+    rows = Path(path).resolve()
+    for target in (rows, *sidecars(rows)):
+        meta = target.parent / "meta.json"
+        if target.name in RUN_FILES and meta.is_file():
+            try:
+                if json.loads(meta.read_text(encoding="utf-8")).get("format") == META_FORMAT:
+                    return target.parent
+            except (OSError, ValueError, AttributeError, RecursionError):
+                continue
+    return None
+
+
+def check_writable(path: Path, flag: str) -> None:
+    """Refuse, in one line, a rows file seqbench could not write, or one that belongs to a
+    run (a run's own results.csv, say): before anything is measured, not after."""
+    folder = owning_run(path)
+    if folder is not None:
+        raise ResultsError(
+            f"{flag} {path}: that is the run {folder.name}'s own file; writing it would replace "
+            "that run's results (choose another file)"
+        )
+    path = Path(path)
+    if path.is_dir():
+        raise ResultsError(f"{flag} {path}: is a folder; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ResultsError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from None

@@ -83,6 +83,8 @@ def _read_meta(path: Path) -> dict[str, Any]:
         raise ResultsError(
             f"{path}: metadata is damaged or truncated ({exc.msg} at line {exc.lineno})"
         ) from None
+    except RecursionError:
+        raise ResultsError(f"{path}: metadata is damaged (nested too deeply to read)") from None
     if not isinstance(meta, dict) or meta.get("format") != META_FORMAT:
         raise ResultsError(f"{path}: not seqbench metadata")
     version = meta.get("schema_version")
@@ -217,6 +219,14 @@ def reopen_run(ref: str | Path, root: Path) -> Run:
     if rows_path.name != ROWS_FILE:
         raise ResultsError(f"{ref}: --resume needs a run folder (or its id), not a CSV file")
     run = load_run(rows_path.parent, root)
+    missing = [
+        key for key in ("config", "env", "plan") if not isinstance(run.meta.get(key), dict | list)
+    ]
+    if missing:
+        raise ResultsError(
+            f"{rows_path.parent / META_FILE}: it lacks {', '.join(missing)} (damaged, or edited by "
+            "hand), so the run cannot be resumed; start a new run"
+        )
     run.claim()  # one writer: not while the run's own process (or another resume) lives
     run.meta["state"] = "running"
     run.meta.setdefault("resumed_at", []).append(now_iso())
