@@ -4,6 +4,7 @@ for real: every case ends in one line and a documented exit code, with nothing m
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -275,13 +276,9 @@ def test_a_results_root_that_cannot_be_created_is_one_line(cli, tmp_path):
     assert "cannot create the results root" in one_line_error(result)
 
 
-def test_a_read_only_results_root_is_one_line(cli, tmp_path):
-    if os.geteuid() == 0:
-        pytest.skip("root writes through read-only permissions")
-    root = tmp_path / "ro"
-    root.mkdir(mode=0o555)
-    result = cli.invoke(app, ["run", "--out", str(root), "--arch", "rnn", *SMALL])
-    assert "cannot create a run folder there" in one_line_error(result)
+def test_a_results_root_the_system_refuses_is_one_line(cli, tmp_path):
+    result = cli.invoke(app, ["run", "--out", "/proc/seqbench-results", "--arch", "rnn", *SMALL])
+    assert "--out /proc/seqbench-results: cannot create the results root" in one_line_error(result)
 
 
 def test_a_full_disk_mid_run_is_one_line_exit_74_and_the_run_resumes(cli, tmp_path, monkeypatch):
@@ -382,3 +379,66 @@ def test_usage_mistakes_are_one_line_and_exit_2(cli, argv, message):
 def test_a_misspelt_architecture_gets_a_suggestion(cli, tmp_path):
     line = one_line_error(run_cli(cli, tmp_path, "--arch", "LSTM"))
     assert line.startswith("error: --arch: unknown architecture 'LSTM'; did you mean 'lstm'?")
+
+
+# ----------------------------------------------------------------- signals
+
+
+def workers_of(pid: int) -> list[int]:
+    """The seqbench worker processes a process started (not its other children)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text() if (task / "children").exists() else ""
+        found += [int(c) for c in text.split()]
+    commands = {
+        c: Path(f"/proc/{c}/cmdline").read_bytes() for c in found if Path(f"/proc/{c}").exists()
+    }
+    return [c for c, command in commands.items() if b"seqbench.execute.worker" in command]
+
+
+def running(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "zombie" not in status.read_text().lower()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_kill_9_of_the_parent_takes_its_isolated_worker_with_it(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    args = [
+        "--arch",
+        "tests.fault_archs:sleepy",
+        "--seq-len",
+        "100",
+        "--mode",
+        "infer",
+        "--isolate",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seqbench", "run", "--out", str(tmp_path), *args, *SMALL],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    deadline, workers = time.monotonic() + 60, []
+    while time.monotonic() < deadline and not workers:
+        workers = workers_of(proc.pid)
+        time.sleep(0.2)
+    assert workers, "the worker never started"
+    time.sleep(3)  # into its minute-long step
+    assert all(running(w) for w in workers)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(running(w) for w in workers):
+        time.sleep(0.1)
+    assert [w for w in workers if running(w)] == []
+
+
+@pytest.mark.parametrize("stop", [signal.SIGHUP, signal.SIGTERM])
+def test_a_hangup_or_terminate_stops_a_run_as_ctrl_c_does(tmp_path, stop):
+    proc = start_slow_run(tmp_path)
+    folder = wait_for_first_row(tmp_path, proc)
+    proc.send_signal(stop)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert load_run(folder).meta["state"] == "interrupted"
+    assert f"resume with: seqbench run --resume {folder}" in err
+    assert "Traceback" not in err

@@ -8,7 +8,8 @@ process settings, measures it, and appends one JSON line to the ANSWERS file: th
 samples, and the request's round, flushed before the next request starts. stdout and stderr
 stay free for whatever a model prints (the parent keeps the end of stderr for its message).
 A fresh process also makes the resident-set high-water mark a clean measure of its first
-cell's own host memory, so that figure is reported for the first request only.
+cell's own host memory, so that figure is reported for the first request only. On Linux the
+worker dies with its parent, however the parent dies.
 """
 
 from __future__ import annotations
@@ -37,11 +38,30 @@ def serve(request_data: dict[str, Any], *, first: bool = True) -> dict[str, Any]
     return {"row": row.to_dict(), "samples": result.samples, "round": request.round}
 
 
+def die_with_parent() -> None:
+    """Ask Linux to kill this worker the moment its parent dies (even by kill -9), so that a
+    cell in the middle of a long step is not left running with no one to report to."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import os
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the request above
+        os._exit(1)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m seqbench.execute.worker ANSWERS < requests.jsonl", file=sys.stderr)
         return 2
+    die_with_parent()
     with open(args[0], "a", encoding="utf-8") as answers:
         for number, line in enumerate(sys.stdin):
             if not line.strip():
