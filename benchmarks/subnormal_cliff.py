@@ -14,6 +14,7 @@ what that buys on the machine it runs on:
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import time
 
@@ -36,6 +37,12 @@ def elementwise_us(x: torch.Tensor, y: torch.Tensor, repeats: int = 50) -> float
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--lengths", default="64,128,160,192,256", help="LSTM lengths to time, comma-separated"
+    )
+    parser.add_argument("--min-time", type=float, default=1.0, help="seconds of samples per cell")
+    args = parser.parse_args()
     print(f"CPU: {cpu_name()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     normal = torch.full((1 << 20,), 0.5)
     subnormal = torch.full((1 << 20,), 1e-39)
@@ -48,10 +55,10 @@ def main() -> None:
         )
 
     base = Cell("lstm", 64, 32, 128, 1, False, 0.0, 0.0, 10_000, 32, "cpu", "float32", "train")
-    settings = MeasureSettings(min_time=1.0)
+    settings = MeasureSettings(min_time=args.min_time)
     print("\nLSTM training step, hidden 128, batch 32 (seqbench medians):")
     print(f"  {'T':>5}  {'flushed':>10}  {'kept':>10}  kept/flushed")
-    for seq_len in (64, 128, 160, 192, 256):
+    for seq_len in (int(t) for t in args.lengths.split(",")):
         cell = dataclasses.replace(base, seq_len=seq_len)
         times = {}
         for flush in (True, False):

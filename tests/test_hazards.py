@@ -442,3 +442,53 @@ def test_a_hangup_or_terminate_stops_a_run_as_ctrl_c_does(tmp_path, stop):
     assert load_run(folder).meta["state"] == "interrupted"
     assert f"resume with: seqbench run --resume {folder}" in err
     assert "Traceback" not in err
+
+
+# ----------------------------------------------------------------- messages that mislead
+
+
+def test_show_of_a_markdown_export_or_a_suite_file_says_what_it_is(cli, tmp_path):
+    assert run_cli(cli, tmp_path, "--arch", "rnn", "--seq-len", "48").exit_code == 0
+    markdown = tmp_path / "table.md"
+    assert (
+        cli.invoke(
+            app, ["export", "latest", "--root", str(tmp_path / "results"), "--out", str(markdown)]
+        ).exit_code
+        == 0
+    )
+    line = one_line_error(cli.invoke(app, ["show", str(markdown)]))
+    assert "a markdown export is for people, and cannot be read back" in line
+    suite = ROOT / "benchmarks" / "ci.toml"
+    line = one_line_error(cli.invoke(app, ["show", str(suite)]))
+    assert line.endswith(
+        f"that is a suite file, not a run: measure it with `seqbench run --suite {suite}`"
+    )
+
+
+def test_run_help_names_every_suite(cli):
+    from seqbench.suites import suite_names
+
+    help_text = " ".join(cli.invoke(app, ["run", "--help"]).output.split())
+    assert {"quick", "seed", "ci", "gpu"} <= set(suite_names())
+    assert ", ".join(suite_names()) in help_text
+
+
+def test_frontier_takes_threads(cli, tmp_path):
+    result = cli.invoke(
+        app,
+        ["frontier", "--arch", "rnn", "--device", "cpu", "--mem-limit", "1MB", "--start", "16",
+         "--batch-size", "2", "--hidden", "4", "--threads", "1", "--out", str(tmp_path)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    run = load_run("latest", tmp_path)
+    assert run.meta["env"]["threads"] == 1 and {r.threads for r in run.rows} == {1}
+
+
+@pytest.mark.parametrize("script", sorted((ROOT / "benchmarks").glob("*.py")), ids=lambda p: p.name)
+def test_every_benchmark_script_answers_help_without_running(script):
+    done = subprocess.run(
+        [sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage:")

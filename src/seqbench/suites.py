@@ -223,6 +223,11 @@ def suite_dirs() -> list[Path]:
     ]
 
 
+def suite_names() -> list[str]:
+    """The names `--suite` knows (the TOML files of `suite_dirs()`), sorted."""
+    return sorted({p.stem for d in suite_dirs() if d.is_dir() for p in d.glob("*.toml")})
+
+
 def find_suite(name: str | Path) -> Path:
     """A path as given, or a suite name ('seed') looked up in `suite_dirs()`."""
     path = Path(name)
@@ -233,7 +238,7 @@ def find_suite(name: str | Path) -> Path:
             candidate = folder / f"{name}.toml"
             if candidate.is_file():
                 return candidate
-        found = sorted({p.stem for d in suite_dirs() if d.is_dir() for p in d.glob("*.toml")})
+        found = suite_names()
         hint = f"; known suites: {', '.join(found)}" if found else ""
         raise ConfigError(f"suite {str(name)!r} not found{hint}")
     if path.exists():

@@ -34,6 +34,10 @@ def frontier(
         0.02,
         help="Stop once the first failing length is within this fraction of the largest fitting one (0: exact).",
     ),
+    threads: int | None = typer.Option(
+        None,
+        help="torch CPU threads (default: torch's, fewer when other processes keep the CPUs busy).",
+    ),
     isolate: bool = typer.Option(
         True,
         "--isolate/--no-isolate",
@@ -49,13 +53,13 @@ def frontier(
     its peak memory stays within the limit. The probes are saved as a run (label
     'frontier'); the table shows each architecture's frontier.
     """
-    from seqbench import session
+    from seqbench import session, system
     from seqbench.config import resolve_config
     from seqbench.execute import Scheduler, make_executor
     from seqbench.frontier import PROBE_SETTINGS, Probe, fits, parse_bytes, search, summarize
     from seqbench.output.tables import format_frontier
     from seqbench.output.terminal import fitted_table, make_progress
-    from seqbench.suites import parse_list
+    from seqbench.suites import check_setting, parse_list
 
     limit = parse_bytes(mem_limit) if mem_limit is not None else None
     if start < 1 or max_len < start:
@@ -73,6 +77,8 @@ def frontier(
         "seq_len": (start,),
     }
     settings = {"label": "frontier", "ceiling": False, "isolate": isolate}
+    if threads is not None:
+        settings["threads"] = check_setting("threads", threads, "--threads")
     config = resolve_config(None, axes=axes, settings=settings)
     config = dataclasses.replace(config, measure=PROBE_SETTINGS)
     plan = session.make_plan(config)
@@ -83,6 +89,9 @@ def frontier(
             "on the CPU, give --mem-limit: host memory runs out far past where a benchmark is useful"
         )
     results = {}
+    config, warning = session.choose_threads(config, system.look())
+    if warning:
+        stderr().print(f"warning: {warning}", markup=False)
     with make_executor(config) as executor:
         env = session.environment(config, [c.device for c in plan.cells], executor)
         # The probes are not known in advance: the plan of a frontier run stays empty.

@@ -24,6 +24,7 @@ from seqbench.cli.options import (
     declare,
 )
 from seqbench.errors import SeqbenchError
+from seqbench.suites import suite_names
 
 # Results could not be written (a full disk, a folder removed): every finished cell is kept.
 EXIT_CANNOT_SAVE = 74
@@ -34,7 +35,8 @@ RUN_FORMATS = ("table", "csv", "json", "markdown")
 RUN_OPTIONS: tuple[Option, ...] = (
     Option(
         "suite",
-        "Suite file, or the name of one in benchmarks/ (quick, seed, ci, gpu). Default: quick.",
+        f"Suite file, or the name of one: {', '.join(suite_names())} (from ./benchmarks and "
+        "seqbench's own). Default: quick.",
         kind=COMMAND,
         flags=("--suite", "-s"),
     ),

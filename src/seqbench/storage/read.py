@@ -40,6 +40,16 @@ def resolve_run_path(ref: str | Path, root: Path) -> Path:
             raise ResultsError(f"{path}: not a seqbench run folder (no {ROWS_FILE})")
         return rows
     if path.is_file():
+        suffix = path.suffix.lower()
+        if suffix in (".md", ".markdown"):
+            raise ResultsError(
+                f"{path}: a markdown export is for people, and cannot be read back; export the "
+                "run as csv, json or parquet to read it again"
+            )
+        if suffix == ".toml":
+            raise ResultsError(
+                f"{path}: that is a suite file, not a run: measure it with `seqbench run --suite {path}`"
+            )
         return path
     raise ResultsError(f"{text}: no such run or results file (looked in {root} too)")
 
