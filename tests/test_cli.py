@@ -92,7 +92,7 @@ def test_recurrent_dropout_rows_say_the_loop_ran(cli, tmp_path):
     [
         (
             ["--arch", "lstm,transformr"],
-            "error: --arch: unknown architecture 'transformr'; choose from: rnn, lstm, gru, conv1d",
+            "error: --arch: unknown architecture 'transformr'; did you mean 'transformer'? choose from: rnn, lstm, gru, conv1d",
         ),
         (["--seq-len", "0"], "error: --seq-len: expected a positive integer below 2**31, got 0"),
         (

@@ -118,7 +118,7 @@ def test_config_round_trips_through_a_dict():
         ("[matrix]\ndropout = 1.0\n", "[matrix] dropout: expected a number in [0, 1), got 1.0"),
         (
             "[matrix]\narch = ['tcnn']\n",
-            "[matrix] arch: unknown architecture 'tcnn'; choose from: rnn, lstm, gru, conv1d",
+            "[matrix] arch: unknown architecture 'tcnn'; did you mean 'tcn'? choose from: rnn, lstm, gru, conv1d",
         ),
         ("[matrix]\nmode = []\n", "[matrix] mode: the list is empty"),
         (

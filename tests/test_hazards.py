@@ -253,8 +253,8 @@ def test_csv_aimed_at_another_runs_results_is_refused_before_measuring(cli, tmp_
     ("target", "message"),
     [
         ("a-folder", "is a folder; give a file name"),
-        ("a-file/rows.csv", "cannot write there"),
-        ("/proc/seqbench/rows.csv", "cannot write there"),
+        ("a-file/rows.csv", "cannot write it"),
+        ("/proc/seqbench/rows.csv", "cannot write it"),
     ],
 )
 def test_a_csv_that_cannot_be_written_is_one_line_and_no_run_is_left(

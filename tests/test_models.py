@@ -79,7 +79,8 @@ def test_models_map_token_ids_to_one_logit(arch, bidirectional):
 
 def test_unknown_architecture_names_the_valid_ones():
     with pytest.raises(
-        ConfigError, match="unknown architecture 'transformr'; choose from: rnn, lstm, gru, conv1d"
+        ConfigError,
+        match=r"unknown architecture .transformr.; did you mean .transformer.\? choose from: rnn, lstm, gru, conv1d",
     ):
         get_arch("transformr")
 

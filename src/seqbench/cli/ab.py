@@ -18,7 +18,8 @@ from seqbench.cli.options import (
     Option,
     declare,
 )
-from seqbench.cli.run import RUN_OPTIONS, requested
+from seqbench.cli.run import requested
+from seqbench.cli.run_options import RUN_OPTIONS
 from seqbench.errors import SeqbenchError
 
 # Pairs of rounds: with fewer than 6 the signed-rank interval cannot reach 95%.

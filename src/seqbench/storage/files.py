@@ -163,4 +163,4 @@ def check_writable(path: Path, flag: str) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise ResultsError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from None
+        raise ResultsError(f"{flag} {path}: cannot write it ({exc.strerror or exc})") from None
