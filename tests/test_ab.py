@@ -99,19 +99,16 @@ def test_four_times_the_work_is_a_regression(cli, in_repo, tmp_path):
     assert git(in_repo, "worktree", "list").count("\n") == 0  # the worktrees are gone
 
 
-def test_the_same_code_twice_is_no_regression(cli, in_repo, tmp_path):
-    result = ab(cli, tmp_path, "base", "base")
+def test_the_same_code_is_no_regression_and_the_working_tree_is_a_version(cli, in_repo, tmp_path):
+    result = ab(cli, tmp_path, "slower", ".")  # the checkout is at `slower`: the same code
     assert result.exit_code in (0, 3), result.output  # 3: the machine was too busy to tell
-    (cell,) = json.loads(result.stdout)["cells"]
+    data = json.loads(result.stdout)
+    (cell,) = data["cells"]
     assert cell["verdict"] in ("unchanged", "inconclusive")
     assert 0.8 < cell["ratio"] < 1.25
-
-
-def test_the_working_tree_is_a_version_too(cli, in_repo, tmp_path):
-    result = ab(cli, tmp_path, "slower", ".")  # the checkout is at `slower`
-    assert result.exit_code in (0, 3), result.output
-    data = json.loads(result.stdout)
-    assert load_run(data["candidate"], tmp_path).meta["ab"]["version"] == "."
+    candidate = load_run(data["candidate"], tmp_path)
+    assert candidate.meta["ab"]["version"] == "."
+    assert candidate.meta["env"]["git_commit"] == git(in_repo, "rev-parse", "slower^{commit}")
 
 
 @pytest.mark.parametrize(

@@ -90,7 +90,11 @@ print(json.dumps(collect_env(devices, apply_process_settings(threads, flush, tf3
 """
 
 
-def _environment(version, config, devices: list[str]) -> dict:
+def _environment(version, config, devices: list[str], here: dict) -> dict:
+    """The environment of a version's numbers: this process's (`here`) when the version runs
+    on this interpreter, else what its own interpreter reports."""
+    if version.launch.inherit_path:  # the same interpreter and packages: only the code differs
+        return _tagged({**here}, version)
     process = config.process
     argument = json.dumps([process.threads, process.flush_denormal, process.tf32, devices])
     done = subprocess.run(
@@ -104,11 +108,22 @@ def _environment(version, config, devices: list[str]) -> dict:
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
         raise SeqbenchError(f"{version.name}: cannot start seqbench there ({last})")
-    env = json.loads(done.stdout.splitlines()[-1])
+    return _tagged(json.loads(done.stdout.splitlines()[-1]), version)
+
+
+def _tagged(env: dict, version) -> dict:
     env.update(executor="ab", isolated=True, version=version.name)
     if version.commit:
         env.update(git_commit=version.commit, git_dirty=version.dirty)
     return env
+
+
+class _NoExecutor:
+    """What `session.environment` asks of an executor, for the environment of this process."""
+
+    @staticmethod
+    def describe() -> dict:
+        return {}
 
 
 def ab(given: Given) -> None:
@@ -158,10 +173,11 @@ def ab(given: Given) -> None:
     if warning:
         err.print(f"warning: {warning}", markup=False)
     devices = [c.device for c in plan.cells]
+    here = session.environment(config, devices, _NoExecutor())
     with checked_out((given.baseline, given.candidate), given.repo) as versions:
         runs, schedulers = [], []
         for side, version in zip(("baseline", "candidate"), versions, strict=True):
-            env = _environment(version, config, devices)
+            env = _environment(version, config, devices, here)
             label = f"ab-{side}"
             run_ = create_run(
                 given.out,
