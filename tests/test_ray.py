@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +20,8 @@ ray = pytest.importorskip("ray")
 
 SMALL = ["--batch-size", "2", "--hidden", "4", "--embed", "4", "--vocab", "20", *FAST_FLAGS]
 RAY = ["--executor", "ray", "--cpu-cells-per-node", "2"]
+ROOT = Path(__file__).resolve().parents[1]
+TEST_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -24,6 +30,7 @@ def local_cluster():
     import os
 
     ray.init(
+        address="local",  # a cluster of the test's own, whatever else runs on the machine
         num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
         runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}},
     )  # fmt: skip
@@ -152,3 +159,40 @@ def test_ray_settings_are_checked(cli, tmp_path):
         and "--cpu-cells-per-node: expected a positive integer, got 0" in result.stderr
     )
     assert SuiteConfig().executor == "local"
+
+
+def test_ray_messages_never_reach_stdout(tmp_path):
+    """A worker that dies makes Ray report it; with --format csv, stdout must stay CSV."""
+    args = ["--arch", "tests.fault_archs:crash", "--seq-len", "64,100", "--mode", "infer"]
+    done = subprocess.run(
+        [sys.executable, "-m", "seqbench", "run", "--out", str(tmp_path), *args, *SMALL, *RAY,
+         "--format", "csv"],
+        capture_output=True, text=True, timeout=300, env=TEST_ENV,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("arch,seq_len,") and len(lines) == 3, done.stdout[:500]
+    rows = {r.seq_len: r for r in load_run("latest", tmp_path).rows}
+    assert rows[100].status == "error" and rows[100].host  # where it died, even so
+
+
+def test_sigterm_stops_a_ray_run_like_a_local_one(tmp_path):
+    args = ["--arch", "tests.fault_archs:sleepy", "--seq-len", "64,100", "--mode", "infer"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seqbench", "run", "--out", str(tmp_path), *args, *SMALL, *RAY],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=TEST_ENV,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    folder = None
+    while time.monotonic() < deadline and folder is None:
+        assert proc.poll() is None, proc.communicate()
+        for candidate in list_run_dirs(tmp_path):
+            if len((candidate / "results.csv").read_text().splitlines()) > 1:
+                folder = candidate
+        time.sleep(0.2)
+    assert folder is not None, "no cell finished in time"
+    proc.terminate()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert load_run(folder).meta["state"] == "interrupted"
+    assert "resume with: seqbench run --resume" in err and "Traceback" not in err

@@ -76,9 +76,10 @@ def _start(given: Given, axes: dict, settings: dict) -> None:
         # The configuration as asked is what a resume holds the run to.
         run_ = session.new_run(config, plan, env, given.out, given.csv)
         try:
-            _measure(measured, plan, run_, executor, env, given)
+            _measure(measured, plan, run_, executor, given)
         finally:
             run_.close()  # after an error: let a resume have the run
+    _report(plan, run_, env, given)
 
 
 def _resume(given: Given, axes: dict, settings: dict) -> None:
@@ -115,9 +116,10 @@ def _resume(given: Given, axes: dict, settings: dict) -> None:
         with make_executor(measured) as executor:
             devices = list(run_.meta["env"].get("device_names", {}))
             session.check_same_environment(run_, session.environment(measured, devices, executor))
-            _measure(measured, plan, run_, executor, run_.meta["env"], given)
+            _measure(measured, plan, run_, executor, given)
     finally:
         run_.close()  # a refused or failed resume leaves the run to the next one
+    _report(plan, run_, run_.meta["env"], given)
 
 
 def _threads(config):
@@ -132,13 +134,12 @@ def _threads(config):
     return measured
 
 
-def _measure(config, plan, run_, executor, env: dict, given: Given) -> None:
-    """Measure the plan with a progress bar, then show the rows and pick the exit code."""
+def _measure(config, plan, run_, executor, given: Given) -> None:
+    """Measure the plan with a progress bar, and close the run; an interrupt or a failure to
+    save says how to resume."""
     from seqbench import session
     from seqbench.execute import CellFinished, CellStarted, Scheduler
-    from seqbench.noise import WIDE_CI
     from seqbench.output.terminal import make_progress
-    from seqbench.output.text import format_env_line
 
     err = stderr()
     for device, reason in plan.unavailable.items():
@@ -174,6 +175,14 @@ def _measure(config, plan, run_, executor, env: dict, given: Given) -> None:
         raise typer.Exit(EXIT_CANNOT_SAVE) from None
     session.finish(run_, "complete")
 
+
+def _report(plan, run_, env: dict, given: Given) -> None:
+    """Show the rows and pick the exit code, once the executor has let go of its backend
+    (a Ray cluster's messages must not land in the middle of --format csv)."""
+    from seqbench.noise import WIDE_CI
+    from seqbench.output.text import format_env_line
+
+    err = stderr()
     if not given.quiet:
         print_rows(run_, run_.rows, given.output_format, env)
         err.print(format_env_line(env))
@@ -187,7 +196,7 @@ def _measure(config, plan, run_, executor, env: dict, given: Given) -> None:
         err.print(f"rows also written to {run_.extra_csv}")
     noisy = sum(bool(r.noisy) for r in run_.rows if r.status == "ok")
     if noisy:
-        steadier = "--rounds 3" if config.threads == 1 else "--threads 1 --rounds 3"
+        steadier = "--rounds 3" if env.get("threads") == 1 else "--threads 1 --rounds 3"
         err.print(
             f"[yellow]warning:[/] {noisy} of {counts['ok']} measured cells are noisy (an interval "
             f"wider than ±{WIDE_CI:.0%}, or other work on their CPUs; see the noise column): "

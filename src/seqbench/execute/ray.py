@@ -1,19 +1,30 @@
-"""The Ray executor: every cell a task in a fresh worker process, on any node of a cluster.
+"""The Ray executor: every cell a task in a fresh worker process, on a node of a cluster.
 
-Timing isolation is the point, so the scheduling rules are strict: a CUDA cell asks for a
-whole GPU (never a fraction: two cells on one GPU corrupt each other's timing); a CPU cell
-asks for a node's CPUs divided by `cpu_cells_per_node` (default 1: CPU cells never share a
-node), and sets torch's threads to what it was given; a worker serves one task and exits
-(`max_calls=1`), so no state leaks from one cell to the next; a failed task is not retried
-(a retry would hide a crash, and time a cell twice). A cell past its time limit (plus a
-start-up grace) is cancelled, its worker killed, and recorded as a `timeout`. Each row
-records the host and device it ran on.
+Timing isolation is the point, so the scheduling rules are strict:
+- a CPU cell is placed on a node chosen here (Ray's node affinity) and asks for that node's
+  CPUs divided by `cpu_cells_per_node` (default 1: CPU cells never share a node), and sets
+  torch's threads to what it was given, so nodes of different sizes are each used as they
+  are (the `threads` column says what each cell had);
+- a CUDA cell asks for a whole GPU (never a fraction: two cells on one GPU corrupt each
+  other's timing);
+- a worker serves one task and exits (`max_calls=1`), so no state leaks from one cell to the
+  next; a failed task is not retried (a retry would hide a crash, and time a cell twice);
+- no more cells are submitted than the cluster can run at once, so a cell's time limit
+  starts when it starts; a cell past it (plus a start-up grace) is cancelled, its worker
+  killed, and recorded as a `timeout`.
+
+Without --ray-address (or RAY_ADDRESS) seqbench starts a cluster of its own on this machine
+and stops it at the end, rather than joining whatever cluster happens to be running. While
+Ray runs, its own messages go to stderr: stdout is for seqbench's results.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from seqbench.errors import SeqbenchError
@@ -47,87 +58,151 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+def _cannot_start(where: str, exc: BaseException) -> SeqbenchError:
+    first = _first_line(exc)
+    words = first.lower()
+    if any(w in words for w in ("auth", "token", "unauthenticated", "permission denied")):
+        return SeqbenchError(
+            f"cannot join Ray at {where}: the cluster asks for credentials that this process "
+            f"does not have ({first})"
+        )
+    return SeqbenchError(f"cannot start Ray ({where}): {first}")
+
+
+@dataclass
+class _Node:
+    """A node of the cluster as CPU cells see it."""
+
+    node_id: str
+    host: str
+    cpus: int  # CPUs (and torch threads) one cell on it gets
+    slots: int  # CPU cells it may run at once
+    busy: int = 0
+
+
 class RayExecutor:
     name = "ray"
     same_machine = False  # MFU would need each node's own ceiling
 
     def __init__(self, address: str | None = None, cpu_cells_per_node: int = 1) -> None:
-        self._address = address
+        self._address = address or os.environ.get("RAY_ADDRESS") or None
         self._cpu_cells_per_node = cpu_cells_per_node
-        self._pending: dict[Any, tuple[CellRequest, Stopwatch]] = {}
+        self._pending: dict[Any, tuple[CellRequest, Stopwatch, _Node | None]] = {}
         self._done: list[tuple[CellRequest, Measurement]] = []
         self._ray: Any = None
         self._remote: Any = None
-        self._cpus = 1
-        # Cells the cluster can run at once. No more are submitted, so that a cell's time
-        # limit starts when it starts, not while it waits in Ray's queue.
+        self._nodes: list[_Node] = []
+        self._owned = False  # this process started the cluster (and stops it)
+        self._stdout: Any = None
         self.capacity = 1
 
     def __enter__(self) -> RayExecutor:
         ray = require_ray()
-        if not ray.is_initialized():
-            options: dict[str, Any] = {
-                "include_dashboard": False,
-                "log_to_driver": False,
-                "logging_level": "ERROR",
-            }
-            if self._address:
-                options["address"] = self._address
-            else:
-                # A local cluster's workers import what this process can (a user's own models).
-                options["runtime_env"] = {"env_vars": {"PYTHONPATH": import_path()}}
-            try:
-                ray.init(**options)
-            except Exception as exc:  # a wrong address, a cluster that is down
-                where = self._address or "a local cluster"
-                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise SeqbenchError(f"cannot start Ray ({where}): {first}") from None
-        self._ray = ray
-        self._remote = ray.remote(max_calls=1, max_retries=0)(_measure_task)
-        nodes = [n for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU")]
-        smallest = min((int(n["Resources"]["CPU"]) for n in nodes), default=1)
-        self._cpus = max(1, smallest // self._cpu_cells_per_node)
-        cpu_slots = sum(int(n["Resources"]["CPU"]) // self._cpus for n in nodes)
-        gpus = sum(int(n["Resources"].get("GPU", 0)) for n in nodes)
-        self.capacity = max(1, cpu_slots + gpus)
+        self._stdout, sys.stdout = sys.stdout, sys.stderr  # Ray's messages are not results
+        try:
+            if not ray.is_initialized():
+                options: dict[str, Any] = {
+                    "address": self._address or "local",
+                    "include_dashboard": False,
+                    "log_to_driver": False,
+                    "logging_level": "ERROR",
+                }
+                if not self._address:
+                    # The cluster's workers import what this process can (a user's models).
+                    options["runtime_env"] = {"env_vars": {"PYTHONPATH": import_path()}}
+                try:
+                    ray.init(**options)
+                except Exception as exc:  # a wrong address, a cluster that is down
+                    raise _cannot_start(self._address or "a local cluster", exc) from None
+                self._owned = True
+            self._ray = ray
+            self._remote = ray.remote(max_calls=1, max_retries=0)(_measure_task)
+            self._nodes = self._cpu_nodes()
+            gpus = sum(int(n["Resources"].get("GPU", 0)) for n in self._alive())
+            self.capacity = max(1, sum(n.slots for n in self._nodes) + gpus)
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for ref in self._pending:
-            self._ray.cancel(ref, force=True)
-        self._pending.clear()
+        if self._ray is not None:
+            for ref in self._pending:
+                self._ray.cancel(ref, force=True)
+            self._pending.clear()
+            if self._owned:
+                self._ray.shutdown()
+                self._owned = False
+        if self._stdout is not None:
+            sys.stdout, self._stdout = self._stdout, None
+
+    def _alive(self) -> list[dict[str, Any]]:
+        return [n for n in self._ray.nodes() if n.get("Alive")]
+
+    def _cpu_nodes(self) -> list[_Node]:
+        nodes = []
+        for node in self._alive():
+            cpus = int(node["Resources"].get("CPU", 0))
+            if cpus:
+                share = max(1, cpus // self._cpu_cells_per_node)
+                nodes.append(
+                    _Node(node["NodeID"], node.get("NodeManagerHostname", ""), share,
+                          min(self._cpu_cells_per_node, cpus))
+                )  # fmt: skip
+        return nodes
 
     def describe(self) -> dict[str, Any]:
-        """CPU cells run with this many threads, not the driver's."""
-        alive = [n for n in self._ray.nodes() if n.get("Alive")]
-        return {"threads": self._cpus, "ray_nodes": len(alive)}
+        """What shaped the cells' numbers: the threads CPU cells get (one figure per node
+        size), the nodes, and the cluster's address."""
+        shares = sorted({n.cpus for n in self._nodes})
+        return {
+            "threads": shares[0] if len(shares) == 1 else shares,
+            "ray_nodes": len(self._alive()),
+            "ray_address": self._address or "local",
+        }
 
     def submit(self, request: CellRequest) -> None:
-        gpu = request.cell.device.startswith("cuda")
-        if request.process.threads is None and not gpu:
-            process = dataclasses.replace(request.process, threads=self._cpus)
-            request = dataclasses.replace(request, process=process)
-        task = self._remote.options(num_gpus=1 if gpu else 0, num_cpus=1 if gpu else self._cpus)
-        self._pending[task.remote(request.to_dict())] = (request, Stopwatch())
+        if request.cell.device.startswith("cuda"):
+            task, node = self._remote.options(num_gpus=1, num_cpus=1), None
+        else:
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            # The freest node (Ray's own accounting queues a cell if all are full).
+            node = max(self._nodes, key=lambda n: n.slots - n.busy)
+            node.busy += 1
+            if request.process.threads is None:
+                process = dataclasses.replace(request.process, threads=node.cpus)
+                request = dataclasses.replace(request, process=process)
+            strategy = NodeAffinitySchedulingStrategy(node_id=node.node_id, soft=False)
+            task = self._remote.options(
+                num_cpus=node.cpus, num_gpus=0, scheduling_strategy=strategy
+            )
+        self._pending[task.remote(request.to_dict())] = (request, Stopwatch(), node)
 
     def next_finished(self) -> tuple[CellRequest, Measurement]:
         while not self._done:
             deadline = self._next_deadline()
             ready, _ = self._ray.wait(list(self._pending), num_returns=1, timeout=deadline)
             if ready:
-                request, _ = self._pending.pop(ready[0])
-                self._done.append((request, self._collect(ready[0], request)))
+                request, _, node = self._release(ready[0])
+                self._done.append((request, self._collect(ready[0], request, node)))
             self._expire()
         return self._done.pop(0)
 
     def cancel(self, which: Callable[[CellRequest], bool], reason: str) -> None:
         from seqbench.measure import failure
 
-        for ref, (request, _) in list(self._pending.items()):
+        for ref, (request, _, _) in list(self._pending.items()):
             if which(request):
                 self._ray.cancel(ref, force=True)
-                del self._pending[ref]
+                self._release(ref)
                 self._done.append((request, failure(request.cell, "skipped", reason)))
+
+    def _release(self, ref: Any) -> tuple[CellRequest, Stopwatch, _Node | None]:
+        request, watch, node = self._pending.pop(ref)
+        if node is not None:
+            node.busy -= 1
+        return request, watch, node
 
     def _limit(self, request: CellRequest) -> float | None:
         return None if request.timeout is None else request.timeout + STARTUP_GRACE_S
@@ -136,43 +211,54 @@ class RayExecutor:
         """Seconds until the first submitted cell runs out of time (None: no limit)."""
         left = [
             limit - watch.elapsed()
-            for request, watch in self._pending.values()
+            for request, watch, _ in self._pending.values()
             if (limit := self._limit(request)) is not None
         ]
         return max(0.0, min(left)) if left else None
 
     def _expire(self) -> None:
         """Cancel and kill the tasks past their limit: each becomes a timeout row."""
-        from seqbench.measure import failure
-
-        for ref, (request, watch) in list(self._pending.items()):
+        for ref, (request, watch, _) in list(self._pending.items()):
             limit = self._limit(request)
             if limit is not None and watch.elapsed() >= limit:
                 self._ray.cancel(ref, force=True)
-                del self._pending[ref]
+                _, _, node = self._release(ref)
                 message = f"the cell's Ray task stopped answering; killed after {limit:g} s"
-                self._done.append(
-                    (request, failure(request.cell, "timeout", message, wall_s=watch.elapsed()))
-                )
+                self._done.append((request, self._failed(request, node, "timeout", message, watch)))
 
-    def _collect(self, ref: Any, request: CellRequest) -> Measurement:
+    @staticmethod
+    def _failed(
+        request: CellRequest, node: _Node | None, status: str, message: str, watch=None
+    ) -> Measurement:
+        """A failure row that says where it happened: the node the cell was placed on."""
+        from seqbench.measure import failure
+
+        measurement = failure(
+            request.cell, status, message, wall_s=None if watch is None else watch.elapsed()
+        )
+        if node is not None:
+            measurement.row = dataclasses.replace(measurement.row, host=node.host)
+        return measurement
+
+    def _collect(self, ref: Any, request: CellRequest, node: _Node | None) -> Measurement:
         """A finished task's measurement; a crashed worker, a lost node or a failed task
         becomes a row with the reason."""
         from ray import exceptions as rex
 
-        from seqbench.measure import failure
-
-        cell = request.cell
         try:
             answer = self._ray.get(ref)
         except rex.WorkerCrashedError:
-            return failure(cell, "error", "the Ray worker died while measuring the cell")
+            message = "the Ray worker died while measuring the cell"
+            return self._failed(request, node, "error", message)
         except (rex.NodeDiedError, rex.ObjectLostError, rex.OwnerDiedError) as exc:
-            return failure(cell, "error", f"the Ray node was lost: {_first_line(exc)}")
+            message = f"the Ray node was lost: {_first_line(exc)}"
+            return self._failed(request, node, "error", message)
         except rex.RayTaskError as exc:
             cause = exc.cause if exc.cause else exc
-            return failure(cell, "error", f"the Ray task failed: {_first_line(cause)}")
+            return self._failed(
+                request, node, "error", f"the Ray task failed: {_first_line(cause)}"
+            )
         except rex.RayError as exc:
-            return failure(cell, "error", f"Ray: {_first_line(exc)}")
+            return self._failed(request, node, "error", f"Ray: {_first_line(exc)}")
         row = ResultRow.from_dict({**answer["row"], "host": answer.get("host", "")})
         return Measurement(row, answer["samples"])
