@@ -493,3 +493,31 @@ def test_every_benchmark_script_answers_help_without_running(script):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage:")
+
+
+def test_a_device_is_written_to_never_replaced(cli, tmp_path):
+    """Through links in the test's own folder, so a regression replaces a link, not /dev."""
+    assert run_cli(cli, tmp_path, "--arch", "rnn", "--seq-len", "48").exit_code == 0
+    run = list_run_dirs(tmp_path / "results")[0]
+    null, full = tmp_path / "null.csv", tmp_path / "full.csv"
+    null.symlink_to("/dev/null")
+    full.symlink_to("/dev/full")
+    written = cli.invoke(app, ["export", str(run), "--out", str(null)])
+    assert written.exit_code == 0, written.output
+    assert null.is_symlink() and Path("/dev/null").is_char_device()
+    assert not list(tmp_path.glob("null.*.*")) and not Path("/dev/null.meta.json").exists()
+    assert "No space left on device" in one_line_error(
+        cli.invoke(app, ["export", str(run), "--out", str(full)])
+    )
+    assert full.is_symlink() and Path("/dev/full").is_char_device()
+    refused = run_cli(cli, tmp_path, "--arch", "gru", "--csv", str(null))
+    assert "not a regular file" in one_line_error(refused)
+
+
+def test_an_export_through_a_link_keeps_the_link(cli, tmp_path):
+    assert run_cli(cli, tmp_path, "--arch", "rnn", "--seq-len", "48").exit_code == 0
+    run = list_run_dirs(tmp_path / "results")[0]
+    (tmp_path / "link.csv").symlink_to(tmp_path / "real.csv")
+    assert cli.invoke(app, ["export", str(run), "--out", str(tmp_path / "link.csv")]).exit_code == 0
+    assert (tmp_path / "link.csv").is_symlink()
+    assert load_run(tmp_path / "link.csv").rows == load_run(run).rows

@@ -59,6 +59,12 @@ def choose_threads(config: SuiteConfig, machine: Any) -> tuple[SuiteConfig, str]
     if config.executor == "ray":
         return config, ""
     if config.threads is not None:
+        if config.threads > machine.cpus:
+            return config, (
+                f"--threads {config.threads} is more than the {machine.cpus:g} CPUs this process "
+                "can use: the threads will wait for each other, and the numbers say more about "
+                "that than about the model"
+            )
         if machine.busy and config.threads > round(machine.free):
             return config, (
                 f"this machine is busy ({machine.describe()}): {config.threads} threads will "

@@ -127,7 +127,7 @@ def export(
     filters = dict(zip(FILTER_COLUMNS, (arch, mode, device, task), strict=True))
     loaded, rows = load_selected(run, root, filters)
     if out is not None:
-        check_writable(out, "--out")
+        check_writable(out, "--out", special_ok=True)
     data = exporter.render(rows)
     if out is None:
         typer.echo(data, nl=False)

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -33,16 +34,45 @@ def _umask() -> int:
 FILE_MODE = 0o666 & ~_umask()
 
 
+def _target(path: Path) -> tuple[Path, bool]:
+    """Where writing `path` lands, following symbolic links, and whether that is a special
+    file: a device or a pipe, or anything under /dev or /proc (/dev/stdout, /dev/null), which
+    must be written to in place, never replaced by a new file."""
+    current = Path(os.path.abspath(path))
+    for _ in range(40):  # no more links than the kernel would follow
+        if str(current).startswith(("/dev/", "/proc/")):
+            return current, True
+        try:
+            mode = os.lstat(current).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            return current, False
+        if not stat.S_ISLNK(mode):
+            return current, not stat.S_ISREG(mode)
+        current = Path(os.path.abspath(os.path.join(current.parent, os.readlink(current))))
+    return current, True
+
+
+def is_special(path: Path) -> bool:
+    return _target(path)[1]
+
+
 def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write `data` to `path` so that readers see the old file or the new one, never a mix.
+    A device or a pipe (`--out /dev/stdout`) is written to as it is, never replaced; a
+    symbolic link keeps pointing where it did."""
     mode = "wb" if isinstance(data, bytes) else "w"
+    text = {} if isinstance(data, bytes) else {"encoding": "utf-8", "newline": ""}
+    target, special = _target(path)
+    if special:
+        with open(target, mode, **text) as fh:
+            fh.write(data)
+        return
+    path = target  # through a symbolic link: the file it names is replaced, not the link
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, FILE_MODE)
-        with os.fdopen(
-            fd, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8", "newline": ""})
-        ) as fh:
+        with os.fdopen(fd, mode, **text) as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -119,7 +149,11 @@ def new_run_dir(root: Path, label: str) -> Path:
 def write_rows_file(
     rows_path: Path, rows: str | bytes, samples: dict[str, list[float]], meta: dict[str, Any]
 ) -> None:
-    """Write a rendered rows file with its sidecars, so that `load_run` can read it back."""
+    """Write a rendered rows file with its sidecars, so that `load_run` can read it back
+    (to a device or a pipe, the rows alone: there is nowhere beside it to put the rest)."""
+    if is_special(rows_path):
+        atomic_write(rows_path, rows)
+        return
     samples_path, meta_path = sidecars(rows_path)
     # Samples and metadata first: a rows file never names a cell its samples lack.
     atomic_write(samples_path, render_samples(samples))
@@ -145,7 +179,7 @@ def owning_run(path: Path) -> Path | None:
     return None
 
 
-def check_writable(path: Path, flag: str) -> None:
+def check_writable(path: Path, flag: str, *, special_ok: bool = False) -> None:
     """Refuse, in one line, a rows file seqbench could not write, or one that belongs to a
     run (a run's own results.csv, say): before anything is measured, not after."""
     folder = owning_run(path)
@@ -157,6 +191,15 @@ def check_writable(path: Path, flag: str) -> None:
     path = Path(path)
     if path.is_dir():
         raise ResultsError(f"{flag} {path}: is a folder; give a file name")
+    if is_special(path):
+        if not special_ok:
+            raise ResultsError(
+                f"{flag} {path}: not a regular file; seqbench appends to it and writes its "
+                "samples and metadata beside it, so give a file name"
+            )
+        if not os.access(path, os.W_OK):
+            raise ResultsError(f"{flag} {path}: cannot write it (permission denied)")
+        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
