@@ -97,6 +97,10 @@ def test_four_times_the_work_is_a_regression(cli, in_repo, tmp_path):
     (figures,) = base.meta["ab"]["rounds"].values()
     assert len(figures) == 6 and all(f <= base.rows[0].median_s * 1.5 for f in figures)
     assert git(in_repo, "worktree", "list").count("\n") == 0  # the worktrees are gone
+    # One side alone cannot be finished by `run`: its cells were measured against the other's.
+    refused = cli.invoke(app, ["run", "--out", str(tmp_path), "--resume", base.run_id])
+    assert refused.exit_code == 2
+    assert "is one side of a `seqbench ab` comparison" in refused.stderr
 
 
 def test_the_same_code_is_no_regression_and_the_working_tree_is_a_version(cli, in_repo, tmp_path):

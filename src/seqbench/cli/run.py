@@ -90,6 +90,11 @@ def _resume(given: Given, axes: dict, settings: dict) -> None:
 
     run_, config = session.reopen(given.resume, given.out)
     try:
+        if run_.meta.get("ab"):
+            raise SeqbenchError(
+                f"{run_.run_id} is one side of a `seqbench ab` comparison: its cells were measured "
+                "against another version's, round by round; run the comparison again instead"
+            )
         if given.suite or axes or settings:  # what the command line says must not change it
             asked = (
                 resolve_config(given.suite, axes=axes, settings=settings)
