@@ -521,3 +521,15 @@ def test_an_export_through_a_link_keeps_the_link(cli, tmp_path):
     assert cli.invoke(app, ["export", str(run), "--out", str(tmp_path / "link.csv")]).exit_code == 0
     assert (tmp_path / "link.csv").is_symlink()
     assert load_run(tmp_path / "link.csv").rows == load_run(run).rows
+
+
+def test_ctrl_c_before_anything_is_measured_is_one_word(cli, tmp_path, monkeypatch):
+    from seqbench import session
+
+    def interrupted(config):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(session, "make_plan", interrupted)
+    result = run_cli(cli, tmp_path, "--arch", "rnn")
+    assert result.exit_code == 130
+    assert result.stderr.strip() == "interrupted" and "Traceback" not in result.output
