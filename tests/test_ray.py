@@ -196,3 +196,69 @@ def test_sigterm_stops_a_ray_run_like_a_local_one(tmp_path):
     assert proc.returncode == 130, err
     assert load_run(folder).meta["state"] == "interrupted"
     assert "resume with: seqbench run --resume" in err and "Traceback" not in err
+
+
+@pytest.fixture
+def ray_cli(tmp_path):
+    """The `ray` command of this environment, and a clean stop of what it started."""
+    command = Path(sys.executable).with_name("ray")
+    yield lambda *args, env=None: subprocess.run(
+        [str(command), *args], capture_output=True, text=True, timeout=180,
+        env={**TEST_ENV, **(env or {})},
+    )  # fmt: skip
+    subprocess.run([str(command), "stop", "--force"], capture_output=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_nodes_of_different_sizes_each_give_a_cell_all_their_cpus(ray_cli, tmp_path):
+    open_ = {"RAY_AUTH_MODE": "disabled"}
+    assert (
+        ray_cli(
+            "start",
+            "--head",
+            "--num-cpus",
+            "2",
+            "--port",
+            "6391",
+            "--include-dashboard",
+            "false",
+            env=open_,
+        ).returncode
+        == 0
+    )
+    assert (
+        ray_cli("start", "--address", "127.0.0.1:6391", "--num-cpus", "4", env=open_).returncode
+        == 0
+    )
+    args = ["--arch", "rnn,gru", "--seq-len", "48", "--mode", "infer,train", *SMALL]
+    done = subprocess.run(
+        [sys.executable, "-m", "seqbench", "run", "--out", str(tmp_path), *args, "--executor",
+         "ray", "--ray-address", "127.0.0.1:6391"],
+        capture_output=True, text=True, timeout=300, env={**TEST_ENV, **open_},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    run = load_run("latest", tmp_path)
+    assert run.meta["env"]["threads"] == [2, 4] and run.meta["env"]["ray_nodes"] == 2
+    assert run.meta["env"]["ray_address"] == "127.0.0.1:6391"
+    assert {r.threads for r in run.rows} <= {2, 4} and all(r.status == "ok" for r in run.rows)
+
+
+@pytest.mark.slow
+def test_a_cluster_that_wants_a_token_is_one_line_and_no_run(ray_cli, tmp_path):
+    assert (
+        ray_cli(
+            "start", "--head", "--num-cpus", "1", "--port", "6392", "--include-dashboard", "false"
+        ).returncode
+        == 0
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "seqbench", "run", "--out", str(tmp_path), "--arch", "rnn",
+         *SMALL, "--executor", "ray", "--ray-address", "127.0.0.1:6392"],
+        capture_output=True, text=True, timeout=300, env=TEST_ENV,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: cannot join Ray at 127.0.0.1:6392: the cluster asks for an authentication token "
+        "that this process does not have (set RAY_AUTH_TOKEN, or see `ray get-auth-token`)"
+    )
+    assert list_run_dirs(tmp_path) == []

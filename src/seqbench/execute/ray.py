@@ -20,10 +20,13 @@ Ray runs, its own messages go to stderr: stdout is for seqbench's results.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import os
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,15 +61,38 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _cannot_start(where: str, exc: BaseException) -> SeqbenchError:
-    first = _first_line(exc)
-    words = first.lower()
-    if any(w in words for w in ("auth", "token", "unauthenticated", "permission denied")):
+def _cannot_start(where: str, exc: BaseException, logged: str = "") -> SeqbenchError:
+    """One line for a cluster that cannot be joined. Ray reports a refused token only deep
+    in the exception's chain and in its own log lines, so both are searched for it."""
+    said, seen = [logged], exc
+    while seen is not None and len(said) < 10:
+        said.append(f"{type(seen).__name__}: {seen}")
+        seen = seen.__cause__ or seen.__context__
+    text = " ".join(said).lower()
+    if any(w in text for w in ("invalidauthtoken", "authenticationerror", "unauthenticated")):
         return SeqbenchError(
-            f"cannot join Ray at {where}: the cluster asks for credentials that this process "
-            f"does not have ({first})"
+            f"cannot join Ray at {where}: the cluster asks for an authentication token that "
+            "this process does not have (set RAY_AUTH_TOKEN, or see `ray get-auth-token`)"
         )
-    return SeqbenchError(f"cannot start Ray ({where}): {first}")
+    return SeqbenchError(f"cannot start Ray ({where}): {_first_line(exc)}")
+
+
+@contextlib.contextmanager
+def _stderr_captured() -> Iterator[io.StringIO]:
+    """Ray's C++ side logs its connection retries on file descriptor 2, one line a second:
+    kept out of the terminal while joining, and read back if joining fails."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    text = io.StringIO()
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield text
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text.write(sink.read().decode(errors="replace"))
 
 
 @dataclass
@@ -110,10 +136,16 @@ class RayExecutor:
                 if not self._address:
                     # The cluster's workers import what this process can (a user's models).
                     options["runtime_env"] = {"env_vars": {"PYTHONPATH": import_path()}}
-                try:
-                    ray.init(**options)
-                except Exception as exc:  # a wrong address, a cluster that is down
-                    raise _cannot_start(self._address or "a local cluster", exc) from None
+                with _stderr_captured() as logged:
+                    try:
+                        ray.init(**options)
+                    except Exception as exc:  # a wrong address, a cluster that is down
+                        failed = exc
+                    else:
+                        failed = None
+                if failed is not None:
+                    where = self._address or "a local cluster"
+                    raise _cannot_start(where, failed, logged.getvalue()) from None
                 self._owned = True
             self._ray = ray
             self._remote = ray.remote(max_calls=1, max_retries=0)(_measure_task)
