@@ -7,33 +7,10 @@ import subprocess
 
 import pytest
 
+from benchmarks.gate_error_rates import make_repository
 from seqbench.cli import app
 from seqbench.storage import load_run
 from tests.helpers import FAST_FLAGS
-
-FACTORY = """
-import torch
-from torch import nn
-
-REPEATS = {repeats}
-
-
-class Core(nn.Module):
-    def __init__(self, shape):
-        super().__init__()
-        self.proj = nn.Linear(shape.input_size, shape.hidden)
-        self.mix = nn.Linear(shape.hidden, shape.hidden)
-
-    def forward(self, x):
-        h = self.proj(x)
-        for _ in range(REPEATS):
-            h = torch.tanh(self.mix(h))
-        return h
-
-
-def make_core(shape):
-    return Core(shape)
-"""
 
 CELL = ["--seq-len", "32", "--batch-size", "8", "--hidden", "32", "--mode", "infer"]
 # Quick rounds: a few samples of a few milliseconds each, six pairs.
@@ -49,18 +26,9 @@ def git(repo, *args):
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    """A repository whose `slower` tag does four times the work of `base` (same parameters)."""
-    root = tmp_path_factory.mktemp("repo")
-    package = root / "abfactory"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    git(root, "init", "-q")
-    for tag, repeats in (("base", 2), ("slower", 8)):
-        (package / "models.py").write_text(FACTORY.format(repeats=repeats))
-        git(root, "add", "-A")
-        git(root, "commit", "-qm", tag)
-        git(root, "tag", tag)
-    return root
+    """A repository whose `slower` tag does four times the work of `base` (same parameters):
+    the one benchmarks/gate_error_rates.py builds, with more work between the tags."""
+    return make_repository(tmp_path_factory.mktemp("repo") / "repo", base=2, slower=8)
 
 
 @pytest.fixture
@@ -73,7 +41,7 @@ def in_repo(repo, monkeypatch):
 def ab(cli, out, *args):
     return cli.invoke(
         app,
-        ["ab", *args, "--arch", "abfactory.models:make_core", *CELL, *QUICK, "--threads", "1",
+        ["ab", *args, "--arch", "gatepkg.models:make_core", *CELL, *QUICK, "--threads", "1",
          "--out", str(out), "--format", "json"],
     )  # fmt: skip
 
@@ -127,7 +95,7 @@ def test_the_same_code_is_no_regression_and_the_working_tree_is_a_version(cli, i
 )
 def test_bad_versions_and_options_are_one_line(cli, in_repo, tmp_path, args, message):
     fast = [flag for flag in FAST_FLAGS if flag != "--no-ceiling"]  # ab measures no MFU
-    result = cli.invoke(app, ["ab", *args, "--arch", "abfactory.models:make_core", *fast])
+    result = cli.invoke(app, ["ab", *args, "--arch", "gatepkg.models:make_core", *fast])
     assert result.exit_code == 2, result.output
     assert message in result.stderr and "Traceback" not in result.output
     assert git(in_repo, "worktree", "list").count("\n") == 0
@@ -136,7 +104,7 @@ def test_bad_versions_and_options_are_one_line(cli, in_repo, tmp_path, args, mes
 def test_outside_a_repository_refs_are_one_line(cli, tmp_path, monkeypatch, repo):
     monkeypatch.syspath_prepend(str(repo))
     result = cli.invoke(
-        app, ["ab", "a", "b", "--repo", str(tmp_path), "--arch", "abfactory.models:make_core"]
+        app, ["ab", "a", "b", "--repo", str(tmp_path), "--arch", "gatepkg.models:make_core"]
     )
     assert result.exit_code == 2
     assert f"--repo {tmp_path}: not a git repository" in result.stderr

@@ -142,7 +142,7 @@ def test_a_failure_row_names_the_node_the_cell_was_on(fake):
 @pytest.mark.parametrize(
     ("error", "message"),
     [
-        (ConnectionError("Unauthenticated: missing auth token"), "asks for credentials"),
+        (ConnectionError("Unauthenticated: missing auth token"), "asks for an authentication token"),
         (ConnectionError("Failed to connect to GCS at 10.0.0.1:6379"), r"cannot start Ray \(10.0.0.1:6379\): Failed to connect"),
     ],
 )  # fmt: skip

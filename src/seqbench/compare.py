@@ -234,18 +234,7 @@ def compare_runs(
         for key in base_rows
         if key in cand_rows
     ]  # fmt: skip
-    return Comparison(
-        metric=chosen,
-        threshold=threshold,
-        baseline_id=baseline.run_id,
-        candidate_id=candidate.run_id,
-        cells=cells,
-        only_baseline=missing,
-        only_candidate=[k for k in cand_rows if k not in base_rows],
-        env_differences=compute_env_differences(
-            baseline.meta.get("env", {}), candidate.meta.get("env", {})
-        ),
-    )
+    return _comparison(chosen, threshold, baseline, candidate, cells, base_rows, cand_rows)
 
 
 def compare_paired(
@@ -256,7 +245,7 @@ def compare_paired(
     threshold: float = 0.10,
 ) -> Comparison:
     """Two runs measured side by side (`seqbench ab`): each cell's change is estimated from
-    its per-round pairs of medians (`pairs[cell_id].baseline` / `.candidate`), whatever the
+    its per-round pairs of figures (`pairs[cell_id].baseline` / `.candidate`), whatever the
     machine did, since each pair saw the same moment. Failed and changed cells are judged
     as `compare_runs` judges them."""
     check_threshold(threshold)
@@ -285,8 +274,22 @@ def compare_paired(
             cells.append(
                 judged(key, verdict, note, est, base.median_s, cand.median_s, n, n, threshold)
             )
+    return _comparison(time, threshold, baseline, candidate, cells, base_rows, cand_rows)
+
+
+def _comparison(
+    metric: Metric,
+    threshold: float,
+    baseline: Run,
+    candidate: Run,
+    cells: list[CellComparison],
+    base_rows: dict[Cell, ResultRow],
+    cand_rows: dict[Cell, ResultRow],
+) -> Comparison:
+    """The comparison of two runs' cells, with the cells only one of them has and how their
+    environments differ."""
     return Comparison(
-        metric=time,
+        metric=metric,
         threshold=threshold,
         baseline_id=baseline.run_id,
         candidate_id=candidate.run_id,

@@ -191,7 +191,10 @@ def check_writable(path: Path, flag: str, *, special_ok: bool = False) -> None:
     path = Path(path)
     if path.is_dir():
         raise ResultsError(f"{flag} {path}: is a folder; give a file name")
-    if is_special(path):
+    target, special = _target(path)
+    if special:
+        if not os.path.exists(target):
+            raise ResultsError(f"{flag} {path}: cannot write it (no such file or device)")
         if not special_ok:
             raise ResultsError(
                 f"{flag} {path}: not a regular file; seqbench appends to it and writes its "
