@@ -241,9 +241,9 @@ def test_run_quiet_prints_only_warnings_and_the_saved_line(cli, tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     (run_dir,) = tmp_path.iterdir()
-    saved, *rest = result.stderr.splitlines()
-    assert saved == f"saved 1 cells (1 ok) to {run_dir}"
-    assert all(line.startswith("warning: ") for line in rest), rest  # three samples: noisy
+    # Warnings may come before (a busy machine) or after (three samples: noisy) the line.
+    others = [line for line in result.stderr.splitlines() if not line.startswith("warning: ")]
+    assert others == [f"saved 1 cells (1 ok) to {run_dir}"]
 
 
 def test_run_refuses_a_bad_format_before_measuring(cli, tmp_path):

@@ -145,8 +145,12 @@ def test_rows_carry_mfu_against_the_runs_ceiling(cli, tmp_path):
     run = load_run("latest", tmp_path)
     ceiling = run.meta["ceilings"]["cpu/float32"]
     (row,) = run.rows
-    assert ceiling > 0 and row.mfu == pytest.approx(row.tflops / ceiling)
-    assert "MFU" in result.stdout
+    assert ceiling > 0
+    if "cpu/float32" in run.meta["ceilings_noisy"]:  # a busy machine: MFU withheld, not flattered
+        assert row.mfu is None
+    else:
+        assert row.mfu == pytest.approx(row.tflops / ceiling)
+        assert "MFU" in result.stdout
 
 
 # --------------------------------------------------------------------------- compile and precision

@@ -4,6 +4,7 @@ for real: every case ends in one line and a documented exit code, with nothing m
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -533,3 +534,12 @@ def test_ctrl_c_before_anything_is_measured_is_one_word(cli, tmp_path, monkeypat
     result = run_cli(cli, tmp_path, "--arch", "rnn")
     assert result.exit_code == 130
     assert result.stderr.strip() == "interrupted" and "Traceback" not in result.output
+
+
+def test_help_piped_into_a_reader_that_stops_early_is_no_traceback():
+    """`seqbench run --help | head -1`: the reader closes the pipe while help is printed."""
+    done = subprocess.run(
+        f"{shlex.quote(sys.executable)} -m seqbench run --help | head -1",
+        shell=True, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr

@@ -38,7 +38,7 @@ class OneLineErrors(TyperGroup):
         except exceptions.ClickException as exc:
             _one_line(" ".join(exc.format_message().split()))
             sys.exit(exc.exit_code)
-        except exceptions.Abort:
+        except typer.Abort:
             print("interrupted", file=sys.stderr)
             sys.exit(130)
         if code == 130:  # a second Ctrl-C must not break into the interpreter's exit
