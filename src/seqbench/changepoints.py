@@ -242,7 +242,8 @@ def _refine(
 
 def find_change_points(values: Sequence[float], settings: Settings = Settings()) -> ChangePoints:
     """The steps in a series of positive figures (run medians, in order), with evidence."""
-    logs = np.log(np.asarray(values, dtype=float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log(np.asarray(values, dtype=float))
     if logs.size and not np.all(np.isfinite(logs)):
         raise ValueError("change points need positive, finite values")
     n = len(logs)
