@@ -25,6 +25,9 @@ case "$*" in *--paginate*) [ -n "${FAKE_EXISTING:-}" ] && echo "$FAKE_EXISTING" 
 exit 0
 """
 
+# What GitHub gives a pull request's job, with a token: the script then comments.
+PULL_REQUEST = {"GH_TOKEN": "t", "PR_NUMBER": "7", "GITHUB_REPOSITORY": "o/r"}
+
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 
 
@@ -84,9 +87,7 @@ def test_a_regression_fails_with_the_verdict_in_the_summary_and_one_new_comment(
         tmp_path,
         BASELINE=str(runs["base"]),
         CANDIDATE=str(runs["slow"]),
-        GH_TOKEN="t",
-        PR_NUMBER="7",
-        GITHUB_REPOSITORY="o/r",
+        **PULL_REQUEST,
     )
     assert done.returncode == 1, done.stderr
     assert summary.startswith(
@@ -109,9 +110,7 @@ def test_the_comment_is_updated_in_place_when_it_exists(runs, tmp_path):
         tmp_path,
         BASELINE=str(runs["base"]),
         CANDIDATE=str(runs["same"]),
-        GH_TOKEN="t",
-        PR_NUMBER="7",
-        GITHUB_REPOSITORY="o/r",
+        **PULL_REQUEST,
         FAKE_EXISTING="4242",
     )
     assert done.returncode == 0, done.stderr
