@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ class Point:
     """One run's figure for one cell."""
 
     run_id: str
+    position: int  # the run's place among all the runs, in the history's order
     commit: str  # "" when the run was not made in a git checkout
     dirty: bool  # uncommitted changes: the commit is not quite what was measured
     when: str  # the time the history is ordered by (commit or run), ISO 8601
@@ -72,8 +74,8 @@ class History:
 
     @property
     def latest_environment(self) -> int:
-        """The environment of the most recent run: the one a gate judges."""
-        return max((s.points[-1].when, s.environment) for s in self.series)[1]
+        """The environment of the most recent run with a chosen cell: the one a gate judges."""
+        return max((s.points[-1].position, s.environment) for s in self.series)[1]
 
 
 def gather_runs(refs: Sequence[str], root: Path) -> tuple[list[Run], list[tuple[str, str]]]:
@@ -107,8 +109,13 @@ def run_time(run: Run) -> str:
 
 
 def commit_time(run: Run) -> str | None:
+    """When the run's commit was made (ISO 8601), if the run recorded it readably."""
     value = _env(run).get("git_commit_time")
-    return str(value) if value else None
+    try:
+        datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return str(value)
 
 
 def resolve_order(runs: Sequence[Run], order: str) -> str:
@@ -130,8 +137,6 @@ def _sort_key(run: Run, order: str) -> tuple[str, str, int]:
     created = run.meta.get("created_ns")
     tie = created if isinstance(created, int) else 0
     if order == "commit":
-        from datetime import datetime
-
         # Commit times carry their author's offset: compare them as instants.
         instant = datetime.fromisoformat(str(commit_time(run))).timestamp()
         return (f"{instant:020.6f}", run_time(run), tie)
@@ -159,11 +164,12 @@ def group_environments(runs: Sequence[Run]) -> tuple[list[Environment], list[int
     return envs, of_run
 
 
-def _point(run: Run, row: ResultRow, order: str) -> Point:
+def _point(run: Run, position: int, row: ResultRow, order: str) -> Point:
     env = _env(run)
     when = commit_time(run) if order == "commit" else run_time(run)
     return Point(
         run_id=run.run_id,
+        position=position,
         commit=str(env.get("git_commit") or ""),
         dirty=bool(env.get("git_dirty")),
         when=str(when or ""),
@@ -194,10 +200,11 @@ def build_history(
         raise SeqbenchError("no cells in these runs")
     environments, of_run = group_environments(ordered)
     by_key: dict[tuple[int, Cell], list[Point]] = {}
-    for run, env_number in zip(ordered, of_run, strict=True):
+    for position, (run, env_number) in enumerate(zip(ordered, of_run, strict=True)):
         for row in run.rows:
             if row.cell_id in wanted and row.status == "ok" and row.median_s:
-                by_key.setdefault((env_number, row.cell), []).append(_point(run, row, chosen))
+                point = _point(run, position, row, chosen)
+                by_key.setdefault((env_number, row.cell), []).append(point)
     if not by_key:
         raise SeqbenchError("none of the chosen cells was measured (status ok) in these runs")
     settings = settings or Settings()
