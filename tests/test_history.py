@@ -206,3 +206,14 @@ def test_history_never_imports_torch(stepped):
         "assert 'torch' not in sys.modules and 'pandas' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120, capture_output=True)
+
+
+def test_a_run_records_when_its_commit_was_made():
+    from seqbench.env import git_commit, git_commit_time
+
+    head, _ = git_commit()
+    if head is None:
+        pytest.skip("not in a git checkout")
+    stamp = git_commit_time(head)
+    assert dt.datetime.fromisoformat(stamp).tzinfo is not None
+    assert git_commit_time(None) is None and git_commit_time("0" * 40) is None
