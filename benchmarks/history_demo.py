@@ -149,7 +149,7 @@ def main() -> int:
         argv = ["history", "--root", str(root), "--fail-on-step"]
         argv += ["--out", str(args.out)] if args.out else []
         print("$ seqbench " + " ".join(argv).replace(str(root), "demo-results"))
-        env = {**os.environ, "COLUMNS": "110"}
+        env = {**os.environ, "COLUMNS": "120"}
         done = subprocess.run(
             [sys.executable, "-m", "seqbench", *argv], capture_output=True, text=True, env=env
         )

@@ -112,6 +112,7 @@ def test_the_cli_names_the_first_commit_after_the_step(cli, stepped):
     result = invoke(cli, stepped, "--arch", "lstm")
     assert result.exit_code == 0, result.output
     assert "+30.0% at 12cccccc" in result.stdout  # the summary line
+    assert "▁" * 12 + "█" * 8 in result.stdout  # its level, run by run
     assert "12cccccc" in result.stdout and "12 | 8" in result.stdout  # the steps table
     assert " 20   19cccccc " in result.stdout  # one cell: its every run is listed
     assert "gru" not in result.stdout

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
+import statistics
 
 from seqbench.errors import require
 from seqbench.history import History, Series
@@ -69,6 +70,23 @@ def format_p(p_value: float) -> str:
     return f"{p_value:.1g}" if p_value >= 1e-4 else "< 1e-4"
 
 
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def format_sparkline(values: list[float], width: int = 20) -> str:
+    """A series at a glance: at most `width` characters, each the median of its share of
+    the values, from ▁ (the lowest) to █ (the highest); ▄ throughout when flat."""
+    if not values:
+        return ""
+    size = max(1, -(-len(values) // width))
+    chunks = [statistics.median(values[i : i + size]) for i in range(0, len(values), size)]
+    low, high = min(chunks), max(chunks)
+    if high <= low:
+        return SPARKS[3] * len(chunks)
+    top = len(SPARKS) - 1
+    return "".join(SPARKS[round((v - low) / (high - low) * top)] for v in chunks)
+
+
 def format_history_summary(history: History) -> TableText:
     """One line per cell and environment: its runs, its level now, and its steps."""
     labels, constant = cell_labels([s.cell for s in history.series])
@@ -80,17 +98,23 @@ def format_history_summary(history: History) -> TableText:
             f"{format_percent(st.ratio)} at {short_commit(s.first_after(st.index).commit)}"
             for st in s.changes.steps
         )
-        row = [label, str(len(s.points)), format_seconds(s.points[0].median_s)]
+        trend = format_sparkline(
+            [seg.level for seg in s.changes.segments for _ in range(seg.start, seg.end)]
+        )
+        row = [label, str(len(s.points)), trend, format_seconds(s.points[0].median_s)]
         row += [format_seconds(level), f"{s.changes.noise * 100:.1f}%", steps or "none"]
         cells.append(([f"env {s.environment}"] if many_envs else []) + row)
-    headers = ["cell", "runs", "first", "now (level)", "noise", "steps"]
-    justify = ["left", "right", "right", "right", "right", "left"]
+    headers = ["cell", "runs", "level over time", "first", "now (level)", "noise", "steps"]
+    justify = ["left", "right", "left", "right", "right", "right", "left"]
     if many_envs:
         headers, justify = ["env", *headers], ["left", *justify]
     caption = f"{constant}; ordered by {history.order} time".lstrip("; ")
-    return TableText(
-        headers, justify, cells, caption, drop=[None] * (len(headers) - 3) + [2, 1, None]
-    )
+    give_way = {
+        "noise": 1,
+        "first": 2,
+        "level over time": 3,
+    }  # first to go first on a narrow terminal
+    return TableText(headers, justify, cells, caption, drop=[give_way.get(h) for h in headers])
 
 
 def format_steps(history: History) -> TableText:
