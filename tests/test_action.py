@@ -138,11 +138,33 @@ def test_bad_input_is_exit_2_with_the_error_in_the_summary(runs, tmp_path):
     assert "error (exit 2)" in summary and "error: --threshold: expected a fraction" in summary
 
 
+def test_ab_mode_measures_both_refs_side_by_side(tmp_path):
+    """`ab` itself is tested elsewhere; here a stand-in records what the script asks of it."""
+    fake = tmp_path / "fake-seqbench"
+    fake.write_text(
+        '#!/usr/bin/env bash\nprintf \'%s\\n\' "$*" > "$RESULTS/argv"\n'
+        'echo "| lstm | inconclusive |"\nexit 3\n'
+    )
+    fake.chmod(0o755)
+    done, summary, calls = action(
+        tmp_path, SEQBENCH=str(fake), AB_BASELINE="origin/main", SUITE="quick", ARGS="--threads 1"
+    )
+    assert done.returncode == 3
+    out = tmp_path / "out"
+    assert (out / "argv").read_text() == (
+        f"ab origin/main HEAD --suite quick --threshold 0.10 --out {out / 'runs'} "
+        "--format markdown --threads 1\n"
+    )
+    assert "## seqbench ab: origin/main -> HEAD: too noisy to decide: rerun\n" in summary
+    assert "| lstm | inconclusive |" in summary and calls == []
+
+
 def test_the_action_runs_the_script_with_its_inputs():
     yaml = pytest.importorskip("yaml")  # PyYAML comes with Ray, in the dev extra
     spec = yaml.safe_load((REPO / "action.yml").read_text())
     assert spec["runs"]["using"] == "composite"
     step = spec["runs"]["steps"][-1]
+    assert "${{" not in spec["runs"]["steps"][0]["run"]
     assert step["run"] == 'bash "$GITHUB_ACTION_PATH/.github/seqbench-action.sh"'
     # Inputs reach the script as environment variables, never pasted into the shell line.
     assert "${{" not in step["run"]
