@@ -70,6 +70,21 @@ def git_commit(path: str | None = None) -> tuple[str | None, bool | None]:
     return commit, dirty
 
 
+def git_commit_time(commit: str | None, path: str | None = None) -> str | None:
+    """When `commit` was committed (ISO 8601, committer date): the order `seqbench history`
+    puts runs in, which the run's own time gets wrong for a rerun of an old commit."""
+    if not commit:
+        return None
+    try:
+        done = subprocess.run(
+            ["git", "show", "-s", "--format=%cI", commit],
+            cwd=path, capture_output=True, text=True, timeout=5, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
+
+
 def collect_env(device_list: Iterable[str], settings: dict[str, Any]) -> dict[str, Any]:
     """Versions, hardware and settings, for the run's metadata (and for `seqbench env`)."""
     import torch
@@ -98,6 +113,7 @@ def collect_env(device_list: Iterable[str], settings: dict[str, Any]) -> dict[st
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "git_commit": commit,
         "git_dirty": dirty,
+        "git_commit_time": git_commit_time(commit),
         "argv": sys.argv,
         "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }

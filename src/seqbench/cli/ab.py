@@ -114,7 +114,13 @@ def _environment(version, config, devices: list[str], here: dict) -> dict:
 def _tagged(env: dict, version) -> dict:
     env.update(executor="ab", isolated=True, version=version.name)
     if version.commit:
-        env.update(git_commit=version.commit, git_dirty=version.dirty)
+        from seqbench.env import git_commit_time
+
+        env.update(
+            git_commit=version.commit,
+            git_dirty=version.dirty,
+            git_commit_time=git_commit_time(version.commit),
+        )
     return env
 
 

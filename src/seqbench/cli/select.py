@@ -19,8 +19,11 @@ def _values(text: str, flag: str) -> list[str]:
     return values
 
 
-def select_rows(rows: Sequence[ResultRow], filters: Mapping[str, str | None]) -> list[ResultRow]:
-    """The rows whose column values are among those asked for (None: no filter on it)."""
+def select_rows(
+    rows: Sequence[ResultRow], filters: Mapping[str, str | None], what: str = "this run"
+) -> list[ResultRow]:
+    """The rows whose column values are among those asked for (None: no filter on it);
+    `what` names where the rows come from, in the error for a value none of them has."""
     chosen = list(rows)
     for column, text in filters.items():
         if text is None:
@@ -31,9 +34,11 @@ def select_rows(rows: Sequence[ResultRow], filters: Mapping[str, str | None]) ->
         unknown = [v for v in wanted if v not in present]
         if unknown:
             has = ", ".join(str(v) or "(none)" for v in present) or "no cells"
+            verb = "has" if what == "this run" else "have"
             raise SeqbenchError(
-                f"{flag}: this run has no cells with {column} {', '.join(map(repr, unknown))}; "
-                f"it has: {has}"
+                f"{flag}: {what} {verb} no cells with {column} "
+                f"{', '.join(map(repr, unknown))}; {'it' if verb == 'has' else 'they'} "
+                f"{verb}: {has}"
             )
         chosen = [r for r in chosen if getattr(r, column) in wanted]
     return chosen

@@ -1,0 +1,220 @@
+"""`seqbench history`: runs lined up by commit, environments kept apart, steps named, the gate."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+
+import pytest
+
+from seqbench.cli import app
+from seqbench.history import build_history, gate_steps, gather_runs
+from seqbench.schema import ResultRow
+from tests.helpers import make_cell, save_run
+
+START = dt.datetime(2026, 10, 1, 9, 0, tzinfo=dt.timezone.utc)
+# A deterministic wobble of about ±2%, so that the series is not flat to the last bit.
+WOBBLE = [1.0, 1.02, 0.99, 1.01, 0.98, 1.015, 0.995, 1.005]
+
+
+def commit(i: int) -> str:
+    return f"{i:02d}" + "c" * 38
+
+
+def save_history(root, factors, *, env=None, commit_times=True, cells=("lstm", "gru"), start=0):
+    """One run per factor, commit i made on day i; lstm's median is 1 ms × factor, the
+    other cells' stay flat. Runs are saved newest commit first, so that run order and commit
+    order disagree."""
+    for i in reversed(range(len(factors))):
+        n = start + i
+        when = START + dt.timedelta(days=n)
+        rows = [
+            ResultRow.for_cell(
+                make_cell(arch=arch),
+                median_s=1e-3 * WOBBLE[n % len(WOBBLE)] * (factors[i] if arch == "lstm" else 1),
+                params=100,
+                status="ok",
+            )
+            for arch in cells
+        ]
+        run_env = {
+            "git_commit": commit(n),
+            "git_dirty": False,
+            "time": (START + dt.timedelta(days=60 - n)).isoformat(),  # reversed on purpose
+            **({"git_commit_time": when.isoformat()} if commit_times else {}),
+            **(env or {}),
+        }
+        save_run(root, rows, label=f"c{n}", env=run_env)
+
+
+def invoke(cli, root, *args):
+    return cli.invoke(app, ["history", *args, "--root", str(root)])
+
+
+def one_error_line(result, message):
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: {message}"), result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.output
+
+
+STEP_UP = [1.0] * 12 + [1.3] * 8
+
+
+@pytest.fixture(scope="module")
+def stepped(tmp_path_factory):
+    """Twenty runs, lstm 30% slower from commit 12 on; shared: no test may change it."""
+    root = tmp_path_factory.mktemp("history") / "results"
+    save_history(root, STEP_UP)
+    return root
+
+
+def test_history_lines_runs_up_by_commit_time_and_finds_the_step(stepped):
+    runs, skipped = gather_runs([], stepped)
+    history = build_history(runs)
+    assert history.order == "commit" and skipped == []
+    lstm, gru = sorted(history.series, key=lambda s: s.cell.arch != "lstm")
+    assert [p.commit for p in lstm.points] == [commit(i) for i in range(20)]
+    (step,) = lstm.changes.steps
+    assert lstm.first_after(step.index).commit == commit(12)
+    assert step.ratio == pytest.approx(1.3, abs=0.02) and step.slower
+    assert gru.changes.steps == []
+    assert [s.cell.arch for s, _ in gate_steps(history, 0.10)] == ["lstm"]
+    assert gate_steps(history, 0.40) == []
+
+
+def test_run_order_follows_when_the_runs_were_made(stepped):
+    history = build_history(gather_runs([], stepped)[0], order="run")
+    assert history.order == "run"
+    lstm = next(s for s in history.series if s.cell.arch == "lstm")
+    assert [p.commit for p in lstm.points] == [commit(i) for i in reversed(range(20))]
+    (step,) = lstm.changes.steps
+    assert step.ratio < 1 and lstm.first_after(step.index).commit == commit(11)
+
+
+def test_runs_from_different_environments_are_separate_series(tmp_path):
+    root = tmp_path / "results"
+    save_history(root, [1.0] * 10, env={"threads": 1})
+    save_history(root, [1.5] * 10, env={"threads": 2}, start=10)  # later commits, 2 threads
+    history = build_history(gather_runs([], root)[0])
+    assert [(e.number, e.runs) for e in history.environments] == [(1, 10), (2, 10)]
+    assert history.environments[1].differences == [("threads", 1, 2)]
+    lstm = [s for s in history.series if s.cell.arch == "lstm"]
+    assert [(s.environment, len(s.points)) for s in lstm] == [(1, 10), (2, 10)]
+    # Never mixed: no step from 1 ms (1 thread) to 1.5 ms (2 threads).
+    assert all(s.changes.steps == [] for s in history.series)
+    assert history.latest_environment == 2
+
+
+def test_the_cli_names_the_first_commit_after_the_step(cli, stepped):
+    result = invoke(cli, stepped, "--arch", "lstm")
+    assert result.exit_code == 0, result.output
+    assert "+30.0% at 12cccccc" in result.stdout  # the summary line
+    assert "▁" * 12 + "█" * 8 in result.stdout  # its level, run by run
+    assert "12cccccc" in result.stdout and "12 | 8" in result.stdout  # the steps table
+    assert " 20   19cccccc " in result.stdout  # one cell: its every run is listed
+    assert "gru" not in result.stdout
+
+
+def test_fail_on_step_exits_1_on_a_slowdown_into_the_current_level(cli, stepped):
+    result = invoke(cli, stepped, "--fail-on-step")
+    assert result.exit_code == 1, result.output
+    assert "FAIL: lstm stepped +30.0% at 12cccccc (over 10%)" in result.stderr
+    assert invoke(cli, stepped, "--fail-on-step", "--threshold", "0.5").exit_code == 0
+
+
+def test_fail_on_step_passes_when_the_latest_step_is_a_speedup(cli, tmp_path):
+    root = tmp_path / "results"
+    save_history(root, [1.0] * 6 + [1.3] * 6 + [1.0] * 6)
+    result = invoke(cli, root, "--fail-on-step")
+    assert result.exit_code == 0, result.output
+    assert "PASS: no cell's current level began with a slowdown over 10%" in result.stderr
+    assert "+30.0% at 06cccccc, -23.1% at 12cccccc" in result.stdout
+
+
+def test_history_reads_exported_rows_files(cli, tmp_path):
+    root = tmp_path / "results"
+    save_history(root, STEP_UP[:6])
+    files = []
+    for i, run in enumerate(sorted(p.name for p in root.iterdir())):
+        out = tmp_path / f"run{i}.json"
+        assert (
+            cli.invoke(app, ["export", run, "--out", str(out), "--root", str(root)]).exit_code == 0
+        )
+        files.append(str(out))
+    result = cli.invoke(app, ["history", *files, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["runs"] == 6 and data["order"] == "commit"
+    assert {len(s["points"]) for s in data["series"]} == {6}
+
+
+def test_history_writes_a_plot_file_and_markdown(cli, stepped, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "history.svg"
+    result = invoke(cli, stepped, "--out", str(out), "--format", "markdown")
+    assert result.exit_code == 0, result.output
+    assert out.read_text().count("<svg") == 1 and "12cccccc" in out.read_text()
+    assert "| lstm | 20 |" in result.stdout and "### steps" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--arch", "lstn"],
+            "--arch: these runs have no cells with arch 'lstn'; they have: lstm, gru",
+        ),
+        (["--order", "git"], "--order: expected one of auto, commit, run, got 'git'"),
+        (["--threshold", "0"], "--threshold: expected a number between 0 and inf, got 0.0"),
+        (["--alpha", "2"], "--alpha: expected a number between 0 and 1, got 2.0"),
+        (["--out", "h.pdf"], "--out h.pdf: cannot draw a '.pdf' file; use .png or .svg"),
+        (["--format", "html"], "--format: expected table, markdown or json, got 'html'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(cli, stepped, args, message):
+    one_error_line(invoke(cli, stepped, *args), message)
+
+
+def test_commit_order_needs_commit_times_and_an_empty_root_is_an_error(cli, tmp_path):
+    root = tmp_path / "results"
+    one_error_line(invoke(cli, root), f"{root}: no saved runs")
+    save_history(root, [1.0] * 4, commit_times=False)
+    one_error_line(
+        invoke(cli, root, "--order", "commit"),
+        "--order commit: 4 run(s) do not record their commit's time",
+    )
+    assert invoke(cli, root).exit_code == 0  # auto: by run time
+
+
+def test_a_damaged_run_is_skipped_and_named(cli, tmp_path):
+    root = tmp_path / "results"
+    save_history(root, [1.0] * 3)
+    bad = save_run(root, [], label="broken").path
+    (bad / "results.csv").write_text("name,price\nfoo,3\n")
+    result = invoke(cli, root)
+    assert result.exit_code == 0, result.output
+    assert f"skipped {bad.name}: " in result.stderr
+
+
+def test_history_never_imports_torch(stepped):
+    code = (
+        "import sys\nfrom seqbench.cli import app\n"
+        f"try:\n    app(['history', '--root', {str(stepped)!r}])\nexcept SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        "assert 'torch' not in sys.modules and 'pandas' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120, capture_output=True)
+
+
+def test_a_run_records_when_its_commit_was_made():
+    from seqbench.env import git_commit, git_commit_time
+
+    head, _ = git_commit()
+    if head is None:
+        pytest.skip("not in a git checkout")
+    stamp = git_commit_time(head)
+    assert dt.datetime.fromisoformat(stamp).tzinfo is not None
+    assert git_commit_time(None) is None and git_commit_time("0" * 40) is None
