@@ -233,7 +233,7 @@ def test_run_format_json_prints_the_saved_rows_for_a_pipe(cli, tmp_path):
     result = cli.invoke(app, ["run", "--out", str(tmp_path), *TINY, "--format", "json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == [r.to_dict() for r in load_run("latest", tmp_path).rows]
-    assert "saved 1 cells (1 ok)" in result.stderr
+    assert "saved 1 cell (1 ok)" in result.stderr
 
 
 def test_run_quiet_prints_only_warnings_and_the_saved_line(cli, tmp_path):
@@ -242,7 +242,7 @@ def test_run_quiet_prints_only_warnings_and_the_saved_line(cli, tmp_path):
     assert result.stdout == ""
     (run_dir,) = tmp_path.iterdir()
     saved, *rest = result.stderr.splitlines()
-    assert saved == f"saved 1 cells (1 ok) to {run_dir}"
+    assert saved == f"saved 1 cell (1 ok) to {run_dir}"
     assert all(line.startswith("warning: ") for line in rest), rest  # three samples: noisy
 
 
