@@ -25,6 +25,8 @@ _MANTISSAS = ((1,), (1, 2, 5), (1, 2, 3, 4, 5, 6, 7, 8, 9))
 MIN_LABELS = 3
 # Lengths are their own x ticks when there are at most this many, each this far apart.
 TICKED_LENGTHS = 12
+# Past this many entries, the legend goes beside the axes rather than over them.
+LEGEND_INSIDE = 5
 TICK_RATIO = 1.2
 
 
@@ -141,15 +143,74 @@ def draw_figure(chart: Chart) -> Any:
     axes.set_xlabel(chart.x_label)
     axes.set_ylabel(chart.y_label)
     axes.grid(True, which="major", alpha=0.3)
-    axes.legend(fontsize="small")
+    if len(axes.get_legend_handles_labels()[1]) > LEGEND_INSIDE:
+        # Many lines: a legend inside would sit on some of them.
+        axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        axes.legend(fontsize="small")
     return figure
 
 
 def render_image(chart: Chart, fmt: str) -> bytes:
     """The chart as PNG or SVG bytes, drawn by matplotlib's Agg (raster) or SVG backend."""
-    figure = draw_figure(chart)
+    return _save(draw_figure(chart), fmt)
+
+
+def _save(figure: Any, fmt: str) -> bytes:
     buffer = io.BytesIO()
     # No date in the SVG: the same chart gives the same file.
     metadata = {"Date": None} if fmt == "svg" else {}
     figure.savefig(buffer, format=fmt, metadata=metadata)
     return buffer.getvalue()
+
+
+_VERDICT_COLOURS = {"regression": "tab:red", "improvement": "tab:green", "unchanged": "tab:blue"}
+
+
+def draw_ratios(
+    labels: Sequence[str],
+    ratios: Sequence[float],
+    lows: Sequence[float | None],
+    highs: Sequence[float | None],
+    verdicts: Sequence[str],
+    threshold: float,
+    title: str,
+) -> Any:
+    """A comparison as a figure: one line per cell, its ratio (candidate / baseline) and
+    95% interval on a log axis, coloured by verdict, over the band the threshold allows."""
+    require("matplotlib", "a plot file")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 1.6 + 0.28 * len(labels)), dpi=120, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    rows = range(len(labels))
+    axes.axvspan(1 - threshold, 1 + threshold, color="grey", alpha=0.15, label="threshold")
+    axes.axvline(1.0, color="grey", lw=0.8)
+    for verdict in dict.fromkeys(verdicts):
+        mine = [i for i in rows if verdicts[i] == verdict]
+        ys = [float(i) for i in mine]
+        xs = [ratios[i] for i in mine]
+        spans = [
+            [xs[k] - (lows[i] if lows[i] is not None else xs[k]) for k, i in enumerate(mine)],
+            [(highs[i] if highs[i] is not None else xs[k]) - xs[k] for k, i in enumerate(mine)],
+        ]
+        axes.errorbar(
+            xs, ys, xerr=spans, fmt="o", color=_VERDICT_COLOURS.get(verdict, "tab:orange"),
+            capsize=3, lw=0.9, label=verdict,
+        )  # fmt: skip
+    axes.set_yticks(list(rows), list(labels), fontsize=7)
+    axes.invert_yaxis()
+    axes.set_xscale("log")
+    _set_log_ticks(axes.xaxis, *axes.get_xlim())
+    axes.set_xlabel("candidate / baseline (1 = unchanged)")
+    axes.set_title(title)
+    axes.grid(True, axis="x", which="major", alpha=0.3)
+    axes.legend(fontsize="small", loc="best")
+    return figure
+
+
+def render_ratios(*args: Any) -> str:
+    """`draw_ratios` as SVG text."""
+    return _save(draw_ratios(*args), "svg").decode()
