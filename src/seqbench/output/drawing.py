@@ -69,13 +69,15 @@ def _colours(series: Sequence[Series]) -> dict[str, str]:
 
 
 def _spans(values: tuple[float, ...], low: tuple[float, ...], high: tuple[float, ...]):
-    """Error-bar lengths below and above each value; a point without an interval gets 0."""
+    """Error-bar lengths below and above each value; a point without an interval gets 0,
+    and so does an end that does not reach past the value (a shift estimate's interval
+    need not hold the median)."""
 
     def ok(v: float) -> bool:
         return not math.isnan(v)
 
-    below = [v - lo if ok(lo) else 0.0 for v, lo in zip(values, low, strict=True)]
-    above = [hi - v if ok(hi) else 0.0 for v, hi in zip(values, high, strict=True)]
+    below = [max(v - lo, 0.0) if ok(lo) else 0.0 for v, lo in zip(values, low, strict=True)]
+    above = [max(hi - v, 0.0) if ok(hi) else 0.0 for v, hi in zip(values, high, strict=True)]
     return [below, above]
 
 
@@ -192,10 +194,12 @@ def draw_ratios(
         mine = [i for i in rows if verdicts[i] == verdict]
         ys = [float(i) for i in mine]
         xs = [ratios[i] for i in mine]
-        spans = [
-            [xs[k] - (lows[i] if lows[i] is not None else xs[k]) for k, i in enumerate(mine)],
-            [(highs[i] if highs[i] is not None else xs[k]) - xs[k] for k, i in enumerate(mine)],
-        ]
+        nan = float("nan")
+        spans = _spans(
+            tuple(xs),
+            tuple(nan if lows[i] is None else lows[i] for i in mine),
+            tuple(nan if highs[i] is None else highs[i] for i in mine),
+        )
         axes.errorbar(
             xs, ys, xerr=spans, fmt="o", color=_VERDICT_COLOURS.get(verdict, "tab:orange"),
             capsize=3, lw=0.9, label=verdict,
