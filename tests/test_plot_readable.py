@@ -164,3 +164,15 @@ def test_axis_labels_name_the_quantity_and_its_unit_once(metric, label):
     chart = build_chart(rows, metric)
     assert chart.y_label == label
     assert chart.x_label == "sequence length T"
+
+
+def test_the_terminal_plot_draws_each_interval_too():
+    pytest.importorskip("plotext")
+    from seqbench.output.plots import render_text
+
+    text = render_text(build_chart(timed_rows(1e-3, ratio=3.0), "median_s"), 80, 24)
+    assert "│ each point's 95% interval" in text
+    memory = render_text(
+        build_chart(power_rows("rnn", [32, 64, 128], 1.0), "peak_mem_bytes"), 80, 24
+    )
+    assert "95% interval" not in memory

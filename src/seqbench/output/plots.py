@@ -230,6 +230,16 @@ def render_text(chart: Chart, width: int, height: int) -> str:
         for front in chart.frontiers:
             # First, so that the models' markers are drawn over it.
             figure.draw(figure.signal(list(front.x), list(front.y), marker="·").lines())
+        intervals = False
+        for series in chart.series:  # first: each point's marker is drawn over its interval
+            for x, y, low, high in _interval_ends(series):
+                figure.draw(figure.segment((x, x), (low, high), marker="│"))
+                intervals = intervals or (low, high) != (y, y)
+            for x, y, low, high in _interval_ends(series, on_x=True):
+                figure.draw(figure.segment((low, high), (y, y), marker="─"))
+                intervals = intervals or (low, high) != (x, x)
+        if intervals:
+            legend.append("│ each point's 95% interval")
         for i, series in enumerate(chart.series):
             marker = TEXT_MARKERS[i % len(TEXT_MARKERS)]
             figure.draw(figure.signal(list(series.x), list(series.y), marker=marker).lines())
@@ -256,6 +266,16 @@ def render_text(chart: Chart, width: int, height: int) -> str:
     finally:
         figure.clear()
     return drawing.rstrip("\n") + "\n" + "\n".join(legend) + "\n"
+
+
+def _interval_ends(series: Series, on_x: bool = False) -> list[tuple[float, ...]]:
+    """(x, y, low, high) of every point that has an interval, on y (or x)."""
+    lows, highs = (series.x_low, series.x_high) if on_x else (series.low, series.high)
+    return [
+        (x, y, lo, hi)
+        for x, y, lo, hi in zip(series.x, series.y, lows, highs, strict=False)
+        if not (math.isnan(lo) or math.isnan(hi))
+    ]
 
 
 def gradient_chart(profiles: Sequence[Any]) -> Chart:
