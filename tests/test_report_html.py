@@ -213,3 +213,19 @@ def test_chromium_screenshots_the_report(cli, tmp_path):
     pixels = imread(shot)
     assert pixels.shape[:2] == (1600, 1200)
     assert pixels.std() > 0.05  # tables and plots, not a blank page
+
+
+def test_a_caller_adds_named_figures_as_a_section_of_the_run_report():
+    from seqbench.output.drawing import render_image
+    from seqbench.output.plots import build_chart
+    from seqbench.output.report import figures_section, format_run_report
+
+    rows = report_rows()
+    svg = render_image(build_chart(rows, "median_s"), "svg").decode()
+    history = figures_section("History", [Figure("median over commits", svg)])
+    page = format_run_report(rows, {"run_id": "r1", "label": "x"}, extra=[history])
+    assert page.index("<h2>Plots</h2>") < page.index("<h2>History</h2>")
+    assert page.index("<h2>History</h2>") < page.index("<h2>Flagged cells (2)</h2>")
+    assert "<figcaption>median over commits</figcaption>" in page
+    ids = re.findall(r'\bid="([^"]+)"', page)
+    assert len(ids) == len(set(ids))  # the same drawing twice, its ids apart

@@ -3,8 +3,9 @@ scaling plot with intervals, accuracy against cost when it has a task, how cost 
 length, the cells that failed or are noisy, and its environment; for two runs, the
 comparison table and plot beside each run's scaling plot.
 
-`figures` adds drawings a caller made elsewhere (a history over commits, say): each is a
-named SVG, shown in a section of its own. Nothing here prints or writes a file.
+Other drawings join a page as named SVGs (`html.Figure`): a history over commits, say, is
+`format_run_report(rows, meta, extra=[figures_section("History", [Figure(name, svg)])])`,
+or a page of its own with `html.format_page`. Nothing here prints or writes a file.
 """
 
 from __future__ import annotations
@@ -85,7 +86,10 @@ def format_flagged(rows: Sequence[ResultRow]) -> TableText:
     return layout(FLAGGED_COLUMNS, flagged, [None] * len(flagged), [])
 
 
-def _figures_section(title: str, figures: Sequence[Figure], prefix: str) -> Section:
+def figures_section(title: str, figures: Sequence[Figure], prefix: str = "") -> Section:
+    """Named SVG figures as one section; `prefix` (by default the title's letters) keeps
+    their ids apart from other sections' figures on the same page."""
+    prefix = prefix or "".join(c for c in title.lower() if c.isalnum()) or "x"
     return Section(title, format_figures_html(figures, prefix))
 
 
@@ -98,7 +102,7 @@ def run_sections(
     drawn = compute_run_figures(rows, run_id) if figures is None else list(figures)
     sections = [Section("Results", scroll(format_table_html(format_table(rows))), "results")]
     if drawn:
-        sections.append(_figures_section("Plots", drawn, "run"))
+        sections.append(figures_section("Plots", drawn, "run"))
     scaling = compute_scaling(rows)
     if scaling.keys:
         env = meta.get("env", {})
@@ -189,7 +193,7 @@ def format_comparison_report(
             figures.append(Figure(f"{side}: {figure.title}", figure.svg))
     sections = [
         Section("Comparison", scroll(format_table_html(format_comparison(comparison))), "compare"),
-        _figures_section("Plots", figures, "cmp"),
+        figures_section("Plots", figures, "cmp"),
         *extra,
     ]
     for rows, meta, side in (
