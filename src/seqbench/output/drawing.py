@@ -204,7 +204,7 @@ def draw_ratios(
             xs, ys, xerr=spans, fmt="o", color=_VERDICT_COLOURS.get(verdict, "tab:orange"),
             capsize=3, lw=0.9, label=verdict,
         )  # fmt: skip
-    axes.set_yticks(list(rows), list(labels), fontsize=7)
+    axes.set_yticks(list(rows), list(labels), fontsize=8)
     axes.invert_yaxis()
     axes.set_xscale("log")
     _set_log_ticks(axes.xaxis, *axes.get_xlim())

@@ -14,7 +14,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from seqbench.errors import SeqbenchError
-from seqbench.output.growth import format_crossovers, format_scaling
+from seqbench.output.growth import (
+    format_crossovers,
+    format_scaling,
+    format_series,
+    varying_context,
+)
 from seqbench.output.html import (
     Figure,
     Section,
@@ -161,8 +166,9 @@ def ratio_figure(comparison: Any) -> Figure | None:
     cells = [c for c in comparison.cells if c.ratio is not None]
     if not cells:
         return None
+    columns = varying_context([c.cell for c in cells])  # what tells the cells apart
     svg = render_ratios(
-        [c.cell.cell_id for c in cells],
+        [f"{format_series(c.cell, columns)} T={c.cell.seq_len}" for c in cells],
         [c.ratio for c in cells],
         [c.ci_low for c in cells],
         [c.ci_high for c in cells],
