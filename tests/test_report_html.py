@@ -229,3 +229,13 @@ def test_a_caller_adds_named_figures_as_a_section_of_the_run_report():
     assert "<figcaption>median over commits</figcaption>" in page
     ids = re.findall(r'\bid="([^"]+)"', page)
     assert len(ids) == len(set(ids))  # the same drawing twice, its ids apart
+
+
+def test_the_report_side_never_imports_torch_or_pandas():
+    from tests.test_layers import loaded_after
+
+    modules = loaded_after(
+        "import seqbench.output.report, seqbench.output.html, seqbench.cli.report"
+    )
+    assert "torch" not in modules and "pandas" not in modules
+    assert "matplotlib" not in modules  # drawn only when a report is written
