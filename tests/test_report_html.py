@@ -239,3 +239,12 @@ def test_the_report_side_never_imports_torch_or_pandas():
     )
     assert "torch" not in modules and "pandas" not in modules
     assert "matplotlib" not in modules  # drawn only when a report is written
+
+
+def test_a_run_with_nothing_measured_still_reports_why():
+    from seqbench.output.report import format_run_report
+
+    rows = [ResultRow.for_cell(make_cell(arch="gru"), status="oom", message="out of memory")]
+    page = format_run_report(rows, {"run_id": "r1", "label": "big"})
+    assert page.count("<svg") == 0 and "<h2>Plots</h2>" not in page
+    assert "<h2>Flagged cells (1)</h2>" in page and "out of memory" in page
