@@ -176,3 +176,16 @@ def test_the_terminal_plot_draws_each_interval_too():
         build_chart(power_rows("rnn", [32, 64, 128], 1.0), "peak_mem_bytes"), 80, 24
     )
     assert "95% interval" not in memory
+
+
+def test_a_model_keeps_its_colour_in_inference_and_training():
+    rows = power_rows("rnn", [32, 64], 1.0) + power_rows("lstm", [32, 64], 1.0)
+    rows += [dataclasses.replace(r, mode="train") for r in rows]
+    axes = draw_figure(build_chart(rows, "median_s")).axes[0]
+    lines = {
+        line.get_label(): (line.get_color(), line.get_linestyle())
+        for line in axes.get_lines()
+        if not line.get_label().startswith("_")
+    }
+    assert lines["rnn · infer"][0] == lines["rnn · train"][0] != lines["lstm · infer"][0]
+    assert lines["rnn · infer"][1] == "-" and lines["rnn · train"][1] == "-."

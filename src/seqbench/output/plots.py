@@ -92,6 +92,19 @@ def _interval(row: ResultRow, metric: str) -> tuple[float, float] | None:
     return None
 
 
+# Line styles by mode, where a chart holds both: one model keeps one colour.
+MODE_STYLES = {"infer": "-", "train": "-."}
+
+
+def _look(key: Cell, columns: Sequence[str]) -> dict[str, str]:
+    """A series' colour group and line style: inference and training of one model share
+    a colour and differ in style."""
+    if "mode" not in columns:
+        return {}
+    rest = [c for c in columns if c != "mode"]
+    return {"group": format_series(key, rest), "style": MODE_STYLES.get(key.mode, "-")}
+
+
 def _scaled_intervals(
     rows: Sequence[ResultRow], metric: str, scale: float
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -142,6 +155,7 @@ def build_chart(rows: Sequence[ResultRow], metric: str, run_id: str = "") -> Cha
                 low=low,
                 high=high,
                 noisy=tuple(bool(r.noisy) for r in members),
+                **_look(key, columns),
             )  # fmt: skip
         )
     return Chart(
@@ -181,6 +195,7 @@ def _accuracy_chart(rows: Sequence[ResultRow], suffix: str) -> Chart:
                 x_low=x_low,
                 x_high=x_high,
                 noisy=tuple(bool(r.noisy) for r in members),
+                **_look(key, columns),
             )
         )
     name = metrics[0]
