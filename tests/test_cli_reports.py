@@ -241,9 +241,11 @@ def test_run_quiet_prints_only_warnings_and_the_saved_line(cli, tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     (run_dir,) = tmp_path.iterdir()
-    saved, *rest = result.stderr.splitlines()
-    assert saved == f"saved 1 cell (1 ok) to {run_dir}"
-    assert all(line.startswith("warning: ") for line in rest), rest  # three samples: noisy
+    lines = result.stderr.splitlines()
+    # A busy machine's warning may come first; every other line is a warning.
+    assert [line for line in lines if not line.startswith("warning: ")] == [
+        f"saved 1 cell (1 ok) to {run_dir}"
+    ]
 
 
 def test_run_refuses_a_bad_format_before_measuring(cli, tmp_path):
