@@ -128,7 +128,7 @@ def test_asking_for_cuda_without_one_skips_those_cells_and_says_so(cli, tmp_path
     result = run_cli(cli, tmp_path, "--arch", "rnn", "--device", "cpu,cuda", "--mode", "infer")
     assert result.exit_code == 1
     assert "warning: cuda is not available here" in result.stderr
-    assert "skipping its 1 cells" in result.stderr
+    assert "skipping its 1 cell" in result.stderr
     rows = {r.device: r for r in load_run("latest", tmp_path / "results").rows}
     assert rows["cpu"].status == "ok"
     assert rows["cuda"].status == "skipped" and "not available" in rows["cuda"].message
@@ -168,8 +168,8 @@ def test_every_command_and_option_has_help(cli):
 
     group = typer.main.get_command(app)
     assert list(group.commands) == [
-        "run", "compare", "ab", "runs", "show", "export", "plot", "env", "check", "gradflow",
-        "frontier", "archs",
+        "run", "compare", "ab", "runs", "show", "export", "plot", "report", "env", "check",
+        "gradflow", "frontier", "archs",
     ]  # fmt: skip
     for name, command in group.commands.items():
         assert command.help and command.help.strip(), name

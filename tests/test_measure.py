@@ -224,5 +224,5 @@ def test_the_table_warns_when_steps_fault_in_fresh_memory():
     assert format_table([quiet]).notes == []
     (note,) = format_table([quiet, faulting]).notes
     assert (
-        "1 cell(s) map fresh memory" in note and "8,000 page faults" in note and "--isolate" in note
+        "1 cell maps fresh memory" in note and "8,000 page faults" in note and "--isolate" in note
     )

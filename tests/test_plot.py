@@ -46,23 +46,24 @@ def test_a_cost_chart_has_one_series_per_model_with_its_fitted_exponent():
     chart = build_chart(cost_rows(), "median_s", "run-1")
     assert [s.label for s in chart.series] == ["rnn  k=1.00", "lstm  k=2.00"]
     assert chart.series[0].x == (32.0, 64.0, 128.0, 256.0)
-    assert chart.y_label == "median_s (ms)"  # the largest value, 2.56 ms, reads best in ms
+    assert chart.y_label == "median step time (ms)"  # the largest value, 2.56 ms, reads best in ms
     assert chart.series[0].y[0] == pytest.approx(0.32)
     assert chart.title == "step time against sequence length (run-1)"
-    assert chart.log_y and chart.frontier is None
+    assert chart.log_y and chart.frontiers == ()
 
 
 def test_series_labels_name_what_tells_them_apart():
     rows = power_rows("gru", LENGTHS, 1.0) + power_rows("gru", LENGTHS, 1.0, mode="train")
     chart = build_chart(rows, "peak_mem_bytes")
     assert [s.label for s in chart.series] == ["gru · infer  k=1.00", "gru · train  k=1.00"]
-    assert chart.y_label == "peak_mem_bytes (KiB)"
+    assert chart.y_label == "peak memory (KiB)"
 
 
 def test_an_accuracy_chart_marks_the_pareto_frontier_and_chance():
     chart = build_chart(accuracy_rows(), "metric_value")
-    assert chart.frontier.x == (1.0, 2.0, 4.0)  # ms: rnn@64, lstm@64, lstm@128
-    assert chart.frontier.y == (0.55, 0.80, 0.95)
+    (front,) = chart.frontiers
+    assert front.x == (1.0, 2.0, 4.0)  # ms: rnn@64, lstm@64, lstm@128
+    assert front.y == (0.55, 0.80, 0.95)
     assert chart.reference == 0.5 and chart.reference_label == "chance"
     assert chart.y_label == "accuracy (higher is better)" and not chart.log_y
     assert chart.series[1].point_labels == ("T=64", "T=128")
@@ -74,7 +75,7 @@ def test_a_loss_like_metric_puts_the_frontier_at_the_bottom():
     rows = [dataclasses.replace(r, task="copy", metric="cross_entropy") for r in accuracy_rows()]
     chart = build_chart(rows, "metric_value")
     assert chart.y_label == "cross_entropy (lower is better)"
-    assert chart.frontier.x == (1.0,)  # rnn@64 is the cheapest and has the lowest loss
+    assert chart.frontiers[0].x == (1.0,)  # rnn@64 is the cheapest and has the lowest loss
 
 
 def test_tasks_with_different_metrics_are_not_mixed_in_one_chart():

@@ -120,6 +120,35 @@ class SuiteConfig:
         return cls(**values)
 
 
+# The longest default label: `runs` shows it in a column.
+LABEL_WIDTH = 40
+
+
+def _values(matrices: tuple[Axes, ...], axis: str) -> list[Any]:
+    return list(dict.fromkeys(v for m in matrices for v in getattr(m, axis)))
+
+
+def _listed(values: list[Any], most: int = 3) -> str:
+    """'lstm,gru'; past `most` values, the first ones and how many more: 'rnn,lstm,gru+2'."""
+    text = [str(v) for v in values]
+    return ",".join(text) if len(text) <= most else ",".join(text[:most]) + f"+{len(text) - most}"
+
+
+def describe_matrices(matrices: tuple[Axes, ...]) -> str:
+    """A short label that says what a run given by flags measures, so that `runs` tells
+    ad-hoc runs apart: 'lstm,gru T=64,128 infer'. Axes with one default value go unsaid."""
+    lengths = sorted(_values(matrices, "seq_len"))
+    parts = [
+        _listed(_values(matrices, "arch")),
+        "T=" + (_listed(lengths) if len(lengths) <= 3 else f"{lengths[0]}-{lengths[-1]}"),
+    ]
+    for axis, default in (("mode", None), ("device", "cpu"), ("dtype", "float32"), ("task", "")):
+        values = _values(matrices, axis)
+        if len(values) == 1 and values[0] != default:
+            parts.append(str(values[0]))
+    return " ".join(parts)[:LABEL_WIDTH].rstrip()
+
+
 def resolve_config(
     suite: str | Path | None = None,
     *,
@@ -129,8 +158,12 @@ def resolve_config(
     """Suite file (or the built-in quick suite), then flags (see `apply_overrides`)."""
     if suite is None:
         # The quick suite reshaped by flags is no longer the quick suite: say so in its name.
-        base = SuiteConfig(label="custom", source="flags") if axes else SuiteConfig()
-        return apply_overrides(base, axes, settings)
+        if not axes:
+            return apply_overrides(SuiteConfig(), axes, settings)
+        config = apply_overrides(SuiteConfig(label="custom", source="flags"), axes, settings)
+        if "label" in (settings or {}):
+            return config
+        return dataclasses.replace(config, label=describe_matrices(config.matrices))
 
     path = find_suite(suite)
     parsed = read_suite(path)

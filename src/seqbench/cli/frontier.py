@@ -120,4 +120,6 @@ def frontier(
     console.print(
         fitted_table(format_frontier(results), f"memory frontier ({run_.run_id})", console)
     )
-    stderr().print(f"saved {len(run_.rows)} probes to {run_.path}")
+    from seqbench.output.text import format_plural
+
+    stderr().print(f"saved {format_plural(len(run_.rows), 'probe')} to {run_.path}")

@@ -138,7 +138,9 @@ def export(
         write_file(out, lambda: write_rows_file(out, data, samples, loaded.meta))
     else:
         write_file(out, lambda: atomic_write(out, data))
-    stderr().print(f"wrote {len(rows)} rows to {out}", markup=False)
+    from seqbench.output.text import format_plural
+
+    stderr().print(f"wrote {format_plural(len(rows), 'row')} to {out}", markup=False)
 
 
 @app.command()

@@ -145,10 +145,13 @@ def _measure(config, plan, run_, executor, given: Given) -> None:
     from seqbench import session
     from seqbench.execute import CellFinished, CellStarted, Scheduler
     from seqbench.output.terminal import make_progress
+    from seqbench.output.text import format_plural
 
     err = stderr()
     for device, reason in plan.unavailable.items():
-        err.print(f"[yellow]warning:[/] {reason}: skipping its {plan.count_on(device)} cells")
+        err.print(
+            f"[yellow]warning:[/] {reason}: skipping its {format_plural(plan.count_on(device), 'cell')}"
+        )
     rounds = config.measure.rounds
     scheduler = Scheduler(config, executor, run_)
     try:
@@ -165,7 +168,10 @@ def _measure(config, plan, run_, executor, given: Given) -> None:
         with contextlib.suppress(OSError):
             session.finish(run_, "interrupted")
         total = len(run_.meta["plan"])
-        err.print(f"interrupted: {len(run_.rows)} of {total} cells are saved in {run_.path}")
+        err.print(
+            f"interrupted: {len(run_.rows)} of {format_plural(total, 'cell')} "
+            f"{'is' if len(run_.rows) == 1 else 'are'} saved in {run_.path}"
+        )
         err.print(f"resume with: {_resume_command(run_, given)}", markup=False, soft_wrap=True)
         raise typer.Exit(130) from None
     except OSError as exc:  # the disk filled up, the folder went away...
@@ -185,7 +191,7 @@ def _report(plan, run_, env: dict, given: Given) -> None:
     """Show the rows and pick the exit code, once the executor has let go of its backend
     (a Ray cluster's messages must not land in the middle of --format csv)."""
     from seqbench.noise import WIDE_CI
-    from seqbench.output.text import format_env_line
+    from seqbench.output.text import format_env_line, format_plural
 
     err = stderr()
     if not given.quiet:
@@ -196,14 +202,15 @@ def _report(plan, run_, env: dict, given: Given) -> None:
         for s in ("ok", "skipped", "oom", "timeout", "error")
     }
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    err.print(f"saved {len(run_.rows)} cells ({summary}) to {run_.path}")
+    err.print(f"saved {format_plural(len(run_.rows), 'cell')} ({summary}) to {run_.path}")
     if run_.extra_csv is not None and not given.quiet:
         err.print(f"rows also written to {run_.extra_csv}")
     noisy = sum(bool(r.noisy) for r in run_.rows if r.status == "ok")
     if noisy:
         steadier = "--rounds 3" if env.get("threads") == 1 else "--threads 1 --rounds 3"
         err.print(
-            f"[yellow]warning:[/] {noisy} of {counts['ok']} measured cells are noisy (an interval "
+            f"[yellow]warning:[/] {noisy} of {format_plural(counts['ok'], 'measured cell')} "
+            f"{'is' if noisy == 1 else 'are'} noisy (an interval "
             f"wider than ±{WIDE_CI:.0%}, or other work on their CPUs; see the noise column): "
             f"rerun on a quieter machine, or with {steadier}"
         )

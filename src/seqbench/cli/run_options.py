@@ -176,7 +176,10 @@ RUN_OPTIONS: tuple[Option, ...] = (
         switch=True,
     ),
     # -- the run itself
-    Option("label", "A short name for the run (default: the suite's)."),
+    Option(
+        "label",
+        "A short name for the run (default: the suite's; without a suite, what the flags measure: 'lstm,gru T=64 infer').",
+    ),
     Option(
         "resume",
         "Finish an interrupted run: its id, its folder, or 'latest'. Uses the run's saved configuration.",

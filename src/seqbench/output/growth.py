@@ -142,7 +142,7 @@ SCALING_COLUMNS: tuple[Column, ...] = (
     Column("lengths", lambda line, _: line.lengths, drop=2),
     Column("time ∝ T^k", lambda line, _: line.time),
     Column("memory ∝ T^k", lambda line, _: line.memory, drop=1),
-    Column("steps off the fit", lambda line, _: line.steps, "left"),
+    Column("steps off the fit", lambda line, _: line.steps, "left", wrap=True),
 )
 
 

@@ -21,6 +21,9 @@ class Column:
     fold: bool = False
     # When the table is too wide for the terminal, columns go in this order (1 first).
     drop: int | None = None
+    # Free text (notes on steps, say) that wraps onto more lines rather than crowding out
+    # the other columns.
+    wrap: bool = False
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class TableText:
     caption: str
     drop: list[int | None] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)  # note i+1's text
+    wrap: list[bool] = dataclasses.field(default_factory=list)
 
     def drop_order(self) -> list[int]:
         """Indices of the columns that may give way to a narrow terminal, first to go first."""
@@ -51,7 +55,11 @@ class TableText:
             caption=f"{self.caption}; {note}" if self.caption else note,
             drop=[self.drop[i] for i in keep],
             notes=self.notes,
+            wrap=[self.wraps(i) for i in keep],
         )
+
+    def wraps(self, i: int) -> bool:
+        return bool(self.wrap) and self.wrap[i]
 
 
 def layout(
@@ -81,6 +89,7 @@ def layout(
         caption=", ".join(constants),
         drop=[columns[i].drop for i in keep],
         notes=notes,
+        wrap=[columns[i].wrap for i in keep],
     )
 
 

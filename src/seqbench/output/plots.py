@@ -1,9 +1,9 @@
 """Plots of a run: a cost against sequence length on log–log axes, or accuracy against cost.
 
-`build_chart` turns rows into a `Chart`: points, labels and fits, nothing drawn. Two
-renderers draw one: `render_image` with matplotlib (PNG or SVG bytes, Agg backend, no
-pyplot state) and `render_text` with plotext (ANSI text for the terminal). Neither prints
-nor writes a file; the CLI does. Both libraries are the `report` extra.
+`build_chart` turns rows into a `Chart` (chart.py): points, intervals, labels and fits,
+nothing drawn. Two renderers draw one: `render_image` with matplotlib (drawing.py: PNG or
+SVG bytes) and `render_text` with plotext (ANSI text for the terminal). Neither prints nor
+writes a file; the CLI does. Both libraries are the `report` extra.
 
 On log–log axes a power law c·T^k is a straight line of slope k, so the legend carries
 each series' fitted k (see scaling.py) and the image draws the fit as a dashed line.
@@ -11,22 +11,16 @@ each series' fitted k (see scaling.py) and the image draws the fit as a dashed l
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from seqbench.errors import SeqbenchError, require
+from seqbench.output.chart import Chart, Series
+from seqbench.output.drawing import draw_figure, render_image
 from seqbench.output.growth import format_series, varying_context
-from seqbench.scaling import (
-    MIN_LENGTHS,
-    PowerLaw,
-    compute_pareto,
-    fit_power_law,
-    series_key,
-)
+from seqbench.scaling import MIN_LENGTHS, compute_pareto, fit_power_law, series_key
 from seqbench.schema import Cell, ResultRow, higher_is_better
 
 # What `--metric` takes, and what each shows.
@@ -37,41 +31,17 @@ PLOT_METRICS: dict[str, str] = {
     "tflops": "arithmetic rate",
     "metric_value": "accuracy against cost",
 }
+# An axis label names the quantity, then its unit (from `_unit`).
+QUANTITIES: dict[str, str] = {
+    "seq_per_s": "throughput",
+    "median_s": "median step time",
+    "peak_mem_bytes": "peak memory",
+    "tflops": "arithmetic rate",
+}
 IMAGE_FORMATS: dict[str, str] = {".png": "png", ".svg": "svg"}
 # Point markers, one per series: distinct shapes stay apart without colour too.
 TEXT_MARKERS = "•+x*o#@%"
-IMAGE_MARKERS = "os^vD<>P"
-# Up to this many points a series gets markers and its x values as ticks.
-MARKED_POINTS = 30
-
-
-@dataclass(frozen=True)
-class Series:
-    """One line of a chart: its points (in the axis units) and, for a cost, its fit."""
-
-    label: str
-    x: tuple[float, ...]
-    y: tuple[float, ...]
-    fit: PowerLaw | None = None
-    point_labels: tuple[str, ...] = ()
-    # Each point's 95% interval, in the axis units (empty: no interval for this metric).
-    low: tuple[float, ...] = ()
-    high: tuple[float, ...] = ()
-    noisy: tuple[bool, ...] = ()  # points whose timing is flagged noisy
-
-
-@dataclass(frozen=True)
-class Chart:
-    """Everything a renderer needs; the x axis is always logarithmic."""
-
-    title: str
-    x_label: str
-    y_label: str
-    log_y: bool
-    series: tuple[Series, ...]
-    frontier: Series | None = None
-    reference: float | None = None  # a horizontal line (a guess's score)
-    reference_label: str = ""
+__all__ = ["Chart", "Series", "build_chart", "draw_figure", "render_image", "render_text"]
 
 
 def check_metric(metric: str) -> str:
@@ -122,6 +92,32 @@ def _interval(row: ResultRow, metric: str) -> tuple[float, float] | None:
     return None
 
 
+# Line styles by mode, where a chart holds both: one model keeps one colour.
+MODE_STYLES = {"infer": "-", "train": "-."}
+
+
+def _look(key: Cell, columns: Sequence[str]) -> dict[str, str]:
+    """A series' colour group and line style: inference and training of one model share
+    a colour and differ in style."""
+    if "mode" not in columns:
+        return {}
+    rest = [c for c in columns if c != "mode"]
+    return {"group": format_series(key, rest), "style": MODE_STYLES.get(key.mode, "-")}
+
+
+def _scaled_intervals(
+    rows: Sequence[ResultRow], metric: str, scale: float
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Each point's interval in axis units: NaN where a point has none, empty where no
+    point of the series has one (a memory figure is not sampled)."""
+    bounds = [_interval(r, metric) for r in rows]
+    if not any(bounds):
+        return (), ()
+    low = tuple(b[0] * scale if b else math.nan for b in bounds)
+    high = tuple(b[1] * scale if b else math.nan for b in bounds)
+    return low, high
+
+
 def _series_points(rows: Sequence[ResultRow], metric: str) -> dict[Cell, list[ResultRow]]:
     """The ok rows with a positive value, by series (every length of one model), by length."""
     by_key: dict[Cell, list[ResultRow]] = {}
@@ -149,12 +145,7 @@ def build_chart(rows: Sequence[ResultRow], metric: str, run_id: str = "") -> Cha
         ys = tuple(getattr(r, metric) * scale for r in members)
         fit = fit_power_law(xs, ys) if len(members) >= MIN_LENGTHS else None
         label = format_series(key, columns)
-        bounds = [_interval(r, metric) for r in members]
-        low, high = (
-            (tuple(b[0] * scale for b in bounds), tuple(b[1] * scale for b in bounds))
-            if all(bounds)
-            else ((), ())
-        )
+        low, high = _scaled_intervals(members, metric, scale)
         series.append(
             Series(
                 f"{label}  k={fit.exponent:.2f}" if fit else label,
@@ -164,12 +155,13 @@ def build_chart(rows: Sequence[ResultRow], metric: str, run_id: str = "") -> Cha
                 low=low,
                 high=high,
                 noisy=tuple(bool(r.noisy) for r in members),
+                **_look(key, columns),
             )  # fmt: skip
         )
     return Chart(
         title=f"{PLOT_METRICS[metric]} against sequence length{suffix}",
         x_label="sequence length T",
-        y_label=f"{metric} ({unit})",
+        y_label=f"{QUANTITIES[metric]} ({unit})",
         log_y=True,
         series=tuple(series),
     )
@@ -182,114 +174,62 @@ def _accuracy_chart(rows: Sequence[ResultRow], suffix: str) -> Chart:
             "nothing to plot: no cell of this run has an accuracy figure (metric_value); "
             "it ran without a task, so plot a cost instead (e.g. --metric median_s)"
         )
-    groups = _series_points(scored, "median_s")
-    scale, unit = _unit("median_s", [r.median_s for r in scored])
-    columns = varying_context(list(groups))
-    series = tuple(
-        Series(
-            format_series(key, columns),
-            tuple(r.median_s * scale for r in members),
-            tuple(r.metric_value for r in members),
-            point_labels=tuple(f"T={r.seq_len}" for r in members),
-        )
-        for key, members in groups.items()
-    )
     metrics = sorted({r.metric or "metric" for r in scored})
     if len(metrics) > 1:
         raise SeqbenchError(
             f"the run's tasks measure different things ({', '.join(metrics)}): "
             "plot one task at a time (--task NAME)"
         )
+    groups = _series_points(scored, "median_s")
+    scale, unit = _unit("median_s", [r.median_s for r in scored])
+    columns = varying_context(list(groups))
+    series = []
+    for key, members in groups.items():
+        x_low, x_high = _scaled_intervals(members, "median_s", scale)
+        series.append(
+            Series(
+                format_series(key, columns),
+                tuple(r.median_s * scale for r in members),
+                tuple(r.metric_value for r in members),
+                point_labels=tuple(f"T={r.seq_len}" for r in members),
+                x_low=x_low,
+                x_high=x_high,
+                noisy=tuple(bool(r.noisy) for r in members),
+                **_look(key, columns),
+            )
+        )
     name = metrics[0]
     higher = higher_is_better(name)
-    points = [(x, y) for s in series for x, y in zip(s.x, s.y, strict=True)]
-    on_front = compute_pareto(points, higher_is_better=higher)
-    frontier = Series(
-        "Pareto frontier",
-        tuple(points[i][0] for i in on_front),
-        tuple(points[i][1] for i in on_front),
-    )
     chances = {r.chance_value for r in scored if r.chance_value is not None}
     return Chart(
         title=f"{name} against step time{suffix}",
         x_label=f"median step time ({unit})",
         y_label=f"{name} ({'higher' if higher else 'lower'} is better)",
         log_y=False,
-        series=series,
-        frontier=frontier,
+        series=tuple(series),
+        frontiers=compute_fronts(scored, scale, higher),
         reference=chances.pop() if len(chances) == 1 else None,
         reference_label="chance",
     )
 
 
-def render_image(chart: Chart, fmt: str) -> bytes:
-    """The chart as PNG or SVG bytes, drawn by matplotlib's Agg (raster) or SVG backend."""
-    require("matplotlib", "a plot file")
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter, NullFormatter
-
-    figure = Figure(figsize=(8, 5), dpi=120, layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    noisy_labelled = False
-    for i, series in enumerate(chart.series):
-        # Markers on a long profile would hide the line itself.
-        marker = IMAGE_MARKERS[i % len(IMAGE_MARKERS)] if len(series.x) <= MARKED_POINTS else None
-        (line,) = axes.plot(series.x, series.y, marker=marker, label=series.label)
-        if series.low:
-            below = [y - lo for y, lo in zip(series.y, series.low, strict=True)]
-            above = [hi - y for y, hi in zip(series.y, series.high, strict=True)]
-            axes.errorbar(
-                series.x, series.y, yerr=[below, above], fmt="none", ecolor=line.get_color(),
-                capsize=3, lw=0.8,
-            )  # fmt: skip
-        flagged = [
-            (x, y) for x, y, bad in zip(series.x, series.y, series.noisy, strict=False) if bad
-        ]
-        if flagged:
-            axes.scatter(
-                *zip(*flagged, strict=True), s=160, facecolors="none", edgecolors="red",
-                lw=1.2, label=None if noisy_labelled else "noisy (see the noise column)",
-            )  # fmt: skip
-            noisy_labelled = True
-        if series.fit is not None:
-            ends = (series.x[0], series.x[-1])
-            axes.plot(ends, [series.fit.at(t) for t in ends], "--", color=line.get_color(), lw=0.8)
-        for x, y, text in zip(series.x, series.y, series.point_labels, strict=False):
-            axes.annotate(text, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    if chart.frontier is not None and chart.frontier.x:
-        axes.step(
-            chart.frontier.x, chart.frontier.y, where="post", color="black", ls=":",
-            label=chart.frontier.label,
-        )  # fmt: skip
-    if chart.reference is not None:
-        axes.axhline(chart.reference, color="grey", lw=0.8, ls="--", label=chart.reference_label)
-    plain = FuncFormatter(lambda value, _: f"{value:g}")  # 20, not 2×10¹
-    axes.set_xscale("log")
-    if chart.log_y:
-        axes.set_yscale("log")
-        axes.yaxis.set_major_formatter(plain)
-        axes.yaxis.set_minor_formatter(plain)
-    lengths = sorted({x for s in chart.series for x in s.x})
-    if chart.frontier is None and len(lengths) <= MARKED_POINTS:
-        # Lengths are few and round (often powers of two): label them as they are.
-        axes.set_xticks(lengths, [f"{x:g}" for x in lengths])
-        axes.xaxis.set_minor_formatter(NullFormatter())
-    else:
-        axes.xaxis.set_major_formatter(plain)
-        axes.xaxis.set_minor_formatter(NullFormatter())
-
-    axes.set_title(chart.title)
-    axes.set_xlabel(chart.x_label)
-    axes.set_ylabel(chart.y_label)
-    axes.grid(True, which="major", alpha=0.3)
-    axes.legend(fontsize="small")
-    buffer = io.BytesIO()
-    # No date in the SVG: the same chart gives the same file.
-    metadata = {"Date": None} if fmt == "svg" else {}
-    figure.savefig(buffer, format=fmt, metadata=metadata)
-    return buffer.getvalue()
+def compute_fronts(scored: Sequence[ResultRow], scale: float, higher: bool) -> tuple[Series, ...]:
+    """One Pareto front per mode: a training step and an inference step cost different
+    things, so neither may dominate the other."""
+    modes = list(dict.fromkeys(r.mode for r in scored))
+    fronts = []
+    for mode in modes:
+        points = [(r.median_s * scale, r.metric_value) for r in scored if r.mode == mode]
+        on_front = compute_pareto(points, higher_is_better=higher)
+        label = "Pareto frontier" + (f" ({mode})" if len(modes) > 1 else "")
+        fronts.append(
+            Series(
+                label,
+                tuple(points[i][0] for i in on_front),
+                tuple(points[i][1] for i in on_front),
+            )
+        )
+    return tuple(fronts)
 
 
 def render_text(chart: Chart, width: int, height: int) -> str:
@@ -302,10 +242,19 @@ def render_text(chart: Chart, width: int, height: int) -> str:
         plotext.terminal.limit(False, False)
         figure.plot_size(width, height)
         legend = []
-        if chart.frontier is not None and chart.frontier.x:
+        for front in chart.frontiers:
             # First, so that the models' markers are drawn over it.
-            frontier = figure.signal(list(chart.frontier.x), list(chart.frontier.y), marker="·")
-            figure.draw(frontier.lines())
+            figure.draw(figure.signal(list(front.x), list(front.y), marker="·").lines())
+        intervals = False
+        for series in chart.series:  # first: each point's marker is drawn over its interval
+            for x, y, low, high in _interval_ends(series):
+                figure.draw(figure.segment((x, x), (low, high), marker="│"))
+                intervals = intervals or (low, high) != (y, y)
+            for x, y, low, high in _interval_ends(series, on_x=True):
+                figure.draw(figure.segment((low, high), (y, y), marker="─"))
+                intervals = intervals or (low, high) != (x, x)
+        if intervals:
+            legend.append("│ each point's 95% interval")
         for i, series in enumerate(chart.series):
             marker = TEXT_MARKERS[i % len(TEXT_MARKERS)]
             figure.draw(figure.signal(list(series.x), list(series.y), marker=marker).lines())
@@ -318,8 +267,7 @@ def render_text(chart: Chart, width: int, height: int) -> str:
                 figure.draw(figure.signal(list(xs), list(ys), marker="?").lines(False))
         if any(any(s.noisy) for s in chart.series):
             legend.append("? noisy: see the noise column (seqbench show)")
-        if chart.frontier is not None and chart.frontier.x:
-            legend.append(f"· {chart.frontier.label}")
+        legend += [f"· {front.label}" for front in chart.frontiers if front.x]
         if chart.reference is not None:
             figure.line(chart.reference, "horizontal")
             legend.append(f"─ {chart.reference_label} ({chart.reference:g})")
@@ -335,6 +283,16 @@ def render_text(chart: Chart, width: int, height: int) -> str:
     return drawing.rstrip("\n") + "\n" + "\n".join(legend) + "\n"
 
 
+def _interval_ends(series: Series, on_x: bool = False) -> list[tuple[float, ...]]:
+    """(x, y, low, high) of every point that has an interval, on y (or x)."""
+    lows, highs = (series.x_low, series.x_high) if on_x else (series.low, series.high)
+    return [
+        (x, y, lo, hi)
+        for x, y, lo, hi in zip(series.x, series.y, lows, highs, strict=False)
+        if not (math.isnan(lo) or math.isnan(hi))
+    ]
+
+
 def gradient_chart(profiles: Sequence[Any]) -> Chart:
     """Input-gradient norm against distance from the end, one line per architecture (and
     after training, when measured): the vanishing gradient, drawn. Norms are relative to
@@ -343,7 +301,11 @@ def gradient_chart(profiles: Sequence[Any]) -> Chart:
 
     series = []
     for profile in profiles:
-        for label, norms in (("init", profile.initial), ("trained", profile.trained)):
+        # One colour per architecture; dashed before training, solid after.
+        for label, norms, style in (
+            ("init", profile.initial, "-" if profile.trained is None else "--"),
+            ("trained", profile.trained, "-"),
+        ):
             if norms is None:
                 continue
             peak = max(norms) or 1.0
@@ -352,14 +314,21 @@ def gradient_chart(profiles: Sequence[Any]) -> Chart:
             # than 0.0000000000000000013 on a terminal's axis.
             points = [(d + 1, math.log10(v / peak)) for d, v in enumerate(back) if v > 0]
             name = format_arch(profile.cell) + ("" if profile.trained is None else f" ({label})")
-            series.append(Series(name, tuple(p[0] for p in points), tuple(p[1] for p in points)))
+            series.append(
+                Series(
+                    name,
+                    tuple(p[0] for p in points),
+                    tuple(p[1] for p in points),
+                    group=format_arch(profile.cell),
+                    style=style,
+                )
+            )
     return Chart(
         title="gradient reaching each input step, relative to its peak",
         x_label="steps back from the end (1 = the last step)",
         y_label="log10 of |d loss / d x_t| / peak",
         log_y=False,
         series=tuple(series),
-        frontier=None,
         reference=-3.0,
         reference_label="memory horizon threshold (1e-3)",
     )

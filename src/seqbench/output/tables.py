@@ -21,6 +21,7 @@ from seqbench.output.text import (
     format_median,
     format_noise,
     format_noted,
+    format_plural,
     format_quantity,
     format_ratio,
     format_relative,
@@ -74,6 +75,7 @@ def compute_ratios(rows: list[ResultRow], reference: str = "rnn") -> dict[str, R
     return out
 
 
+CORE_PARAMS = "core params (×rnn)"
 TABLE_COLUMNS: tuple[Column, ...] = (
     Column("arch", lambda r, _: format_arch(r), "left", fold=True),
     Column("T", lambda r, _: str(r.seq_len), fold=True),
@@ -83,9 +85,9 @@ TABLE_COLUMNS: tuple[Column, ...] = (
     Column("dtype", lambda r, _: r.dtype, "left", fold=True),
     Column("mode", lambda r, _: r.mode, "left", fold=True),
     Column(
-        "core params (×rnn)",
+        CORE_PARAMS,
         lambda r, q: format_with_ratio(format_count(r.core_params), q.core_params),
-        drop=5,
+        drop=3,
     ),
     Column("median ± IQR/2", lambda r, _: format_median(r)),
     Column("noise", lambda r, _: format_noise(r), "left", drop=8),
@@ -93,7 +95,7 @@ TABLE_COLUMNS: tuple[Column, ...] = (
     Column("seq/s", lambda r, _: format_count(r.seq_per_s), drop=4),
     Column("GFLOP/s", lambda r, _: "-" if r.tflops is None else f"{r.tflops * 1e3:.3g}", drop=1),
     Column("MFU", lambda r, _: "-" if r.mfu is None else f"{r.mfu:.1%}", drop=1),
-    Column("peak mem", lambda r, _: format_bytes(r.peak_mem_bytes), drop=3),
+    Column("peak mem", lambda r, _: format_bytes(r.peak_mem_bytes), drop=5),
     Column("task", lambda r, _: r.task or "-", "left", fold=True),
     Column("compile", lambda r, _: "yes" if r.compile else "-", "left", fold=True),
     Column(
@@ -127,11 +129,18 @@ def format_table(rows: list[ResultRow], reference: str = "rnn") -> TableText:
     if faulting:
         worst = max(r.faults_per_step for r in faulting)
         notes.append(
-            f"{len(faulting)} cell(s) map fresh memory from the OS at every step (up to {worst:,.0f} page faults "
+            f"{format_plural(len(faulting), 'cell')} map{'s' if len(faulting) == 1 else ''} fresh memory from the OS at every step (up to {worst:,.0f} page faults "
             "per step): allocator effects, which can depend on what ran before in the same process; "
             "compare architectures with --isolate"
         )
-    return layout(TABLE_COLUMNS, rows, contexts, notes)
+    columns = TABLE_COLUMNS
+    if not any(c.core_params is not None for c in contexts):
+        # Nothing to compare with (no simple RNN in the run, or filtered out): no "(×rnn)".
+        columns = tuple(
+            dataclasses.replace(c, header="core params") if c.header == CORE_PARAMS else c
+            for c in columns
+        )
+    return layout(columns, rows, contexts, notes)
 
 
 # Page faults per step from which a table says that the allocator is part of the figure

@@ -63,15 +63,30 @@ def fitted_table(
     table = _build(text, title)
     if console is not None:
         order = text.drop_order()
-        wide = console.options.update_width(10_000)
         for n in range(1, len(order) + 1):
-            if Extent.get(console, wide, table).maximum <= console.width:
+            if _needed_width(console, text.without(order[: n - 1])) <= console.width:
                 break
             table = _build(text.without(order[:n]), title)
     if not text.notes:
         return table
     notes = Text("\n".join(f"[{i}] {note}" for i, note in enumerate(text.notes, 1)), style="dim")
     return Group(table, notes)
+
+
+# Columns of free text wrap, but keep at least this many characters a line.
+WRAP_WIDTH = 30
+
+
+def _needed_width(console: Console, text: TableText) -> int:
+    """The width a table needs with its free-text columns wrapped to WRAP_WIDTH."""
+    wrapping = [i for i in range(len(text.headers)) if text.wraps(i)]
+    fixed = text.without(wrapping) if wrapping else text
+    wide = console.options.update_width(10_000)
+    width = Extent.get(console, wide, _build(fixed, None)).maximum
+    for i in wrapping:
+        longest = max((len(c[i]) for c in text.cells), default=0)
+        width += min(WRAP_WIDTH, max(longest, len(text.headers[i]))) + 3  # padding, rule
+    return width
 
 
 def results_table(
@@ -92,7 +107,8 @@ def results_view(
     scaling = compute_scaling(rows)
     if not scaling.keys:
         return table
-    parts = [table, fitted_table(format_scaling(scaling, flush_denormal), "How cost grows with T")]
+    growth = format_scaling(scaling, flush_denormal)
+    parts = [table, fitted_table(growth, "How cost grows with T", console)]
     crossovers = format_crossovers(scaling)
     if crossovers:
         parts.append(Text("\n".join(crossovers)))
@@ -146,8 +162,8 @@ def _build(text: TableText, title: str | None) -> Table:
         header_style="bold",
         pad_edge=False,
     )
-    for header, justify in zip(text.headers, text.justify, strict=True):
-        table.add_column(header, justify=justify, no_wrap=True)
+    for i, (header, justify) in enumerate(zip(text.headers, text.justify, strict=True)):
+        table.add_column(header, justify=justify, no_wrap=not text.wraps(i))
     styled = [i for i, h in enumerate(text.headers) if h in _STYLED_COLUMNS]
     for cells in text.cells:
         row = [escape(c) for c in cells]

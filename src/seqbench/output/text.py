@@ -10,36 +10,63 @@ from seqbench.models.options import arch_options
 from seqbench.schema import STATUSES, Cell, ResultRow
 
 
+def _three_digits(value: float) -> float:
+    """The value rounded to the 3 significant digits a table shows (999.7 -> 1000.0), so
+    that the unit is chosen for the number written, not the number measured."""
+    return float(f"{value:.3g}")
+
+
+def _scaled(value: float, units: tuple[tuple[str, float], ...], sep: str) -> str | None:
+    """The value in the largest unit it reaches, 3 significant digits, never 4 digits
+    before the point ('1e+03 KiB' is '0.977 MiB'); None if it reaches none."""
+    for unit, scale in units:
+        if abs(_three_digits(value / scale)) >= 1:
+            return f"{_three_digits(value / scale):g}{sep}{unit}"
+    return None
+
+
+_SECONDS = (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9))
+_BYTES = (("B", 1), ("KiB", 2**10), ("MiB", 2**20), ("GiB", 2**30), ("TiB", 2**40))
+
+
 def format_seconds(seconds: float | None) -> str:
     if seconds is None:
         return "-"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns"
+    if seconds == 0:
+        return "0 s"
+    return _scaled(seconds, _SECONDS, " ") or f"{seconds / 1e-9:.3g} ns"
 
 
 def format_bytes(count: float | None) -> str:
     if count is None:
         return "-"
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(count) >= scale:
-            return f"{count / scale:.3g} {unit}"
-    return f"{count:.0f} B"
+    if abs(count) < 999.5:
+        return f"{count:.0f} B"
+    # Up a unit from 1000 of the one below, so that no figure has four digits.
+    unit, scale = next(
+        ((u, s) for u, s in _BYTES[1:] if abs(_three_digits(count / s)) < 1000), _BYTES[-1]
+    )
+    return f"{_three_digits(count / scale):g} {unit}"
 
 
 def format_count(count: float | None) -> str:
-    """3 significant digits with k/M/G/T suffixes: 1234567 -> '1.23M'."""
+    """3 significant digits with k/M/G/T suffixes: 1234567 -> '1.23M', 999999 -> '1M'."""
     if count is None:
         return "-"
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(count) >= scale:
-            return f"{count / scale:.3g}{unit}"
-    return f"{count:.3g}"
+    units = (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3))
+    return _scaled(count, units, "") or f"{_three_digits(count):g}"
 
 
 def format_ratio(ratio: float | None) -> str:
-    return "-" if ratio is None else f"{ratio:.2f}×"
+    """'1.25×'; a ratio below 0.1 keeps two significant digits ('0.0042×', not '0.00×')."""
+    if ratio is None:
+        return "-"
+    return f"{ratio:.2g}×" if abs(ratio) < 0.1 else f"{ratio:.2f}×"
+
+
+def format_plural(count: int, noun: str, plural: str | None = None) -> str:
+    """'1 cell', '2 cells'."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
 def format_with_ratio(text: str, ratio: float | None) -> str:
