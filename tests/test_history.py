@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import subprocess
 import sys
 
@@ -158,6 +159,17 @@ def test_history_writes_a_plot_file_and_markdown(cli, stepped, tmp_path):
     assert result.exit_code == 0, result.output
     assert out.read_text().count("<svg") == 1 and "12cccccc" in out.read_text()
     assert "| lstm | 20 |" in result.stdout and "### steps" in result.stdout
+
+
+def test_history_writes_a_self_contained_html_page(cli, stepped, tmp_path):
+    pytest.importorskip("matplotlib")
+    page = tmp_path / "history.html"
+    result = invoke(cli, stepped, "--html", str(page), "--fail-on-step")
+    assert result.exit_code == 1, result.output  # the gate still decides the exit code
+    text = page.read_text()
+    assert text.count("<svg") == 1 and "<table" in text and "12cccccc" in text
+    assert "FAIL: lstm stepped +30.0% at 12cccccc" in text  # the verdict is on the page
+    assert not re.search(r'(src|href)="(https?:)?//', text)  # nothing fetched at view time
 
 
 @pytest.mark.parametrize(

@@ -45,6 +45,9 @@ def history(
     out: Path | None = typer.Option(
         None, help="Also draw every cell's history to this .png or .svg file."
     ),
+    html_out: Path | None = typer.Option(
+        None, "--html", help="Also write the history as one self-contained HTML page (inline SVG)."
+    ),
     points: bool = typer.Option(
         False, "--points", help="List every run of every cell (shown anyway for a single cell)."
     ),
@@ -94,11 +97,11 @@ def history(
     _fraction(alpha, "--alpha", 1)
     _fraction(penalty, "--penalty")
     fmt = None
-    if out is not None:
+    if out is not None or html_out is not None:
         from seqbench.errors import require
         from seqbench.output.plots import image_format
 
-        fmt = image_format(out)
+        fmt = image_format(out) if out is not None else "svg"
         require("matplotlib", "a plot file")
     filters = dict(zip(FILTER_COLUMNS, (arch, mode, device, task), strict=True))
     found, skipped = gather_runs(runs or [], root)
@@ -118,8 +121,21 @@ def history(
         image = render_history_image(result, fmt)
         write_file(out, lambda: atomic_write(out, image))
         stderr().print(f"wrote {out}", markup=False)
+    if html_out is not None:
+        from seqbench.output.history import format_history_report
+        from seqbench.storage import atomic_write
+
+        page = format_history_report(result, _notes(result, failing, fail_on_step, threshold))
+        write_file(html_out, lambda: atomic_write(html_out, page))
+        stderr().print(f"wrote {html_out}", markup=False)
     if failing:
         raise typer.Exit(1)
+
+
+def _notes(result, failing, fail_on_step: bool, threshold: float) -> list[str]:
+    from seqbench.output.history import format_history_notes
+
+    return format_history_notes(result) + _gate_lines(failing, threshold if fail_on_step else None)
 
 
 def _gate_lines(failing, threshold: float | None) -> list[str]:

@@ -248,3 +248,28 @@ def render_history_image(history: History, fmt: str) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format=fmt, metadata={"Date": None} if fmt == "svg" else {})
     return buffer.getvalue()
+
+
+def format_history_report(history: History, lines: list[str]) -> str:
+    """The history as one self-contained HTML page: the series, the steps with their
+    evidence, the plot of every cell run after run (inline SVG), and the notes."""
+    from seqbench.output.html import (
+        Figure,
+        Section,
+        format_lines_html,
+        format_page,
+        format_table_html,
+        scroll,
+    )
+    from seqbench.output.report import figures_section
+
+    svg = render_history_image(history, "svg").decode("utf-8")
+    sections = [
+        Section("Cells", scroll(format_table_html(format_history_summary(history)))),
+        Section("Steps", scroll(format_table_html(format_steps(history)))),
+        figures_section("Over time", [Figure("median step time, run after run", svg)]),
+    ]
+    if lines:
+        sections.append(Section("Notes", format_lines_html(lines)))
+    lead = [f"{len(history.series)} cell(s) over {history.runs} runs, in {history.order} order"]
+    return format_page("seqbench history", lead, sections)
