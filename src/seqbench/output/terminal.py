@@ -90,13 +90,25 @@ def results_view(
     fitted exponents, steps far off the fit, and where two models' curves cross."""
     table = results_table(rows, title, console)
     scaling = compute_scaling(rows)
+    parts: list[RenderableType] = [table]
+    if any(r.task and r.metric_value is not None for r in rows):
+        parts.append(accuracy_table(rows, console))
     if not scaling.keys:
-        return table
-    parts = [table, fitted_table(format_scaling(scaling, flush_denormal), "How cost grows with T")]
+        return Group(*parts) if len(parts) > 1 else table
+    parts.append(fitted_table(format_scaling(scaling, flush_denormal), "How cost grows with T"))
     crossovers = format_crossovers(scaling)
     if crossovers:
         parts.append(Text("\n".join(crossovers)))
     return Group(*parts)
+
+
+def accuracy_table(rows: list[ResultRow], console: Console | None = None) -> RenderableType:
+    """Each model's test score over seeds at the rate chosen on validation."""
+    from seqbench.accuracy import summarize_accuracy
+    from seqbench.output.accuracy import format_accuracy
+
+    title = "Accuracy over seeds (rate chosen on validation, score on test)"
+    return fitted_table(format_accuracy(summarize_accuracy(rows)), title, console)
 
 
 def runs_table(summaries: list, console: Console | None = None) -> RenderableType:

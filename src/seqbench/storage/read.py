@@ -19,8 +19,8 @@ from seqbench.csvio import (
 )
 from seqbench.errors import ResultsError, require
 from seqbench.schema import SCHEMA_VERSION, ResultRow
-from seqbench.storage.files import META_FILE, META_FORMAT, ROWS_FILE, Rounds, now_iso, sidecars
 from seqbench.storage.curves import read_curves
+from seqbench.storage.files import META_FILE, META_FORMAT, ROWS_FILE, Rounds, now_iso, sidecars
 from seqbench.storage.run import Run, _OnDisk
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from seqbench.csvio import render_row, render_rows
 from seqbench.csvio import render_samples as render_batch
 from seqbench.schema import SCHEMA_VERSION, Measurement, ResultRow
+from seqbench.storage.curves import Point, append_curve
 from seqbench.storage.files import (
     META_FORMAT,
     ROWS_FILE,
@@ -23,7 +24,6 @@ from seqbench.storage.files import (
     render_samples,
     sidecars,
 )
-from seqbench.storage.curves import Point, append_curve
 from seqbench.storage.lock import RunLock
 
 
