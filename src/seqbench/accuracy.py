@@ -168,7 +168,10 @@ def compare_groups(base: AccuracyGroup, cand: AccuracyGroup, threshold: float) -
         note = (
             f"a {abs(ratio - 1):.0%} change, but not significant over seeds (p={diff.p_value:.2f})"
         )
+    # Undecided: inconclusive, and the interval's worse end reaches past the threshold.
+    lo, hi = min(low, high), max(low, high)
+    worst = hi if not base.higher_is_better else (1 / lo if lo > 0 else math.inf)
     return CellComparison(
         cell, verdict, ci_low=low, ci_high=high, p_value=diff.p_value, note=note,
-        undecided=verdict == "inconclusive" and worse > up, **common,
+        undecided=verdict == "inconclusive" and worst > up, **common,
     )  # fmt: skip

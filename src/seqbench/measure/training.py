@@ -11,7 +11,7 @@ from seqbench import devices
 from seqbench.measure.workload import Workload
 from seqbench.settings import TrainSettings
 from seqbench.tasks import Batch, Task
-from seqbench.tasks.base import default_steps
+from seqbench.tasks.base import default_steps, split_validation
 from seqbench.timing import Clock, PerfCounterClock
 
 EVAL_BATCH = 256
@@ -82,6 +82,8 @@ def train_task(
     clock = clock or PerfCounterClock(lambda: devices.synchronize(device))
     max_steps, max_time = budget_for(settings, task)
     gen = torch.Generator().manual_seed(seed + 1)  # not the weights' stream
+    if getattr(task, "validation", None) is None:  # prepared by hand, not by tasks.prepared
+        split_validation(task, seed)
     validation = task.validation
     model.train()
 
