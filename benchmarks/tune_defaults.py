@@ -18,8 +18,8 @@ import time
 
 from seqbench.accuracy import summarize_accuracy
 from seqbench.config import plan, resolve_config
-from seqbench.measure import measure
 from seqbench.env import apply_process_settings
+from seqbench.measure import measure
 
 
 def main() -> None:
@@ -60,7 +60,9 @@ def main() -> None:
     rows = []
     print(f"{args.task} T={args.seq_len} hidden={args.hidden} batch={args.batch_size} "
           f"steps={args.steps} threads={args.threads}")  # fmt: skip
-    print(f"{'arch':6} {'lr':>7} {'seed':>4} {'validation':>11} {'test':>9} {'to target':>9} {'s':>6}")
+    print(
+        f"{'arch':6} {'lr':>7} {'seed':>4} {'validation':>11} {'test':>9} {'to target':>9} {'s':>6}"
+    )
     for cell in plan(config):
         if target is None:
             from seqbench.tasks import prepared
