@@ -300,6 +300,20 @@ def test_curves_are_saved_beside_the_rows_and_read_back(tmp_path):
     assert by_time.x == pytest.approx((0.55, 1.05))
 
 
+def test_a_damaged_curves_file_costs_the_curves_not_the_rows(cli, tmp_path):
+    from seqbench.cli import app
+
+    run = create_run(tmp_path, label="c", config={}, env={}, plan=[])
+    run.add(Measurement(scored(), [], [(10, 0.5, 0.3)]))
+    run.finish("complete")
+    (run.path / "curves.csv").write_text("cell_id,step,train_time_s,value\nx,ten,1,2\n")
+    loaded = load_run(run.path)
+    assert len(loaded.rows) == 1 and loaded.curves == {}
+    result = cli.invoke(app, ["curves", run.path.name, "--root", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output.strip().endswith("curves.csv: line 2 is not a curve point")
+
+
 def test_a_task_run_records_budget_threads_and_curves(cli, tmp_path):
     from seqbench.cli import app
 

@@ -50,7 +50,7 @@ def curves(
     require("matplotlib" if out is not None else "plotext", "plot")
     filters = dict(zip(FILTER_COLUMNS, (arch, mode, device, task), strict=True))
     loaded, rows = load_selected(run, root, filters)
-    found = compute_curves(rows, loaded.curves, x)
+    found = compute_curves(rows, loaded.curves, x, loaded.curves_problem)
     if out is None:
         console = stdout()
         text = render_curves_text(

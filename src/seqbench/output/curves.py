@@ -28,7 +28,10 @@ class Curve:
 
 
 def compute_curves(
-    rows: Sequence[ResultRow], curves: dict[str, list[tuple[int, float, float]]], x: str = "step"
+    rows: Sequence[ResultRow],
+    curves: dict[str, list[tuple[int, float, float]]],
+    x: str = "step",
+    problem: str = "",
 ) -> list[Curve]:
     """One curve per model and rate: the mean over its seeds at every step all of them
     reached (a seed that stopped early on --train-time ends the curve there)."""
@@ -60,8 +63,9 @@ def compute_curves(
         )
     if not out:
         raise SeqbenchError(
-            "nothing to plot: no cell of this run has a learning curve (task cells of runs "
-            "made with seqbench 9-schema runs have one)"
+            problem
+            or "nothing to plot: no cell of this run has a learning curve (task cells have "
+            "one from schema 9 on)"
         )
     return out
 

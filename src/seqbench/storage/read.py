@@ -221,7 +221,10 @@ def load_run(ref: str | Path, root: str | Path = Path("results")) -> Run:
                 rounds.setdefault(cell_id, []).append((round_no, len(values)))
     on_disk = _OnDisk([r.cell_id for r in lines], dead, clean)
     run = Run._loaded(rows_path, meta, lines, samples, rounds, on_disk)
-    run.curves = read_curves(rows_path)
+    try:
+        run.curves = read_curves(rows_path)
+    except ResultsError as exc:  # the rows are still good: the curves alone are lost
+        run.curves_problem = str(exc)
     return run
 
 

@@ -63,6 +63,7 @@ class Run:
         self._ordered: list[ResultRow] | None = None
         self._samples: dict[str, list[float]] = {}
         self.curves: dict[str, list[Point]] = {}  # learning curves of task cells, by cell id
+        self.curves_problem = ""  # why the curves file could not be read, if it could not
         self._rounds: Rounds = {}
         self._disk: dict[Path, _OnDisk] = {}  # the files that are known to match memory
         self._meta_pending = False  # a resume's new state, saved with the first write
