@@ -37,10 +37,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
-    from seqbench.tasks import new_task
+    from seqbench.tasks import prepared
 
-    task = new_task(args.task)
-    target = args.target
+    task = prepared(args.task, args.seq_len, 0, 0, None)
+    target = task.chance() / 10 if args.target is None else args.target
     axes = {
         "arch": tuple(args.arch.split(",")),
         "seq_len": (args.seq_len,),
@@ -52,8 +52,9 @@ def main() -> None:
         "lr": tuple(float(x) for x in args.lr.split(",")),
     }
     settings = {
-        "train_steps": args.steps, "eval_every": args.eval_every, "min_time": 0.0,
-        "min_repeats": 1, "max_repeats": 1, "warmup_time": 0.0, "threads": args.threads,
+        "train_steps": args.steps, "eval_every": args.eval_every, "target": target,
+        "min_time": 0.0, "min_repeats": 1, "max_repeats": 1, "warmup_time": 0.0,
+        "threads": args.threads,
     }  # fmt: skip
     config = resolve_config(axes=axes, settings=settings)
     apply_process_settings(args.threads, True, True)
@@ -64,15 +65,8 @@ def main() -> None:
         f"{'arch':6} {'lr':>7} {'seed':>4} {'validation':>11} {'test':>9} {'to target':>9} {'s':>6}"
     )
     for cell in plan(config):
-        if target is None:
-            from seqbench.tasks import prepared
-
-            target = prepared(args.task, cell.seq_len, cell.vocab, cell.seed, None).chance() / 10
-        request = config.request(cell)
-        request = type(request)(**{**request.__dict__, "train": type(request.train)(
-            **{**request.train.__dict__, "target": target})})  # fmt: skip
         start = time.perf_counter()
-        row = measure(request).row
+        row = measure(config.request(cell)).row
         rows.append(row)
         print(
             f"{cell.arch:6} {cell.lr:7g} {cell.seed:4d} {row.validation_value or float('nan'):11.4g} "
