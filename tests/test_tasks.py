@@ -374,8 +374,10 @@ def test_an_isolated_task_cell_is_trained_in_its_worker(cli, tmp_path):
             "--min-time", "0", "--min-repeats", "3", "--max-repeats", "3", "--warmup-time", "0"]  # fmt: skip
     result = cli.invoke(app, args)
     assert result.exit_code == 0, result.output
-    (row,) = load_run("latest", tmp_path).rows
+    loaded = load_run("latest", tmp_path)
+    (row,) = loaded.rows
     assert row.train_steps == 5 and row.metric == "cross_entropy" and row.peak_rss_bytes > 0
+    assert [p[0] for p in loaded.curves[row.cell_id]] == [5]  # the curve came over the pipe
 
 
 @pytest.mark.parametrize(

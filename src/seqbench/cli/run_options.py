@@ -71,7 +71,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
     ),
     # -- training a task
     Option(
-        "train_steps", "Training steps per task cell (default 200 unless --train-time).", type=int
+        "train_steps",
+        "Training steps per task cell (default: the task's, e.g. 2000 for adding; none with only --train-time).",
+        type=int,
     ),
     Option("train_time", "Seconds of training per task cell, at most.", type=float),
     Option(
