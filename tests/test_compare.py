@@ -341,17 +341,17 @@ def test_ci_suite_covers_every_seed_architecture_in_both_modes():
 
 
 def test_accuracy_is_compared_in_the_tasks_direction(tmp_path):
-    acc, mse = make_cell(task="digits"), make_cell(task="adding")
     s = lognormal(1, 20)
+    spread = (-0.002, 0.0, 0.002)  # three seeds a side: a change can be told from seed noise
 
     def run(acc_value, mse_value):
-        return make_run(
-            tmp_path,
-            [
-                (row_for(acc, s, metric="accuracy", metric_value=acc_value), s),
-                (row_for(mse, s, metric="mse", metric_value=mse_value), s),
-            ],
-        )
+        entries = []
+        for seed, d in enumerate(spread):
+            acc = make_cell(task="digits", seed=seed, lr=1e-3)
+            mse = make_cell(task="adding", seed=seed, lr=1e-3)
+            entries.append((row_for(acc, s, metric="accuracy", metric_value=acc_value + d), s))
+            entries.append((row_for(mse, s, metric="mse", metric_value=mse_value + d / 10), s))
+        return make_run(tmp_path, entries)
 
     result = compare_runs(run(0.90, 0.010), run(0.70, 0.005), metric="accuracy")
     verdicts = {c.cell.task: c.verdict for c in result.cells}

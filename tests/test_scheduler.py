@@ -8,7 +8,7 @@ from collections import deque
 
 import pytest
 
-from seqbench.config import Axes, SuiteConfig, plan
+from seqbench.config import Axes, SuiteConfig, apply_overrides, plan
 from seqbench.execute import CellFinished, CellStarted, Scheduler
 from seqbench.execute.base import OneAtATime
 from seqbench.request import CellRequest
@@ -211,7 +211,8 @@ def test_an_oom_cancels_larger_cells_already_submitted(tmp_path):
 
 
 def test_every_request_carries_the_cells_time_limit_and_settings(tmp_path):
-    cfg = dataclasses.replace(config(), cell_timeout=7.5, seed=3, threads=1, tf32=False)
+    cfg = dataclasses.replace(config(), cell_timeout=7.5, threads=1, tf32=False)
+    cfg = apply_overrides(cfg, axes={"seed": (3,)})  # the seed is an axis (schema 9)
     cells = plan(cfg)
     executor = FakeExecutor()
     events_of(Scheduler(cfg, executor, new_run(tmp_path, cfg, cells)), cells)

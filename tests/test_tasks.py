@@ -231,8 +231,9 @@ def test_training_stops_at_its_step_budget_and_records_when_it_first_met_the_tar
     cell = normalize_cell(make_cell(task="adding", seq_len=20, arch="lstm", mode="train"))
     task = ready("adding", seq_len=20)
     model = build_model(cell)
-    # Scored every 10 steps until the target (mse <= 0.2) is met, then once at the end.
-    scores = iter([0.5, 0.3, 0.1, 0.05])
+    # Validation scored every 10 steps (the curve; the target, mse <= 0.2, is met at the
+    # third), then the test set once at the end.
+    scores = iter([0.5, 0.3, 0.1, 0.05, 0.07])
     monkeypatch.setattr(training, "evaluate", lambda *args: next(scores))
     steps = []
     settings = TrainSettings(train_steps=40, target=0.2, eval_every=10)
@@ -243,7 +244,11 @@ def test_training_stops_at_its_step_budget_and_records_when_it_first_met_the_tar
     assert (result.steps, len(steps), steps[0]) == (40, 40, (16, 20, 2))
     assert result.time_s == pytest.approx(0.4)
     assert result.time_to_target_s == pytest.approx(0.3)  # met at the third evaluation
-    assert result.metric_value == 0.05  # the final score, after all 40 steps
+    assert result.steps_to_target == 30
+    assert result.validation_value == 0.05  # the last curve point, after all 40 steps
+    assert result.metric_value == 0.07  # the test set, scored once at the end
+    assert [p[0] for p in result.curve] == [10, 20, 30, 40]
+    assert result.budget == "steps"
     assert next(scores, None) is None
 
 
@@ -269,6 +274,7 @@ def test_a_time_budget_stops_training():
         device=torch.device("cpu"), autocast=_null, seed=0,
     )  # fmt: skip
     assert result.time_s >= 0.05 and result.steps >= 1 and result.time_to_target_s is None
+    assert result.budget == "time"
 
 
 def _null():
@@ -368,8 +374,10 @@ def test_an_isolated_task_cell_is_trained_in_its_worker(cli, tmp_path):
             "--min-time", "0", "--min-repeats", "3", "--max-repeats", "3", "--warmup-time", "0"]  # fmt: skip
     result = cli.invoke(app, args)
     assert result.exit_code == 0, result.output
-    (row,) = load_run("latest", tmp_path).rows
+    loaded = load_run("latest", tmp_path)
+    (row,) = loaded.rows
     assert row.train_steps == 5 and row.metric == "cross_entropy" and row.peak_rss_bytes > 0
+    assert [p[0] for p in loaded.curves[row.cell_id]] == [5]  # the curve came over the pipe
 
 
 @pytest.mark.parametrize(

@@ -212,8 +212,43 @@ def compare_runs(
             raise SeqbenchError(
                 f"{run.path}: no timing samples beside the rows; compare a run folder, or a CSV with its .samples.csv"
             )
+    if chosen.name == "accuracy":
+        return _compare_accuracy(baseline, candidate, chosen, threshold, allow_missing)
     base_rows = {r.cell: r for r in baseline.rows}
     cand_rows = {r.cell: r for r in candidate.rows}
+    _check_common(baseline, candidate, base_rows, cand_rows, allow_missing)
+    cells = [
+        _compare_cell(
+            base_rows[key], cand_rows[key], baseline.samples.get(base_rows[key].cell_id, []),
+            candidate.samples.get(cand_rows[key].cell_id, []), chosen, threshold,
+        )
+        for key in base_rows
+        if key in cand_rows
+    ]  # fmt: skip
+    return _comparison(chosen, threshold, baseline, candidate, cells, base_rows, cand_rows)
+
+
+def _compare_accuracy(
+    baseline: Run, candidate: Run, metric: Metric, threshold: float, allow_missing: bool
+) -> Comparison:
+    """Accuracy is compared per model, not per row: each side's chosen rate's test scores
+    over its seeds (see seqbench.accuracy), Welch's test between them."""
+    from seqbench.accuracy import compare_groups, summarize_accuracy
+
+    base = {g.cell: g for g in summarize_accuracy(baseline.rows)}
+    cand = {g.cell: g for g in summarize_accuracy(candidate.rows)}
+    if not base:
+        raise SeqbenchError(
+            f"the baseline {baseline.run_id} has no task cells: no accuracy to compare"
+        )
+    _check_common(baseline, candidate, base, cand, allow_missing)
+    cells = [compare_groups(base[k], cand[k], threshold) for k in base if k in cand]
+    return _comparison(metric, threshold, baseline, candidate, cells, base, cand)
+
+
+def _check_common(
+    baseline: Run, candidate: Run, base_rows: dict, cand_rows: dict, allow_missing: bool
+) -> None:
     missing = [k for k in base_rows if k not in cand_rows]
     if len(missing) == len(base_rows):
         raise SeqbenchError(
@@ -226,15 +261,6 @@ def compare_runs(
             f"({missing[0].cell_id}{', ...' if len(missing) > 1 else ''}); pass "
             "--allow-missing to compare the cells both have"
         )
-    cells = [
-        _compare_cell(
-            base_rows[key], cand_rows[key], baseline.samples.get(base_rows[key].cell_id, []),
-            candidate.samples.get(cand_rows[key].cell_id, []), chosen, threshold,
-        )
-        for key in base_rows
-        if key in cand_rows
-    ]  # fmt: skip
-    return _comparison(chosen, threshold, baseline, candidate, cells, base_rows, cand_rows)
 
 
 def compare_paired(
@@ -283,8 +309,8 @@ def _comparison(
     baseline: Run,
     candidate: Run,
     cells: list[CellComparison],
-    base_rows: dict[Cell, ResultRow],
-    cand_rows: dict[Cell, ResultRow],
+    base_rows: dict[Cell, Any],
+    cand_rows: dict[Cell, Any],
 ) -> Comparison:
     """The comparison of two runs' cells, with the cells only one of them has and how their
     environments differ."""

@@ -54,6 +54,9 @@ class Axes:
     compile: tuple[bool, ...] = (False,)
     # > 0: choose each arch's hidden to match this many core parameters
     match_params: tuple[int, ...] = (0,)
+    # Task cells only: one cell per seed and per rate (0.0: the task's default rate).
+    seed: tuple[int, ...] = (0,)
+    lr: tuple[float, ...] = (0.0,)
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class SuiteConfig:
     matrices: tuple[Axes, ...] = (Axes(),)
     measure: MeasureSettings = field(default_factory=MeasureSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
-    seed: int = 0
+    seed: int = 0  # [run] seed: the seed axis where a matrix names none
     threads: int | None = None  # None: torch's default, fewer on a busy machine (see session)
     flush_denormal: bool = True
     isolate: bool = False  # each cell in a fresh subprocess
@@ -96,7 +99,7 @@ class SuiteConfig:
             measure=self.measure.per_round(),
             train=self.train,
             process=self.process,
-            seed=self.seed,
+            seed=cell.seed,
             round=round,
             accuracy=round == 1,
             timeout=self.cell_timeout,
@@ -167,6 +170,13 @@ def resolve_config(
 
     path = find_suite(suite)
     parsed = read_suite(path)
+    # The single values of older suites, [run] seed and [train] lr, are one-value axes.
+    for name, section in (("seed", "run"), ("lr", "train")):
+        if name in parsed[section]:
+            value = parsed[section][name]
+            parsed["matrices"] = [{name: (value,), **m} for m in parsed["matrices"]]
+            if name == "lr":
+                del parsed["train"]["lr"]
     top = {"label": path.stem, "description": "", **parsed["top"]}
     config = SuiteConfig(
         label=top["label"],
@@ -254,6 +264,8 @@ _PLAN_ORDER = (
     "batch_size",
     "seq_len",
     "mode",
+    "lr",
+    "seed",
 )
 
 
@@ -261,9 +273,14 @@ _ASCENDING = ("batch_size", "seq_len")
 
 
 def plan(config: SuiteConfig) -> list[Cell]:
-    """Every cell of every matrix, in run order, without repeats."""
+    """Every cell of every matrix, in run order, without repeats.
+
+    Seeds and rates multiply task cells only: a speed cell is measured once, with the first
+    seed and no rate (lr 0). A rate of 0 on the axis stands for the task's default rate."""
     from seqbench import devices
     from seqbench.models import normalize_cell
+    from seqbench.tasks import new_task
+    from seqbench.tasks.base import default_lr
 
     cells: dict[Cell, None] = {}
     for axes in config.matrices:
@@ -273,5 +290,9 @@ def plan(config: SuiteConfig) -> list[Cell]:
         for values in itertools.product(*lists):
             raw = dict(zip(_PLAN_ORDER, values, strict=True))
             raw["device"] = devices.resolve(raw["device"])
+            if not raw["task"]:
+                raw["seed"], raw["lr"] = axes.seed[0], 0.0
+            elif not raw["lr"]:
+                raw["lr"] = default_lr(new_task(raw["task"]))
             cells[normalize_cell(Cell(**raw))] = None
     return list(cells)

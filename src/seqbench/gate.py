@@ -35,6 +35,12 @@ def check_undecided(comparison: Comparison) -> str | None:
     if not undecided:
         return None
     n = len(undecided)
+    if comparison.metric.name == "accuracy":
+        return (
+            f"{n} model{'s' if n > 1 else ''} undecided over seeds: a regression past "
+            f"{comparison.threshold:.0%} cannot be ruled out from the seeds' scores; run "
+            "both sides with more seeds (--seeds 3 or more)"
+        )
     return (
         f"{n} cell{'s' if n > 1 else ''} too noisy to decide: a regression past "
         f"{comparison.threshold:.0%} cannot be ruled out; rerun (on a quieter machine, with "

@@ -22,6 +22,10 @@ Schema history
    `threads`, `cpus`, `load_before`, `load_after`, `cpu_share`, `others_cores`,
    `ctx_switches_per_step`, `steal_frac`, `throttled_frac`, `cpu_mhz`, and `noisy`, the
    reasons a cell's timing cannot be trusted (empty when it can).
+9 (2026-11-28): accuracy you can cite: `seed` and `lr` join the key (task cells; a speed cell
+   has lr 0 and the run's first seed); `validation_value` (the metric on the validation
+   split, which chooses the rate and judges --target), `steps_to_target`, and
+   `train_budget` (steps or time: what stopped training). Older rows read as seed 0, lr 0.
 
 """
 
@@ -32,7 +36,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 STATUSES = ("ok", "oom", "error", "timeout", "skipped")
 # infer: a forward pass over whole sequences; train: one optimiser step; step: one token of
@@ -62,6 +66,8 @@ class Cell:
     task: str = ""  # an accuracy task (see seqbench.tasks); empty: speed only
     compile: bool = False  # run through torch.compile
     match_params: int = 0  # when > 0, `hidden` was chosen to bring the core's parameters near this
+    seed: int = 0  # weights, batch order and the task's data splits (see README, determinism)
+    lr: float = 0.0  # a task cell's learning rate; 0: a speed cell (not trained to a score)
 
     @property
     def cell_id(self) -> str:
@@ -87,6 +93,8 @@ class Cell:
             parts.append("compiled")
         if self.match_params:
             parts.append(f"P{self.match_params}")
+        if self.task:
+            parts += [f"s{self.seed}", f"lr{self.lr:g}"]
         return "-".join(parts)
 
     @property
@@ -153,11 +161,14 @@ class ResultRow(Cell):
     mfu: float | None = None  # achieved FLOP/s / the device's measured matmul FLOP/s
     # -- accuracy (with a task) --
     metric: str = ""  # what metric_value measures, e.g. "accuracy" or "mse"
-    metric_value: float | None = None  # on the held-out evaluation set, after training
+    metric_value: float | None = None  # on the held-out test set, after training
+    validation_value: float | None = None  # on the validation split (apart from train and test)
     chance_value: float | None = None  # the same metric for a guess that ignores the input
     train_steps: int | None = None
     train_time_s: float | None = None
-    time_to_target_s: float | None = None  # training time until metric_value first met --target
+    time_to_target_s: float | None = None  # training time until the validation score met --target
+    steps_to_target: int | None = None  # ... and the optimiser steps until then
+    train_budget: str = ""  # what ended training: "steps" or "time" (time depends on load)
     memory_horizon: int | None = None  # steps back the input gradient stays above 1e-3 of its peak
     # -- bookkeeping --
     host: str = ""  # the machine that measured the cell
@@ -217,6 +228,8 @@ class Measurement:
 
     row: ResultRow
     samples: list[float] = field(default_factory=list)
+    # A task cell's learning curve: (step, training seconds, validation metric) points.
+    curve: list[tuple[int, float, float]] = field(default_factory=list)
 
 
 _INT = {
@@ -239,10 +252,13 @@ _INT = {
     "train_steps",
     "memory_horizon",
     "match_params",
+    "seed",
+    "steps_to_target",
 }
 _BOOL = {"bidirectional", "compile", "tf32"}
 
 _STR = {
+    "train_budget",
     "noisy",
     "host",
     "device_name",

@@ -40,7 +40,7 @@ def make_plan(config: SuiteConfig) -> Plan:
     cells = plan(config)
     for cell in cells:
         if cell.task:
-            prepared(cell.task, cell.seq_len, cell.vocab, config.seed, config.train.data)
+            prepared(cell.task, cell.seq_len, cell.vocab, cell.seed, config.train.data)
     names = dict.fromkeys(c.device for c in cells)
     reasons = {name: devices.unavailable_reason(name) for name in names}
     return Plan(cells, {name: why for name, why in reasons.items() if why})

@@ -42,12 +42,13 @@ class MeasureSettings:
 class TrainSettings:
     """How a cell with a task is trained and scored (see seqbench.tasks)."""
 
-    train_steps: int | None = None  # optimiser steps; with neither this nor train_time: 200
+    # optimiser steps; with neither this nor train_time: the task's default_steps, else 200
+    train_steps: int | None = None
     train_time: float | None = None  # seconds of training, at most
     target: float | None = None  # record the training time until the metric first meets this
     eval_every: int = 100  # steps between evaluations while chasing a target
     optimizer: str | None = None  # adam or rmsprop; None: the task's own choice
-    lr: float = 1e-3
+    lr: float = 1e-3  # a speed cell's rate; task cells take theirs from the lr axis
     clip: float = 1.0  # gradient-norm clipping for Adam (0: off)
     data: str | None = None  # a local dataset (imdb)
     grad_flow: bool = False  # also measure the input-gradient memory horizon

@@ -227,3 +227,65 @@ def paired_ratio(
     return RatioEstimate(
         float(np.exp(np.median(walsh))), float(np.exp(lo)), float(np.exp(hi)), p, fast
     )
+
+
+# --------------------------------------------------------------------------- scores over seeds:
+# an accuracy figure is a mean over seeds with a Student-t interval (the seeds are a small
+# sample of a distribution of training outcomes), and two such figures are compared with
+# Welch's t-test, which does not assume the two sides spread alike.
+
+
+@dataclass(frozen=True)
+class SeedSpread:
+    """Scores of one configuration over seeds: mean, t-interval, and the scores themselves."""
+
+    n: int
+    mean: float
+    low: float | None  # None with one seed: no interval from one score
+    high: float | None
+    values: tuple[float, ...]
+
+
+def seed_spread(values: Sequence[float], confidence: float = 0.95) -> SeedSpread:
+    """mean ± t_{(1+c)/2, n-1} · s / √n, where s is the sample standard deviation."""
+    scores = np.asarray(values, dtype=float)
+    if scores.size == 0:
+        raise ValueError("no scores to summarise")
+    mean = float(scores.mean())
+    if scores.size < 2:
+        return SeedSpread(1, mean, None, None, tuple(float(v) for v in scores))
+    half = float(sps.t.ppf((1 + confidence) / 2, scores.size - 1)) * float(
+        scores.std(ddof=1) / math.sqrt(scores.size)
+    )
+    return SeedSpread(
+        int(scores.size), mean, mean - half, mean + half, tuple(float(v) for v in scores)
+    )
+
+
+@dataclass(frozen=True)
+class MeanDifference:
+    """candidate mean - baseline mean, with Welch's interval and two-sided p-value."""
+
+    difference: float
+    low: float
+    high: float
+    p_value: float
+
+
+def welch_difference(
+    baseline: Sequence[float], candidate: Sequence[float], confidence: float = 0.95
+) -> MeanDifference:
+    """Welch's t-test of two samples of scores (at least two on each side). Identical
+    scores on both sides (zero variance) give the exact difference and p = 1 or 0."""
+    b, c = np.asarray(baseline, dtype=float), np.asarray(candidate, dtype=float)
+    if b.size < 2 or c.size < 2:
+        raise ValueError("Welch's test needs at least two scores on each side")
+    diff = float(c.mean() - b.mean())
+    vb, vc = b.var(ddof=1) / b.size, c.var(ddof=1) / c.size
+    se = math.sqrt(vb + vc)
+    if se == 0:
+        return MeanDifference(diff, diff, diff, 1.0 if diff == 0 else 0.0)
+    df = (vb + vc) ** 2 / (vb**2 / (b.size - 1) + vc**2 / (c.size - 1))
+    half = float(sps.t.ppf((1 + confidence) / 2, df)) * se
+    p = float(2 * sps.t.sf(abs(diff) / se, df))
+    return MeanDifference(diff, diff - half, diff + half, p)

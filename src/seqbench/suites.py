@@ -103,6 +103,10 @@ AXIS_RULES: dict[str, Rule] = {
     "task": Rule(str, "a task name or none", _task_ok),
     "compile": Rule(bool, "true or false"),
     "match_params": Rule(int, "a parameter count >= 0 (0: off)", lambda v: v >= 0),
+    # Accuracy axes: a task cell runs once per seed and rate (a speed cell once, at the first
+    # seed). [run] seed and [train] lr, single values, still read as one-value axes.
+    "seed": Rule(int, "an integer from 0 below 2**63", lambda v: 0 <= v < 2**63),
+    "lr": Rule(float, "a learning rate > 0", lambda v: v > 0),
 }
 
 MEASURE_RULES: dict[str, Rule] = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 # isort: off
 # In this order: `seqbench --help` lists the commands as they register.
-from seqbench.cli import run, compare, ab, reading, report, history  # noqa: F401
+from seqbench.cli import run, compare, ab, reading, curves, report, history  # noqa: F401
 from seqbench.cli import env, check, gradflow, frontier, archs  # noqa: F401
 
 # isort: on

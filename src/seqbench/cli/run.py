@@ -34,6 +34,13 @@ def requested(given: Given) -> tuple[dict[str, tuple], dict[str, Any]]:
         axes[option.name] = (
             (value,) if option.kind == SWITCH_AXIS else parse_list(value, option.name, option.flag)
         )
+    seeds = getattr(given, "seeds", None)
+    if seeds is not None:
+        if "seed" in axes:
+            raise SeqbenchError("--seed and --seeds: give one of them")
+        if seeds < 1:
+            raise SeqbenchError(f"--seeds: expected a positive number of seeds, got {seeds}")
+        axes["seed"] = tuple(range(seeds))
     settings = {
         option.name: check_setting(option.name, value, option.flag)
         for option, value in given.of_kind(SETTING)

@@ -71,22 +71,30 @@ RUN_OPTIONS: tuple[Option, ...] = (
     ),
     # -- training a task
     Option(
-        "train_steps", "Training steps per task cell (default 200 unless --train-time).", type=int
+        "train_steps",
+        "Training steps per task cell (default: the task's, e.g. 2000 for adding; none with only --train-time).",
+        type=int,
     ),
     Option("train_time", "Seconds of training per task cell, at most.", type=float),
     Option(
         "target",
-        "Record the training time until the task metric first reaches this (time_to_target_s).",
+        "Record the training time and steps until the validation score first reaches this (time_to_target_s, steps_to_target).",
         type=float,
     ),
     Option(
-        "eval_every", "Steps between evaluations while chasing --target (default 100).", type=int
+        "eval_every",
+        "Steps between validation scores: the learning curve's points and the --target checks (default 100).",
+        type=int,
     ),
     Option(
         "optimizer",
         "adam (with gradient clipping) or rmsprop; default: the task's (adam for synthetic tasks, rmsprop for imdb).",
     ),
-    Option("lr", "Learning rate (default 1e-3).", type=float),
+    Option(
+        "lr",
+        "Learning rates, comma-separated (default: the task's). With several, each model's rate is chosen by its mean validation score over the seeds; the table reports that rate's test score.",
+        kind=AXIS,
+    ),
     Option("clip", "Gradient-norm clipping with Adam (default 1.0; 0 turns it off).", type=float),
     Option("data", "A local dataset: Keras' imdb.npz or the aclImdb folder (imdb task)."),
     Option(
@@ -137,7 +145,17 @@ RUN_OPTIONS: tuple[Option, ...] = (
     ),
     # -- the process
     THREADS,
-    Option("seed", "Seed for weights and inputs (default 0).", type=int),
+    Option(
+        "seed",
+        "Seeds for weights, batches and data splits, comma-separated (default 0); a task cell runs once per seed.",
+        kind=AXIS,
+    ),
+    Option(
+        "seeds",
+        "Run task cells with seeds 0..N-1 (instead of --seed).",
+        kind=COMMAND,
+        type=int,
+    ),
     Option(
         "flush_denormal",
         "Flush subnormal floats to zero on the CPU (default on, as in Keras).",

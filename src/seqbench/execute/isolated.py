@@ -126,7 +126,8 @@ class Worker:
             self.close()
             return failure(request.cell, "error", message, wall_s=watch.elapsed())
         answer = json.loads(line)
-        return Measurement(ResultRow.from_dict(answer["row"]), answer["samples"])
+        curve = [tuple(p) for p in answer.get("curve", [])]
+        return Measurement(ResultRow.from_dict(answer["row"]), answer["samples"], curve)
 
     def _read_line(self, limit: float | None, watch: Stopwatch) -> bytes | None:
         """The next answer line; b"" if the worker closed its end (it died), None if it ran

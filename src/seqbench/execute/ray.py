@@ -293,4 +293,4 @@ class RayExecutor:
         except rex.RayError as exc:
             return self._failed(request, node, "error", f"Ray: {_first_line(exc)}")
         row = ResultRow.from_dict({**answer["row"], "host": answer.get("host", "")})
-        return Measurement(row, answer["samples"])
+        return Measurement(row, answer["samples"], [tuple(p) for p in answer.get("curve", [])])

@@ -177,7 +177,7 @@ class Scheduler:
             ceiling = self._device_ceiling(cell)
             if ceiling is not None:
                 row = dataclasses.replace(row, mfu=row.tflops / ceiling)
-                measurement = Measurement(row, measurement.samples)
+                measurement = Measurement(row, measurement.samples, measurement.curve)
         self.run.add(measurement)
         return measurement
 

@@ -35,7 +35,12 @@ def serve(request_data: dict[str, Any], *, first: bool = True) -> dict[str, Any]
     row = result.row
     if first and row.status == "ok" and before:
         row = dataclasses.replace(row, peak_rss_bytes=max(0, max_rss_bytes() - before))
-    return {"row": row.to_dict(), "samples": result.samples, "round": request.round}
+    return {
+        "row": row.to_dict(),
+        "samples": result.samples,
+        "round": request.round,
+        "curve": result.curve,
+    }
 
 
 def die_with_parent() -> None:

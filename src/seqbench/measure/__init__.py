@@ -112,6 +112,7 @@ def _measure(request: CellRequest, clock: Clock, watch: Stopwatch) -> Measuremen
     )
     work = build_workload(cell, request.seed, train, task, request.compile_backend)
     scores: dict[str, object] = {}
+    curve: list[tuple[int, float, float]] = []
     if cell.compile:
         # The first call compiles (forward and, in training, backward); it is timed on its
         # own and never enters the samples. Warm-up then runs the compiled code.
@@ -125,7 +126,11 @@ def _measure(request: CellRequest, clock: Clock, watch: Stopwatch) -> Measuremen
             train_steps=trained.steps,
             train_time_s=trained.time_s,
             time_to_target_s=trained.time_to_target_s,
+            validation_value=trained.validation_value,
+            steps_to_target=trained.steps_to_target,
+            train_budget=trained.budget,
         )
+        curve = trained.curve
         if cell.mode != "train":  # what training left behind is not part of an inference step
             work.optimizer.zero_grad(set_to_none=True)
             work.model.eval()
@@ -178,4 +183,4 @@ def _measure(request: CellRequest, clock: Clock, watch: Stopwatch) -> Measuremen
         **timing_fields(cell, flops, samples),
         **scores,
     )
-    return Measurement(dataclasses.replace(row, noisy=noise.flag(row)), samples)
+    return Measurement(dataclasses.replace(row, noisy=noise.flag(row)), samples, curve)

@@ -85,7 +85,8 @@ def build_workload(
         kind = train.optimizer or task.optimizer
     # Inputs go to the device once, before any timing: host-to-device copies are not timed.
     x, y = x.to(device), y.to(device)
-    optimizer = make_optimizer(kind, model.parameters(), train.lr)
+    # A task cell trains at its own rate (the lr axis); a speed cell at the settings' rate.
+    optimizer = make_optimizer(kind, model.parameters(), cell.lr or train.lr)
     clip = train.clip if kind == "adam" else 0.0
     scaler = (
         torch.amp.GradScaler(device.type)

@@ -103,8 +103,18 @@ TABLE_COLUMNS: tuple[Column, ...] = (
         lambda r, _: format_count(r.match_params) if r.match_params else "-",
         fold=True,
     ),
+    # A task cell's seed and rate; a speed cell (lr 0) and a model's summary have neither.
+    Column("seed", lambda r, _: str(r.seed) if r.lr else "-", fold=True),
+    Column("lr", lambda r, _: f"{r.lr:g}" if r.lr else "-", fold=True),
     Column("score (chance)", lambda r, _: format_score(r), drop=7),
-    Column("to target", lambda r, _: format_seconds(r.time_to_target_s), drop=3),
+    Column(
+        "to target",
+        lambda r, _: (
+            format_seconds(r.time_to_target_s)
+            + (f" ({r.steps_to_target:,} steps)" if r.steps_to_target is not None else "")
+        ),
+        drop=3,
+    ),
     Column(
         "horizon", lambda r, _: "-" if r.memory_horizon is None else str(r.memory_horizon), drop=4
     ),

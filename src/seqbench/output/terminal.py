@@ -105,14 +105,26 @@ def results_view(
     fitted exponents, steps far off the fit, and where two models' curves cross."""
     table = results_table(rows, title, console)
     scaling = compute_scaling(rows)
+    parts: list[RenderableType] = [table]
+    if any(r.task and r.metric_value is not None for r in rows):
+        parts.append(accuracy_table(rows, console))
     if not scaling.keys:
-        return table
+        return Group(*parts) if len(parts) > 1 else table
     growth = format_scaling(scaling, flush_denormal)
-    parts = [table, fitted_table(growth, "How cost grows with T", console)]
+    parts.append(fitted_table(growth, "How cost grows with T", console))
     crossovers = format_crossovers(scaling)
     if crossovers:
         parts.append(Text("\n".join(crossovers)))
     return Group(*parts)
+
+
+def accuracy_table(rows: list[ResultRow], console: Console | None = None) -> RenderableType:
+    """Each model's test score over seeds at the rate chosen on validation."""
+    from seqbench.accuracy import summarize_accuracy
+    from seqbench.output.accuracy import format_accuracy
+
+    title = "Accuracy over seeds (rate chosen on validation, score on test)"
+    return fitted_table(format_accuracy(summarize_accuracy(rows)), title, console)
 
 
 def runs_table(summaries: list, console: Console | None = None) -> RenderableType:

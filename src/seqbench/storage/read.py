@@ -19,6 +19,7 @@ from seqbench.csvio import (
 )
 from seqbench.errors import ResultsError, require
 from seqbench.schema import SCHEMA_VERSION, ResultRow
+from seqbench.storage.curves import read_curves
 from seqbench.storage.files import META_FILE, META_FORMAT, ROWS_FILE, Rounds, now_iso, sidecars
 from seqbench.storage.run import Run, _OnDisk
 
@@ -219,7 +220,12 @@ def load_run(ref: str | Path, root: str | Path = Path("results")) -> Run:
                 samples.setdefault(cell_id, []).extend(values)
                 rounds.setdefault(cell_id, []).append((round_no, len(values)))
     on_disk = _OnDisk([r.cell_id for r in lines], dead, clean)
-    return Run._loaded(rows_path, meta, lines, samples, rounds, on_disk)
+    run = Run._loaded(rows_path, meta, lines, samples, rounds, on_disk)
+    try:
+        run.curves = read_curves(rows_path)
+    except ResultsError as exc:  # the rows are still good: the curves alone are lost
+        run.curves_problem = str(exc)
+    return run
 
 
 def reopen_run(ref: str | Path, root: Path) -> Run:

@@ -12,6 +12,7 @@ from typing import Any
 from seqbench.csvio import render_row, render_rows
 from seqbench.csvio import render_samples as render_batch
 from seqbench.schema import SCHEMA_VERSION, Measurement, ResultRow
+from seqbench.storage.curves import Point, append_curve
 from seqbench.storage.files import (
     META_FORMAT,
     ROWS_FILE,
@@ -61,6 +62,8 @@ class Run:
         self._rows: dict[str, ResultRow] = {}
         self._ordered: list[ResultRow] | None = None
         self._samples: dict[str, list[float]] = {}
+        self.curves: dict[str, list[Point]] = {}  # learning curves of task cells, by cell id
+        self.curves_problem = ""  # why the curves file could not be read, if it could not
         self._rounds: Rounds = {}
         self._disk: dict[Path, _OnDisk] = {}  # the files that are known to match memory
         self._meta_pending = False  # a resume's new state, saved with the first write
@@ -151,6 +154,9 @@ class Run:
         """
         self._sync()
         row, cell_id = measurement.row, measurement.row.cell_id
+        if measurement.curve and row.status == "ok":  # before the row that names it
+            append_curve(self.path / ROWS_FILE, cell_id, measurement.curve)
+            self.curves[cell_id] = list(measurement.curve)
         round_no = row.rounds or 1
         earlier = self._rows.get(cell_id)
         kept = self._samples.get(cell_id, [])

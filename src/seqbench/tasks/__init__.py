@@ -10,7 +10,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from seqbench.errors import ConfigError
-from seqbench.tasks.base import Batch, Task
+from seqbench.tasks.base import Batch, Task, split_validation
 from seqbench.tasks.real import DigitsTask, ImdbTask
 from seqbench.tasks.synthetic import AddingTask, CopyTask
 
@@ -36,8 +36,10 @@ def new_task(name: str) -> Task:
 
 @lru_cache(maxsize=8)
 def prepared(name: str, seq_len: int, vocab: int, seed: int, data: str | None) -> Task:
-    """A task ready to use; cached, so cells that share data load it once (tasks keep no
-    state after `prepare`: batches come from the caller's generator)."""
+    """A task ready to use, with its validation split (see `split_validation`); cached, so
+    cells that share data load it once (tasks keep no state after `prepare`: batches come
+    from the caller's generator)."""
     task = new_task(name)
     task.prepare(seq_len, vocab, seed, data)
+    split_validation(task, seed)
     return task
