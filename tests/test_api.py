@@ -30,14 +30,14 @@ class Pair(nn.Module):
         return self.a(x) * scale, self.b(y)
 
 
-def test_a_tuple_input_is_swept_over_lengths_batch_sizes_and_modes(one_thread):
+def test_a_tuple_input_is_swept_over_lengths_and_modes(one_thread):
     model = Pair()
     frame = seqbench.measure_module(
         model, lambda b, t: (torch.randn(b, t, 8), torch.randn(b, t, 8)), label="pair",
-        seq_len=[16, 8], batch_size=[2, 3], mode=["infer", "train"], **QUICK,
+        seq_len=[16, 8], batch_size=[2], mode=["infer", "train"], **QUICK,
     )  # fmt: skip
     assert list(frame.columns) == list(RESULT_COLUMNS)
-    assert len(frame) == 2 * 2 * 2
+    assert len(frame) == 2 * 2
     assert set(frame.status) == {"ok"}
     assert set(frame.params) == {8 * 4 + 4 + 8 * 4}
     assert list(zip(frame.batch_size, frame.seq_len, frame["mode"], strict=True))[:3] == [

@@ -53,6 +53,7 @@ def test_measure_module_agrees_with_seqbench_run_on_a_factory_model(cli, tmp_pat
     assert (frame.repeats >= 3).all() and all(r.repeats >= 3 for r in run.rows)
 
 
+@pytest.mark.slow
 def test_seqbench_run_returns_the_rows_the_cli_saves(cli, tmp_path):
     run = cli_run(
         cli, tmp_path / "cli", "--arch", "rnn,conv1d", "--seq-len", "64", "--mode", "infer"
@@ -72,6 +73,7 @@ def test_seqbench_run_refuses_an_unknown_option():
         seqbench.run(seqlen=3)
 
 
+@pytest.mark.slow
 def test_show_compare_and_plot_read_runs_the_api_made(cli, tmp_path, one_thread):
     pytest.importorskip("matplotlib")
     for _ in range(2):
