@@ -216,7 +216,8 @@ def module_plan(
         **{k: (0,) for k in ("hidden", "layers", "vocab", "embed") if k not in values},
     )
     config = apply_overrides(
-        SuiteConfig(label="api", description=f"the module {label}", matrices=(axes,),
+        SuiteConfig(label=re.sub(r"[^\w.-]", "_", label)[:64], matrices=(axes,),
+                    description=f"the module {label}",
                     source="seqbench.measure_module"),
         settings=checked,
     )  # fmt: skip

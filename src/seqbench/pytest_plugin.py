@@ -292,7 +292,10 @@ class SessionState:
             if cell.verdict in ("regression", "improvement") or cell.undecided:
                 ratio = f" x{cell.ratio:.2f}" if cell.ratio else ""
                 self.summary.append(f"  {cell.verdict}: {cell.cell.cell_id}{ratio} {cell.note}")
-        self.summary += [f"seqbench: {line}" for line in verdict.lines()] or ["seqbench: PASS"]
+        lines = [
+            line.replace("more --rounds", "more --seqbench-rounds") for line in verdict.lines()
+        ]
+        self.summary += [f"seqbench: {line}" for line in lines] or ["seqbench: PASS"]
         code = verdict.exit_code
         if self.fail_on == "undecided" or (
             self.fail_on == "regression" and code == EXIT_REGRESSION
