@@ -183,8 +183,8 @@ class SessionState:
         options = {k: kw.pop(k, None) for k in ("target", "loss", "optimizer")}
         try:
             config, cells = module_plan(label, inputs, settings=self.settings, **kw)
-        except SeqbenchError as exc:
-            raise pytest.UsageError(f"seqbench: {exc}") from None
+        except SeqbenchError as exc:  # the test's arguments: its failure, in one line
+            pytest.fail(f"seqbench: {exc}", pytrace=False)
         user = UserModule(model, inputs, **options)
         self._smoke(user, cells)
         if self.disabled:
