@@ -12,6 +12,7 @@ from torch import nn
 
 import seqbench
 from seqbench.cli import app
+from seqbench.errors import ConfigError
 from seqbench.models import build_model
 from seqbench.storage import load_run
 
@@ -69,7 +70,7 @@ def test_seqbench_run_returns_the_rows_the_cli_saves(cli, tmp_path):
 
 
 def test_seqbench_run_refuses_an_unknown_option():
-    with pytest.raises(seqbench.api.ConfigError, match="run\\(\\): unknown option 'seqlen'"):
+    with pytest.raises(ConfigError, match="run\\(\\): unknown option 'seqlen'"):
         seqbench.run(seqlen=3)
 
 

@@ -247,3 +247,34 @@ def test_under_xdist_nothing_is_measured_and_the_summary_says_so(suite, pytester
     result.assert_outcomes(passed=2)
     assert not (pytester.path / "results").exists()
     result.stdout.fnmatch_lines(["seqbench: nothing measured under pytest-xdist (-n)*"])
+
+
+def test_bad_arguments_and_a_repeated_label_fail_the_test_in_one_line(pytester):
+    pytester.makepyfile(
+        test_args="""
+        import torch
+        from torch import nn
+
+        def test_sweeping_fixed_inputs(seqbench):
+            seqbench(nn.Linear(3, 1), torch.zeros(2, 5, 3), seq_len=9)
+
+        def test_twice(seqbench):
+            seqbench(nn.Linear(3, 1), torch.zeros(2, 5, 3))
+            seqbench(nn.Linear(3, 1), torch.zeros(2, 5, 3))
+
+        def test_twice_labelled(seqbench):
+            seqbench(nn.Linear(3, 1), torch.zeros(2, 5, 3), label="one")
+            seqbench(nn.Linear(3, 1), torch.zeros(2, 5, 3), label="two")
+        """
+    )
+    result = pytester.runpytest(*plugin_args(), *QUICK)
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*seqbench: seq_len: fixed inputs have seq_len 5; to sweep it, give inputs as a "
+            "function of (batch_size, seq_len)",
+            "*seqbench: test_args.test_twice-T5-B2-* was measured before in this session; "
+            "give each call its own label=",
+        ],
+        consecutive=False,
+    )
