@@ -127,3 +127,15 @@ def test_importing_seqbench_loads_neither_torch_nor_the_api():
     code = "import sys, seqbench; print('torch' in sys.modules, 'seqbench.api' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False", "False"]
+
+
+def test_names_that_do_not_import_are_one_line_errors():
+    with pytest.raises(ConfigError, match="^no_such_module:ids: cannot import 'no_such_module'"):
+        seqbench.measure_module("tests.api_models:small", "no_such_module:ids", isolate=True)
+    with pytest.raises(
+        ConfigError, match="^tests.api_models:nothing: module 'tests.api_models' has"
+    ):
+        seqbench.measure_module("tests.api_models:nothing", "tests.api_models:small_inputs")
+    with pytest.raises(ConfigError, match="give loss by name too"):
+        seqbench.measure_module("tests.api_models:small", "tests.api_models:small_inputs",
+                                loss=lambda y: y.sum())  # fmt: skip

@@ -15,9 +15,6 @@ weights in place.
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -50,20 +47,9 @@ class UserModule:
 
 def load_name(name: str, what: str) -> Any:
     """The object 'package.module:attribute' names; a ConfigError saying why not."""
-    module_name, _, attr = name.partition(":")
-    if not module_name or not attr:
-        raise ConfigError(f"{what} {name!r}: expected 'package.module:attribute'")
-    # Like `python -m` and --arch: a user's code usually lives in the current directory.
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.append(os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except (Exception, SystemExit) as exc:
-        raise ConfigError(f"{what} {name!r}: cannot import {module_name!r}: {exc}") from None
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise ConfigError(f"{what} {name!r}: {module_name!r} has no {attr!r}") from None
+    from seqbench.models.custom import import_named
+
+    return import_named(name, what, "attribute")
 
 
 def resolve(spec: ModuleSpec) -> UserModule:
