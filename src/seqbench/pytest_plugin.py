@@ -259,8 +259,12 @@ class SessionState:
         state = "complete" if exitstatus in (0, 1) else "interrupted"
         session.finish(self.run, state)
         self.summary.append(f"seqbench: {len(self.run.rows)} cells saved to {self.run.path}")
-        if self.baseline is not None:
+        if self.baseline is None:
+            return
+        if state == "complete":
             self._compare()
+        else:
+            self._cannot_compare("the session was interrupted")
 
     def _cannot_compare(self, why: str) -> None:
         self.summary.append(f"seqbench: cannot compare with {self.compare}: {why}")
