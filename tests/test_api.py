@@ -139,3 +139,9 @@ def test_names_that_do_not_import_are_one_line_errors():
     with pytest.raises(ConfigError, match="give loss by name too"):
         seqbench.measure_module("tests.api_models:small", "tests.api_models:small_inputs",
                                 loss=lambda y: y.sum())  # fmt: skip
+
+
+def test_the_callers_torch_threads_are_given_back():
+    torch.set_num_threads(2)
+    frame = seqbench.measure_module(nn.Linear(2, 2), torch.zeros(1, 2, 2), **QUICK)
+    assert (frame.threads[0], torch.get_num_threads()) == (1, 2)

@@ -85,7 +85,7 @@ def test_show_compare_and_plot_read_runs_the_api_made(cli, tmp_path, one_thread)
     first, second = sorted(p.name for p in tmp_path.iterdir())
     root = ["--root", str(tmp_path)]
     shown = cli.invoke(app, ["show", second, *root])
-    assert shown.exit_code == 0 and f"seqbench api ({second})" in shown.output
+    assert shown.exit_code == 0 and f"seqbench lin ({second})" in shown.output
     compared = cli.invoke(app, ["compare", first, second, *root])
     assert compared.exit_code in (0, 1, 3), compared.output  # 2 would be unreadable input
     assert "time:" in compared.output  # the verdict counts line

@@ -17,6 +17,10 @@ code may live only in the caller), so it is measured in this process. Give the m
 its inputs as importable names ('package.module:attribute') and `isolate=True` measures
 every cell in a fresh process, as `seqbench run --isolate` does.
 
+Measuring sets torch's threads, subnormal flushing and TF32 in this process, as `seqbench
+run` does; the threads and TF32 are given back afterwards, subnormals stay flushed (unless
+`flush_denormal=False`).
+
 Errors the caller causes (an unknown setting, inputs of the wrong kind) raise
 `seqbench.errors.SeqbenchError` with a one-line message; a step that fails is a row with
 status 'error' and the message, as on the command line.
@@ -86,7 +90,7 @@ def run(
     config = resolve_config(suite, axes=axes, settings=settings)
     plan = session.make_plan(config)
     measured = _threads(config)
-    with _root(out) as root, make_executor(measured) as executor:
+    with _root(out) as root, _process_kept(), make_executor(measured) as executor:
         env = session.environment(measured, [c.device for c in plan.cells], executor)
         run_ = session.new_run(config, plan, env, root, None if csv is None else Path(csv))
         _measure(measured, plan.cells, executor, run_)
@@ -151,7 +155,7 @@ def measure_module(
     )  # fmt: skip
     measured = _threads(config)
     executor = SubprocessExecutor() if isolate else InProcessExecutor(module=user)
-    with _root(out) as root, executor:
+    with _root(out) as root, _process_kept(), executor:
         env = session.environment(measured, [c.device for c in cells], executor)
         run_ = session.new_run(config, session.Plan(cells, {}), env, root, None)
         run_.meta["module"] = describe_module(label, model, inputs, spec)
@@ -322,6 +326,21 @@ def _root(out: str | Path | None) -> Iterator[Path]:
         return
     with tempfile.TemporaryDirectory(prefix="seqbench-") as tmp:
         yield Path(tmp)
+
+
+@contextlib.contextmanager
+def _process_kept() -> Iterator[None]:
+    """Give the caller's process its torch threads and TF32 flags back after measuring
+    (subnormal flushing stays as measured: torch cannot report what it was)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
 
 
 def _measure(config: Any, cells: list[Cell], executor: Any, run_: Run) -> None:
