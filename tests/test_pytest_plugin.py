@@ -278,3 +278,14 @@ def test_bad_arguments_and_a_repeated_label_fail_the_test_in_one_line(pytester):
         ],
         consecutive=False,
     )
+
+
+def test_loading_the_plugin_imports_neither_torch_nor_pandas():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, seqbench.pytest_plugin; print('torch' in sys.modules, 'pandas' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "False"]
