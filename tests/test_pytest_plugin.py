@@ -182,10 +182,15 @@ def test_the_disable_switch_makes_each_call_one_smoke_call(suite, pytester):
     result.stdout.fnmatch_lines(["seqbench: measurement disabled: 2 smoke calls"])
 
 
-def test_a_missing_baseline_is_a_usage_error(suite):
+def test_a_missing_baseline_and_bad_options_are_usage_errors(suite):
     result = suite("--seqbench-compare", "nothing-here")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --seqbench-compare: *"])
+    result = suite("--seqbench-min-time", "-1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --seqbench-min-time: expected a number of seconds >= 0*"])
+    result = suite("--seqbench-threshold", "0")
+    result.stderr.fnmatch_lines(["ERROR: --seqbench-threshold: expected a fraction > 0*"])
 
 
 @pytest.mark.slow
@@ -262,19 +267,23 @@ def test_bad_arguments_and_a_repeated_label_fail_the_test_in_one_line(pytester):
             seqbench(nn.Linear(3, 1), torch.zeros(2, 5, 3))
             seqbench(nn.Linear(3, 1), torch.zeros(2, 5, 3))
 
+        def test_threads_per_call(seqbench):
+            seqbench(nn.Linear(3, 1), torch.zeros(2, 5, 3), threads=2)
+
         def test_twice_labelled(seqbench):
             seqbench(nn.Linear(3, 1), torch.zeros(2, 5, 3), label="one")
             seqbench(nn.Linear(3, 1), torch.zeros(2, 5, 3), label="two")
         """
     )
     result = pytester.runpytest(*plugin_args(), *QUICK)
-    result.assert_outcomes(passed=1, failed=2)
+    result.assert_outcomes(passed=1, failed=3)
     result.stdout.fnmatch_lines(
         [
             "*seqbench: seq_len: fixed inputs have seq_len 5; to sweep it, give inputs as a "
             "function of (batch_size, seq_len)",
             "*seqbench: test_args.test_twice-T5-B2-* was measured before in this session; "
             "give each call its own label=",
+            "*seqbench: unknown argument 'threads'; a call takes min_time, *",
         ],
         consecutive=False,
     )

@@ -31,6 +31,9 @@ from typing import Any
 import pytest
 
 FAIL_ON = ("never", "regression", "undecided")
+# The fixture's arguments that shape its cells; the rest are timing settings (the API's,
+# less those that are process-wide and so the session's: threads, subnormals, TF32).
+PLAN_ARGUMENTS = ("mode", "seq_len", "batch_size", "device", "dtype", "key")
 EXIT_CANNOT_COMPARE = 2
 
 
@@ -126,6 +129,7 @@ def pytest_configure(config: pytest.Config) -> None:
             "--seqbench-compare measures, and under pytest-xdist (-n) nothing is measured "
             "(parallel workers contend for the same cores): run with -n 0"
         )
+    state.check()
     if state.compare and not hasattr(config, "workerinput"):
         state.load_baseline()
 
@@ -162,6 +166,21 @@ class SessionState:
         self.smoke_calls = 0
         self.thread_warning = ""
 
+    def check(self) -> None:
+        """The session's options, checked as `seqbench run` and `compare` check theirs."""
+        from seqbench.compare import check_threshold
+        from seqbench.errors import SeqbenchError
+        from seqbench.suites import check_setting
+
+        try:
+            check_threshold(self.threshold)
+            for name, value in self.settings.items():
+                check_setting(name, value, f"--seqbench-{name.replace('_', '-')}")
+        except SeqbenchError as exc:
+            raise pytest.UsageError(
+                str(exc).replace("--threshold", "--seqbench-threshold")
+            ) from None
+
     def load_baseline(self) -> None:
         from seqbench.errors import SeqbenchError
         from seqbench.storage import load_run
@@ -176,13 +195,19 @@ class SessionState:
     # ------------------------------------------------------------------ measuring
 
     def measure(self, label: str, model: Any, inputs: Any, **kw: Any) -> Any:
-        from seqbench.api import module_plan
+        from seqbench.api import MODULE_SETTINGS, module_plan
         from seqbench.errors import SeqbenchError
         from seqbench.measure.module import UserModule
 
         options = {k: kw.pop(k, None) for k in ("target", "loss", "optimizer")}
+        axes = {k: kw.pop(k) for k in PLAN_ARGUMENTS if k in kw}
+        per_call = [k for k in MODULE_SETTINGS if k not in ("threads", "flush_denormal", "tf32")]
+        wrong = sorted(set(kw) - set(per_call))
+        if wrong:
+            pytest.fail(f"seqbench: unknown argument {wrong[0]!r}; a call takes "
+                        f"{', '.join(per_call)}", pytrace=False)  # fmt: skip
         try:
-            config, cells = module_plan(label, inputs, settings=self.settings, **kw)
+            config, cells = module_plan(label, inputs, settings={**self.settings, **kw}, **axes)
         except SeqbenchError as exc:  # the test's arguments: its failure, in one line
             pytest.fail(f"seqbench: {exc}", pytrace=False)
         user = UserModule(model, inputs, **options)
@@ -220,6 +245,8 @@ class SessionState:
         self.run = session.new_run(config, session.Plan([], {}), env, self.root, None)
 
     def _measure(self, config: Any, cells: list, user: Any) -> Any:
+        import dataclasses
+
         from seqbench.api import ModuleConfig
         from seqbench.execute import Scheduler
         from seqbench.execute.local import InProcessExecutor
@@ -235,7 +262,8 @@ class SessionState:
                 pytrace=False,
             )
         self.run.meta["plan"].extend(c.cell_id for c in cells)
-        measured = ModuleConfig(self.config, None)  # the session's settings and threads
+        # The call's timing settings, the session's threads (process-wide, recorded once).
+        measured = ModuleConfig(dataclasses.replace(config, threads=self.config.threads), None)
         with InProcessExecutor(module=user) as executor:
             for _ in Scheduler(measured, executor, self.run).iter_plan(cells):
                 pass
