@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from seqbench import measure as measure_mod
+from seqbench.measure import timed as timed_mod
 from seqbench.measure.sampling import sample_times
 from seqbench.measure.workload import build_workload
 from seqbench.models import expected_params, step_flops
@@ -207,7 +208,7 @@ def test_each_round_gets_its_share_of_the_budget():
 def test_page_faults_per_step_are_the_faults_over_the_timed_steps(monkeypatch):
     # Read before and after sampling: 60 faults over 5 samples of 2 steps each.
     counts = iter([1000, 1060])
-    monkeypatch.setattr(measure_mod, "minor_faults", lambda: next(counts))
+    monkeypatch.setattr(timed_mod, "minor_faults", lambda: next(counts))
     settings = dataclasses.replace(PLAIN, max_repeats=5, min_sample_s=2.0)
     clock = FakeClock([1.0] * 2 + [1.0] * 5)  # warm-up says 1 s a step: 2 steps a sample
     row = measure_cell(make_cell(), settings, clock=clock, memory=False).row

@@ -17,6 +17,21 @@ from seqbench.settings import MeasureSettings, ProcessSettings, TrainSettings
 
 
 @dataclass(frozen=True)
+class ModuleSpec:
+    """A user's own module by importable names, 'package.module:attribute' each, so that a
+    fresh process can build it (seqbench.api with `isolate=True`): `model` is an
+    `nn.Module` or a function of no arguments that returns one; `inputs` (and `target`)
+    fixed inputs or a function of (batch_size, seq_len); `loss` a function of (output) or
+    (output, target); `optimizer` a function of the parameters."""
+
+    model: str
+    inputs: str
+    target: str | None = None
+    loss: str | None = None
+    optimizer: str | None = None
+
+
+@dataclass(frozen=True)
 class CellRequest:
     cell: Cell
     measure: MeasureSettings = field(default_factory=MeasureSettings)
@@ -29,6 +44,7 @@ class CellRequest:
     memory: bool = True  # also measure peak memory (one more step, untimed)
     timeout: float | None = None  # seconds for the whole cell; None: no limit
     compile_backend: str = "inductor"
+    module: ModuleSpec | None = None  # a user's module to measure instead of seqbench's model
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -40,5 +56,10 @@ class CellRequest:
             measure=MeasureSettings(**data["measure"]),
             train=TrainSettings(**data["train"]),
             process=ProcessSettings(**data["process"]),
-            **{k: v for k, v in data.items() if k not in ("cell", "measure", "train", "process")},
+            module=ModuleSpec(**data["module"]) if data.get("module") else None,
+            **{
+                k: v
+                for k, v in data.items()
+                if k not in ("cell", "measure", "train", "process", "module")
+            },
         )

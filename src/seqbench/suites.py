@@ -314,6 +314,11 @@ def _from_text(item: str, rule: Rule, where: str) -> Any:
     return item
 
 
+def check_axis(name: str, value: Any, where: str) -> tuple[Any, ...]:
+    """Check an axis given from Python (one value, or a list or tuple of them)."""
+    return _axis(list(value) if isinstance(value, (tuple, list)) else value, name, where)
+
+
 def check_setting(name: str, value: Any, flag: str) -> Any:
     """Check a single-valued flag (a measure or run setting)."""
     rule = (

@@ -1,11 +1,15 @@
 """The in-process executor: every cell measured in this process, one at a time.
 
 The fastest way to run a matrix, and the one a user's debugger sees; a cell that crashes
-the interpreter takes the run with it (the subprocess executor is for that). The process
+the interpreter takes the run with it (the subprocess executor is for that). It is also the only executor that can
+measure a user's live module (seqbench.api): an arbitrary module cannot be sent to another
+process. The process
 settings (threads, subnormals, TF32) are this process's: the command applied them.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from seqbench.execute.base import OneAtATime
 from seqbench.request import CellRequest
@@ -16,11 +20,12 @@ from seqbench.timing import Clock
 class InProcessExecutor(OneAtATime):
     name = "local"
 
-    def __init__(self, clock: Clock | None = None) -> None:
+    def __init__(self, clock: Clock | None = None, module: Any = None) -> None:
         super().__init__()
         self._clock = clock
+        self._module = module  # a user's live module (seqbench.measure.module.UserModule)
 
     def run(self, request: CellRequest) -> Measurement:
         from seqbench.measure import measure
 
-        return measure(request, self._clock)
+        return measure(request, self._clock, self._module)

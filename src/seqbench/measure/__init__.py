@@ -10,13 +10,13 @@ device's matmul rate.
 
 from __future__ import annotations
 
-import dataclasses
 import gc
-import socket
+from typing import TYPE_CHECKING
 
 import torch
 
-from seqbench import devices, noise, system
+from seqbench import devices
+from seqbench.errors import ConfigError
 from seqbench.measure.gradflow import workload_horizon
 from seqbench.measure.limits import (
     CellSkipped,
@@ -25,8 +25,8 @@ from seqbench.measure.limits import (
     is_out_of_memory,
     time_limit,
 )
-from seqbench.measure.memory import cpu_peak_bytes, cuda_memory, cuda_peak_bytes, minor_faults
-from seqbench.measure.sampling import take_samples, timing_fields, warm_up
+from seqbench.measure.memory import cuda_memory
+from seqbench.measure.timed import time_workload
 from seqbench.measure.training import train_on_task
 from seqbench.measure.workload import build_workload
 from seqbench.models import get_arch, step_flops
@@ -35,14 +35,21 @@ from seqbench.schema import Cell, Measurement, ResultRow
 from seqbench.tasks import new_task, prepared
 from seqbench.timing import Clock, Stopwatch, clock_for
 
-__all__ = ["Measurement", "failure", "measure", "skip_reason"]
+if TYPE_CHECKING:
+    from seqbench.measure.module import UserModule
+
+__all__ = ["Measurement", "failure", "measure", "skip_reason", "time_workload"]
 
 
 def failure(cell: Cell, status: str, message: str, wall_s: float | None = None) -> Measurement:
     """The row of a cell that was not measured (skipped, oom, error, timeout): its key, what
     the formulas say it would cost, and why."""
+    try:
+        flops = step_flops(cell)
+    except ConfigError:  # a user's own module (seqbench.api): no architecture, no formula
+        flops = None
     row = ResultRow.for_cell(
-        cell, flops_per_seq=step_flops(cell), status=status, message=message, wall_s=wall_s
+        cell, flops_per_seq=flops, status=status, message=message, wall_s=wall_s
     )
     return Measurement(row)
 
@@ -66,7 +73,9 @@ def skip_reason(cell: Cell) -> str | None:
     return None
 
 
-def measure(request: CellRequest, clock: Clock | None = None) -> Measurement:
+def measure(
+    request: CellRequest, clock: Clock | None = None, module: UserModule | None = None
+) -> Measurement:
     """Everything seqbench records for one cell. Never raises for a cell that fails, runs
     out of memory or out of time (`request.timeout` seconds for the whole cell); only a
     KeyboardInterrupt gets through.
@@ -74,15 +83,24 @@ def measure(request: CellRequest, clock: Clock | None = None) -> Measurement:
     A cell with a task is trained and scored first, unless `request.accuracy` is off
     (later rounds only add timing samples); then its speed is measured like any other
     cell's, on the trained model and a batch of the task's data. The process settings in
-    the request are the caller's to apply (they are process-wide)."""
+    the request are the caller's to apply (they are process-wide).
+
+    A user's own module (seqbench.api) is measured instead of seqbench's model when it is
+    given live as `module`, or by importable names in `request.module` (a worker process).
+    """
     cell = request.cell
     watch = Stopwatch()
-    reason = skip_reason(cell)
+    user = module is not None or request.module is not None
+    reason = devices.unavailable_reason(cell.device) if user else skip_reason(cell)
     if reason:
         return failure(cell, "skipped", reason)
     device = torch.device(cell.device)
     try:
         with time_limit(request.timeout):
+            if user:
+                from seqbench.measure.module import measure_user
+
+                return measure_user(request, clock or clock_for(device), watch, module)
             return _measure(request, clock or clock_for(device), watch)
     except CellTimeout as exc:
         status, message = "timeout", str(exc)
@@ -143,44 +161,7 @@ def _measure(request: CellRequest, clock: Clock, watch: Stopwatch) -> Measuremen
     if cell.compile:
         compiled = f"compiled ({request.compile_backend})"
         note = f"{note}; {compiled}" if note else compiled
-    settings = request.measure
-    number = warm_up(work.step, clock, settings)
-    faults_before, counters = minor_faults(), noise.read_counters()
-    samples = take_samples(work.step, clock, settings, number)
-    steps = len(samples) * number
-    threads = torch.get_num_threads()
-    scores.update(
-        noise.interference(counters, noise.read_counters(), threads=threads, steps=steps),
-        threads=threads,
-        cpus=system.usable_cpus(),
-        faults_per_step=(minor_faults() - faults_before) / steps,
-    )
-    peak, source = None, ""
-    if request.memory and device.type == "cuda":
-        peak, scores["peak_reserved_bytes"] = cuda_peak_bytes(work, before)
-        source = "cuda_max_allocated"
-    elif request.memory and device.type == "cpu":
-        peak, source = cpu_peak_bytes(work), "cpu_profiler"
-    if device.type == "cuda" and cell.dtype == "float32":
-        scores["tf32"] = bool(
-            torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
-        )
-    flops = step_flops(cell)
-    row = ResultRow.for_cell(
-        cell,
-        params=work.params,
-        core_params=work.core_params,
-        flops_per_seq=flops,
-        kernel=kernel,
-        kernel_note=note,
-        inner_loops=number,
-        rounds=1,
-        peak_mem_bytes=peak,
-        mem_source=source,
-        host=socket.gethostname(),
-        device_name=devices.device_name(cell.device),
-        wall_s=watch.elapsed(),
-        **timing_fields(cell, flops, samples),
-        **scores,
-    )
-    return Measurement(dataclasses.replace(row, noisy=noise.flag(row)), samples, curve)
+    return time_workload(
+        work, request, clock, watch, flops=step_flops(cell), kernel=kernel, note=note,
+        scores=scores, memory_before=before, curve=curve,
+    )  # fmt: skip

@@ -106,12 +106,12 @@ def probe_factory(name: str) -> None:
         )
 
 
-@cache
-def load_factory(name: str) -> ArchSpec:
-    """An ArchSpec for 'package.module:factory'; import problems become one clear line."""
+def import_named(name: str, flag: str = "--arch", kind: str = "factory") -> object:
+    """The object 'package.module:attribute' names (a factory, or a user's module and its
+    inputs for seqbench.api); import problems become one clear line."""
     module_name, _, attr = name.partition(":")
     if not module_name or not attr:
-        raise ConfigError(f"--arch {name!r}: expected 'package.module:factory'")
+        raise ConfigError(f"{flag} {name!r}: expected 'package.module:{kind}'")
     # Like `python -m`, look in the current directory too: a user's models usually live there.
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.append(os.getcwd())
@@ -119,9 +119,17 @@ def load_factory(name: str) -> ArchSpec:
         module = importlib.import_module(module_name)
     except (Exception, SystemExit) as exc:
         raise ConfigError(f"{name}: cannot import {module_name!r}: {_first_line(exc)}") from None
-    factory = getattr(module, attr, None)
-    if factory is None:
+    found = getattr(module, attr, None)
+    if found is None:
         raise ConfigError(f"{name}: module {module_name!r} has no attribute {attr!r}")
+    return found
+
+
+@cache
+def load_factory(name: str) -> ArchSpec:
+    """An ArchSpec for 'package.module:factory'; import problems become one clear line."""
+    factory = import_named(name)
+    module_name = name.partition(":")[0]
     return spec_from_factory(name, factory, f"user architecture from {module_name}")
 
 

@@ -77,7 +77,7 @@ def format_variant(row: Cell) -> str:
     """The options that differ from a plain one-layer, one-way model without dropout."""
     options = arch_options(row.arch)
     parts = []
-    if "layers" in options and row.layers != 1:
+    if "layers" in options and row.layers > 1:  # 0: not recorded (a user module)
         parts.append(f"{row.layers} layers")
     if "bidirectional" in options and row.bidirectional:
         parts.append("bidir")
