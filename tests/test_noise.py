@@ -240,6 +240,8 @@ def test_threads_follow_the_free_cpus_unless_the_user_chose(monkeypatch):
     assert (config.threads, warning) == (2, "")
     config, warning = choose_threads(SuiteConfig(threads=2), Machine(2.0, 1.7, 5.0))
     assert config.threads == 2 and "--threads 1 is steadier" in warning
+    config, warning = choose_threads(SuiteConfig(threads=1), Machine(2.0, 2.0, 7.4))
+    assert config.threads == 1 and "flagged noisy" in warning and "threads" not in warning
     config, warning = choose_threads(SuiteConfig(threads=8), Machine(2.0, 0.0, 0.1))
     assert config.threads == 8 and "--threads 8 is more than the 2 CPUs" in warning
     config, warning = choose_threads(SuiteConfig(executor="ray"), Machine(2.0, 1.7, 5.0))

@@ -65,6 +65,11 @@ def choose_threads(config: SuiteConfig, machine: Any) -> tuple[SuiteConfig, str]
                 "can use: the threads will wait for each other, and the numbers say more about "
                 "that than about the model"
             )
+        if machine.busy and config.threads == 1:
+            return config, (
+                f"this machine is busy ({machine.describe()}): cells that other work "
+                "disturbs are flagged noisy"
+            )
         if machine.busy and config.threads > round(machine.free):
             return config, (
                 f"this machine is busy ({machine.describe()}): {config.threads} threads will "
