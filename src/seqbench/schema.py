@@ -22,6 +22,11 @@ Schema history
    `threads`, `cpus`, `load_before`, `load_after`, `cpu_share`, `others_cores`,
    `ctx_switches_per_step`, `steal_frac`, `throttled_frac`, `cpu_mhz`, and `noisy`, the
    reasons a cell's timing cannot be trusted (empty when it can).
+9 (2026-11-28): two columns change meaning. `memory_horizon` is taken on the task's loss
+   over the cell's batch of held-out sequences, relative to the gradient at the last step
+   (was: the summed output of 64 sequences, relative to the peak). `chance_value` is the
+   constant guess's score on the evaluation set (was the theoretical value for adding and
+   copy; `seqbench tasks` shows both).
 
 """
 
@@ -32,7 +37,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 STATUSES = ("ok", "oom", "error", "timeout", "skipped")
 # infer: a forward pass over whole sequences; train: one optimiser step; step: one token of
@@ -154,11 +159,12 @@ class ResultRow(Cell):
     # -- accuracy (with a task) --
     metric: str = ""  # what metric_value measures, e.g. "accuracy" or "mse"
     metric_value: float | None = None  # on the held-out evaluation set, after training
-    chance_value: float | None = None  # the same metric for a guess that ignores the input
+    chance_value: float | None = None  # that metric for the best input-blind guess, on the eval set
     train_steps: int | None = None
     train_time_s: float | None = None
     time_to_target_s: float | None = None  # training time until metric_value first met --target
-    memory_horizon: int | None = None  # steps back the input gradient stays above 1e-3 of its peak
+    # steps back the task loss's input gradient stays >= 1e-3 of the last step's
+    memory_horizon: int | None = None
     # -- bookkeeping --
     host: str = ""  # the machine that measured the cell
     device_name: str = ""  # the GPU's or CPU's name there

@@ -142,6 +142,8 @@ def _threads(config):
 def _measure(config, plan, run_, executor, given: Given) -> None:
     """Measure the plan with a progress bar, and close the run; an interrupt or a failure to
     save says how to resume."""
+    from rich.markup import escape
+
     from seqbench import session
     from seqbench.execute import CellFinished, CellStarted, Scheduler
     from seqbench.output.terminal import make_progress
@@ -149,6 +151,8 @@ def _measure(config, plan, run_, executor, given: Given) -> None:
     err = stderr()
     for device, reason in plan.unavailable.items():
         err.print(f"[yellow]warning:[/] {reason}: skipping its {plan.count_on(device)} cells")
+    for line in plan.warnings:
+        err.print(f"[yellow]warning:[/] {escape(line)}")
     rounds = config.measure.rounds
     scheduler = Scheduler(config, executor, run_)
     try:

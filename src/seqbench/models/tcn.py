@@ -9,6 +9,11 @@ where the widths differ (the first block, when I != H): out = ReLU(F(x) + x).
 k = 7, the seed's kernel size (the paper tunes k per task; `TCNCore(k=...)`). Output t reads
 exactly inputs t - RF + 1 .. t, RF = `receptive_field(k, layers)` = 1 + 2·(k-1)·(2^L - 1)
 (each block's two convolutions add (k-1)·2^i steps each); `summary` is the last step.
+
+`tcn` is that block stack at the cell's `layers` (one block by default: RF 13, a warning at
+longer sequences). `tcn-paper` is the network the paper evaluated: kernel size and number of
+blocks from its appendix table (`PAPER_SETTINGS`) at the lengths it reports, and elsewhere
+k = 7 with the fewest blocks whose receptive field covers the sequence.
 """
 
 from __future__ import annotations
@@ -32,6 +37,31 @@ KERNEL = 7
 def receptive_field(k: int, blocks: int) -> int:
     """How many inputs the last output reads: 1 + 2·(k-1)·(2^blocks - 1)."""
     return 1 + 2 * (k - 1) * (2**blocks - 1)
+
+
+# Bai, Kolter & Koltun 2018, appendix (TCN settings per task), keyed by seqbench's seq_len:
+# seq_len -> (kernel k, blocks n, hidden H the paper used for about its parameter budget).
+# Copy memory's seq_len is the paper's T + 20; sequential MNIST is 784 pixels.
+PAPER_SETTINGS: dict[int, tuple[int, int, int]] = {
+    200: (6, 7, 27),  # adding, T = 200
+    400: (7, 7, 27),  # adding, T = 400
+    600: (8, 8, 24),  # adding, T = 600
+    520: (6, 9, 10),  # copy memory, T = 500
+    1020: (8, 8, 10),  # copy memory, T = 1000
+    2020: (8, 9, 10),  # copy memory, T = 2000
+    784: (7, 8, 25),  # sequential MNIST
+}
+
+
+def paper_kernel_and_blocks(seq_len: int) -> tuple[int, int]:
+    """tcn-paper's (k, blocks) at this length: the paper's where it reports one, else k = 7
+    and the fewest blocks whose receptive field reaches `seq_len` (one for an unknown length)."""
+    if seq_len in PAPER_SETTINGS:
+        return PAPER_SETTINGS[seq_len][:2]
+    blocks = 1
+    while receptive_field(KERNEL, blocks) < seq_len:
+        blocks += 1
+    return KERNEL, blocks
 
 
 class CausalConv1d(nn.Module):
@@ -158,4 +188,26 @@ TCN = ArchSpec(
     forward_flops=tcn_flops,
     options=BUILTIN_OPTIONS["tcn"],
     fixed=ONE_WAY_NO_RECURRENT_DROPOUT,
+    receptive_field=lambda shape: receptive_field(KERNEL, shape.layers),
+)
+
+
+def _paper_kernel(shape: CoreShape) -> int:
+    return paper_kernel_and_blocks(shape.seq_len)[0]
+
+
+TCN_PAPER = ArchSpec(
+    name="tcn-paper",
+    summary=(
+        "TCN as Bai et al. 2018 configured it: k and blocks from the paper's table at its "
+        f"lengths, else k={KERNEL} and blocks enough for a receptive field >= T"
+    ),
+    param_formula="as tcn, with the preset's k and blocks (layers)",
+    build=lambda shape: TCNCore(shape, k=_paper_kernel(shape)),
+    count_params=lambda shape: tcn_params(shape, k=_paper_kernel(shape)),
+    forward_flops=lambda shape, seq_len: tcn_flops(shape, seq_len, k=_paper_kernel(shape)),
+    options=BUILTIN_OPTIONS["tcn-paper"],
+    fixed=ONE_WAY_NO_RECURRENT_DROPOUT,
+    sized=lambda seq_len: {"layers": paper_kernel_and_blocks(seq_len)[1]},
+    receptive_field=lambda shape: receptive_field(_paper_kernel(shape), shape.layers),
 )

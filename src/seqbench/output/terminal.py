@@ -193,6 +193,33 @@ def archs_table(hidden: int = 32, embed: int = 32) -> Table:
     return table
 
 
+def tasks_table(seq_len: int = 200) -> Table:
+    """Every task, its metric, and chance in theory and measured on its evaluation set."""
+    from seqbench.errors import ConfigError
+    from seqbench.tasks import TASKS, new_task, prepared
+
+    table = Table(
+        title="Tasks",
+        caption=f"chance at T={seq_len} (a task with a length of its own uses that), seed 0",
+        box=box.SIMPLE_HEAVY,
+        header_style="bold",
+    )
+    for name, justify in (("name", "left"), ("what it is", "left"), ("metric", "left"),
+                          ("T", "right"), ("chance", "right"), ("measured", "right")):  # fmt: skip
+        table.add_column(name, justify=justify)
+    for name in TASKS:
+        task = new_task(name)
+        length = task.fixed_seq_len or max(seq_len, task.min_seq_len)
+        theory = measured = "-"
+        try:
+            ready = prepared(name, length, 10_000, 0, None)
+            theory, measured = f"{ready.chance_theory():.4g}", f"{ready.chance():.4g}"
+        except ConfigError:
+            pass
+        table.add_row(name, task.summary, task.metric, str(length), theory, measured)
+    return table
+
+
 def make_progress(console: Console, disable: bool = False) -> Progress:
     return Progress(
         TextColumn("[progress.description]{task.description}"),
