@@ -338,7 +338,8 @@ def render_text(chart: Chart, width: int, height: int) -> str:
 def gradient_chart(profiles: Sequence[Any]) -> Chart:
     """Input-gradient norm against distance from the end, one line per architecture (and
     after training, when measured): the vanishing gradient, drawn. Norms are relative to
-    each profile's peak; exact zeros (underflow) cannot sit on a log axis and are left out."""
+    each profile's last step that gets any gradient (as the memory horizon is); exact zeros
+    (underflow) cannot sit on a log axis and are left out."""
     from seqbench.output.text import format_arch
 
     series = []
@@ -346,17 +347,17 @@ def gradient_chart(profiles: Sequence[Any]) -> Chart:
         for label, norms in (("init", profile.initial), ("trained", profile.trained)):
             if norms is None:
                 continue
-            peak = max(norms) or 1.0
             back = list(reversed(norms))  # back[d] is d steps before the last
+            reference = next((v for v in back if v > 0), 1.0)  # as the horizon takes it
             # log10 on a linear axis: the values span 40 decades, and exponents read better
             # than 0.0000000000000000013 on a terminal's axis.
-            points = [(d + 1, math.log10(v / peak)) for d, v in enumerate(back) if v > 0]
+            points = [(d + 1, math.log10(v / reference)) for d, v in enumerate(back) if v > 0]
             name = format_arch(profile.cell) + ("" if profile.trained is None else f" ({label})")
             series.append(Series(name, tuple(p[0] for p in points), tuple(p[1] for p in points)))
     return Chart(
-        title="gradient reaching each input step, relative to its peak",
+        title="gradient reaching each input step, relative to the last step's",
         x_label="steps back from the end (1 = the last step)",
-        y_label="log10 of |d loss / d x_t| / peak",
+        y_label="log10 of |d loss / d x_t| / the last step's",
         log_y=False,
         series=tuple(series),
         frontier=None,
