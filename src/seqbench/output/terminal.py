@@ -165,7 +165,10 @@ def archs_table(hidden: int = 32, embed: int = 32) -> Table:
 
     table = Table(
         title="Architectures",
-        caption=f"I = input width, H = hidden units; example at I={embed}, H={hidden}, one layer",
+        caption=(
+            f"I = input width, H = hidden units; example at I={embed}, H={hidden}, one layer "
+            "(a preset at its own depth; tcn-paper sizes itself to the sequence)"
+        ),
         box=box.SIMPLE_HEAVY,
         header_style="bold",
     )
@@ -177,7 +180,7 @@ def archs_table(hidden: int = 32, embed: int = 32) -> Table:
     rnn = REGISTRY["rnn"].count_params(CoreShape(embed, hidden))
     specs = [*REGISTRY.values(), *(get_arch(name) for name in plugin_names())]
     for spec in specs:
-        shape = CoreShape(embed, hidden)
+        shape = CoreShape(embed, hidden, layers=int(spec.fixed.get("layers", 1)))
         count = (
             spec.count_params(shape) if spec.count_params else count_parameters(spec.build(shape))
         )
