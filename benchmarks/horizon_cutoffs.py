@@ -4,12 +4,13 @@ For each architecture and seed, the input-gradient profile of an untrained model
 adding problem (or with --train-steps, after that much training), and its horizon at three
 cut-offs:
 
-- new: the task's loss over --batch-size held-out sequences, relative to the gradient at
-  the last step (what `memory_horizon` and `seqbench gradflow` report);
+- new: the task's loss over --batch-size held-out sequences; the fewest steps back from the
+  end that hold all but c of the gradient's mass (what `memory_horizon` and `seqbench
+  gradflow` report);
 - old: the summed last output of 64 sequences, relative to the profile's peak (seqbench's
   definition before schema 9).
 
-A geometric decay a^d moves the horizon by ln c'/ ln c between cut-offs c and c' (1.5 from
+A geometric decay a^d moves the horizon by ln c' / ln c between cut-offs c and c' (1.5 from
 1e-2 to 1e-3, 1.33 from 1e-3 to 1e-4); anything much beyond that says the definition, not
 the decay, decides the number.
 
@@ -76,7 +77,9 @@ def profiles(arch: str, args: argparse.Namespace, seed: int) -> tuple[np.ndarray
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", default="rnn,lstm,gru", help="architectures, comma-separated")
+    parser.add_argument(
+        "--arch", default="rnn,lstm,gru,tcn-paper", help="architectures, comma-separated"
+    )
     parser.add_argument("--seq-len", type=int, default=200, help="sequence length")
     parser.add_argument("--hidden", type=int, default=64, help="hidden units")
     parser.add_argument("--batch-size", type=int, default=32, help="held-out sequences")

@@ -171,13 +171,15 @@ def _norms(a: float, steps: int) -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("a", "steps", "at_1e3", "at_1e2"),
-    [(0.9, 300, 66, 44), (0.5, 60, 10, 7), (-0.8, 100, 31, 21), (0.99, 1000, 688, 459)],
+    [(0.9, 300, 66, 44), (0.5, 60, 10, 7), (-0.8, 100, 31, 21), (0.99, 1000, 684, 458)],
 )
 def test_a_shrinking_recurrence_has_its_known_horizon_at_both_cutoffs(a, steps, at_1e3, at_1e2):
-    # |a|^d >= c  <=>  d <= ln c / ln |a|: the horizon is floor(ln c / ln |a|) + 1
+    # The mass beyond n steps is (|a|^n - |a|^T) / (1 - |a|^T) of the whole: the horizon is
+    # the least n bringing it to c, ceil(ln(c·(1 - |a|^T) + |a|^T) / ln |a|), about ln c / ln |a|
     norms = _norms(a, steps)
+    far = abs(a) ** steps
     for cutoff, horizon in ((1e-3, at_1e3), (1e-2, at_1e2)):
-        assert horizon == math.floor(math.log(cutoff) / math.log(abs(a))) + 1
+        assert horizon == math.ceil(math.log(cutoff * (1 - far) + far) / math.log(abs(a)))
         assert memory_horizon(norms, cutoff) == horizon
     # the cut-off moves a geometric decay's horizon by ln 1e-3 / ln 1e-2 = 1.5, no more
     assert at_1e3 / at_1e2 == pytest.approx(1.5, abs=0.1)
@@ -190,11 +192,25 @@ def test_a_constant_or_growing_gradient_covers_the_whole_sequence(a):
     assert memory_horizon(norms, 1e-3) == memory_horizon(norms, 1e-2) == 80
 
 
+def test_a_level_gradient_over_a_long_sequence_holds_all_but_the_cutoff():
+    assert memory_horizon(np.ones(1000), 1e-2) == 990
+    assert memory_horizon(np.ones(1000), 1e-3) == 999
+
+
+def test_a_strong_last_step_does_not_hide_a_gradient_spread_over_the_window():
+    # A TCN at initialisation: the residual path gives the last input about 300x the
+    # gradient of each earlier one, which together still carry 40% of the mass.
+    norms = np.array([0.003] * 199 + [1.0])
+    # the sum is 1.597: 1% of it is 5 earlier steps, 0.1% less than one
+    assert memory_horizon(norms, 1e-2) == 195 and memory_horizon(norms, 1e-3) == 200
+
+
 def test_memory_horizon_edge_cases():
     assert memory_horizon(np.array([0.0, 0.0])) == 0
-    assert memory_horizon(np.array([1.0, 1e-9, 1.0])) == 1  # a break stops the count
-    assert memory_horizon(np.array([5.0, 1.0, 0.0])) == 3  # the last live step is the reference
+    assert memory_horizon(np.array([1.0, 1e-9, 1.0])) == 3  # a dip does not end the count
+    assert memory_horizon(np.array([5.0, 1.0, 0.0]), 1e-2) == 3  # the mass is at the start
     assert memory_horizon(np.array([1e-4, 1.0, 1.0]), 1e-3) == 2
+    assert memory_horizon(np.array([np.nan, 1.0])) == 0  # a broken gradient says nothing
 
 
 def test_the_horizon_is_taken_on_the_task_loss_over_the_cells_batch():

@@ -23,8 +23,9 @@ Schema history
    `ctx_switches_per_step`, `steal_frac`, `throttled_frac`, `cpu_mhz`, and `noisy`, the
    reasons a cell's timing cannot be trusted (empty when it can).
 9 (2026-11-28): two columns change meaning. `memory_horizon` is taken on the task's loss
-   over the cell's batch of held-out sequences, relative to the gradient at the last step
-   (was: the summed output of 64 sequences, relative to the peak). `chance_value` is the
+   over the cell's batch of held-out sequences, as the steps back from the end that hold all
+   but 1e-3 of the gradient's mass (was: the summed output of 64 sequences, the steps within
+   1e-3 of the peak). `chance_value` is the
    constant guess's score on the evaluation set (was the theoretical value for adding and
    copy; `seqbench tasks` shows both).
 
@@ -163,7 +164,7 @@ class ResultRow(Cell):
     train_steps: int | None = None
     train_time_s: float | None = None
     time_to_target_s: float | None = None  # training time until metric_value first met --target
-    # steps back the task loss's input gradient stays >= 1e-3 of the last step's
+    # steps back from the end holding all but 1e-3 of the task loss's input-gradient mass
     memory_horizon: int | None = None
     # -- bookkeeping --
     host: str = ""  # the machine that measured the cell

@@ -45,8 +45,8 @@ def gradflow(
 
     For each architecture, the norm of d(loss)/d(input_t) at every step t over --batch-size
     held-out sequences, at initialisation (and after training, with --task and
-    --train-steps). The memory horizon is how many steps back from the end the norm stays
-    at or above 1e-3 (then 1e-2) of the last step's; the t-d columns are relative to it.
+    --train-steps). The memory horizon is the fewest steps back from the end that hold all
+    but 1e-3 (then 1e-2) of the norms' sum; the t-d columns are relative to the last step.
     """
     from seqbench import session
     from seqbench.config import resolve_config

@@ -5,13 +5,15 @@ held-out sequences; for a per-step task, the loss at the last step) that reaches
 input at step t, over the batch and the features together. A simple RNN's shrinks
 geometrically with the distance from the end; gated cells keep it up for longer.
 
-The memory horizon at cut-off c is how many steps back, the last step counting as the first,
-g stays at or above c times the gradient at the last step (the last step that gets any),
-without a break. Measured against the last step rather than the peak, a gradient that grows
-going back is long memory, not none; one that never shrinks covers the whole sequence. For
-a decay g_d = a^d the horizon is ⌊ln c / ln a⌋ + 1, so it moves with ln c: from c = 1e-2 to
-1e-3 it grows by half (a factor ln 1e-3 / ln 1e-2 = 1.5), which is why both are reported
-(`HORIZON_CUTOFFS`) and the row keeps the first.
+The memory horizon at cut-off c is the fewest steps back from the end (the last step
+counting as the first) that hold all but a fraction c of the gradient's mass Σ_t g_t. It
+needs no reference step: a gradient that grows going back is long memory (the mass sits
+far back), one that stays level covers the sequence (⌈(1 - c)·T⌉ steps), and a direct
+path to the last input (a TCN's residual, a Transformer's) does not hide a small gradient
+spread over the whole window. For a decay g_d = a^d on a long sequence, the mass beyond n
+steps is a fraction a^n, so the horizon is ⌈ln c / ln a⌉ and moves with ln c: from
+c = 1e-2 to 1e-3 it grows by half, which is why both are reported (`HORIZON_CUTOFFS`) and
+the row keeps 1e-3.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from seqbench.schema import Cell
 from seqbench.settings import TrainSettings
 from seqbench.tasks import Task, prepared
 
-RELATIVE = 1e-3  # the row's cut-off (`memory_horizon`)
+RELATIVE = 1e-3  # the row's cut-off (`memory_horizon`): the gradient mass left beyond it
 HORIZON_CUTOFFS = (1e-3, 1e-2)  # what `seqbench gradflow` reports
 
 
@@ -59,16 +61,14 @@ def input_gradient_norms(
 
 
 def memory_horizon(norms: np.ndarray, relative: float = RELATIVE) -> int:
-    """Steps back from the end over which the norm stays >= relative · (the last step's),
-    counting the last step; 0 when no step gets any gradient."""
+    """The fewest steps back from the end holding all but `relative` of the norms' sum
+    (0 when no step gets any gradient)."""
     from_end = np.asarray(norms, dtype=np.float64)[::-1]
-    live = np.flatnonzero(from_end > 0)
-    if not live.size:
+    total = float(from_end.sum())
+    if not total > 0 or not np.isfinite(total):
         return 0
-    start = int(live[0])  # the last step that gets any gradient is the reference
-    kept = from_end[start:] >= relative * from_end[start]
-    below = np.flatnonzero(~kept)
-    return start + (int(below[0]) if below.size else len(kept))
+    held = np.cumsum(from_end)
+    return min(int(np.searchsorted(held, (1.0 - relative) * total)) + 1, len(from_end))
 
 
 def gradient_probe(work: Workload, task: Task | None) -> tuple[torch.Tensor, torch.Tensor | None]:

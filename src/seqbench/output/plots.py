@@ -338,7 +338,7 @@ def render_text(chart: Chart, width: int, height: int) -> str:
 def gradient_chart(profiles: Sequence[Any]) -> Chart:
     """Input-gradient norm against distance from the end, one line per architecture (and
     after training, when measured): the vanishing gradient, drawn. Norms are relative to
-    each profile's last step that gets any gradient (as the memory horizon is); exact zeros
+    each profile's last step that gets any gradient, so a growing gradient rises; exact zeros
     (underflow) cannot sit on a log axis and are left out."""
     from seqbench.output.text import format_arch
 
@@ -348,7 +348,7 @@ def gradient_chart(profiles: Sequence[Any]) -> Chart:
             if norms is None:
                 continue
             back = list(reversed(norms))  # back[d] is d steps before the last
-            reference = next((v for v in back if v > 0), 1.0)  # as the horizon takes it
+            reference = next((v for v in back if v > 0), 1.0)  # the last live step
             # log10 on a linear axis: the values span 40 decades, and exponents read better
             # than 0.0000000000000000013 on a terminal's axis.
             points = [(d + 1, math.log10(v / reference)) for d, v in enumerate(back) if v > 0]

@@ -196,7 +196,7 @@ PROFILE_DISTANCES = (1, 10, 25, 50, 100, 200, 500, 1000)
 
 
 def _profile_at(norms: list[float], distance: int) -> str:
-    """The norm `distance` steps back, relative to the last step's (as the horizon is)."""
+    """The norm `distance` steps back, relative to the last step's."""
     if distance >= len(norms):
         return "-"
     last = norms[-1]
