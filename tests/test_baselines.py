@@ -306,3 +306,19 @@ def test_the_tasks_command_lists_both_chances(cli):
     adding = next(line for line in result.stdout.splitlines() if line.strip().startswith("adding"))
     assert adding.split()[-3:] == ["200", "0.1667", "0.1637"]
     assert "mnist1d" in result.stdout
+
+
+def _std(module) -> float:
+    return float(module.weight.detach().std())
+
+
+def test_tcn_paper_starts_where_the_reference_code_started():
+    # The reference code's N(0, 0.01) on weight-normed convolutions is overwritten by weight
+    # normalisation: they start from PyTorch's default; only the 1x1 residual gets N(0, 0.01).
+    torch.manual_seed(0)
+    cell = normalize_cell(make_cell(arch="tcn-paper", task="adding", seq_len=200, hidden=30))
+    block = build_model(cell).core.blocks[0]
+    assert _std(block.conv2.conv) > 0.03  # default: U(±1/sqrt(30·6)), std 0.043
+    assert 0.008 < _std(block.downsample) < 0.012
+    plain = build_model(normalize_cell(make_cell(arch="tcn", task="adding", hidden=30)))
+    assert 0.008 < _std(plain.core.blocks[0].conv2.conv) < 0.012
