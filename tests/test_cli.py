@@ -169,7 +169,7 @@ def test_every_command_and_option_has_help(cli):
     group = typer.main.get_command(app)
     assert list(group.commands) == [
         "run", "compare", "ab", "runs", "show", "export", "plot", "curves", "report", "history",
-        "env", "check", "gradflow", "frontier", "archs",
+        "env", "check", "gradflow", "frontier", "archs", "tasks",
     ]  # fmt: skip
     for name, command in group.commands.items():
         assert command.help and command.help.strip(), name

@@ -205,4 +205,4 @@ def test_core_shape_carries_the_cell_options():
     cell = make_cell(
         embed=9, hidden=4, layers=2, bidirectional=True, dropout=0.1, recurrent_dropout=0.2
     )
-    assert core_shape(cell) == CoreShape(9, 4, 2, True, 0.1, 0.2)
+    assert core_shape(cell) == CoreShape(9, 4, 2, True, 0.1, 0.2, seq_len=cell.seq_len)

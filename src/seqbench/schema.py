@@ -26,6 +26,11 @@ Schema history
    has lr 0 and the run's first seed); `validation_value` (the metric on the validation
    split, which chooses the rate and judges --target), `steps_to_target`, and
    `train_budget` (steps or time: what stopped training). Older rows read as seed 0, lr 0.
+   Two columns change meaning. `memory_horizon` is taken on the task's loss over the
+   cell's batch of held-out sequences, as the steps back from the end that hold all but
+   1e-3 of the gradient's mass (was: the summed output of 64 sequences, the steps within
+   1e-3 of the peak). `chance_value` is the constant guess's score on the evaluation set
+   (was the theoretical value for adding and copy; `seqbench tasks` shows both).
 
 """
 
@@ -163,13 +168,14 @@ class ResultRow(Cell):
     metric: str = ""  # what metric_value measures, e.g. "accuracy" or "mse"
     metric_value: float | None = None  # on the held-out test set, after training
     validation_value: float | None = None  # on the validation split (apart from train and test)
-    chance_value: float | None = None  # the same metric for a guess that ignores the input
+    chance_value: float | None = None  # that metric for the best input-blind guess, on the eval set
     train_steps: int | None = None
     train_time_s: float | None = None
     time_to_target_s: float | None = None  # training time until the validation score met --target
     steps_to_target: int | None = None  # ... and the optimiser steps until then
     train_budget: str = ""  # what ended training: "steps" or "time" (time depends on load)
-    memory_horizon: int | None = None  # steps back the input gradient stays above 1e-3 of its peak
+    # steps back from the end holding all but 1e-3 of the task loss's input-gradient mass
+    memory_horizon: int | None = None
     # -- bookkeeping --
     host: str = ""  # the machine that measured the cell
     device_name: str = ""  # the GPU's or CPU's name there

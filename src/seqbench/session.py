@@ -25,6 +25,9 @@ class Plan:
 
     cells: list[Cell]
     unavailable: dict[str, str]
+    # One line per thing about the cells worth knowing before they run (a TCN that cannot
+    # see its whole sequence); the CLI prints them, the core never does.
+    warnings: tuple[str, ...] = ()
 
     def count_on(self, device: str) -> int:
         return sum(c.device == device for c in self.cells)
@@ -43,7 +46,15 @@ def make_plan(config: SuiteConfig) -> Plan:
             prepared(cell.task, cell.seq_len, cell.vocab, cell.seed, config.train.data)
     names = dict.fromkeys(c.device for c in cells)
     reasons = {name: devices.unavailable_reason(name) for name in names}
-    return Plan(cells, {name: why for name, why in reasons.items() if why})
+    return Plan(cells, {name: why for name, why in reasons.items() if why}, plan_warnings(cells))
+
+
+def plan_warnings(cells: list[Cell]) -> tuple[str, ...]:
+    """Each distinct warning about the cells, once, in plan order."""
+    from seqbench.models import short_sight
+
+    found = (short_sight(cell) for cell in cells)
+    return tuple(dict.fromkeys(line for line in found if line))
 
 
 def choose_threads(config: SuiteConfig, machine: Any) -> tuple[SuiteConfig, str]:

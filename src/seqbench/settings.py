@@ -52,6 +52,9 @@ class TrainSettings:
     clip: float = 1.0  # gradient-norm clipping for Adam (0: off)
     data: str | None = None  # a local dataset (imdb)
     grad_flow: bool = False  # also measure the input-gradient memory horizon
+    # The LSTM forget gate's initial bias (Gers et al. 2000; Jozefowicz et al. 2015 advise
+    # 1.0); None keeps PyTorch's uniform initialisation. See models.recurrent.set_forget_bias.
+    forget_bias: float | None = None
 
     DEFAULT_STEPS = 200
 

@@ -130,6 +130,7 @@ TRAIN_RULES: dict[str, Rule] = {
     "clip": Rule(float, "a gradient norm >= 0 (0: off)", lambda v: v >= 0),
     "data": Rule(str, "a path"),
     "grad_flow": Rule(bool, "true or false"),
+    "forget_bias": Rule(float, "a number"),
 }
 
 RUN_RULES: dict[str, Rule] = {

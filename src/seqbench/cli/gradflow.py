@@ -1,4 +1,4 @@
-"""`seqbench gradflow`: how far back a loss on the last output reaches."""
+"""`seqbench gradflow`: how far back the task's loss reaches into the input."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def gradflow(
     seq_len: int = typer.Option(200, help="Sequence length."),
     hidden: int = typer.Option(64, help="Hidden units."),
     batch_size: int = typer.Option(
-        32, help="Sequences the gradient is averaged over (and the training batch)."
+        32, help="Held-out sequences the loss's gradient is taken over (and the training batch)."
     ),
     layers: int = typer.Option(1, help="Stacked recurrent layers."),
     task: str | None = typer.Option(
@@ -30,7 +30,9 @@ def gradflow(
     ),
     data: str | None = typer.Option(None, help="A local dataset for the imdb task."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto."),
-    seed: int = typer.Option(0, help="Seed for weights and inputs."),
+    seed: str = typer.Option(
+        "0", help="Seeds for weights and inputs, comma-separated: several give the spread."
+    ),
     output_format: str = typer.Option(
         "table", "--format", help="table, or json (with every norm)."
     ),
@@ -39,18 +41,19 @@ def gradflow(
     ),
     out: Path | None = typer.Option(None, help="Also write that plot to a .png or .svg file."),
 ) -> None:
-    """How far back a loss on the last output reaches: the vanishing gradient as a number.
+    """How far back the task's loss reaches: the vanishing gradient as a number.
 
-    For each architecture, the norm of d(loss)/d(input_t) at every step t, at initialisation
-    (and after training, with --task and --train-steps). The memory horizon is how many steps
-    back from the end the norm stays at or above 1e-3 of its largest value.
+    For each architecture, the norm of d(loss)/d(input_t) at every step t over --batch-size
+    held-out sequences, at initialisation (and after training, with --task and
+    --train-steps). The memory horizon is the fewest steps back from the end that hold all
+    but 1e-3 (then 1e-2) of the norms' sum; the t-d columns are relative to the last step.
     """
     from seqbench import session
     from seqbench.config import resolve_config
     from seqbench.env import apply_process_settings
-    from seqbench.measure.gradflow import trace_gradient_flow
+    from seqbench.measure.gradflow import horizon_spread, trace_gradient_flow
     from seqbench.output.plots import gradient_chart, image_format, render_image, render_text
-    from seqbench.output.tables import format_gradient_profiles
+    from seqbench.output.tables import format_gradient_profiles, format_horizon_spread
     from seqbench.output.terminal import fitted_table, terminal_plot
     from seqbench.storage import atomic_write
     from seqbench.suites import check_setting, parse_list
@@ -75,7 +78,8 @@ def gradflow(
         axes[name] = parse_list(str(value), name, flag)
     axes["device"] = parse_list(device, "device", "--device")
     axes["mode"] = ("train",)
-    settings = {"seed": check_setting("seed", seed, "--seed")}
+    seeds = [check_setting("seed", _integer(v, "--seed"), "--seed") for v in seed.split(",")]
+    settings = {"seed": seeds[0]}
     if train_steps is not None:
         settings["train_steps"] = check_setting("train_steps", train_steps, "--train-steps")
     if data is not None:
@@ -87,15 +91,18 @@ def gradflow(
     process = config.process
     apply_process_settings(process.threads, process.flush_denormal, process.tf32)
     profiles = [
-        trace_gradient_flow(c, config.train, config.seed, after_training=train_steps is not None)
+        trace_gradient_flow(c, config.train, s, after_training=train_steps is not None)
         for c in plan.cells
+        for s in seeds
     ]
     console = stdout()
     if output_format == "json":
         console.print_json(data=[dataclasses.asdict(p) for p in profiles])
     else:
-        title = "gradient flow: |d loss / d input_t|, relative to its peak"
+        title = "gradient flow: |d loss / d input_t|, relative to the last step's"
         console.print(fitted_table(format_gradient_profiles(profiles), title, console))
+        for line in format_horizon_spread(horizon_spread(profiles)):
+            console.print(line, markup=False)
     chart = gradient_chart(profiles)
     if plot:
         console.print(terminal_plot(render_text(chart, console.width, plot_height(console))))
@@ -103,3 +110,12 @@ def gradflow(
         image = render_image(chart, fmt)
         write_file(out, lambda: atomic_write(out, image))
         stderr().print(f"wrote {out}", markup=False)
+
+
+def _integer(text: str, flag: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise SeqbenchError(
+            f"{flag}: expected comma-separated integers, got {text.strip()!r}"
+        ) from None

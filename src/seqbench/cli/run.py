@@ -149,6 +149,8 @@ def _threads(config):
 def _measure(config, plan, run_, executor, given: Given) -> None:
     """Measure the plan with a progress bar, and close the run; an interrupt or a failure to
     save says how to resume."""
+    from rich.markup import escape
+
     from seqbench import session
     from seqbench.execute import CellFinished, CellStarted, Scheduler
     from seqbench.output.terminal import make_progress
@@ -159,6 +161,8 @@ def _measure(config, plan, run_, executor, given: Given) -> None:
         err.print(
             f"[yellow]warning:[/] {reason}: skipping its {format_plural(plan.count_on(device), 'cell')}"
         )
+    for line in plan.warnings:
+        err.print(f"[yellow]warning:[/] {escape(line)}")
     rounds = config.measure.rounds
     scheduler = Scheduler(config, executor, run_)
     try:

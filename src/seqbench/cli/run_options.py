@@ -96,6 +96,11 @@ RUN_OPTIONS: tuple[Option, ...] = (
         kind=AXIS,
     ),
     Option("clip", "Gradient-norm clipping with Adam (default 1.0; 0 turns it off).", type=float),
+    Option(
+        "forget_bias",
+        "Initial LSTM forget-gate bias, e.g. 1.0 (default: PyTorch's uniform initialisation).",
+        type=float,
+    ),
     Option("data", "A local dataset: Keras' imdb.npz or the aclImdb folder (imdb task)."),
     Option(
         "grad_flow",

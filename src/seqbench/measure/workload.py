@@ -68,6 +68,10 @@ def build_workload(
     device = torch.device(cell.device)
     torch.manual_seed(seed)
     model = build_model(cell)
+    if train.forget_bias is not None:
+        from seqbench.models.recurrent import set_forget_bias
+
+        set_forget_bias(model, train.forget_bias)
     params, core_params = count_parameters(model), count_parameters(model.core)
     model.to(device)
     # Steps call the compiled module; the eager one stays for its parameters and modes.

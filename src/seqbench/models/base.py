@@ -26,6 +26,9 @@ class CoreShape:
     bidirectional: bool = False
     dropout: float = 0.0
     recurrent_dropout: float = 0.0
+    # The cell's sequence length (0: unknown): presets that size themselves to the sequence
+    # read it (tcn-paper chooses its kernel and depth from it).
+    seq_len: int = 0
 
 
 class SequenceCore(nn.Module):
@@ -89,6 +92,12 @@ class ArchSpec:
     # One output per input step, aligned (recurrences, causal convolutions); a core that
     # pools or strides (the seed's Conv1D stack) cannot serve a per-step task such as copy.
     per_step: bool = True
+    # A preset that sizes itself to the sequence: seq_len -> the options it pins (tcn-paper's
+    # depth). Applied when a cell is normalised, so the row's columns say what was built.
+    sized: Callable[[int], dict[str, object]] | None = None
+    # How many inputs the last output can read, for a core with a finite window (a TCN):
+    # a cell whose sequence is longer is warned about.
+    receptive_field: Callable[[CoreShape], int] | None = None
 
 
 class SequenceModel(nn.Module):

@@ -40,6 +40,10 @@ BUILTIN_OPTIONS: dict[str, frozenset[str]] = {
     "tcn": _DEPTH_AND_DROPOUT,
     "mingru": _DEPTH_AND_DROPOUT,
     "minlstm": _DEPTH_AND_DROPOUT,
+    # Presets that fix their depth (see models/tcn.py and models/minrnn.py).
+    "tcn-paper": frozenset({"dropout"}),
+    "mingru-paper": frozenset({"dropout"}),
+    "minlstm-paper": frozenset({"dropout"}),
 }
 
 

@@ -196,6 +196,30 @@ def fused_kernel(kind: str, device: str, dtype: str, training: bool) -> tuple[st
     return ("aten", "")
 
 
+def set_forget_bias(model: nn.Module, value: float) -> int:
+    """Start every LSTM layer's forget gate at bias `value`; returns the layers changed.
+
+    `nn.LSTM` keeps two bias vectors whose sum the gate sees; its gates are ordered
+    (i, f, g, o), so the forget gate is the second block of H. `bias_ih` gets `value` and
+    `bias_hh` 0, so that the sum is exactly `value` (Keras' unit_forget_bias sets its single
+    bias to 1 the same way). Other gates keep their initialisation; cores without an LSTM
+    (and minLSTM, whose gates are normalised against each other) are left alone.
+    """
+    changed = 0
+    with torch.no_grad():
+        for module in model.modules():
+            if not isinstance(module, nn.LSTM):
+                continue
+            h = module.hidden_size
+            for name, param in module.named_parameters():
+                if name.startswith("bias_ih"):
+                    param[h : 2 * h] = value
+                    changed += 1
+                elif name.startswith("bias_hh"):
+                    param[h : 2 * h] = 0.0
+    return changed
+
+
 def recurrent_params(kind: str, shape: CoreShape) -> int:
     """G·H·(I+H) + 2·G·H per layer and direction (PyTorch keeps two bias vectors per gate block)."""
     gates, hidden = GATES[kind], shape.hidden

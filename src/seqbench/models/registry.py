@@ -24,7 +24,7 @@ from seqbench.models.conv import CONV1D
 from seqbench.models.custom import load_factory, load_plugin, plugin_names
 from seqbench.models.minrnn import minrnn_spec
 from seqbench.models.recurrent import recurrent_spec
-from seqbench.models.tcn import TCN
+from seqbench.models.tcn import TCN, TCN_PAPER
 from seqbench.models.transformer import TRANSFORMER, TRANSFORMER_CAUSAL
 from seqbench.models.weightdrop import LSTM_WEIGHTDROP
 from seqbench.schema import Cell
@@ -39,6 +39,7 @@ __all__ = [
     "REGISTRY",
     "get_arch",
     "normalize_cell",
+    "short_sight",
     "core_shape",
     "build_model",
     "count_parameters",
@@ -60,6 +61,9 @@ REGISTRY: dict[str, ArchSpec] = {
         minrnn_spec("mingru"),
         minrnn_spec("minlstm"),
         LSTM_WEIGHTDROP,
+        TCN_PAPER,
+        minrnn_spec("mingru", paper=True),
+        minrnn_spec("minlstm", paper=True),
     )
 }
 
@@ -112,10 +116,27 @@ def normalize_cell(cell: Cell) -> Cell:
             pinned.update(vocab=0, embed=task.channels)
         if task.fixed_seq_len is not None:
             pinned["seq_len"] = task.fixed_seq_len
+    if spec.sized is not None:
+        pinned.update(spec.sized(int(pinned.get("seq_len", cell.seq_len))))
     cell = dataclasses.replace(cell, **pinned) if pinned else cell
     if cell.match_params:
         cell = dataclasses.replace(cell, hidden=matched_width(cell, cell.match_params))
     return cell
+
+
+def short_sight(cell: Cell) -> str | None:
+    """One line when the cell's core cannot see its whole sequence (a TCN whose receptive
+    field is shorter than seq_len), else None. Called on normalised cells."""
+    spec = get_arch(cell.arch)
+    if spec.receptive_field is None:
+        return None
+    reach = spec.receptive_field(core_shape(cell))
+    if reach >= cell.seq_len:
+        return None
+    return (
+        f"{cell.arch} with {cell.layers} block(s) sees only the last {reach} of {cell.seq_len} "
+        "steps (its receptive field): more --layers, or --arch tcn-paper, covers the sequence"
+    )
 
 
 MAX_WIDTH = 1 << 16
@@ -175,6 +196,7 @@ def core_shape(cell: Cell) -> CoreShape:
         bidirectional=cell.bidirectional,
         dropout=cell.dropout,
         recurrent_dropout=cell.recurrent_dropout,
+        seq_len=cell.seq_len,
     )
 
 

@@ -9,6 +9,20 @@ where the widths differ (the first block, when I != H): out = ReLU(F(x) + x).
 k = 7, the seed's kernel size (the paper tunes k per task; `TCNCore(k=...)`). Output t reads
 exactly inputs t - RF + 1 .. t, RF = `receptive_field(k, layers)` = 1 + 2·(k-1)·(2^L - 1)
 (each block's two convolutions add (k-1)·2^i steps each); `summary` is the last step.
+
+`tcn` is that block stack at the cell's `layers` (one block by default: RF 13, a warning at
+longer sequences). `tcn-paper` is the network the paper evaluated: kernel size and number of
+blocks from its appendix table (`PAPER_SETTINGS`) at the lengths it reports, and elsewhere
+k = 7 with the fewest blocks whose receptive field covers the sequence.
+
+Initialisation: `tcn` draws the convolutions from N(0, 0.01), as the paper's reference code
+means to. That code applies weight normalisation first and then overwrites `weight`, which
+weight normalisation recomputes from g and v at every forward pass, so its convolutions in
+fact start from PyTorch's default initialisation (only the 1×1 residual convolutions get
+N(0, 0.01)). `tcn-paper` starts where the published results started. It matters: from
+N(0, 0.01) the dilated path carries about 1/300 of the residual path's gradient per input
+step at initialisation, and on the adding problem at T = 200 such a TCN stayed at chance
+for 2,000 steps.
 """
 
 from __future__ import annotations
@@ -34,15 +48,43 @@ def receptive_field(k: int, blocks: int) -> int:
     return 1 + 2 * (k - 1) * (2**blocks - 1)
 
 
+# Bai, Kolter & Koltun 2018, appendix (TCN settings per task), keyed by seqbench's seq_len:
+# seq_len -> (kernel k, blocks n, hidden H the paper used for about its parameter budget).
+# Copy memory's seq_len is the paper's T + 20; sequential MNIST is 784 pixels.
+PAPER_SETTINGS: dict[int, tuple[int, int, int]] = {
+    200: (6, 7, 27),  # adding, T = 200
+    400: (7, 7, 27),  # adding, T = 400
+    600: (8, 8, 24),  # adding, T = 600
+    520: (6, 9, 10),  # copy memory, T = 500
+    1020: (8, 8, 10),  # copy memory, T = 1000
+    2020: (8, 9, 10),  # copy memory, T = 2000
+    784: (7, 8, 25),  # sequential MNIST
+}
+
+
+def paper_kernel_and_blocks(seq_len: int) -> tuple[int, int]:
+    """tcn-paper's (k, blocks) at this length: the paper's where it reports one, else k = 7
+    and the fewest blocks whose receptive field reaches `seq_len` (one for an unknown length)."""
+    if seq_len in PAPER_SETTINGS:
+        return PAPER_SETTINGS[seq_len][:2]
+    blocks = 1
+    while receptive_field(KERNEL, blocks) < seq_len:
+        blocks += 1
+    return KERNEL, blocks
+
+
 class CausalConv1d(nn.Module):
     """A weight-normalised dilated convolution padded on the left only, so output t reads
     inputs t - (k-1)·d .. t and the output is as long as the input."""
 
-    def __init__(self, c_in: int, c_out: int, k: int, dilation: int) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, k: int, dilation: int, small_init: bool = True
+    ) -> None:
         super().__init__()
         self.past = (k - 1) * dilation  # inputs before t that output t reads
         conv = nn.Conv1d(c_in, c_out, k, dilation=dilation)
-        nn.init.normal_(conv.weight, 0.0, 0.01)  # the paper's initialisation
+        if small_init:  # N(0, 0.01), what the paper's code means to start from
+            nn.init.normal_(conv.weight, 0.0, 0.01)
         # weight = g · v / ||v||, with g and v both trained (Salimans & Kingma 2016)
         self.conv = weight_norm(conv)
 
@@ -56,12 +98,16 @@ class CausalConv1d(nn.Module):
 
 
 class TemporalBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, k: int, dilation: int, dropout: float) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, k: int, dilation: int, dropout: float, small_init: bool = True
+    ) -> None:
         super().__init__()
-        self.conv1 = CausalConv1d(c_in, c_out, k, dilation)
-        self.conv2 = CausalConv1d(c_out, c_out, k, dilation)
+        self.conv1 = CausalConv1d(c_in, c_out, k, dilation, small_init)
+        self.conv2 = CausalConv1d(c_out, c_out, k, dilation, small_init)
         self.drop = nn.Dropout1d(dropout)  # spatial dropout: one mask per channel and sequence
         self.downsample = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else None
+        if self.downsample is not None and not small_init:
+            nn.init.normal_(self.downsample.weight, 0.0, 0.01)  # as the reference code does
 
     def _residual(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.downsample is None else self.downsample(x)
@@ -81,11 +127,11 @@ class TemporalBlock(nn.Module):
 class TCNCore(SequenceCore):
     """Streams by keeping, per convolution, a window of the (k-1)·d inputs it last read."""
 
-    def __init__(self, shape: CoreShape, k: int = KERNEL) -> None:
+    def __init__(self, shape: CoreShape, k: int = KERNEL, small_init: bool = True) -> None:
         super().__init__()
         widths = [shape.input_size] + [shape.hidden] * shape.layers
         self.blocks = nn.ModuleList(
-            TemporalBlock(widths[i], widths[i + 1], k, 2**i, shape.dropout)
+            TemporalBlock(widths[i], widths[i + 1], k, 2**i, shape.dropout, small_init)
             for i in range(shape.layers)
         )
         self.receptive_field = receptive_field(k, shape.layers)
@@ -158,4 +204,26 @@ TCN = ArchSpec(
     forward_flops=tcn_flops,
     options=BUILTIN_OPTIONS["tcn"],
     fixed=ONE_WAY_NO_RECURRENT_DROPOUT,
+    receptive_field=lambda shape: receptive_field(KERNEL, shape.layers),
+)
+
+
+def _paper_kernel(shape: CoreShape) -> int:
+    return paper_kernel_and_blocks(shape.seq_len)[0]
+
+
+TCN_PAPER = ArchSpec(
+    name="tcn-paper",
+    summary=(
+        "TCN as Bai et al. 2018 configured it: k and blocks from the paper's table at its "
+        f"lengths, else k={KERNEL} and blocks enough for a receptive field >= T"
+    ),
+    param_formula="as tcn, with the preset's k and blocks (layers)",
+    build=lambda shape: TCNCore(shape, k=_paper_kernel(shape), small_init=False),
+    count_params=lambda shape: tcn_params(shape, k=_paper_kernel(shape)),
+    forward_flops=lambda shape, seq_len: tcn_flops(shape, seq_len, k=_paper_kernel(shape)),
+    options=BUILTIN_OPTIONS["tcn-paper"],
+    fixed=ONE_WAY_NO_RECURRENT_DROPOUT,
+    sized=lambda seq_len: {"layers": paper_kernel_and_blocks(seq_len)[1]},
+    receptive_field=lambda shape: receptive_field(_paper_kernel(shape), shape.layers),
 )

@@ -296,7 +296,8 @@ def _interval_ends(series: Series, on_x: bool = False) -> list[tuple[float, ...]
 def gradient_chart(profiles: Sequence[Any]) -> Chart:
     """Input-gradient norm against distance from the end, one line per architecture (and
     after training, when measured): the vanishing gradient, drawn. Norms are relative to
-    each profile's peak; exact zeros (underflow) cannot sit on a log axis and are left out."""
+    each profile's last step that gets any gradient, so a growing gradient rises; exact zeros
+    (underflow) cannot sit on a log axis and are left out."""
     from seqbench.output.text import format_arch
 
     series = []
@@ -308,11 +309,11 @@ def gradient_chart(profiles: Sequence[Any]) -> Chart:
         ):
             if norms is None:
                 continue
-            peak = max(norms) or 1.0
             back = list(reversed(norms))  # back[d] is d steps before the last
+            reference = next((v for v in back if v > 0), 1.0)  # the last live step
             # log10 on a linear axis: the values span 40 decades, and exponents read better
             # than 0.0000000000000000013 on a terminal's axis.
-            points = [(d + 1, math.log10(v / peak)) for d, v in enumerate(back) if v > 0]
+            points = [(d + 1, math.log10(v / reference)) for d, v in enumerate(back) if v > 0]
             name = format_arch(profile.cell) + ("" if profile.trained is None else f" ({label})")
             series.append(
                 Series(
@@ -324,9 +325,9 @@ def gradient_chart(profiles: Sequence[Any]) -> Chart:
                 )
             )
     return Chart(
-        title="gradient reaching each input step, relative to its peak",
+        title="gradient reaching each input step, relative to the last step's",
         x_label="steps back from the end (1 = the last step)",
-        y_label="log10 of |d loss / d x_t| / peak",
+        y_label="log10 of |d loss / d x_t| / the last step's",
         log_y=False,
         series=tuple(series),
         reference=-3.0,

@@ -215,27 +215,60 @@ PROFILE_DISTANCES = (1, 10, 25, 50, 100, 200, 500, 1000)
 
 
 def _profile_at(norms: list[float], distance: int) -> str:
+    """The norm `distance` steps back, relative to the last step's."""
     if distance >= len(norms):
         return "-"
-    peak = max(norms)
-    return format_relative(norms[len(norms) - 1 - distance] / peak) if peak > 0 else "0"
+    last = norms[-1]
+    return format_relative(norms[len(norms) - 1 - distance] / last) if last > 0 else "-"
+
+
+def _horizons(values: tuple[int, ...] | None, single: int | None) -> str:
+    if values:
+        return " / ".join(str(v) for v in values)
+    return "-" if single is None else str(single)
 
 
 def format_gradient_profiles(profiles: list[Any]) -> TableText:
-    """One line per architecture: horizons, and the norm at a few distances from the end."""
+    """One line per architecture and seed: horizons at each cut-off, and the norm at a few
+    distances from the end."""
     length = max(len(p.initial) for p in profiles)
     distances = [d for d in PROFILE_DISTANCES if d < length]
+    seeds = len({getattr(p, "seed", 0) for p in profiles}) > 1
     columns = [
         *key_columns(lambda p: p.cell),
-        Column("horizon", lambda p, _: str(p.initial_horizon)),
+        *([Column("seed", lambda p, _: str(p.seed))] if seeds else []),
+        Column("horizon", lambda p, _: _horizons(p.initial_horizons, p.initial_horizon)),
         Column(
             "trained horizon",
-            lambda p, _: "-" if p.trained_horizon is None else str(p.trained_horizon),
+            lambda p, _: _horizons(p.trained_horizons, p.trained_horizon),
         ),
         Column("score", lambda p, _: "-" if p.metric_value is None else f"{p.metric_value:.3g}"),
         *(Column(f"t-{d}", lambda p, _, d=d: _profile_at(p.initial, d)) for d in distances),
     ]
     return layout(columns, profiles, [None] * len(profiles), [])
+
+
+def format_horizon_spread(spreads: list[Any]) -> list[str]:
+    """One line per cell measured with several seeds: the horizon's median and range."""
+
+    def describe(values: tuple[int, ...]) -> str:
+        ordered = sorted(values)
+        median = (
+            ordered[len(ordered) // 2]
+            if len(ordered) % 2
+            else ((ordered[len(ordered) // 2 - 1] + ordered[len(ordered) // 2]) / 2)
+        )
+        return f"median {median:g}, range {ordered[0]}-{ordered[-1]}"
+
+    lines = []
+    for s in spreads:
+        if len(s.seeds) < 2:
+            continue
+        line = f"{s.cell.arch} T={s.cell.seq_len}: horizon {describe(s.initial)}"
+        if s.trained is not None:
+            line += f"; trained {describe(s.trained)}"
+        lines.append(f"{line} (seeds {', '.join(map(str, s.seeds))})")
+    return lines
 
 
 def format_frontier(results: dict[str, Any]) -> TableText:

@@ -193,7 +193,10 @@ def archs_table(hidden: int = 32, embed: int = 32) -> Table:
 
     table = Table(
         title="Architectures",
-        caption=f"I = input width, H = hidden units; example at I={embed}, H={hidden}, one layer",
+        caption=(
+            f"I = input width, H = hidden units; example at I={embed}, H={hidden}, one layer "
+            "(a preset at its own depth; tcn-paper sizes itself to the sequence)"
+        ),
         box=box.SIMPLE_HEAVY,
         header_style="bold",
     )
@@ -205,7 +208,7 @@ def archs_table(hidden: int = 32, embed: int = 32) -> Table:
     rnn = REGISTRY["rnn"].count_params(CoreShape(embed, hidden))
     specs = [*REGISTRY.values(), *(get_arch(name) for name in plugin_names())]
     for spec in specs:
-        shape = CoreShape(embed, hidden)
+        shape = CoreShape(embed, hidden, layers=int(spec.fixed.get("layers", 1)))
         count = (
             spec.count_params(shape) if spec.count_params else count_parameters(spec.build(shape))
         )
@@ -218,6 +221,33 @@ def archs_table(hidden: int = 32, embed: int = 32) -> Table:
             f"{format_count(count)} ({count / rnn:.2f}× rnn)",
             options,
         )
+    return table
+
+
+def tasks_table(seq_len: int = 200) -> Table:
+    """Every task, its metric, and chance in theory and measured on its evaluation set."""
+    from seqbench.errors import ConfigError
+    from seqbench.tasks import TASKS, new_task, prepared
+
+    table = Table(
+        title="Tasks",
+        caption=f"chance at T={seq_len} (a task with a length of its own uses that), seed 0",
+        box=box.SIMPLE_HEAVY,
+        header_style="bold",
+    )
+    for name, justify in (("name", "left"), ("what it is", "left"), ("metric", "left"),
+                          ("T", "right"), ("chance", "right"), ("measured", "right")):  # fmt: skip
+        table.add_column(name, justify=justify)
+    for name in TASKS:
+        task = new_task(name)
+        length = task.fixed_seq_len or max(seq_len, task.min_seq_len)
+        theory = measured = "-"
+        try:
+            ready = prepared(name, length, 10_000, 0, None)
+            theory, measured = f"{ready.chance_theory():.4g}", f"{ready.chance():.4g}"
+        except ConfigError:
+            pass
+        table.add_row(name, task.summary, task.metric, str(length), theory, measured)
     return table
 
 

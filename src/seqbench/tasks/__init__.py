@@ -11,6 +11,7 @@ from functools import lru_cache
 
 from seqbench.errors import ConfigError
 from seqbench.tasks.base import Batch, Task, split_validation
+from seqbench.tasks.mnist1d import Mnist1dTask
 from seqbench.tasks.real import DigitsTask, ImdbTask
 from seqbench.tasks.synthetic import AddingTask, CopyTask
 
@@ -21,6 +22,7 @@ TASKS: dict[str, Callable[[], Task]] = {
     "copy": CopyTask,
     "digits": DigitsTask,
     "imdb": ImdbTask,
+    "mnist1d": Mnist1dTask,
 }
 
 

@@ -51,7 +51,10 @@ class Task(Protocol):
     def evaluate(self, output: torch.Tensor, y: torch.Tensor) -> float: ...
 
     def chance(self) -> float:
-        """The metric of the best guess that ignores the input, on the eval set."""
+        """The metric of the best guess that ignores the input, measured on the eval set."""
+
+    def chance_theory(self) -> float:
+        """What that guess scores in expectation, from the task's definition."""
 
     # What a run uses without --lr and without a budget (see benchmarks/tune_defaults.py);
     # a task without them gets DEFAULT_LR and TrainSettings' default steps.

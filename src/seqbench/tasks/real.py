@@ -58,6 +58,10 @@ class _Classification:
         counts = torch.bincount(self.y_eval)
         return float(counts.max()) / len(self.y_eval)
 
+    def chance_theory(self) -> float:
+        """One class in `outputs` (two for a binary task): the guess on balanced classes."""
+        return 1.0 / max(2, self.outputs)
+
 
 class DigitsTask(_Classification):
     """Sequential digits: scikit-learn's bundled 8×8 handwritten digits (1,797 images, inside

@@ -23,7 +23,8 @@ class AddingTask:
     """The adding problem (Hochreiter & Schmidhuber 1997): two channels, values in [0, 1]
     and a marker channel with a single 1 in each half; the target is the sum of the two
     marked values, predicted from the last output, scored by mean squared error. Always
-    answering 1.0 (the mean of the sum) scores Var(u1 + u2) = 2/12 = 1/6."""
+    answering 1.0 (the mean of the sum) scores Var(u1 + u2) = 2/12 = 1/6 in expectation;
+    `chance` is the evaluation set's own: the MSE of its mean target."""
 
     name = "adding"
     summary = "adding problem: sum the two marked values of a T-step sequence (MSE)"
@@ -73,6 +74,10 @@ class AddingTask:
         return float(F.mse_loss(output.float(), y))
 
     def chance(self) -> float:
+        y = self._eval.y
+        return float(((y - y.mean()) ** 2).mean())
+
+    def chance_theory(self) -> float:
         return 1.0 / 6.0
 
 
@@ -81,7 +86,9 @@ class CopyTask:
     delimiter); the model must output blanks everywhere except the last ten steps, where it
     repeats the ten digits. Cross-entropy over every step. `seq_len` is the whole sequence,
     T + 20 in Bai et al.'s notation (a gap of T - 1 blanks). The memoryless guess (blanks,
-    then a uniform guess among the eight digits for the last ten) scores 10·ln 8 / seq_len."""
+    then a uniform guess among the eight digits for the last ten) scores 10·ln 8 / seq_len
+    in expectation; `chance` is the best such guess on the evaluation set itself: at each
+    step, the entropy of the symbols the set has there."""
 
     name = "copy"
     summary = "copy memory: repeat 10 digits after a long gap (cross-entropy per step)"
@@ -126,4 +133,10 @@ class CopyTask:
         return float(self.loss(output, y))
 
     def chance(self) -> float:
+        y = self._eval.y  # (N, T)
+        p = F.one_hot(y, 10).double().mean(dim=0)  # (T, 10): each step's symbol frequencies
+        entropy = -(p * torch.where(p > 0, p.log(), torch.zeros_like(p))).sum(dim=1)
+        return float(entropy.mean())
+
+    def chance_theory(self) -> float:
         return self.DIGITS * math.log(8) / self.seq_len
