@@ -71,8 +71,17 @@ class Gate:
         return [f"FAIL: {m}" for m in self.failures] + [f"UNDECIDED: {m}" for m in self.undecided]
 
 
-def gate(comparison: Comparison, *, fail_on_improvement: bool = False) -> Gate:
-    """The failures (exit 1) and, without any, what is too noisy to decide (exit 3)."""
+def gate(
+    comparison: Comparison,
+    *,
+    fail_on_improvement: bool = False,
+    beside: Comparison | None = None,
+) -> Gate:
+    """The failures (exit 1) and, without any, what is too noisy to decide (exit 3).
+    `beside` (the instruction counts of the same runs) adds its failures: a count that grew
+    past its threshold fails the gate even when the clock could not tell."""
     failures = run_checks(comparison, fail_on_improvement=fail_on_improvement)
+    if beside is not None:
+        failures += run_checks(beside, fail_on_improvement=fail_on_improvement)
     undecided = [] if failures else [m for m in [check_undecided(comparison)] if m]
     return Gate(failures, undecided)

@@ -29,6 +29,9 @@ class CellRequest:
     memory: bool = True  # also measure peak memory (one more step, untimed)
     timeout: float | None = None  # seconds for the whole cell; None: no limit
     compile_backend: str = "inductor"
+    # > 0: count the instructions of this many steps under callgrind instead of timing them
+    # (seqbench.measure.instructions; the worker must run under valgrind).
+    count_steps: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

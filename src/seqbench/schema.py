@@ -22,6 +22,9 @@ Schema history
    `threads`, `cpus`, `load_before`, `load_after`, `cpu_share`, `others_cores`,
    `ctx_switches_per_step`, `steal_frac`, `throttled_frac`, `cpu_mhz`, and `noisy`, the
    reasons a cell's timing cannot be trusted (empty when it can).
+9 (2026-11-28): instructions per step counted under callgrind (`run --count-instructions`):
+   `instr_per_step`, `instr_steps` (the steps counted), and `instr_note` (why a cell was not
+   counted; empty when it was, or when counting was not asked for).
 
 """
 
@@ -32,7 +35,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 STATUSES = ("ok", "oom", "error", "timeout", "skipped")
 # infer: a forward pass over whole sequences; train: one optimiser step; step: one token of
@@ -146,6 +149,10 @@ class ResultRow(Cell):
     throttled_frac: float | None = None  # share of wall time the cgroup quota held it back
     cpu_mhz: float | None = None  # the CPUs' mean clock
     noisy: str = ""  # why the timing cannot be trusted; empty when it can
+    # -- instructions per step, counted under callgrind (see seqbench.measure.instructions) --
+    instr_per_step: float | None = None  # instructions one step executes, single-threaded
+    instr_steps: int | None = None  # steps the count spans
+    instr_note: str = ""  # why the cell was not counted, when counting was asked for
 
     # -- how it ran --
     tf32: bool | None = None  # CUDA float32: TensorFloat-32 allowed in matmuls and cuDNN
@@ -239,11 +246,13 @@ _INT = {
     "train_steps",
     "memory_horizon",
     "match_params",
+    "instr_steps",
 }
 _BOOL = {"bidirectional", "compile", "tf32"}
 
 _STR = {
     "noisy",
+    "instr_note",
     "host",
     "device_name",
     "task",

@@ -149,6 +149,12 @@ def _measure(config, plan, run_, executor, given: Given) -> None:
     err = stderr()
     for device, reason in plan.unavailable.items():
         err.print(f"[yellow]warning:[/] {reason}: skipping its {plan.count_on(device)} cells")
+    if config.count_instructions:
+        from seqbench.execute.callgrind import unavailable_reason
+
+        reason = unavailable_reason()
+        if reason:
+            err.print(f"warning: {reason}; the cells are timed only", markup=False)
     rounds = config.measure.rounds
     scheduler = Scheduler(config, executor, run_)
     try:

@@ -83,6 +83,10 @@ def measure(request: CellRequest, clock: Clock | None = None) -> Measurement:
     device = torch.device(cell.device)
     try:
         with time_limit(request.timeout):
+            if request.count_steps:
+                from seqbench.measure.instructions import count_instructions
+
+                return count_instructions(request)
             return _measure(request, clock or clock_for(device), watch)
     except CellTimeout as exc:
         status, message = "timeout", str(exc)
