@@ -20,7 +20,8 @@ def check_regressions(comparison: Comparison) -> str | None:
     n = comparison.count("regression")
     if not n:
         return None
-    return f"{n} cell{'s' if n > 1 else ''} regressed ({comparison.metric.name}, more than {comparison.threshold:.0%} and significant)"
+    significant = " and significant" if comparison.metric.sampled else ""
+    return f"{n} cell{'s' if n > 1 else ''} regressed ({comparison.metric.name}, more than {comparison.threshold:.0%}{significant})"
 
 
 def check_improvements(comparison: Comparison) -> str | None:
