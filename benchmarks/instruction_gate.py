@@ -100,8 +100,16 @@ def counts(csv: Path) -> dict[str, float]:
     return dict(zip(frame["cell_id"], frame["instr_per_step"], strict=True))
 
 
-def compare(repo: Path, a: Path, b: Path, *metric: str) -> int:
-    return seqbench(repo, "compare", str(a), str(b), *metric, "--format", "json").returncode
+def gate_exit(a: Path, b: Path, metric: str) -> int:
+    """The exit code `seqbench compare A B --metric METRIC` gives (its default threshold),
+    computed in this process: the same functions, without a fresh interpreter each time."""
+    from seqbench.compare import compare_runs, default_threshold
+    from seqbench.gate import gate
+    from seqbench.storage import load_run
+
+    runs = load_run(str(a), a.parent), load_run(str(b), b.parent)
+    result = compare_runs(*runs, metric=metric, threshold=default_threshold(metric))
+    return gate(result).exit_code
 
 
 def suite_cost(cwd: Path, out: Path) -> None:
@@ -112,17 +120,33 @@ def suite_cost(cwd: Path, out: Path) -> None:
         done = seqbench(cwd, "run", "--suite", "ci-instructions", *extra, "--out", str(out), "-q")
         walls[name] = time.time() - started
         print(f"ci-instructions suite, {name}: {walls[name]:.0f} s (exit {done.returncode})")
-    cells = 8
-    extra = (walls["counted"] - walls["timed only"]) / cells
+    extra = (walls["counted"] - walls["timed only"]) / 8
     print(f"the simulator's cost: {extra:.1f} s per cell on average (8 cells, start-up included)")
+
+
+def summary(runs: dict[str, list[Path]], outcomes: dict, started: float) -> None:
+    minutes = (time.time() - started) / 60
+    print(f"-- after {len(runs['base'])} trials, {minutes:.0f} min")
+    per_cell: dict[str, list[float]] = collections.defaultdict(list)
+    for csv in runs["base"]:
+        for cell, value in counts(csv).items():
+            per_cell[cell].append(value)
+    for cell, values in per_cell.items():
+        spread = max(values) / min(values) - 1
+        print(f"base counts {cell.split('-')[-1]:<6} min {min(values):,.0f} max {max(values):,.0f} "
+              f"spread {spread:.3%} over {len(values)} runs")  # fmt: skip
+    for name, counter in sorted(outcomes.items()):
+        print(f"compare {name}: exit codes {dict(sorted(counter.items()))}", flush=True)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10, help="runs of each version")
     parser.add_argument("--busy", type=int, default=2, help="spinning processes beside")
-    parser.add_argument("--no-suite", action="store_true", help="skip the suite's wall time")
+    parser.add_argument("--suite", action="store_true", help="measure the suite's wall time only")
+    parser.add_argument("--modes", default="infer,train", help="the factory's modes (--mode)")
     args = parser.parse_args()
+    CELLS[CELLS.index("--mode") + 1] = args.modes
 
     scratch = Path(tempfile.mkdtemp(prefix="seqbench-instr-"))
     repo = make_repository(scratch / "repo")
@@ -135,42 +159,32 @@ def main() -> int:
     runs: dict[str, list[Path]] = collections.defaultdict(list)
     outcomes: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     try:
-        if not args.no_suite:
+        if args.suite:
             suite_cost(Path.cwd(), out)
+            return 0
         for trial in range(args.trials):
             for version in VERSIONS:
                 runs[version].append(counted_run(repo, out, version))
             base = runs["base"][-1]
             for version in ("slower", "slightly"):
                 found = counts(runs[version][-1])
-                ratios = {k: round(v / counts(base)[k], 4) for k, v in found.items()}
+                ratios = {k.split("-")[-1]: round(v / counts(base)[k], 4) for k, v in found.items()}
                 for metric in ("instructions", "time"):
-                    code = compare(repo, base, runs[version][-1], "--metric", metric)
-                    outcomes[f"{version:<9} {metric}"][code] += 1
+                    outcomes[f"{version:<9} {metric}"][
+                        gate_exit(base, runs[version][-1], metric)
+                    ] += 1
                 print(f"trial {trial + 1} {version}: count ratios {ratios}", flush=True)
-            if trial:
+            pairs = [(runs["base"][-2], base)] if trial else []
+            if trial == args.trials - 1 and trial > 1:  # close the circle: last against first
+                pairs.append((base, runs["base"][0]))
+            for a, b in pairs:
                 for metric in ("instructions", "time"):
-                    code = compare(repo, runs["base"][-2], base, "--metric", metric)
-                    outcomes[f"identical {metric}"][code] += 1
-        if args.trials > 2:  # close the circle: the last base run against the first
-            for metric in ("instructions", "time"):
-                code = compare(repo, runs["base"][-1], runs["base"][0], "--metric", metric)
-                outcomes[f"identical {metric}"][code] += 1
+                    outcomes[f"identical {metric}"][gate_exit(a, b, metric)] += 1
+            summary(runs, outcomes, started)
     finally:
         for proc in spinners:
             proc.kill()
-    minutes = (time.time() - started) / 60
-    print(f"\n{args.trials} trials, {args.busy} busy processes beside, {minutes:.0f} min")
-    per_cell: dict[str, list[float]] = collections.defaultdict(list)
-    for csv in runs["base"]:
-        for cell, value in counts(csv).items():
-            per_cell[cell].append(value)
-    for cell, values in per_cell.items():
-        spread = max(values) / min(values) - 1
-        print(f"base counts {cell.split('-')[-1]:<6} min {min(values):,.0f} max {max(values):,.0f} "
-              f"spread {spread:.3%} over {len(values)} runs")  # fmt: skip
-    for name, counter in sorted(outcomes.items()):
-        print(f"compare {name}: exit codes {dict(sorted(counter.items()))}")
+    print(f"\n{args.trials} trials, {args.busy} busy processes beside")
     return 0
 
 

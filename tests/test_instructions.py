@@ -6,6 +6,7 @@ seconds to start torch and build a cell)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 
 import pytest
@@ -23,6 +24,7 @@ from seqbench.execute.callgrind import (
 from seqbench.execute.local import InProcessExecutor
 from seqbench.request import CellRequest
 from seqbench.schema import SCHEMA_VERSION, Measurement, ResultRow
+from seqbench.storage import load_run
 from tests.helpers import FAST, make_cell, measure_cell, save_run
 
 needs_valgrind = pytest.mark.skipif(
@@ -158,8 +160,9 @@ def test_two_runs_count_the_same_cell_within_half_a_percent():
         assert not isinstance(measured, str), measured
         assert measured.row.status == "ok", measured.row.message
         figures.append(measured.row.instr_per_step)
+    print("FIGURES two runs", figures)  # TEMP
     assert figures[0] > 100_000
-    assert max(figures) / min(figures) - 1 < 0.005
+    assert max(figures) / min(figures) - 1 < 0.005, figures
 
 
 @needs_valgrind
@@ -184,4 +187,52 @@ def test_the_count_agrees_with_torch_benchmarks_own_callgrind_count():
     )
     timer = Timer("work.step()", setup=setup, num_threads=1)
     theirs = timer.collect_callgrind(number=5, collect_baseline=False).counts(denoise=False) / 5
-    assert abs(ours.row.instr_per_step / theirs - 1) < 0.02
+    print("FIGURES ours theirs", ours.row.instr_per_step, theirs)  # TEMP
+    assert abs(ours.row.instr_per_step / theirs - 1) < 0.02, (ours.row.instr_per_step, theirs)
+
+
+@pytest.mark.slow
+def test_ab_without_valgrind_times_the_versions_and_says_why_nothing_was_counted(
+    cli, tmp_path, monkeypatch
+):
+    from benchmarks.gate_error_rates import make_repository
+
+    repo = make_repository(tmp_path / "repo", base=2, slower=8)
+    monkeypatch.chdir(repo)
+    monkeypatch.syspath_prepend(str(repo))
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    result = cli.invoke(app, [
+        "ab", "base", "slower", "--arch", "gatepkg.models:make_core", "--seq-len", "32",
+        "--batch-size", "8", "--hidden", "32", "--mode", "infer", "--min-time", "0.6",
+        "--min-repeats", "6", "--warmup-time", "0.05", "--rounds", "6", "--threads", "1",
+        "--count-instructions", "--out", str(tmp_path / "out"), "--format", "json",
+    ])  # fmt: skip
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.stdout)
+    assert "instructions" not in data  # nothing counted, nothing to gate on
+    for side in ("baseline", "candidate"):
+        (row,) = load_run(data[side], tmp_path / "out").rows
+        assert row.instr_per_step is None and row.instr_note == INSTALL_HINT
+
+
+@needs_valgrind
+@pytest.mark.slow
+def test_ab_gates_on_the_counts_of_both_versions(cli, tmp_path, monkeypatch):
+    from benchmarks.gate_error_rates import make_repository
+
+    repo = make_repository(tmp_path / "repo", base=20, slower=21)  # about 5% more work
+    monkeypatch.chdir(repo)
+    monkeypatch.syspath_prepend(str(repo))
+    result = cli.invoke(app, [
+        "ab", "base", "slower", "--arch", "gatepkg.models:make_core", "--seq-len", "16",
+        "--batch-size", "4", "--hidden", "16", "--mode", "infer", "--min-time", "0.2",
+        "--min-repeats", "6", "--warmup-time", "0.05", "--rounds", "6", "--threads", "1",
+        "--count-instructions", "--out", str(tmp_path / "out"), "--format", "json",
+    ])  # fmt: skip
+    data = json.loads(result.stdout)
+    (cell,) = data["instructions"]["cells"]
+    assert cell["verdict"] == "regression" and 1.02 < cell["ratio"] < 1.10, cell
+    assert result.exit_code == 1
+    assert "1 cell regressed (instructions, more than 2%)" in data["failures"]
+    base = load_run(data["baseline"], tmp_path / "out")
+    assert base.meta["env"]["valgrind"].startswith("valgrind-")
