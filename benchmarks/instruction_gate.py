@@ -28,39 +28,12 @@ import tempfile
 import time
 from pathlib import Path
 
-FACTORY = """
-import torch
-from torch import nn
-
-REPEATS = {repeats}
-
-
-class Core(nn.Module):
-    def __init__(self, shape):
-        super().__init__()
-        self.proj = nn.Linear(shape.input_size, shape.hidden)
-        self.mix = nn.Linear(shape.hidden, shape.hidden)
-
-    def forward(self, x):
-        h = self.proj(x)
-        for _ in range(REPEATS):
-            h = torch.tanh(self.mix(h))
-        return h
-
-
-def make_core(shape):
-    return Core(shape)
-"""
+from gate_error_rates import FACTORY, git  # the same user factory, with more tags
 
 VERSIONS = {"base": 30, "slower": 40, "slightly": 31}
 CELLS = ["--arch", "gatepkg.models:make_core", "--seq-len", "32", "--batch-size", "8",
          "--hidden", "32", "--mode", "infer,train", "--min-time", "0.3", "--threads", "1",
          "--count-instructions"]  # fmt: skip
-
-
-def git(repo: Path, *args: str) -> str:
-    command = ["git", "-C", str(repo), "-c", "user.email=b@b", "-c", "user.name=b", *args]
-    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
 
 
 def make_repository(root: Path) -> Path:

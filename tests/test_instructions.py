@@ -191,6 +191,16 @@ def test_the_count_agrees_with_torch_benchmarks_own_callgrind_count():
     assert abs(ours.row.instr_per_step / theirs - 1) < 0.02, (ours.row.instr_per_step, theirs)
 
 
+def counted_ab(cli, out, size: str):
+    """`ab base slower --count-instructions` on one small inference cell, six rounds."""
+    return cli.invoke(app, [
+        "ab", "base", "slower", "--arch", "gatepkg.models:make_core", "--seq-len", size,
+        "--batch-size", "8", "--hidden", size, "--mode", "infer", "--min-time", "0.3",
+        "--min-repeats", "6", "--warmup-time", "0.05", "--rounds", "6", "--threads", "1",
+        "--count-instructions", "--out", str(out), "--format", "json",
+    ])  # fmt: skip
+
+
 @pytest.mark.slow
 def test_ab_without_valgrind_times_the_versions_and_says_why_nothing_was_counted(
     cli, tmp_path, monkeypatch
@@ -201,12 +211,7 @@ def test_ab_without_valgrind_times_the_versions_and_says_why_nothing_was_counted
     monkeypatch.chdir(repo)
     monkeypatch.syspath_prepend(str(repo))
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    result = cli.invoke(app, [
-        "ab", "base", "slower", "--arch", "gatepkg.models:make_core", "--seq-len", "32",
-        "--batch-size", "8", "--hidden", "32", "--mode", "infer", "--min-time", "0.6",
-        "--min-repeats", "6", "--warmup-time", "0.05", "--rounds", "6", "--threads", "1",
-        "--count-instructions", "--out", str(tmp_path / "out"), "--format", "json",
-    ])  # fmt: skip
+    result = counted_ab(cli, tmp_path / "out", "32")
     assert result.exit_code == 1, result.output
     data = json.loads(result.stdout)
     assert "instructions" not in data  # nothing counted, nothing to gate on
@@ -223,12 +228,7 @@ def test_ab_gates_on_the_counts_of_both_versions(cli, tmp_path, monkeypatch):
     repo = make_repository(tmp_path / "repo", base=20, slower=21)  # about 5% more work
     monkeypatch.chdir(repo)
     monkeypatch.syspath_prepend(str(repo))
-    result = cli.invoke(app, [
-        "ab", "base", "slower", "--arch", "gatepkg.models:make_core", "--seq-len", "16",
-        "--batch-size", "4", "--hidden", "16", "--mode", "infer", "--min-time", "0.2",
-        "--min-repeats", "6", "--warmup-time", "0.05", "--rounds", "6", "--threads", "1",
-        "--count-instructions", "--out", str(tmp_path / "out"), "--format", "json",
-    ])  # fmt: skip
+    result = counted_ab(cli, tmp_path / "out", "16")
     data = json.loads(result.stdout)
     (cell,) = data["instructions"]["cells"]
     assert cell["verdict"] == "regression" and 1.02 < cell["ratio"] < 1.10, cell
