@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from seqbench.env import COMPARED_KEYS
+from seqbench.env import COMPARED_KEYS, env_differences
 from seqbench.errors import SeqbenchError
 from seqbench.schema import Cell, ResultRow, higher_is_better
 from seqbench.stats import paired_ratio, shift_ratio
@@ -58,8 +58,25 @@ METRICS: dict[str, Metric] = {
         Metric("time", "median_s", "s", lower_is_better=True, sampled=True),
         Metric("memory", "peak_mem_bytes", "B", lower_is_better=True),
         Metric("accuracy", "metric_value", "", task_direction=True),
+        # Counted under callgrind (run --count-instructions): exact, so any change past the
+        # threshold counts, and the threshold can be tight.
+        Metric("instructions", "instr_per_step", "instr", lower_is_better=True),
     )
 }
+# A gate's threshold when none is given: 10% for clocks; for instruction counts, which
+# repeat within 0.5% whatever else the machine runs, 2%.
+DEFAULT_THRESHOLDS = {"instructions": 0.02}
+DEFAULT_THRESHOLD = 0.10
+
+
+def default_threshold(metric: str) -> float:
+    return DEFAULT_THRESHOLDS.get(metric, DEFAULT_THRESHOLD)
+
+
+def counted(run: Run) -> bool:
+    """Were the run's measured cells counted (`run --count-instructions`)?"""
+    measured = [r for r in run.rows if r.status == "ok"]
+    return bool(measured) and any(r.instr_per_step is not None for r in measured)
 
 
 def get_metric(name: str) -> Metric:
@@ -110,8 +127,7 @@ def compute_env_differences(
 ) -> list[tuple[str, Any, Any]]:
     return [
         (k, baseline.get(k), candidate.get(k))
-        for k in COMPARED_KEYS
-        if baseline.get(k) != candidate.get(k)
+        for k in env_differences(baseline, candidate, COMPARED_KEYS)
     ]
 
 

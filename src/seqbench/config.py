@@ -80,6 +80,9 @@ class SuiteConfig:
     compile_backend: str = "inductor"  # for cells with compile = true
     cell_timeout: float | None = None  # seconds; a cell past it is recorded as 'timeout'
     skip_larger: bool = True  # after an OOM, skip larger cells of the same model and device
+    # Also count each CPU cell's instructions per step under callgrind (valgrind needed).
+    count_instructions: bool = False
+    count_steps: int = 5  # steps each count spans
     source: str = "built-in quick suite"
 
     @property

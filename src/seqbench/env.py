@@ -30,6 +30,10 @@ COMPARED_KEYS = (
     "flush_denormal",
     "tf32",
 )
+# Keys newer runs record, compared when both runs have them (an older run lacks them): what
+# changes an instruction count without changing the code (the torch build, the SIMD level
+# ATen dispatches to, and the simulator that counted).
+COMPARED_WHEN_RECORDED = ("torch_git", "cpu_capability", "aten_cpu_capability", "valgrind")
 
 
 def apply_process_settings(
@@ -111,6 +115,8 @@ def collect_env(device_list: Iterable[str], settings: dict[str, Any]) -> dict[st
         "mkldnn": torch.backends.mkldnn.is_available(),
         # The SIMD level ATen's CPU kernels dispatch to (ATEN_CPU_CAPABILITY can lower it).
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "aten_cpu_capability": os.environ.get("ATEN_CPU_CAPABILITY", ""),
+        "torch_git": torch.version.git_version,
         "git_commit": commit,
         "git_dirty": dirty,
         "git_commit_time": git_commit_time(commit),
@@ -163,5 +169,7 @@ def gpu_info(device: str) -> dict[str, Any]:
 def env_differences(
     a: dict[str, Any], b: dict[str, Any], keys: Iterable[str] = COMPARED_KEYS
 ) -> list[str]:
-    """The compared keys whose values differ between two environments."""
-    return [k for k in keys if a.get(k) != b.get(k)]
+    """The compared keys whose values differ between two environments (and the keys only
+    newer runs record, where both have them)."""
+    recorded = [k for k in COMPARED_WHEN_RECORDED if k in a and k in b and k not in keys]
+    return [k for k in (*keys, *recorded) if a.get(k) != b.get(k)]

@@ -20,7 +20,8 @@ def check_regressions(comparison: Comparison) -> str | None:
     n = comparison.count("regression")
     if not n:
         return None
-    return f"{n} cell{'s' if n > 1 else ''} regressed ({comparison.metric.name}, more than {comparison.threshold:.0%} and significant)"
+    significant = " and significant" if comparison.metric.sampled else ""
+    return f"{n} cell{'s' if n > 1 else ''} regressed ({comparison.metric.name}, more than {comparison.threshold:.0%}{significant})"
 
 
 def check_improvements(comparison: Comparison) -> str | None:
@@ -77,8 +78,17 @@ class Gate:
         return [f"FAIL: {m}" for m in self.failures] + [f"UNDECIDED: {m}" for m in self.undecided]
 
 
-def gate(comparison: Comparison, *, fail_on_improvement: bool = False) -> Gate:
-    """The failures (exit 1) and, without any, what is too noisy to decide (exit 3)."""
+def gate(
+    comparison: Comparison,
+    *,
+    fail_on_improvement: bool = False,
+    beside: Comparison | None = None,
+) -> Gate:
+    """The failures (exit 1) and, without any, what is too noisy to decide (exit 3).
+    `beside` (the instruction counts of the same runs) adds its failures: a count that grew
+    past its threshold fails the gate even when the clock could not tell."""
     failures = run_checks(comparison, fail_on_improvement=fail_on_improvement)
+    if beside is not None:
+        failures += run_checks(beside, fail_on_improvement=fail_on_improvement)
     undecided = [] if failures else [m for m in [check_undecided(comparison)] if m]
     return Gate(failures, undecided)

@@ -45,6 +45,9 @@ class CellRequest:
     timeout: float | None = None  # seconds for the whole cell; None: no limit
     compile_backend: str = "inductor"
     module: ModuleSpec | None = None  # a user's module to measure instead of seqbench's model
+    # > 0: count the instructions of this many steps under callgrind instead of timing them
+    # (seqbench.measure.instructions; the worker must run under valgrind).
+    count_steps: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -31,6 +31,9 @@ Schema history
    1e-3 of the gradient's mass (was: the summed output of 64 sequences, the steps within
    1e-3 of the peak). `chance_value` is the constant guess's score on the evaluation set
    (was the theoretical value for adding and copy; `seqbench tasks` shows both).
+   Instructions per step counted under callgrind (`run --count-instructions`):
+   `instr_per_step`, `instr_steps` (the steps counted), and `instr_note` (why a cell was not
+   counted; empty when it was, or when counting was not asked for).
 
 """
 
@@ -159,6 +162,10 @@ class ResultRow(Cell):
     throttled_frac: float | None = None  # share of wall time the cgroup quota held it back
     cpu_mhz: float | None = None  # the CPUs' mean clock
     noisy: str = ""  # why the timing cannot be trusted; empty when it can
+    # -- instructions per step, counted under callgrind (see seqbench.measure.instructions) --
+    instr_per_step: float | None = None  # instructions one step executes, single-threaded
+    instr_steps: int | None = None  # steps the count spans
+    instr_note: str = ""  # why the cell was not counted, when counting was asked for
 
     # -- how it ran --
     tf32: bool | None = None  # CUDA float32: TensorFloat-32 allowed in matmuls and cuDNN
@@ -260,12 +267,14 @@ _INT = {
     "match_params",
     "seed",
     "steps_to_target",
+    "instr_steps",
 }
 _BOOL = {"bidirectional", "compile", "tf32"}
 
 _STR = {
     "train_budget",
     "noisy",
+    "instr_note",
     "host",
     "device_name",
     "task",

@@ -146,6 +146,8 @@ RUN_RULES: dict[str, Rule] = {
     "compile_backend": Rule(str, "a torch.compile backend name, such as inductor or eager"),
     "cell_timeout": Rule(float, "a number of seconds > 0", lambda v: v > 0),
     "skip_larger": Rule(bool, "true or false"),
+    "count_instructions": Rule(bool, "true or false"),
+    "count_steps": _POSITIVE_INT,
 }
 
 TOP_RULES: dict[str, Rule] = {

@@ -143,9 +143,16 @@ def ab(given: Given) -> None:
     """
     from seqbench import session, system
     from seqbench.cli.compare import show_comparison
-    from seqbench.compare import check_threshold, compare_paired
+    from seqbench.compare import (
+        check_threshold,
+        compare_paired,
+        compare_runs,
+        counted,
+        default_threshold,
+    )
     from seqbench.config import resolve_config
     from seqbench.execute import CellStarted, Scheduler
+    from seqbench.execute.callgrind import CountingExecutor
     from seqbench.execute.isolated import CellWorkerExecutor
     from seqbench.execute.paired import PairedRun
     from seqbench.gate import gate
@@ -194,7 +201,11 @@ def ab(given: Given) -> None:
             )
             run_.meta["ab"] = {"side": side, "version": version.name, "commit": version.commit}
             runs.append(run_)
-            schedulers.append(Scheduler(config, CellWorkerExecutor(version.launch), run_))
+            executor = CellWorkerExecutor(version.launch)
+            if config.count_instructions:  # each version counted in its own simulated worker
+                executor = CountingExecutor(executor, version.launch, config.count_steps)
+                run_.meta["env"].update(executor.describe())
+            schedulers.append(Scheduler(config, executor, run_))
         paired = PairedRun(schedulers[0], schedulers[1], plan.cells)
         try:
             with (
@@ -226,10 +237,14 @@ def ab(given: Given) -> None:
         }
         session.finish(run_, "complete")
     result = compare_paired(runs[0], runs[1], paired.pairs, threshold=given.threshold)
-    verdict = gate(result, fail_on_improvement=given.fail_on_improvement)
+    beside = None
+    if all(counted(run_) for run_ in runs):  # --count-instructions: gated on counts too
+        beside = compare_runs(*runs, metric="instructions", allow_missing=True,
+                              threshold=default_threshold("instructions"))  # fmt: skip
+    verdict = gate(result, fail_on_improvement=given.fail_on_improvement, beside=beside)
     summary = format_comparison_summary(result)
     summary.append(f"versions: {given.baseline} -> {given.candidate}; runs saved in {given.out}")
-    show_comparison(result, summary, verdict, given.output_format)
+    show_comparison(result, summary, verdict, given.output_format, beside=beside)
 
 
 app.command(name="ab")(user_errors(declare(AB_OPTIONS)(ab)))

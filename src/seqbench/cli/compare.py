@@ -20,11 +20,16 @@ def compare(
     ),
     candidate: str = typer.Argument(..., help="The run to judge, in the same forms."),
     threshold: float = typer.Option(
-        0.10, help="A change smaller than this fraction is never a regression (default 0.10 = 10%)."
+        None,
+        help="A change smaller than this fraction is never a regression (default 0.10 = 10%; "
+        "0.02 for instructions).",
+        show_default=False,
     ),
     metric: str = typer.Option(
         "time",
-        help="What to gate on: time (from raw samples), memory (exact) or accuracy (the task metric).",
+        help="What to gate on: time (from raw samples), memory (exact), accuracy (the task "
+        "metric) or instructions (counted by run --count-instructions; exact). Runs with "
+        "counts are also gated on instructions beside time.",
     ),
     output_format: str = typer.Option(
         "table", "--format", help="table, markdown (for CI job summaries and PR comments) or json."
@@ -53,7 +58,7 @@ def compare(
     candidate, missing cells (unless --allow-missing), or runs from different environments
     (unless --allow-env-mismatch).
     """
-    from seqbench.compare import compare_runs
+    from seqbench.compare import compare_runs, counted, default_threshold
     from seqbench.gate import gate
     from seqbench.output.tables import format_comparison_summary
     from seqbench.output.text import format_env_differences
@@ -61,36 +66,50 @@ def compare(
 
     if output_format not in ("table", "markdown", "json"):
         raise SeqbenchError(f"--format: expected table, markdown or json, got {output_format!r}")
+    runs = load_run(baseline, root), load_run(candidate, root)
     result = compare_runs(
-        load_run(baseline, root),
-        load_run(candidate, root),
+        *runs,
         metric=metric,
-        threshold=threshold,
+        threshold=default_threshold(metric) if threshold is None else threshold,
         allow_missing=allow_missing,
     )
+    beside = None
+    if metric == "time" and all(counted(run) for run in runs):
+        beside = compare_runs(
+            *runs,
+            metric="instructions",
+            threshold=default_threshold("instructions"),
+            allow_missing=allow_missing,
+        )
     if result.env_differences and not allow_env_mismatch:
         raise SeqbenchError(
             "the runs come from different environments: "
             + format_env_differences(result.env_differences)
             + "; pass --allow-env-mismatch to compare them anyway"
         )
-    verdict = gate(result, fail_on_improvement=fail_on_improvement)
-    show_comparison(result, format_comparison_summary(result), verdict, output_format)
+    verdict = gate(result, fail_on_improvement=fail_on_improvement, beside=beside)
+    show_comparison(
+        result, format_comparison_summary(result), verdict, output_format, beside=beside
+    )
 
 
-def show_comparison(result, summary: list[str], verdict, output_format: str) -> None:
+def show_comparison(result, summary: list[str], verdict, output_format: str, beside=None) -> None:
     """The comparison on stdout (table, markdown or JSON), its summary lines, and the exit
-    code: what `compare` and `ab` print alike."""
+    code: what `compare` and `ab` print alike. `beside` is the instruction counts'
+    comparison, when both runs were counted: its verdicts are summarised after time's."""
     from seqbench.output.layout import format_markdown
-    from seqbench.output.tables import format_comparison
+    from seqbench.output.tables import format_comparison, format_comparison_summary
     from seqbench.output.terminal import comparison_table
 
     console = stdout()
+    if beside is not None:
+        summary = summary + format_comparison_summary(beside)[:1]
     summary = summary + verdict.lines()
     if output_format == "json":
         console.print_json(
             data={
                 **result.to_dict(),
+                **({"instructions": beside.to_dict()} if beside is not None else {}),
                 "failures": verdict.failures,
                 "undecided": verdict.undecided,
                 "exit_code": verdict.exit_code,

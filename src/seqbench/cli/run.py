@@ -163,6 +163,12 @@ def _measure(config, plan, run_, executor, given: Given) -> None:
         )
     for line in plan.warnings:
         err.print(f"[yellow]warning:[/] {escape(line)}")
+    if config.count_instructions:
+        from seqbench.execute.callgrind import unavailable_reason
+
+        reason = unavailable_reason()
+        if reason:
+            err.print(f"warning: {reason}; the cells are timed only", markup=False)
     rounds = config.measure.rounds
     scheduler = Scheduler(config, executor, run_)
     try:

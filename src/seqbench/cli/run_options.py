@@ -193,6 +193,13 @@ RUN_OPTIONS: tuple[Option, ...] = (
         type=float,
     ),
     Option(
+        "count_instructions",
+        "Also count each CPU cell's instructions per step under callgrind (needs valgrind): a "
+        "figure other processes cannot move, for gates on shared machines.",
+        type=bool,
+        switch=True,
+    ),
+    Option(
         "skip_larger",
         "After an OOM cell, skip larger cells of the same model on that device (default on).",
         type=bool,

@@ -64,7 +64,17 @@ class Executor(Protocol):
 
 
 def make_executor(config: Any) -> Executor:
-    """The backend a configuration asks for (a `SuiteConfig`: executor, isolate)."""
+    """The backend a configuration asks for (a `SuiteConfig`: executor, isolate), with
+    instructions counted beside the timings when it asks for that (count_instructions)."""
+    executor = _timing_executor(config)
+    if getattr(config, "count_instructions", False):
+        from seqbench.execute.callgrind import CountingExecutor
+
+        return CountingExecutor(executor, steps=config.count_steps)
+    return executor
+
+
+def _timing_executor(config: Any) -> Executor:
     if config.executor == "ray":
         from seqbench.execute.ray import RayExecutor
 

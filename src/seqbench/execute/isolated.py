@@ -54,10 +54,17 @@ class Launch:
     inherit_path: bool = True  # append this process's import path (same interpreter only)
     # Where the worker starts: `python -m` puts it first on the import path, before `path`.
     cwd: str | None = None
+    # A command the interpreter runs under (valgrind), and variables set for the worker.
+    prefix: tuple[str, ...] = ()
+    variables: tuple[tuple[str, str], ...] = ()
 
     def environment(self) -> dict[str, str]:
         parts = list(self.path) + ([import_path()] if self.inherit_path else [])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in parts if p)}
+        env = {
+            **os.environ,
+            **dict(self.variables),
+            "PYTHONPATH": os.pathsep.join(p for p in parts if p),
+        }
         if not env["PYTHONPATH"]:
             del env["PYTHONPATH"]
         return env
@@ -86,7 +93,13 @@ class Worker:
         # Kept open for the worker's life (closed in `close`), read if it dies.
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         self._proc = subprocess.Popen(
-            [self.launch.python, "-m", "seqbench.execute.worker", f"/dev/fd/{write}"],
+            [
+                *self.launch.prefix,
+                self.launch.python,
+                "-m",
+                "seqbench.execute.worker",
+                f"/dev/fd/{write}",
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=self._stderr,
@@ -96,6 +109,14 @@ class Worker:
         )
         os.close(write)
         self._answers = read
+
+    def wait_ready(self, limit: float) -> dict | None:
+        """Start the worker and wait for its first line (`{"ready": pid}`, from a worker
+        that announces itself); None if it died or said nothing within `limit` seconds."""
+        if self._proc is None:
+            self.start()
+        line = self._read_line(limit, Stopwatch())
+        return json.loads(line) if line else None
 
     @property
     def alive(self) -> bool:

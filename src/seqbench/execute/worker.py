@@ -9,13 +9,16 @@ samples, and the request's round, flushed before the next request starts. stdout
 stay free for whatever a model prints (the parent keeps the end of stderr for its message).
 A fresh process also makes the resident-set high-water mark a clean measure of its first
 cell's own host memory, so that figure is reported for the first request only. On Linux the
-worker dies with its parent, however the parent dies.
+worker dies with its parent, however the parent dies. Under callgrind (the parent sets
+SEQBENCH_CALLGRIND_OUT) the worker first imports torch and answers `{"ready": pid}`, so that
+the parent can switch instrumentation on once the start-up is over.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from typing import Any
 
@@ -49,7 +52,6 @@ def die_with_parent() -> None:
     if not sys.platform.startswith("linux"):
         return
     import ctypes
-    import os
     import signal
 
     try:
@@ -68,6 +70,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     die_with_parent()
     with open(args[0], "a", encoding="utf-8") as answers:
+        if os.environ.get("SEQBENCH_CALLGRIND_OUT"):
+            # Under callgrind, started uninstrumented: torch is imported at native-like speed,
+            # then the parent switches instrumentation on before the first request.
+            import seqbench.measure  # noqa: F401
+
+            answers.write(json.dumps({"ready": os.getpid()}) + "\n")
+            answers.flush()
         for number, line in enumerate(sys.stdin):
             if not line.strip():
                 continue

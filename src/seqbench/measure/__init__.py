@@ -101,6 +101,10 @@ def measure(
                 from seqbench.measure.module import measure_user
 
                 return measure_user(request, clock or clock_for(device), watch, module)
+            if request.count_steps:
+                from seqbench.measure.instructions import count_instructions
+
+                return count_instructions(request)
             return _measure(request, clock or clock_for(device), watch)
     except CellTimeout as exc:
         status, message = "timeout", str(exc)

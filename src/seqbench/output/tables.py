@@ -91,6 +91,7 @@ TABLE_COLUMNS: tuple[Column, ...] = (
     ),
     Column("median ± IQR/2", lambda r, _: format_median(r)),
     Column("noise", lambda r, _: format_noise(r), "left", drop=8),
+    Column("instr/step", lambda r, _: format_count(r.instr_per_step), drop=9),
     Column("×rnn", lambda _, q: format_ratio(q.time), drop=6),
     Column("seq/s", lambda r, _: format_count(r.seq_per_s), drop=4),
     Column("GFLOP/s", lambda r, _: "-" if r.tflops is None else f"{r.tflops * 1e3:.3g}", drop=1),
@@ -135,6 +136,11 @@ def format_table(rows: list[ResultRow], reference: str = "rnn") -> TableText:
         )
         for r in rows
     ]
+    uncounted: dict[str, int] = {}
+    for r in rows:
+        if r.instr_note and r.status == "ok":
+            uncounted[r.instr_note] = uncounted.get(r.instr_note, 0) + 1
+    notes += [f"instructions not counted in {n} cell(s): {why}" for why, n in uncounted.items()]
     faulting = [r for r in rows if (r.faults_per_step or 0) >= FAULTS_HINT]
     if faulting:
         worst = max(r.faults_per_step for r in faulting)

@@ -147,6 +147,8 @@ def format_quantity(value: float | None, unit: str) -> str:
         if unit == "s"
         else format_bytes(value)
         if unit == "B"
+        else format_count(value)
+        if unit == "instr"
         else f"{value:.4g}"
     )
 
