@@ -185,7 +185,7 @@ def test_ctrl_c_saves_every_finished_cell_and_says_how_to_resume(tmp_path, cli):
     folder = wait_for_rows(tmp_path, 2, proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err  # stderr says what the run did instead
     run = load_run(folder)
     assert 2 <= len(run.rows) < 8
     assert all(r.status == "ok" for r in run.rows)
