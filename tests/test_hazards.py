@@ -543,3 +543,20 @@ def test_help_piped_into_a_reader_that_stops_early_is_no_traceback():
         shell=True, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_an_interrupt_swallowed_by_a_finaliser_still_stops_the_run_at_the_next_cell():
+    """Python prints and drops a KeyboardInterrupt raised inside __del__ (garbage collection
+    runs after every cell): the signal is remembered, and the check between cells raises."""
+    import contextlib
+
+    from seqbench.cli.common import sigterm_as_interrupt
+
+    before = signal.getsignal(signal.SIGINT)
+    with sigterm_as_interrupt() as stopped:
+        stopped()  # nothing received: no effect
+        with contextlib.suppress(KeyboardInterrupt):  # as the interpreter does in a finaliser
+            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
+        with pytest.raises(KeyboardInterrupt):
+            stopped()
+    assert signal.getsignal(signal.SIGINT) is before

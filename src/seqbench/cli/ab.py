@@ -209,13 +209,14 @@ def ab(given: Given) -> None:
         paired = PairedRun(schedulers[0], schedulers[1], plan.cells)
         try:
             with (
-                sigterm_as_interrupt(),
+                sigterm_as_interrupt() as stopped,
                 schedulers[0].executor,
                 schedulers[1].executor,
                 make_progress(err, disable=given.output_format != "table") as progress,
             ):
                 task = progress.add_task("starting", total=None)
                 for event in paired:
+                    stopped()
                     if isinstance(event, CellStarted):
                         where = f"round {event.round}/{config.measure.rounds} {event.cell.cell_id}"
                         progress.update(task, total=event.total, description=where)

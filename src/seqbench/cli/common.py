@@ -114,19 +114,30 @@ def plot_height(console: Any) -> int:
     return max(15, min(console.height - 6, 30))
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 @contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[Callable[[], None]]:
     """SIGTERM (a cancelled CI job, `kill`) and SIGHUP (a closed terminal or SSH session)
     stop a measuring command the way Ctrl-C does: what finished is saved, and the command
-    exits 130 saying how to resume."""
-    stops = (signal.SIGTERM, signal.SIGHUP)
-    previous = {s: signal.signal(s, _raise_interrupt) for s in stops}
+    exits 130 saying how to resume.
+
+    Yields a check to call between cells: a KeyboardInterrupt raised while Python ran a
+    finaliser (a tensor's or the profiler's, during garbage collection) is printed and
+    swallowed by the interpreter, so the signal is also remembered, and the check raises
+    it again at the next cell boundary."""
+    received: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    def check() -> None:
+        if received:
+            raise KeyboardInterrupt
+
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, stop) for s in stops}
     try:
-        yield
+        yield check
     finally:
-        for stop, handler in previous.items():
-            signal.signal(stop, handler)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

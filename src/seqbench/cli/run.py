@@ -172,9 +172,10 @@ def _measure(config, plan, run_, executor, given: Given) -> None:
     rounds = config.measure.rounds
     scheduler = Scheduler(config, executor, run_)
     try:
-        with sigterm_as_interrupt(), make_progress(err, disable=given.quiet) as progress:
+        with sigterm_as_interrupt() as stopped, make_progress(err, disable=given.quiet) as progress:
             task = progress.add_task("starting", total=None)
             for event in scheduler.iter_plan(plan.cells):
+                stopped()
                 if isinstance(event, CellStarted):
                     where = f"round {event.round}/{rounds} " if rounds > 1 else ""
                     # Completions move the bar: with Ray, cells start long before they finish.
