@@ -101,6 +101,7 @@ def test_a_worker_killed_mid_run_marks_its_cell_error_and_the_run_goes_on(cli, t
     assert rows[("tests.fault_archs:crash", 64)].status == "ok"
 
 
+@pytest.mark.slow  # keeps the default run under CI's 10 minutes
 def test_a_hung_ray_cell_is_killed_at_its_limit_and_the_run_goes_on(cli, tmp_path, monkeypatch):
     from seqbench.execute import ray as ray_executor
 
@@ -114,6 +115,7 @@ def test_a_hung_ray_cell_is_killed_at_its_limit_and_the_run_goes_on(cli, tmp_pat
     assert rows[100].message == "the cell's Ray task stopped answering; killed after 25 s"
 
 
+@pytest.mark.slow  # keeps the default run under CI's 10 minutes
 def test_a_ray_run_resumes(cli, tmp_path):
     args = ["--arch", "rnn,gru", "--seq-len", "48", "--mode", "infer", *SMALL, *RAY]
     assert run_cli(cli, tmp_path, *args).exit_code == 0
@@ -176,6 +178,7 @@ def test_ray_messages_never_reach_stdout(tmp_path):
     assert rows[100].status == "error" and rows[100].host  # where it died, even so
 
 
+@pytest.mark.slow  # keeps the default run under CI's 10 minutes
 def test_sigterm_stops_a_ray_run_like_a_local_one(tmp_path):
     args = ["--arch", "tests.fault_archs:sleepy", "--seq-len", "64,100", "--mode", "infer"]
     proc = subprocess.Popen(
