@@ -62,12 +62,14 @@ def git(repo: Path, *args: str) -> str:
     return subprocess.run(command, check=True, capture_output=True, text=True).stdout
 
 
-def make_repository(root: Path, base: int, slower: int) -> Path:
+def make_repository(root: Path, base: int, slower: int, **more: int) -> Path:
+    """A git repository whose tags (`base`, `slower`, then any in `more`) hold the factory
+    with that many repeats of its work: same parameters, so the same cells and keys."""
     package = root / "gatepkg"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("")
     git(root, "init", "-q")
-    for tag, repeats in (("base", base), ("slower", slower)):
+    for tag, repeats in {"base": base, "slower": slower, **more}.items():
         (package / "models.py").write_text(FACTORY.format(repeats=repeats))
         git(root, "add", "-A")
         git(root, "commit", "-qm", tag)
@@ -76,7 +78,9 @@ def make_repository(root: Path, base: int, slower: int) -> Path:
 
 
 def seqbench(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(repo)}
+    """`python -m seqbench ARGS` in the repository, its factory importable; this checkout's
+    import path kept, so the seqbench being measured is the one running the script."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), *sys.path])}
     return subprocess.run(
         [sys.executable, "-m", "seqbench", *args], cwd=repo, env=env, capture_output=True,
         text=True, timeout=3600,

@@ -21,40 +21,19 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from gate_error_rates import FACTORY, git  # the same user factory, with more tags
+# The same user factory and repository, with one more tag.
+from gate_error_rates import git, make_repository, seqbench
 
 VERSIONS = {"base": 30, "slower": 40, "slightly": 31}
 CELLS = ["--arch", "gatepkg.models:make_core", "--seq-len", "32", "--batch-size", "8",
          "--hidden", "32", "--mode", "infer,train", "--min-time", "0.3", "--threads", "1",
          "--count-instructions"]  # fmt: skip
-
-
-def make_repository(root: Path) -> Path:
-    package = root / "gatepkg"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    git(root, "init", "-q")
-    for tag, repeats in VERSIONS.items():
-        (package / "models.py").write_text(FACTORY.format(repeats=repeats))
-        git(root, "add", "-A")
-        git(root, "commit", "-qm", tag)
-        git(root, "tag", tag)
-    return root
-
-
-def seqbench(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(cwd), *sys.path])}
-    return subprocess.run(
-        [sys.executable, "-m", "seqbench", *args], cwd=cwd, env=env, capture_output=True,
-        text=True, timeout=3600,
-    )  # fmt: skip
 
 
 def counted_run(repo: Path, out: Path, version: str) -> Path:
@@ -122,7 +101,7 @@ def main() -> int:
     CELLS[CELLS.index("--mode") + 1] = args.modes
 
     scratch = Path(tempfile.mkdtemp(prefix="seqbench-instr-"))
-    repo = make_repository(scratch / "repo")
+    repo = make_repository(scratch / "repo", **VERSIONS)
     out = scratch / "results"
     out.mkdir()
     spinners = [
