@@ -230,3 +230,14 @@ def test_a_run_records_when_its_commit_was_made():
     stamp = git_commit_time(head)
     assert dt.datetime.fromisoformat(stamp).tzinfo is not None
     assert git_commit_time(None) is None and git_commit_time("0" * 40) is None
+
+
+def test_an_output_that_is_a_runs_own_file_is_refused(cli, stepped):
+    pytest.importorskip("matplotlib")
+    (folder, *_) = sorted(p for p in stepped.iterdir() if p.is_dir())
+    meta = folder / "meta.json"
+    before = meta.read_bytes()
+    result = invoke(cli, stepped, "--html", str(meta))
+    assert result.exit_code == 2
+    assert f"--html {meta}: that is the run {folder.name}'s own file" in result.stderr
+    assert meta.read_bytes() == before

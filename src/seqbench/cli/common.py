@@ -87,12 +87,17 @@ def load_selected(ref: str, root: Path, filters: dict[str, str | None]):
     return loaded, rows
 
 
-def write_file(path: Path, write: Callable[[], None]) -> None:
-    """Run a file write; turn an OS error into one line naming the file."""
+def write_file(path: Path, write: Callable[[], None], flag: str = "--out") -> None:
+    """Run a file write to the `flag` option's `path`: refused in one line when the file is a
+    run's own (results.csv, samples.csv, meta.json: writing it would replace that run's
+    results), and an OS error turned into one line naming the file."""
+    from seqbench.storage import check_writable
+
+    check_writable(path, flag, special_ok=True)
     try:
         write()
     except OSError as exc:
-        raise SeqbenchError(f"--out {path}: cannot write it ({exc.strerror or exc})") from None
+        raise SeqbenchError(f"{flag} {path}: cannot write it ({exc.strerror or exc})") from None
 
 
 def print_rows(run: Any, rows: list, output_format: str, env: dict) -> None:

@@ -126,7 +126,7 @@ def history(
         from seqbench.storage import atomic_write
 
         page = format_history_report(result, _notes(result, failing, fail_on_step, threshold))
-        write_file(html_out, lambda: atomic_write(html_out, page))
+        write_file(html_out, lambda: atomic_write(html_out, page), flag="--html")
         stderr().print(f"wrote {html_out}", markup=False)
     if failing:
         raise typer.Exit(1)

@@ -54,12 +54,11 @@ def report(
     with its interval, beside both runs' scaling plots. The file fetches nothing when
     opened: plots are inline SVG, styles inline, and a few lines of script sort tables.
     """
-    from seqbench.storage import atomic_write, check_writable
+    from seqbench.storage import atomic_write
 
     if html.suffix.lower() not in (".html", ".htm"):
         raise SeqbenchError(f"--html {html}: give a file name ending in .html")
     require("matplotlib", "an HTML report")
-    check_writable(html, "--html")
     filters = dict(zip(FILTER_COLUMNS, (arch, mode, device, task), strict=True))
     if candidate is None:
         page = _run_page(run, root, filters)
@@ -68,7 +67,7 @@ def report(
             run, candidate, root, filters, metric, threshold, allow_env_mismatch
         )
     data = page.encode()
-    write_file(html, lambda: atomic_write(html, data))
+    write_file(html, lambda: atomic_write(html, data), flag="--html")
     stderr().print(f"wrote {html} ({len(data) / 1024:.0f} KiB)", markup=False)
 
 
