@@ -241,3 +241,8 @@ def test_an_output_that_is_a_runs_own_file_is_refused(cli, stepped):
     assert result.exit_code == 2
     assert f"--html {meta}: that is the run {folder.name}'s own file" in result.stderr
     assert meta.read_bytes() == before
+    assert result.stdout == ""  # refused before the history table, not after it
+    results = folder / "results.csv"
+    result = invoke(cli, stepped, "--out", str(results))
+    assert result.exit_code == 2 and result.stdout == ""
+    assert f"--out {results}: that is the run {folder.name}'s own file" in result.stderr

@@ -97,6 +97,12 @@ def history(
     _fraction(alpha, "--alpha", 1)
     _fraction(penalty, "--penalty")
     fmt = None
+    from seqbench.storage import check_writable
+
+    # Before anything is printed: a refused file must not follow a full table.
+    for path, flag in ((out, "--out"), (html_out, "--html")):
+        if path is not None:
+            check_writable(path, flag, special_ok=True)
     if out is not None or html_out is not None:
         from seqbench.errors import require
         from seqbench.output.plots import image_format
