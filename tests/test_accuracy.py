@@ -334,4 +334,13 @@ def test_a_task_run_records_budget_threads_and_curves(cli, tmp_path):
         app, ["curves", "latest", "--root", str(tmp_path), "--out", str(tmp_path / "c.svg")]
     )
     assert drawn.exit_code == 0, drawn.output
-    assert (tmp_path / "c.svg").read_text().lstrip().startswith("<?xml")
+    svg = (tmp_path / "c.svg").read_text()
+    assert svg.lstrip().startswith("<?xml")
+    again = cli.invoke(
+        app, ["curves", "latest", "--root", str(tmp_path), "--out", str(tmp_path / "d.svg")]
+    )
+    assert again.exit_code == 0 and (tmp_path / "d.svg").read_text() == svg  # no date inside
+    text = cli.invoke(app, ["curves", "latest", "--root", str(tmp_path)])
+    assert text.exit_code == 0, text.output
+    legend = [line for line in text.stdout.splitlines() if "seed(s), mean)" in line]
+    assert len(legend) == 2 and all("gru" in line and "(2 seed(s)" in line for line in legend)

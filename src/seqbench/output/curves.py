@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from seqbench.accuracy import group_key
-from seqbench.errors import SeqbenchError, require
+from seqbench.errors import SeqbenchError
 from seqbench.output.text import format_arch
 from seqbench.schema import ResultRow
 
@@ -80,15 +80,9 @@ def render_curves_image(
     curves: list[Curve], rows: Sequence[ResultRow], run_id: str, x: str, fmt: str
 ) -> bytes:
     """PNG or SVG bytes: each mean curve, with the band between its lowest and highest seed."""
-    require("matplotlib", "a plot file")
-    import io
+    from seqbench.output.drawing import new_axes, save_figure
 
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(8, 5), dpi=120, layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
+    figure, axes = new_axes()
     for curve in curves:
         label = curve.label + (f" ({curve.seeds} seeds)" if curve.seeds > 1 else "")
         (line,) = axes.plot(curve.x, curve.y, label=label)
@@ -99,32 +93,23 @@ def render_curves_image(
     axes.set_xlabel(X_AXES[x])
     axes.set_ylabel(y_label)
     axes.legend(fontsize=8)
-    buf = io.BytesIO()
-    figure.savefig(buf, format=fmt)
-    return buf.getvalue()
+    return save_figure(figure, fmt)
 
 
 def render_curves_text(
     curves: list[Curve], rows: Sequence[ResultRow], run_id: str, x: str, width: int, height: int
 ) -> str:
     """The mean curves drawn with plotext, the legend underneath."""
-    plotext = require("plotext", "a plot in the terminal")
-    markers = "●◆■▲+x*o"
-    figure = plotext.figure
-    figure.clear()
-    try:
-        plotext.terminal.limit(False, False)
-        figure.plot_size(width, height)
+    from seqbench.output.plots import TEXT_MARKERS, text_figure, with_legend
+
+    with text_figure(width, height) as figure:
         legend = []
         for i, curve in enumerate(curves):
-            marker = markers[i % len(markers)]
+            marker = TEXT_MARKERS[i % len(TEXT_MARKERS)]
             figure.draw(figure.signal(list(curve.x), list(curve.y), marker=marker).lines())
             legend.append(f"{marker} {curve.label} ({curve.seeds} seed(s), mean)")
         title, y_label = _title(rows, run_id)
         figure.title(title)
         figure.label(X_AXES[x], "x")
         figure.label(y_label, "y")
-        drawing = figure.build().string()
-    finally:
-        figure.clear()
-    return drawing.rstrip("\n") + "\n" + "\n".join(legend) + "\n"
+        return with_legend(figure.build().string(), legend)

@@ -81,16 +81,22 @@ def _spans(values: tuple[float, ...], low: tuple[float, ...], high: tuple[float,
     return [below, above]
 
 
-def draw_figure(chart: Chart) -> Any:
-    """The chart as a matplotlib Figure (with a canvas attached)."""
+def new_axes(height: float = 5.0) -> tuple[Any, Any]:
+    """A figure 8 inches wide with a canvas attached (no pyplot state), and its one axes."""
     require("matplotlib", "a plot file")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, height), dpi=120, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure, figure.add_subplot()
+
+
+def draw_figure(chart: Chart) -> Any:
+    """The chart as a matplotlib Figure (with a canvas attached)."""
     from matplotlib.ticker import NullFormatter
 
-    figure = Figure(figsize=(8, 5), dpi=120, layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
+    figure, axes = new_axes()
     colours = _colours(chart.series)
     noisy_labelled = False
     for i, series in enumerate(chart.series):
@@ -155,14 +161,18 @@ def draw_figure(chart: Chart) -> Any:
 
 def render_image(chart: Chart, fmt: str) -> bytes:
     """The chart as PNG or SVG bytes, drawn by matplotlib's Agg (raster) or SVG backend."""
-    return _save(draw_figure(chart), fmt)
+    return save_figure(draw_figure(chart), fmt)
 
 
-def _save(figure: Any, fmt: str) -> bytes:
+def save_figure(figure: Any, fmt: str) -> bytes:
+    """A figure as PNG or SVG bytes."""
+    from matplotlib import rc_context
+
     buffer = io.BytesIO()
-    # No date in the SVG: the same chart gives the same file.
+    # No date and fixed element ids in an SVG: the same chart gives the same file.
     metadata = {"Date": None} if fmt == "svg" else {}
-    figure.savefig(buffer, format=fmt, metadata=metadata)
+    with rc_context({"svg.hashsalt": "seqbench"}):
+        figure.savefig(buffer, format=fmt, metadata=metadata)
     return buffer.getvalue()
 
 
@@ -180,13 +190,7 @@ def draw_ratios(
 ) -> Any:
     """A comparison as a figure: one line per cell, its ratio (candidate / baseline) and
     95% interval on a log axis, coloured by verdict, over the band the threshold allows."""
-    require("matplotlib", "a plot file")
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(8, 1.6 + 0.28 * len(labels)), dpi=120, layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
+    figure, axes = new_axes(1.6 + 0.28 * len(labels))
     rows = range(len(labels))
     axes.axvspan(1 - threshold, 1 + threshold, color="grey", alpha=0.15, label="threshold")
     axes.axvline(1.0, color="grey", lw=0.8)
@@ -217,4 +221,4 @@ def draw_ratios(
 
 def render_ratios(*args: Any) -> str:
     """`draw_ratios` as SVG text."""
-    return _save(draw_ratios(*args), "svg").decode()
+    return save_figure(draw_ratios(*args), "svg").decode()

@@ -12,7 +12,8 @@ each series' fitted k (see scaling.py) and the image draws the fit as a dashed l
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -232,15 +233,30 @@ def compute_fronts(scored: Sequence[ResultRow], scale: float, higher: bool) -> t
     return tuple(fronts)
 
 
-def render_text(chart: Chart, width: int, height: int) -> str:
-    """The chart drawn with plotext in `width` × `height` terminal cells (ANSI colour codes
-    included), with the legend as lines underneath so it never hides a point."""
+@contextmanager
+def text_figure(width: int, height: int) -> Iterator[Any]:
+    """plotext's one global figure, cleared and sized to `width` × `height` terminal cells
+    (not the terminal's), and cleared again afterwards whatever happens."""
     plotext = require("plotext", "a plot in the terminal")
     figure = plotext.figure
     figure.clear()
     try:
         plotext.terminal.limit(False, False)
         figure.plot_size(width, height)
+        yield figure
+    finally:
+        figure.clear()
+
+
+def with_legend(drawing: str, legend: Sequence[str]) -> str:
+    """A plotext drawing with its legend as lines underneath, so it never hides a point."""
+    return drawing.rstrip("\n") + "\n" + "\n".join(legend) + "\n"
+
+
+def render_text(chart: Chart, width: int, height: int) -> str:
+    """The chart drawn with plotext in `width` × `height` terminal cells (ANSI colour codes
+    included), with the legend as lines underneath so it never hides a point."""
+    with text_figure(width, height) as figure:
         legend = []
         for front in chart.frontiers:
             # First, so that the models' markers are drawn over it.
@@ -277,10 +293,7 @@ def render_text(chart: Chart, width: int, height: int) -> str:
         figure.title(chart.title)
         figure.label(chart.x_label, "x")
         figure.label(chart.y_label, "y")
-        drawing = figure.build().string()
-    finally:
-        figure.clear()
-    return drawing.rstrip("\n") + "\n" + "\n".join(legend) + "\n"
+        return with_legend(figure.build().string(), legend)
 
 
 def _interval_ends(series: Series, on_x: bool = False) -> list[tuple[float, ...]]:
