@@ -25,6 +25,9 @@ FAST_FLAGS = [
     "--no-ceiling",
 ]
 
+# ... and the smallest models worth running through the command line.
+SMALL_FLAGS = ["--batch-size", "2", "--hidden", "4", "--embed", "4", "--vocab", "20", *FAST_FLAGS]
+
 
 def make_cell(**overrides) -> Cell:
     base = Cell(

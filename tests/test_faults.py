@@ -16,10 +16,9 @@ from seqbench.cli import app
 from seqbench.execute import isolated
 from seqbench.measure.limits import is_out_of_memory
 from seqbench.storage import META_FILE, ROWS_FILE, list_run_dirs, load_run
-from tests.helpers import FAST_FLAGS
+from tests.helpers import SMALL_FLAGS as SMALL
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = ["--batch-size", "2", "--hidden", "4", "--embed", "4", "--vocab", "20", *FAST_FLAGS]
 
 
 def fault_run(cli, tmp_path, arch, *args):

@@ -15,9 +15,7 @@ import pytest
 
 from seqbench.cli import app
 from seqbench.storage import list_run_dirs, load_run
-from tests.helpers import FAST_FLAGS
-
-SMALL = ["--batch-size", "2", "--hidden", "4", "--embed", "4", "--vocab", "20", *FAST_FLAGS]
+from tests.helpers import SMALL_FLAGS as SMALL
 
 
 def run_cli(cli, tmp_path, *args):

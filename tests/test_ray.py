@@ -14,11 +14,10 @@ from seqbench.cli import app
 from seqbench.config import SuiteConfig
 from seqbench.errors import SeqbenchError
 from seqbench.storage import create_run, list_run_dirs, load_run
-from tests.helpers import FAST_FLAGS
+from tests.helpers import SMALL_FLAGS as SMALL
 
 ray = pytest.importorskip("ray")
 
-SMALL = ["--batch-size", "2", "--hidden", "4", "--embed", "4", "--vocab", "20", *FAST_FLAGS]
 RAY = ["--executor", "ray", "--cpu-cells-per-node", "2"]
 ROOT = Path(__file__).resolve().parents[1]
 TEST_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
