@@ -13,7 +13,7 @@ from scipy import stats as sps
 from seqbench.accuracy import compare_groups, select_rate, summarize_accuracy
 from seqbench.config import plan, resolve_config
 from seqbench.errors import ConfigError
-from seqbench.schema import Measurement, ResultRow
+from seqbench.schema import Measurement, ResultRow, metric_range
 from seqbench.stats import seed_spread, welch_difference
 from seqbench.storage import create_run, load_run
 from seqbench.tasks.base import Batch, split_validation
@@ -33,6 +33,24 @@ def test_a_seed_spread_is_the_mean_with_a_student_t_interval():
     assert spread.values == (0.1, 0.2, 0.3)
     one = seed_spread([0.5])
     assert (one.n, one.mean, one.low, one.high) == (1, 0.5, None, None)
+
+
+def test_a_seed_interval_stops_where_the_metric_does():
+    # mean 0.0089667, s 0.0051733, half-width 4.302653 * s / sqrt(3) = 0.012851: the uncut
+    # interval is [-0.003885, 0.021818], and an MSE below 0 is no model's.
+    mse = seed_spread([0.0149, 0.0066, 0.0054], bounds=metric_range("mse"))
+    assert mse.low == 0.0 and mse.high == pytest.approx(0.021818, abs=1e-6)
+    assert mse.mean == pytest.approx(0.0269 / 3)  # the mean is not moved
+    # mean 0.863, s 0.1481131, half-width 0.3679292: [0.4950708, 1.2309292] uncut.
+    acc = seed_spread([0.946, 0.692, 0.951], bounds=metric_range("accuracy"))
+    assert acc.low == pytest.approx(0.4950708, abs=1e-7) and acc.high == 1.0
+    assert seed_spread([0.1, 0.2, 0.3], bounds=metric_range("accuracy")).low == 0.0
+    assert metric_range("perplexity") == (1.0, math.inf)
+    assert metric_range("someone's own metric") == (-math.inf, math.inf)
+    # Through the rule: a group's reported test interval is cut the same way.
+    rows = [scored(seed=s, test=v) for s, v in enumerate((0.0149, 0.0066, 0.0054))]
+    (group,) = summarize_accuracy(rows)
+    assert group.metric == "mse" and group.test.low == 0.0
 
 
 def test_welch_difference_agrees_with_scipy():

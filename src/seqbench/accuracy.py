@@ -9,7 +9,9 @@ chosen by a fixed rule:
 2. Among eligible rates, the one with the best mean validation score over the seeds is
    chosen (ties: the smaller rate). A group with one rate takes it, eligible or not.
 3. The group's figure is that rate's TEST scores over the seeds: their mean and a 95%
-   Student-t interval, mean ± t(0.975, n-1)·s/√n. The test set never enters the choice.
+   Student-t interval, mean ± t(0.975, n-1)·s/√n, cut to the values the metric can take
+   (an MSE's interval stops at 0, an accuracy's at 100%: the true mean lies inside that
+   range, so the cut loses no coverage). The test set never enters the choice.
 
 Every rate's scores stay in the rows (the grid); `compare --metric accuracy` tests the
 chosen figures' seed distributions against each other (`compare_accuracy`). Nothing here
@@ -22,7 +24,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from seqbench.schema import Cell, ResultRow, higher_is_better
+from seqbench.schema import Cell, ResultRow, higher_is_better, metric_range
 from seqbench.stats import SeedSpread, seed_spread, welch_difference
 from seqbench.verdicts import CellComparison
 
@@ -118,8 +120,8 @@ def _summarize(key: Cell, members: list[ResultRow]) -> AccuracyGroup:
         higher,
         tuple(rates),
         chosen.lr,
-        seed_spread(tests) if tests else None,
-        seed_spread(validations) if validations else None,
+        seed_spread(tests, bounds=metric_range(metric)) if tests else None,
+        seed_spread(validations, bounds=metric_range(metric)) if validations else None,
         rows,
         note,
     )

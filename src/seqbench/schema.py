@@ -336,6 +336,25 @@ def higher_is_better(metric: str) -> bool:
     return metric not in LOWER_IS_BETTER
 
 
+# The values a metric can take (accuracy is a fraction; perplexity is exp of a loss). An
+# interval over seeds is cut to this range: the true mean lies inside it, so the cut keeps
+# the interval's coverage and drops only values no model can score.
+METRIC_RANGES = {
+    "accuracy": (0.0, 1.0),
+    "error": (0.0, 1.0),
+    "mse": (0.0, math.inf),
+    "mae": (0.0, math.inf),
+    "bce": (0.0, math.inf),
+    "cross_entropy": (0.0, math.inf),
+    "perplexity": (1.0, math.inf),
+}
+
+
+def metric_range(metric: str) -> tuple[float, float]:
+    """The range of a task metric's values; unbounded for a metric not listed."""
+    return METRIC_RANGES.get(metric, (-math.inf, math.inf))
+
+
 def rows_to_frame(rows: list[ResultRow]):
     """Rows as a pandas DataFrame with the contract's columns, in order."""
     import pandas as pd

@@ -246,8 +246,13 @@ class SeedSpread:
     values: tuple[float, ...]
 
 
-def seed_spread(values: Sequence[float], confidence: float = 0.95) -> SeedSpread:
-    """mean ± t_{(1+c)/2, n-1} · s / √n, where s is the sample standard deviation."""
+def seed_spread(
+    values: Sequence[float],
+    confidence: float = 0.95,
+    bounds: tuple[float, float] = (-math.inf, math.inf),
+) -> SeedSpread:
+    """mean ± t_{(1+c)/2, n-1} · s / √n, where s is the sample standard deviation, cut to
+    `bounds` (the values the metric can take: an MSE interval never reaches below 0)."""
     scores = np.asarray(values, dtype=float)
     if scores.size == 0:
         raise ValueError("no scores to summarise")
@@ -257,9 +262,8 @@ def seed_spread(values: Sequence[float], confidence: float = 0.95) -> SeedSpread
     half = float(sps.t.ppf((1 + confidence) / 2, scores.size - 1)) * float(
         scores.std(ddof=1) / math.sqrt(scores.size)
     )
-    return SeedSpread(
-        int(scores.size), mean, mean - half, mean + half, tuple(float(v) for v in scores)
-    )
+    low, high = max(mean - half, bounds[0]), min(mean + half, bounds[1])
+    return SeedSpread(int(scores.size), mean, low, high, tuple(float(v) for v in scores))
 
 
 @dataclass(frozen=True)
