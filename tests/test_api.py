@@ -47,7 +47,10 @@ def test_a_tuple_input_is_swept_over_lengths_and_modes(one_thread):
     assert set(frame.kernel) == {"user module"}
     assert (frame.repeats >= 3).all() and (frame.peak_mem_bytes > 0).all()
     assert (frame.tokens_per_s == frame.seq_per_s * frame.seq_len).all()
-    assert frame.flops_per_seq.isna().all()
+    # Counted on one step: two Linear(8, 4) over T positions, 2 x 8 x 4 FLOPs each per
+    # position forward; training adds the weights' gradients (the same again) and no
+    # input gradients (the inputs need none).
+    assert list(frame.flops_per_seq) == [128 * 8, 256 * 8, 128 * 16, 256 * 16]
     assert model.training  # the module's own mode is given back
 
 

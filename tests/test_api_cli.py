@@ -4,6 +4,7 @@ figure, in benchmarks/api_agreement.py."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from torch import nn
 import seqbench
 from seqbench.cli import app
 from seqbench.errors import ConfigError
-from seqbench.models import build_model
+from seqbench.models import build_model, step_flops
 from seqbench.storage import load_run
 
 pytestmark = pytest.mark.filterwarnings("ignore:this machine is busy:RuntimeWarning")
@@ -47,7 +48,19 @@ def test_measure_module_agrees_with_seqbench_run_on_a_factory_model(cli, tmp_pat
     )  # fmt: skip
     assert list(frame.cell_id) == [r.cell_id for r in run.rows]
     assert list(frame.params) == [r.params for r in run.rows]
-    assert [r.flops_per_seq for r in run.rows] == [None] * 4 and frame.flops_per_seq.isna().all()
+    # No formula for a user's module: its FLOPs are counted on one step. The factory is a
+    # GRU core, so an inference step counts exactly what the formula gives for `gru`; a
+    # training step counts the real backward pass, which is the formulas' 3x forward less
+    # the one recurrent matmul autograd skips: the gradient into the initial state (zeros,
+    # no grad), 2 x 3H x H FLOPs.
+    counted = [r.flops_per_seq for r in run.rows]
+    assert list(frame.flops_per_seq) == counted
+    for row in run.rows:
+        formula = step_flops(dataclasses.replace(row.cell, arch="gru"))
+        if row.mode == "infer":
+            assert row.flops_per_seq == formula
+        else:
+            assert formula - row.flops_per_seq == 2 * 3 * 16 * 16
     assert set(frame.status) == {r.status for r in run.rows} == {"ok"}
     assert list(frame.mem_source) == [r.mem_source for r in run.rows]
     assert list(frame.threads) == [r.threads for r in run.rows] == [1] * 4

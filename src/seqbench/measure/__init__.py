@@ -28,7 +28,7 @@ from seqbench.measure.limits import (
 from seqbench.measure.memory import cuda_memory
 from seqbench.measure.timed import time_workload
 from seqbench.measure.training import train_on_task
-from seqbench.measure.workload import build_workload
+from seqbench.measure.workload import build_workload, counted_flops
 from seqbench.models import get_arch, step_flops
 from seqbench.request import CellRequest
 from seqbench.schema import Cell, Measurement, ResultRow
@@ -165,7 +165,8 @@ def _measure(request: CellRequest, clock: Clock, watch: Stopwatch) -> Measuremen
     if cell.compile:
         compiled = f"compiled ({request.compile_backend})"
         note = f"{note}; {compiled}" if note else compiled
+    flops = step_flops(cell) if get_arch(cell.arch).forward_flops else counted_flops(work)
     return time_workload(
-        work, request, clock, watch, flops=step_flops(cell), kernel=kernel, note=note,
+        work, request, clock, watch, flops=flops, kernel=kernel, note=note,
         scores=scores, memory_before=before, curve=curve,
     )  # fmt: skip

@@ -25,7 +25,7 @@ from torch import nn
 from seqbench.errors import ConfigError
 from seqbench.measure.limits import CellSkipped
 from seqbench.measure.timed import time_workload
-from seqbench.measure.workload import Workload, autocast
+from seqbench.measure.workload import Workload, autocast, counted_flops
 from seqbench.models import count_parameters
 from seqbench.request import CellRequest, ModuleSpec
 from seqbench.schema import Cell, Measurement
@@ -190,6 +190,7 @@ def measure_user(
     training = user.model.training
     try:
         work = build_user_workload(request.cell, user, request.seed)
-        return time_workload(work, request, clock, watch, flops=None, kernel="user module")
+        flops = counted_flops(work)
+        return time_workload(work, request, clock, watch, flops=flops, kernel="user module")
     finally:
         user.model.train(training)

@@ -38,6 +38,25 @@ class Workload:
         return autocast(self.cell)
 
 
+def counted_flops(work: Workload) -> int | None:
+    """FLOPs per sequence of one step, counted by running it under torch.utils.flop_counter:
+    for models without a formula (a user's module). The counter sees the same operations
+    the formulas count (matmuls and convolutions, 2 per multiply-add) but a training step's
+    real backward pass, not the formulas' 3x the forward. The step runs once more, before
+    anything is timed. None in streaming mode, under torch.compile (the counter would see
+    the compiler's own work), and when it sees nothing to count (an opaque fused kernel)."""
+    cell = work.cell
+    if cell.mode == "step" or cell.compile:
+        return None
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        work.step()
+    total = counter.get_total_flops()
+    return round(total / cell.batch_size) if total > 0 else None
+
+
 def autocast(cell: Cell) -> contextlib.AbstractContextManager:
     """Mixed precision for bfloat16 and float16 cells; nothing for float32."""
     if cell.dtype == "float32":

@@ -3,7 +3,7 @@
 The module must be importable from the current directory or the environment. A factory is any callable `factory(shape: CoreShape) -> torch.nn.Module` whose module maps
 float inputs (B, T, shape.input_size) to features (B, F) or (B, T', F). seqbench puts its
 own embedding in front and a dense head behind, counts its parameters on the built module,
-and (having no formula for it) leaves `flops_per_seq` empty.
+and (having no formula for it) counts its FLOPs on one step (measure.workload.counted_flops).
 """
 
 from __future__ import annotations
