@@ -362,3 +362,38 @@ def test_a_task_run_records_budget_threads_and_curves(cli, tmp_path):
     assert text.exit_code == 0, text.output
     legend = [line for line in text.stdout.splitlines() if "seed(s), mean)" in line]
     assert len(legend) == 2 and all("gru" in line and "(2 seed(s)" in line for line in legend)
+
+
+# --------------------------------------------------------------------------- pooled grids
+
+
+def test_pool_runs_applies_the_rule_to_a_grid_split_over_runs(tmp_path):
+    # benchmarks/pool_runs.py: one rate per run, pooled; the rule picks on validation.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    folders = []
+    for label, lr, validation, test in (("a", 1e-3, 0.05, 0.06), ("b", 3e-3, 0.01, 0.02)):
+        run = create_run(tmp_path, label=label, config={}, env={}, plan=[])
+        for s in (0, 1, 2):
+            row = scored(seed=s, lr=lr, validation=validation + s * 1e-3, test=test + s * 1e-3)
+            run.add(Measurement(dataclasses.replace(row, train_time_s=10.0 + s)))
+        run.finish("complete")
+        folders.append(str(run.path))
+    script = [sys.executable, str(root / "benchmarks" / "pool_runs.py")]
+    env = {"PYTHONPATH": str(root / "src"), "PATH": ""}
+    done = subprocess.run([*script, *folders], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split()[1] for line in lines if line.strip().startswith("lr ")] == [
+        "0.001",
+        "0.003",
+    ]
+    assert lines[3].endswith("<- chosen") and "lr 0.003" in lines[3]
+    assert "test 0.021 [" in done.stdout and "n=3" in done.stdout  # 3e-3's test scores
+    twice = subprocess.run(
+        [*script, folders[0], folders[0]], capture_output=True, text=True, env=env
+    )
+    assert twice.returncode == 1 and "is in both" in twice.stderr
