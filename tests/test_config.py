@@ -61,6 +61,25 @@ def test_flags_replace_an_axis_in_every_matrix():
     assert {c.seq_len for c in plan(config)} == {100, 200}
 
 
+def test_arch_on_a_suite_with_variants_picks_among_its_matrices():
+    # seed.toml: main [rnn, lstm, gru, conv1d]; variants: lstm x2 layers, bidirectional
+    # lstm, gru with dropout. --arch lstm keeps the LSTMs the suite has, and no variant
+    # turns into an LSTM it never had (the gru-dropout one used to).
+    models = {
+        (c.arch, c.layers, c.bidirectional, c.dropout)
+        for c in plan(resolve_config(BENCHMARKS / "seed.toml", axes={"arch": ("lstm",)}))
+    }
+    assert models == {("lstm", 1, False, 0.0), ("lstm", 2, False, 0.0), ("lstm", 1, True, 0.0)}
+    # copy1000: the TCN variant keeps its dropout; an architecture no matrix has joins the main.
+    config = resolve_config(BENCHMARKS / "copy1000.toml", axes={"arch": ("mingru", "tcn-paper")})
+    assert [(m.arch, m.dropout) for m in config.matrices] == [
+        (("mingru",), (0.0,)),
+        (("tcn-paper",), (0.05,)),
+    ]
+    lstm = resolve_config(BENCHMARKS / "copy1000.toml", axes={"arch": ("lstm",)})
+    assert [(c.arch, c.dropout) for c in plan(lstm)] == [("lstm", 0.0)]
+
+
 def test_flags_replace_settings():
     config = resolve_config(
         None, settings={"min_time": 2.0, "threads": 1, "flush_denormal": False, "label": "x"}

@@ -214,14 +214,33 @@ def apply_overrides(
         raise ConfigError(
             f"max_repeats ({measure.max_repeats}) is below min_repeats ({measure.min_repeats})"
         )
+    axes = dict(axes or {})
+    matrices = config.matrices
+    if "arch" in axes and len(matrices) > 1:
+        matrices = _archs_among_matrices(matrices, tuple(axes.pop("arch")))
     return dataclasses.replace(
         config,
-        matrices=tuple(dataclasses.replace(m, **(axes or {})) for m in config.matrices),
+        matrices=tuple(dataclasses.replace(m, **axes) for m in matrices),
         measure=measure,
         train=dataclasses.replace(config.train, **sections["train"]),
         **sections["run"],
         **sections["top"],
     )
+
+
+def _archs_among_matrices(matrices: tuple[Axes, ...], archs: tuple[str, ...]) -> tuple[Axes, ...]:
+    """`--arch` on a suite of several matrices (a main one and its variants) picks among
+    them: each matrix keeps the architectures asked for that it has, one left with none is
+    dropped, and an architecture no matrix has joins the first. Replacing the axis in every
+    matrix instead would turn `--suite copy1000 --arch lstm` into an LSTM with the TCN
+    variant's dropout too, a model the suite never had."""
+    known = {a for m in matrices for a in m.arch}
+    kept = []
+    for i, matrix in enumerate(matrices):
+        mine = tuple(a for a in archs if a in matrix.arch or (i == 0 and a not in known))
+        if mine:
+            kept.append(dataclasses.replace(matrix, arch=mine))
+    return tuple(kept)
 
 
 # How a cell is protected (a process of its own, a time limit) is not what it measures: a
