@@ -119,6 +119,33 @@ def plot_height(console: Any) -> int:
     return max(15, min(console.height - 6, 30))
 
 
+def plot_format(out: Path | None, purpose: str = "plot") -> str | None:
+    """Checked before any work: the image format --out's suffix names (png or svg) and
+    matplotlib to draw it, or, with no --out (None returned), plotext for the terminal."""
+    from seqbench.errors import require
+    from seqbench.output.plots import image_format
+
+    fmt = image_format(out) if out is not None else None
+    require("matplotlib" if out is not None else "plotext", purpose)
+    return fmt
+
+
+def show_plot(text: Callable[[int, int], str]) -> None:
+    """A plotext drawing, `text(width, height)`, sized to the terminal and printed."""
+    from seqbench.output.terminal import terminal_plot
+
+    console = stdout()
+    console.print(terminal_plot(text(console.width, plot_height(console))))
+
+
+def write_image(out: Path, image: bytes) -> None:
+    """A drawn image written to --out (whole or not at all), and said on stderr."""
+    from seqbench.storage import atomic_write
+
+    write_file(out, lambda: atomic_write(out, image))
+    stderr().print(f"wrote {out}", markup=False)
+
+
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[Callable[[], None]]:
     """SIGTERM (a cancelled CI job, `kill`) and SIGHUP (a closed terminal or SSH session)

@@ -12,12 +12,11 @@ from seqbench.cli.common import (
     RUN_ARGUMENT_HELP,
     filter_option,
     load_selected,
-    plot_height,
+    plot_format,
     root_option,
-    stderr,
-    stdout,
+    show_plot,
     user_errors,
-    write_file,
+    write_image,
 )
 
 
@@ -40,24 +39,13 @@ def curves(
     One line per model and learning rate, the mean over its seeds (in a file, with the band
     between the lowest and the highest seed). The points are kept in the run's curves.csv.
     """
-    from seqbench.errors import require
     from seqbench.output.curves import compute_curves, render_curves_image, render_curves_text
-    from seqbench.output.plots import image_format
-    from seqbench.output.terminal import terminal_plot
-    from seqbench.storage import atomic_write
 
-    fmt = image_format(out) if out is not None else None
-    require("matplotlib" if out is not None else "plotext", "plot")
+    fmt = plot_format(out)
     filters = dict(zip(FILTER_COLUMNS, (arch, mode, device, task), strict=True))
     loaded, rows = load_selected(run, root, filters)
     found = compute_curves(rows, loaded.curves, x, loaded.curves_problem)
     if out is None:
-        console = stdout()
-        text = render_curves_text(
-            found, rows, loaded.run_id, x, console.width, plot_height(console)
-        )
-        console.print(terminal_plot(text))
-        return
-    image = render_curves_image(found, rows, loaded.run_id, x, fmt)
-    write_file(out, lambda: atomic_write(out, image))
-    stderr().print(f"wrote {out}", markup=False)
+        show_plot(lambda w, h: render_curves_text(found, rows, loaded.run_id, x, w, h))
+    else:
+        write_image(out, render_curves_image(found, rows, loaded.run_id, x, fmt))

@@ -8,8 +8,8 @@ from pathlib import Path
 import typer
 
 from seqbench.cli.app import app
-from seqbench.cli.common import plot_height, stderr, stdout, user_errors, write_file
-from seqbench.errors import SeqbenchError, require
+from seqbench.cli.common import plot_format, show_plot, stdout, user_errors, write_image
+from seqbench.errors import SeqbenchError
 
 
 @app.command()
@@ -52,19 +52,16 @@ def gradflow(
     from seqbench.config import resolve_config
     from seqbench.env import apply_process_settings
     from seqbench.measure.gradflow import horizon_spread, trace_gradient_flow
-    from seqbench.output.plots import gradient_chart, image_format, render_image, render_text
+    from seqbench.output.plots import gradient_chart, render_image, render_text
     from seqbench.output.tables import format_gradient_profiles, format_horizon_spread
-    from seqbench.output.terminal import fitted_table, terminal_plot
-    from seqbench.storage import atomic_write
+    from seqbench.output.terminal import fitted_table
     from seqbench.suites import check_setting, parse_list
 
     if output_format not in ("table", "json"):
         raise SeqbenchError(f"--format: expected table or json, got {output_format!r}")
     if train_steps is not None and not task:
         raise SeqbenchError("--train-steps needs a --task to train on")
-    fmt = image_format(out) if out is not None else None
-    if plot or out is not None:
-        require("matplotlib" if out is not None else "plotext", "a plot")
+    fmt = plot_format(out, "a plot") if plot or out is not None else None
     axes = {
         "arch": parse_list(arch, "arch", "--arch"),
         "task": parse_list(task or "none", "task", "--task"),
@@ -105,11 +102,9 @@ def gradflow(
             console.print(line, markup=False)
     chart = gradient_chart(profiles)
     if plot:
-        console.print(terminal_plot(render_text(chart, console.width, plot_height(console))))
+        show_plot(lambda w, h: render_text(chart, w, h))
     if out is not None:
-        image = render_image(chart, fmt)
-        write_file(out, lambda: atomic_write(out, image))
-        stderr().print(f"wrote {out}", markup=False)
+        write_image(out, render_image(chart, fmt))
 
 
 def _integer(text: str, flag: str) -> int:

@@ -18,6 +18,7 @@ from seqbench.cli.common import (
     stdout,
     user_errors,
     write_file,
+    write_image,
 )
 from seqbench.errors import SeqbenchError
 
@@ -122,11 +123,8 @@ def history(
     _show(result, output_format, points, failing, threshold if fail_on_step else None)
     if out is not None:
         from seqbench.output.history import render_history_image
-        from seqbench.storage import atomic_write
 
-        image = render_history_image(result, fmt)
-        write_file(out, lambda: atomic_write(out, image))
-        stderr().print(f"wrote {out}", markup=False)
+        write_image(out, render_history_image(result, fmt))
     if html_out is not None:
         from seqbench.output.history import format_history_report
         from seqbench.storage import atomic_write

@@ -16,13 +16,15 @@ from seqbench.cli.common import (
     RUN_ARGUMENT_HELP,
     filter_option,
     load_selected,
-    plot_height,
+    plot_format,
     print_rows,
     root_option,
+    show_plot,
     stderr,
     stdout,
     user_errors,
     write_file,
+    write_image,
 )
 from seqbench.errors import SeqbenchError, require
 
@@ -166,29 +168,17 @@ def plot(
     marked. Without --out the plot is drawn in the terminal (plotext); with it, a PNG or
     SVG file (matplotlib).
     """
-    from seqbench.output.plots import (
-        build_chart,
-        check_metric,
-        image_format,
-        render_image,
-        render_text,
-    )
-    from seqbench.output.terminal import terminal_plot
-    from seqbench.storage import atomic_write
+    from seqbench.output.plots import build_chart, check_metric, render_image, render_text
 
     if metric is not None:
         check_metric(metric)
-    fmt = image_format(out) if out is not None else None
-    require("matplotlib" if out is not None else "plotext", "plot")
+    fmt = plot_format(out)
     filters = dict(zip(FILTER_COLUMNS, (arch, mode, device, task), strict=True))
     loaded, rows = load_selected(run, root, filters)
     if metric is None:
         metric = "metric_value" if any(r.metric_value is not None for r in rows) else "median_s"
     chart = build_chart(rows, metric, loaded.run_id)
     if out is None:
-        console = stdout()
-        console.print(terminal_plot(render_text(chart, console.width, plot_height(console))))
-        return
-    image = render_image(chart, fmt)
-    write_file(out, lambda: atomic_write(out, image))
-    stderr().print(f"wrote {out}", markup=False)
+        show_plot(lambda w, h: render_text(chart, w, h))
+    else:
+        write_image(out, render_image(chart, fmt))
