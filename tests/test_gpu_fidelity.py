@@ -237,8 +237,13 @@ def test_the_frontier_of_an_architecture_whose_memory_runs_out_at_100_steps(cli,
 
 
 def test_a_memory_limit_on_the_cpu_is_a_frontier_of_measured_peaks(cli, tmp_path):
-    args = ["frontier", "--arch", "gru", "--device", "cpu", "--mem-limit", "6MB", "--no-isolate",
-            "--tolerance", "0", "--start", "16", "--batch-size", "4", "--hidden", "16", "--out", str(tmp_path)]  # fmt: skip
+    # Inference: its peak grows by ~1.8 KB per step of T and is the same in every run. A
+    # training step's peak at this size is bimodal (with or without a 1.28 MB temporary the
+    # size of the embedding's gradient, from run to run: see the closing note of issue 15),
+    # and a 6 MB limit between the two modes made the frontier a coin toss.
+    args = ["frontier", "--arch", "gru", "--device", "cpu", "--mem-limit", "2MB", "--no-isolate",
+            "--tolerance", "0", "--start", "16", "--batch-size", "4", "--hidden", "16",
+            "--mode", "infer", "--out", str(tmp_path)]  # fmt: skip
     result = cli.invoke(app, args)
     assert result.exit_code == 0, result.output
     run = load_run("latest", tmp_path)
@@ -246,7 +251,7 @@ def test_a_memory_limit_on_the_cpu_is_a_frontier_of_measured_peaks(cli, tmp_path
     peaks = {r.seq_len: r.peak_mem_bytes for r in run.rows}
     assert frontier["largest"] is not None, peaks
 
-    assert peaks[frontier["largest"]] <= 6_000_000 < peaks[frontier["smallest_failing"]]
+    assert peaks[frontier["largest"]] <= 2_000_000 < peaks[frontier["smallest_failing"]]
     assert frontier["smallest_failing"] == frontier["largest"] + 1
 
 
