@@ -45,7 +45,7 @@ def main() -> None:
     for _ in range(args.rounds):
         cli = seqbench.run(arch=FACTORY, seq_len=lengths, batch_size=args.batch_size,
                            mode=["infer", "train"], **shape, **settings)  # fmt: skip
-        model = build_model(seqbench.schema.ResultRow.from_dict(cli.iloc[0].to_dict()).cell)
+        model = build_model(seqbench.core.schema.ResultRow.from_dict(cli.iloc[0].to_dict()).cell)
         api = seqbench.measure_module(
             model, lambda b, t: torch.randint(1, 1000, (b, t)), label=FACTORY, key=shape,
             target=lambda b, t: torch.randint(0, 2, (b, 1)).float(),

@@ -26,14 +26,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from seqbench import session
-from seqbench.config import resolve_config
-from seqbench.devices import synchronize, unavailable_reason
-from seqbench.execute import CellFinished, Scheduler, make_executor
+from seqbench.core.devices import synchronize, unavailable_reason
+from seqbench.core.schema import Cell, ResultRow
+from seqbench.execute import CellFinished, Scheduler, make_executor, session
 from seqbench.measure.workload import DTYPES, RMSPROP
 from seqbench.models import build_model
-from seqbench.schema import Cell, ResultRow
-from seqbench.suites import parse_list
+from seqbench.plan.config import resolve_config
+from seqbench.plan.suites import parse_list
 
 
 def hand_time_and_memory(cell: Cell, steps: int, warmup: int) -> tuple[float, int]:

@@ -37,9 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from seqbench.changepoints import find_change_points
-from seqbench.schema import Cell, ResultRow
-from seqbench.stats import summarize
+from seqbench.core.schema import Cell, ResultRow
+from seqbench.judge.changepoints import find_change_points
+from seqbench.judge.stats import summarize
 from seqbench.storage import create_run
 
 RUNS = 50
@@ -174,7 +174,7 @@ def main() -> int:
         print((done.stdout + done.stderr).replace(str(root), "demo-results").rstrip())
         print(f"(exit {done.returncode})")
 
-        from seqbench.history import build_history, gather_runs
+        from seqbench.judge.history import build_history, gather_runs
 
         history = build_history(gather_runs([], root)[0])
         ok = True

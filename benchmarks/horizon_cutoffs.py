@@ -25,12 +25,12 @@ import statistics
 import numpy as np
 import torch
 
+from seqbench.core.schema import Cell
+from seqbench.core.settings import TrainSettings
 from seqbench.measure.gradflow import gradient_probe, input_gradient_norms, memory_horizon
 from seqbench.measure.training import train_on_task
 from seqbench.measure.workload import build_workload
 from seqbench.models import normalize_cell
-from seqbench.schema import Cell
-from seqbench.settings import TrainSettings
 from seqbench.tasks import prepared
 
 CUTOFFS = (1e-2, 1e-3, 1e-4)

@@ -55,8 +55,8 @@ def counts(csv: Path) -> dict[str, float]:
 def gate_exit(a: Path, b: Path, metric: str) -> int:
     """The exit code `seqbench compare A B --metric METRIC` gives (its default threshold),
     computed in this process: the same functions, without a fresh interpreter each time."""
-    from seqbench.compare import compare_runs, default_threshold
-    from seqbench.gate import gate
+    from seqbench.judge.compare import compare_runs, default_threshold
+    from seqbench.judge.gate import gate
     from seqbench.storage import load_run
 
     runs = load_run(str(a), a.parent), load_run(str(b), b.parent)

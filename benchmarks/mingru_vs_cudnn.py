@@ -17,13 +17,13 @@ import argparse
 
 import torch
 
-from seqbench.env import apply_process_settings
+from seqbench.core.request import CellRequest
+from seqbench.core.schema import Cell
+from seqbench.core.settings import MeasureSettings
+from seqbench.machine.env import apply_process_settings
 from seqbench.measure import measure
 from seqbench.models import normalize_cell
 from seqbench.output.text import format_median
-from seqbench.request import CellRequest
-from seqbench.schema import Cell
-from seqbench.settings import MeasureSettings
 
 ARCHS = ("gru", "mingru")
 

@@ -25,9 +25,9 @@ PROBE = """
 import json, os, sys, time
 import torch
 from seqbench.measure import measure
-from seqbench.request import CellRequest
-from seqbench.schema import Cell
-from seqbench.settings import MeasureSettings
+from seqbench.core.request import CellRequest
+from seqbench.core.schema import Cell
+from seqbench.core.settings import MeasureSettings
 torch.set_num_threads(int(sys.argv[1]))
 cell = Cell(sys.argv[2], int(sys.argv[3]), 32, 32, 1, sys.argv[4] == "bi", 0.0, 0.0, 10000, 32,
             "cpu", "float32", sys.argv[5])

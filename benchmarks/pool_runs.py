@@ -4,7 +4,7 @@ A rate grid is one run (`--lr 2e-3,4e-3`), but a long grid is often measured in 
 run per rate, or a second rate added after the first was read. This script reads the
 runs' rows, refuses a cell measured twice (the same model, seed and rate), and prints
 every rate's validation and test scores per seed, then the rate seqbench's rule picks
-(seqbench.accuracy: best mean validation score over the seeds, test scores reported):
+(seqbench.judge.accuracy: best mean validation score over the seeds, test scores reported):
 exactly what `seqbench show` would print had the grid been one run.
 
     PYTHONPATH=src python benchmarks/pool_runs.py RUN [RUN ...] [--root results]
@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from seqbench.accuracy import summarize_accuracy
+from seqbench.judge.accuracy import summarize_accuracy
 from seqbench.storage import load_run
 
 

@@ -26,9 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from seqbench.csvio import render_row
-from seqbench.csvio import render_samples as render_batch
-from seqbench.schema import Cell, Measurement, ResultRow
+from seqbench.core.schema import Cell, Measurement, ResultRow
 from seqbench.storage import (
     META_FILE,
     ROWS_FILE,
@@ -37,6 +35,8 @@ from seqbench.storage import (
     create_run,
     reopen_run,
 )
+from seqbench.storage.csvio import render_row
+from seqbench.storage.csvio import render_samples as render_batch
 
 DEFAULT_SIZES = "50:1000,800:1000,80000:10"
 
@@ -72,7 +72,7 @@ def build(root: Path, cells: int, per_cell: int, extra: int, rng: random.Random)
 
 def old_save(folder: Path, rows: list[ResultRow], samples: dict, meta: dict) -> None:
     """OLD (63d4233): the whole run, three files, each rewritten through a temporary file."""
-    from seqbench.schema import rows_to_frame  # pandas, as the old CsvExporter used it
+    from seqbench.core.schema import rows_to_frame  # pandas, as the old CsvExporter used it
 
     lines = ["cell_id,sample_s\n"]
     lines += [f"{cid},{float(v)!r}\n" for cid, values in samples.items() for v in values]

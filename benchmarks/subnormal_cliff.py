@@ -20,11 +20,11 @@ import time
 
 import torch
 
-from seqbench.devices import cpu_name
+from seqbench.core.devices import cpu_name
+from seqbench.core.request import CellRequest
+from seqbench.core.schema import Cell
+from seqbench.core.settings import MeasureSettings
 from seqbench.measure import measure
-from seqbench.request import CellRequest
-from seqbench.schema import Cell
-from seqbench.settings import MeasureSettings
 
 
 def elementwise_us(x: torch.Tensor, y: torch.Tensor, repeats: int = 50) -> float:

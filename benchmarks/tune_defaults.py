@@ -1,6 +1,6 @@
 """How each task's default learning rate and budget were chosen: train a few architectures
 at a few rates and seeds, and print every validation and test score with the rate the
-seeds-and-validation rule picks (see seqbench.accuracy).
+seeds-and-validation rule picks (see seqbench.judge.accuracy).
 
     PYTHONPATH=src python benchmarks/tune_defaults.py --task adding --seq-len 50 \\
         --arch lstm,gru --lr 1e-3,2e-3 --seeds 2 --steps 1500
@@ -16,10 +16,10 @@ import argparse
 import statistics
 import time
 
-from seqbench.accuracy import summarize_accuracy
-from seqbench.config import plan, resolve_config
-from seqbench.env import apply_process_settings
+from seqbench.judge.accuracy import summarize_accuracy
+from seqbench.machine.env import apply_process_settings
 from seqbench.measure import measure
+from seqbench.plan.config import plan, resolve_config
 
 
 def main() -> None:

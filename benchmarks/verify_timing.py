@@ -19,13 +19,13 @@ import torch
 import torch.utils.benchmark as tbench
 from torch import nn
 
-from seqbench.env import apply_process_settings
+from seqbench.core.request import CellRequest
+from seqbench.core.schema import Cell
+from seqbench.core.settings import MeasureSettings
+from seqbench.machine.env import apply_process_settings
 from seqbench.measure import measure
 from seqbench.measure.workload import RMSPROP
 from seqbench.models import build_model, normalize_cell
-from seqbench.request import CellRequest
-from seqbench.schema import Cell
-from seqbench.settings import MeasureSettings
 
 
 def hand_step(cell: Cell):

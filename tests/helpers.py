@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from seqbench.schema import Cell
-from seqbench.settings import MeasureSettings
+from seqbench.core.schema import Cell
+from seqbench.core.settings import MeasureSettings
 
 # Settings that keep a real measurement to a fraction of a second.
 FAST = MeasureSettings(
@@ -53,7 +53,7 @@ def power_rows(
 ):
     """Rows whose cost follows exact power laws: median_s = scale·T^time_k and
     peak_mem_bytes = 1000·T^mem_k, so a fit must recover the exponents to rounding error."""
-    from seqbench.schema import ResultRow
+    from seqbench.core.schema import ResultRow
 
     cells = [make_cell(arch=arch, seq_len=t, **cell) for t in lengths]
     return [
@@ -82,7 +82,7 @@ def save_run(root, rows, label: str = "synthetic", env: dict | None = None):
 
 def measure_cell(cell: Cell, settings: MeasureSettings = FAST, *, clock=None, **request):
     """Measure one cell in this process (`measure` on a request built from the arguments)."""
+    from seqbench.core.request import CellRequest
     from seqbench.measure import measure
-    from seqbench.request import CellRequest
 
     return measure(CellRequest(cell, settings, **request), clock)

@@ -10,11 +10,11 @@ import pytest
 import torch
 from scipy import stats as sps
 
-from seqbench.accuracy import compare_groups, select_rate, summarize_accuracy
-from seqbench.config import plan, resolve_config
-from seqbench.errors import ConfigError
-from seqbench.schema import Measurement, ResultRow, metric_range
-from seqbench.stats import seed_spread, welch_difference
+from seqbench.core.errors import ConfigError
+from seqbench.core.schema import Measurement, ResultRow, metric_range
+from seqbench.judge.accuracy import compare_groups, select_rate, summarize_accuracy
+from seqbench.judge.stats import seed_spread, welch_difference
+from seqbench.plan.config import plan, resolve_config
 from seqbench.storage import create_run, load_run
 from seqbench.tasks.base import Batch, split_validation
 from tests.helpers import make_cell
@@ -213,9 +213,9 @@ def test_a_task_with_its_own_validation_keeps_it():
 
 
 def test_the_target_is_judged_on_validation_and_the_test_set_scored_once(monkeypatch):
+    from seqbench.core.settings import TrainSettings
     from seqbench.measure import training
     from seqbench.models import build_model, normalize_cell
-    from seqbench.settings import TrainSettings
     from seqbench.tasks import prepared
 
     task = prepared("adding", 20, 0, 0, None)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from seqbench.schema import ResultRow
+from seqbench.core.schema import ResultRow
 from seqbench.storage import create_run
 from tests.helpers import make_cell
 

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 import seqbench
-from seqbench.errors import ConfigError
-from seqbench.schema import RESULT_COLUMNS
+from seqbench.core.errors import ConfigError
+from seqbench.core.schema import RESULT_COLUMNS
 from seqbench.storage import load_run
 
 # The busy-machine warning (session.choose_threads, tested in test_noise) is not the subject here.

@@ -13,7 +13,7 @@ from torch import nn
 
 import seqbench
 from seqbench.cli import app
-from seqbench.errors import ConfigError
+from seqbench.core.errors import ConfigError
 from seqbench.models import build_model, step_flops
 from seqbench.storage import load_run
 

@@ -118,8 +118,8 @@ def test_forget_bias_sets_the_forget_gate_and_nothing_else():
 
 
 def test_forget_bias_reaches_the_built_workload_and_leaves_a_gru_alone():
+    from seqbench.core.settings import TrainSettings
     from seqbench.measure.workload import build_workload
-    from seqbench.settings import TrainSettings
 
     cell = normalize_cell(make_cell(arch="lstm-weightdrop", hidden=4))
     work = build_workload(cell, 0, TrainSettings(forget_bias=1.0))

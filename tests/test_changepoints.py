@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seqbench.changepoints import Settings, find_change_points, noise_scale, segment
+from seqbench.judge.changepoints import Settings, find_change_points, noise_scale, segment
 
 
 def noisy(levels: np.ndarray, sd: float, seed: int) -> np.ndarray:

@@ -9,11 +9,11 @@ import pytest
 from scipy import stats as sps
 
 from seqbench.cli import app
-from seqbench.compare import compare_runs
-from seqbench.errors import SeqbenchError
-from seqbench.gate import run_checks
-from seqbench.schema import Measurement, ResultRow
-from seqbench.stats import (
+from seqbench.core.errors import SeqbenchError
+from seqbench.core.schema import Measurement, ResultRow
+from seqbench.judge.compare import compare_runs
+from seqbench.judge.gate import run_checks
+from seqbench.judge.stats import (
     mann_whitney_null,
     paired_ratio,
     shift_ci_rank,
@@ -21,8 +21,8 @@ from seqbench.stats import (
     signed_rank_ci_rank,
     signed_rank_null,
 )
+from seqbench.judge.verdicts import classify
 from seqbench.storage import create_run, load_run
-from seqbench.verdicts import classify
 from tests.helpers import make_cell
 
 ENV = {
@@ -330,7 +330,7 @@ def test_compare_of_missing_runs_is_one_line(cli, tmp_path):
 
 
 def test_ci_suite_covers_every_seed_architecture_in_both_modes():
-    from seqbench.config import plan, resolve_config
+    from seqbench.plan.config import plan, resolve_config
 
     cells = plan(resolve_config("ci"))
     assert {(c.arch, c.mode) for c in cells} == {

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from seqbench.config import Axes, SuiteConfig, plan, resolve_config
-from seqbench.errors import ConfigError
-from seqbench.suites import parse_list
+from seqbench.core.errors import ConfigError
+from seqbench.plan.config import Axes, SuiteConfig, plan, resolve_config
+from seqbench.plan.suites import parse_list
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 

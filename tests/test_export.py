@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from seqbench.errors import MissingDependency, ResultsError, SeqbenchError
+from seqbench.core.errors import MissingDependency, ResultsError, SeqbenchError
+from seqbench.core.schema import RESULT_COLUMNS, ResultRow
 from seqbench.export import EXPORTERS, exporter_for_path, get_exporter
-from seqbench.schema import RESULT_COLUMNS, ResultRow
 from seqbench.storage import parse_rows
 from tests.helpers import make_cell
 
@@ -133,7 +133,7 @@ def test_parquet_without_pyarrow_says_how_to_install_it(monkeypatch):
 
 def pandas_csv(rows: list[ResultRow]) -> str:
     """What `seqbench export --format csv` wrote before it dropped pandas: the reference."""
-    from seqbench.schema import rows_to_frame
+    from seqbench.core.schema import rows_to_frame
 
     return rows_to_frame(rows).to_csv(index=False, lineterminator="\n")
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from seqbench.core.schema import ResultRow
 from seqbench.export import EXPORTERS
 from seqbench.output.terminal import results_view, runs_table
-from seqbench.schema import ResultRow
 from seqbench.storage import RunSummary
 from tests.helpers import make_cell
 

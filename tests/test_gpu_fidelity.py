@@ -8,16 +8,16 @@ import json
 import pytest
 import torch
 
-from seqbench import env as env_mod
-from seqbench import timing
 from seqbench.cli import app
-from seqbench.errors import SeqbenchError
-from seqbench.frontier import Probe, parse_bytes, search, summarize
+from seqbench.core import timing
+from seqbench.core.errors import SeqbenchError
+from seqbench.core.schema import Measurement, ResultRow
+from seqbench.core.settings import MeasureSettings
+from seqbench.core.timing import FakeClock
+from seqbench.machine import env as env_mod
 from seqbench.measure.ceiling import measure_ceiling
-from seqbench.schema import Measurement, ResultRow
-from seqbench.settings import MeasureSettings
+from seqbench.plan.frontier import Probe, parse_bytes, search, summarize
 from seqbench.storage import load_run
-from seqbench.timing import FakeClock
 from tests.helpers import FAST, FAST_FLAGS, make_cell, measure_cell
 
 # --------------------------------------------------------------------------- CUDA events, faked

@@ -465,7 +465,7 @@ def test_show_of_a_markdown_export_or_a_suite_file_says_what_it_is(cli, tmp_path
 
 
 def test_run_help_names_every_suite(cli):
-    from seqbench.suites import suite_names
+    from seqbench.plan.suites import suite_names
 
     help_text = " ".join(cli.invoke(app, ["run", "--help"]).output.split())
     assert {"quick", "seed", "ci", "gpu"} <= set(suite_names())
@@ -523,7 +523,7 @@ def test_an_export_through_a_link_keeps_the_link(cli, tmp_path):
 
 
 def test_ctrl_c_before_anything_is_measured_is_one_word(cli, tmp_path, monkeypatch):
-    from seqbench import session
+    from seqbench.execute import session
 
     def interrupted(config):
         raise KeyboardInterrupt

@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from seqbench.cli import app
-from seqbench.history import build_history, gate_steps, gather_runs
-from seqbench.schema import ResultRow
+from seqbench.core.schema import ResultRow
+from seqbench.judge.history import build_history, gate_steps, gather_runs
 from tests.helpers import make_cell, save_run
 
 START = dt.datetime(2026, 10, 1, 9, 0, tzinfo=dt.timezone.utc)
@@ -222,7 +222,7 @@ def test_history_never_imports_torch(stepped):
 
 
 def test_a_run_records_when_its_commit_was_made():
-    from seqbench.env import git_commit, git_commit_time
+    from seqbench.machine.env import git_commit, git_commit_time
 
     head, _ = git_commit()
     if head is None:

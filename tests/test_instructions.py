@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from seqbench.cli import app
-from seqbench.compare import compare_runs, default_threshold
-from seqbench.env import env_differences
+from seqbench.core.request import CellRequest
+from seqbench.core.schema import SCHEMA_VERSION, Measurement, ResultRow
 from seqbench.execute.callgrind import (
     INSTALL_HINT,
     CountingExecutor,
@@ -25,8 +25,8 @@ from seqbench.execute.callgrind import (
     with_count,
 )
 from seqbench.execute.local import InProcessExecutor
-from seqbench.request import CellRequest
-from seqbench.schema import SCHEMA_VERSION, Measurement, ResultRow
+from seqbench.judge.compare import compare_runs, default_threshold
+from seqbench.machine.env import env_differences
 from seqbench.storage import load_run
 from tests.helpers import FAST, make_cell, measure_cell, save_run
 
@@ -184,7 +184,7 @@ def test_the_count_agrees_with_torch_benchmarks_own_callgrind_count(monkeypatch)
         worker.close()
     assert not isinstance(ours, str), ours
     setup = (
-        "from seqbench.schema import Cell\n"
+        "from seqbench.core.schema import Cell\n"
         "from seqbench.measure.workload import build_workload\n"
         f"work = build_workload(Cell(**{dataclasses.asdict(cell)!r}), 0)\n"
         "work.step(); work.step()\n"

@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from seqbench import measure as measure_mod
+from seqbench.core.settings import MeasureSettings
+from seqbench.core.timing import FakeClock, PerfCounterClock
 from seqbench.measure import timed as timed_mod
 from seqbench.measure.sampling import sample_times
 from seqbench.measure.workload import build_workload
 from seqbench.models import expected_params, step_flops
-from seqbench.settings import MeasureSettings
-from seqbench.timing import FakeClock, PerfCounterClock
 from tests.helpers import FAST, make_cell, measure_cell
 
 PLAIN = MeasureSettings(
@@ -189,8 +189,8 @@ def test_rounds_pool_their_samples_and_recompute_the_statistics():
 
 
 def test_a_failed_round_fails_the_cell():
+    from seqbench.core.schema import Measurement, ResultRow
     from seqbench.measure.sampling import merge_rounds
-    from seqbench.schema import Measurement, ResultRow
 
     cell = make_cell()
     ok = measure_cell(cell, PLAIN, clock=FakeClock([1.0] * 20), memory=False)
@@ -217,8 +217,8 @@ def test_page_faults_per_step_are_the_faults_over_the_timed_steps(monkeypatch):
 
 
 def test_the_table_warns_when_steps_fault_in_fresh_memory():
+    from seqbench.core.schema import ResultRow
     from seqbench.output.tables import format_table
-    from seqbench.schema import ResultRow
 
     quiet = ResultRow.for_cell(make_cell(), median_s=0.001, faults_per_step=3.0)
     faulting = ResultRow.for_cell(make_cell(arch="gru"), median_s=0.001, faults_per_step=8000.0)

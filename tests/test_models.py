@@ -5,7 +5,7 @@ import itertools
 import pytest
 import torch
 
-from seqbench.errors import ConfigError
+from seqbench.core.errors import ConfigError
 from seqbench.models import (
     REGISTRY,
     build_model,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from seqbench.cli import app
-from seqbench.config import Axes, SuiteConfig, plan
-from seqbench.errors import ConfigError
+from seqbench.core.errors import ConfigError
+from seqbench.core.timing import FakeClock
 from seqbench.models import (
     REGISTRY,
     core_param_count,
@@ -15,8 +15,8 @@ from seqbench.models import (
     matched_width,
     normalize_cell,
 )
+from seqbench.plan.config import Axes, SuiteConfig, plan
 from seqbench.storage import load_run
-from seqbench.timing import FakeClock
 from tests.helpers import FAST, FAST_FLAGS, make_cell, measure_cell
 
 # --------------------------------------------------------------------------- --mode step

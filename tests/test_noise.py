@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from seqbench import noise, system
-from seqbench.noise import Counters, findings, flag, interference
-from seqbench.schema import ResultRow
-from seqbench.system import Machine, checks
+from seqbench.core.schema import ResultRow
+from seqbench.judge import noise
+from seqbench.judge.noise import findings, flag
+from seqbench.machine import system
+from seqbench.machine.system import Counters, Machine, checks, interference
 from tests.helpers import make_cell
 
 
@@ -178,8 +179,8 @@ def test_every_reason_is_kept_in_the_flag():
 
 
 def test_rounds_keep_the_worse_noise_and_are_flagged_again():
+    from seqbench.core.schema import Measurement
     from seqbench.measure.sampling import merge_rounds
-    from seqbench.schema import Measurement
 
     quiet = Measurement(
         row(rounds=1, cpu_share=0.99, others_cores=0.0, ctx_switches_per_step=1.0), [1.0] * 10
@@ -229,8 +230,8 @@ def test_the_system_check_warns_and_advises_on_a_busy_machine(tmp_path, monkeypa
 def test_threads_follow_the_free_cpus_unless_the_user_chose(monkeypatch):
     import torch
 
-    from seqbench.config import SuiteConfig
-    from seqbench.session import choose_threads
+    from seqbench.execute.session import choose_threads
+    from seqbench.plan.config import SuiteConfig
 
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     config, warning = choose_threads(SuiteConfig(), Machine(2.0, 1.7, 5.0))
@@ -251,7 +252,7 @@ def test_threads_follow_the_free_cpus_unless_the_user_chose(monkeypatch):
 def test_the_real_machine_can_be_read():
     machine = system.look(0.05)
     assert machine.cpus >= 1 and math.isfinite(machine.cpus)
-    seen = noise.interference(noise.read_counters(), noise.read_counters(), threads=1, steps=1)
+    seen = system.interference(system.read_counters(), system.read_counters(), threads=1, steps=1)
     assert set(seen) == {"load_before", "load_after", "cpu_share", "ctx_switches_per_step",
                          "others_cores", "steal_frac", "throttled_frac", "cpu_mhz"}  # fmt: skip
     assert dataclasses.fields(ResultRow)  # the columns exist in the contract:

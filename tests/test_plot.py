@@ -8,9 +8,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from seqbench.errors import MissingDependency, SeqbenchError
+from seqbench.core.errors import MissingDependency, SeqbenchError
+from seqbench.core.schema import ResultRow
 from seqbench.output.plots import build_chart, image_format, render_image, render_text
-from seqbench.schema import ResultRow
 from tests.helpers import make_cell, power_rows
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from seqbench.core.schema import ResultRow
 from seqbench.output.drawing import compute_log_ticks
 from seqbench.output.plots import build_chart, gradient_chart
-from seqbench.schema import ResultRow
 from tests.helpers import make_cell, power_rows
 
 pytest.importorskip("matplotlib")

@@ -79,9 +79,9 @@ def plugin_args() -> list[str]:
 @pytest.fixture
 def suite(pytester, monkeypatch):
     """A project with two measuring tests, on a machine taken to be quiet: whether other
-    work disturbs the cells (seqbench.noise) is not what these tests are about, and a
+    work disturbs the cells (seqbench.judge.noise) is not what these tests are about, and a
     noisy cell gets no verdict of change."""
-    monkeypatch.setattr("seqbench.noise.flag", lambda row: "")
+    monkeypatch.setattr("seqbench.judge.noise.flag", lambda row: "")
     pytester.makepyfile(models=MODELS, test_stack=PASSING)
     pytester.syspathinsert()
 

@@ -7,9 +7,9 @@ import pytest
 
 pytest.importorskip("ray")
 
+from seqbench.core.request import CellRequest  # noqa: E402
+from seqbench.core.schema import ResultRow  # noqa: E402
 from seqbench.execute import ray as ray_executor  # noqa: E402
-from seqbench.request import CellRequest  # noqa: E402
-from seqbench.schema import ResultRow  # noqa: E402
 from tests.helpers import FAST, make_cell  # noqa: E402
 
 
@@ -147,7 +147,7 @@ def test_a_failure_row_names_the_node_the_cell_was_on(fake):
     ],
 )  # fmt: skip
 def test_a_cluster_that_cannot_be_joined_is_one_line(fake, error, message):
-    from seqbench.errors import SeqbenchError
+    from seqbench.core.errors import SeqbenchError
 
     def refuse(**options):
         raise error

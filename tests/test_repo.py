@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from seqbench.config import plan, resolve_config
+from seqbench.plan.config import plan, resolve_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,8 +12,8 @@ import subprocess
 import pytest
 
 from seqbench.cli import app
+from seqbench.core.schema import ResultRow
 from seqbench.output.html import Figure, compute_sort_key, format_figures_html
-from seqbench.schema import ResultRow
 from tests.helpers import make_cell, power_rows, save_run
 
 pytest.importorskip("matplotlib")

@@ -7,13 +7,8 @@ import random
 
 import pytest
 
-from seqbench.output.growth import (
-    format_anomaly_hint,
-    format_crossover,
-    format_exponent_hint,
-    format_step,
-)
-from seqbench.scaling import (
+from seqbench.core.schema import ResultRow
+from seqbench.judge.scaling import (
     ANOMALY_FACTOR,
     compute_anomalies,
     compute_crossovers,
@@ -23,7 +18,12 @@ from seqbench.scaling import (
     compute_scaling,
     fit_power_law,
 )
-from seqbench.schema import ResultRow
+from seqbench.output.scaling import (
+    format_anomaly_hint,
+    format_crossover,
+    format_exponent_hint,
+    format_step,
+)
 from tests.helpers import make_cell, power_rows
 
 LENGTHS = [32, 64, 128, 256, 512]

@@ -8,12 +8,12 @@ from collections import deque
 
 import pytest
 
-from seqbench.config import Axes, SuiteConfig, apply_overrides, plan
+from seqbench.core.request import CellRequest
+from seqbench.core.schema import Cell, Measurement, ResultRow
+from seqbench.core.settings import MeasureSettings
 from seqbench.execute import CellFinished, CellStarted, Scheduler
 from seqbench.execute.base import OneAtATime
-from seqbench.request import CellRequest
-from seqbench.schema import Cell, Measurement, ResultRow
-from seqbench.settings import MeasureSettings
+from seqbench.plan.config import Axes, SuiteConfig, apply_overrides, plan
 from seqbench.storage import create_run, load_run, reopen_run
 from tests.helpers import make_cell
 

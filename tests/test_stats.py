@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from seqbench.stats import iqr, median, median_ci, median_ci_ranks, relative_ci_halfwidth, summarize
+from seqbench.judge.stats import (
+    iqr,
+    median,
+    median_ci,
+    median_ci_ranks,
+    relative_ci_halfwidth,
+    summarize,
+)
 
 ONE_TO_TEN = [3.0, 1.0, 4.0, 10.0, 5.0, 9.0, 2.0, 6.0, 8.0, 7.0]
 

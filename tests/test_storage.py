@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from seqbench.errors import ResultsError
-from seqbench.schema import RESULT_COLUMNS, Measurement, ResultRow
+from seqbench.core.errors import ResultsError
+from seqbench.core.schema import RESULT_COLUMNS, Measurement, ResultRow
 from seqbench.storage import (
     META_FILE,
     ROWS_FILE,
@@ -548,9 +548,9 @@ def test_a_csv_named_on_resume_gets_the_whole_run(tmp_path):
 
 
 def test_a_measured_ceiling_is_saved_when_it_is_measured(tmp_path):
-    from seqbench.config import SuiteConfig
     from seqbench.execute import Scheduler
     from seqbench.execute.local import InProcessExecutor
+    from seqbench.plan.config import SuiteConfig
 
     run = new_run(tmp_path)
     scheduler = Scheduler(SuiteConfig(), InProcessExecutor(), run, ceiling=lambda d, t: (12.5, ""))

@@ -10,7 +10,7 @@ import dataclasses
 import pytest
 from rich.console import Console
 
-from seqbench.config import describe_matrices, resolve_config
+from seqbench.core.schema import ResultRow
 from seqbench.output.terminal import results_view
 from seqbench.output.text import (
     format_bytes,
@@ -19,7 +19,7 @@ from seqbench.output.text import (
     format_ratio,
     format_seconds,
 )
-from seqbench.schema import ResultRow
+from seqbench.plan.config import describe_matrices, resolve_config
 from tests.helpers import make_cell, power_rows
 
 

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from seqbench.errors import ConfigError
+from seqbench.core.errors import ConfigError
+from seqbench.core.settings import TrainSettings
+from seqbench.core.timing import FakeClock
 from seqbench.measure.training import train_task
 from seqbench.models import build_model, expected_params, forward_flops, normalize_cell
 from seqbench.models.base import count_parameters
-from seqbench.settings import TrainSettings
 from seqbench.tasks import new_task, prepared
 from seqbench.tasks.real import OOV, START, pad_sequences, read_acl_imdb, read_imdb_npz, tokenize
-from seqbench.timing import FakeClock
 from tests.helpers import make_cell
 
 

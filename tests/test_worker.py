@@ -9,9 +9,9 @@ import subprocess
 import pytest
 import torch
 
+from seqbench.core.request import CellRequest
+from seqbench.core.schema import ResultRow
 from seqbench.execute.isolated import run_in_fresh_process, worker_command, worker_environment
-from seqbench.request import CellRequest
-from seqbench.schema import ResultRow
 from tests.helpers import FAST, make_cell
 
 TINY = dict(arch="rnn", seq_len=8, batch_size=2, hidden=4, embed=4, vocab=20)
@@ -73,7 +73,8 @@ def test_a_silent_worker_is_killed_after_its_limit_and_grace():
 
 
 def test_one_worker_serves_a_cells_rounds_and_a_new_cell_gets_a_fresh_one():
-    from seqbench.execute.isolated import CellWorkerExecutor, Launch
+    from seqbench.execute.isolated import CellWorkerExecutor
+    from seqbench.machine.launch import Launch
 
     first, second = make_cell(**TINY), make_cell(**TINY, mode="train")
     with CellWorkerExecutor(Launch()) as executor:

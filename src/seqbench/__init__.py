@@ -5,13 +5,9 @@ own module, each returning the rows as a pandas DataFrame (see seqbench.api). Th
 first use, so `import seqbench` stays cheap.
 """
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-try:
-    __version__ = version("seqbench")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+from seqbench.core.version import __version__
 
 __all__ = ["__version__", "measure_module", "run"]
 

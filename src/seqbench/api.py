@@ -5,7 +5,7 @@
     frame = seqbench.measure_module(model, lambda b, t: torch.randn(b, t, 16),
                                     seq_len=[64, 256], mode=["infer", "train"])
 
-Both return a pandas DataFrame of `ResultRow`s (the columns of `seqbench.schema`, in order),
+Both return a pandas DataFrame of `ResultRow`s (the columns of `seqbench.core.schema`, in order),
 measured as `seqbench run` measures: the same configuration object, scheduler, warm-up,
 stopping rule, statistics, memory and noise columns. With `out=` the run is saved under
 that folder exactly as `seqbench run --out` saves it, so `seqbench show`, `compare`, `plot`
@@ -22,7 +22,7 @@ run` does; the threads and TF32 are given back afterwards, subnormals stay flush
 `flush_denormal=False`).
 
 Errors the caller causes (an unknown setting, inputs of the wrong kind) raise
-`seqbench.errors.SeqbenchError` with a one-line message; a step that fails is a row with
+`seqbench.core.errors.SeqbenchError` with a one-line message; a step that fails is a row with
 status 'error' and the message, as on the command line.
 """
 
@@ -37,14 +37,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seqbench.errors import ConfigError
+from seqbench.core.errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from seqbench.config import SuiteConfig
-    from seqbench.request import CellRequest, ModuleSpec
-    from seqbench.schema import Cell
+    from seqbench.core.request import CellRequest, ModuleSpec
+    from seqbench.core.schema import Cell
+    from seqbench.plan.config import SuiteConfig
     from seqbench.storage import Run
 
 __all__ = ["measure_module", "run"]
@@ -74,10 +74,9 @@ def run(
     `isolate`, ...) replace its settings. `out` saves the run under that folder; `csv` also
     writes the rows to that file (with its sidecars).
     """
-    from seqbench import session
-    from seqbench.config import resolve_config
-    from seqbench.execute import make_executor
-    from seqbench.suites import AXIS_RULES, check_axis, check_setting
+    from seqbench.execute import make_executor, session
+    from seqbench.plan.config import resolve_config
+    from seqbench.plan.suites import AXIS_RULES, check_axis, check_setting
 
     axes = {k: check_axis(k, v, k) for k, v in options.items() if k in AXIS_RULES}
     settings = {}
@@ -137,7 +136,7 @@ def measure_module(
       `target`, `loss`, `optimizer` if given) as importable 'package.module:attribute'
       names. A live module is always measured in this process.
     """
-    from seqbench import session
+    from seqbench.execute import session
     from seqbench.execute.isolated import SubprocessExecutor
     from seqbench.execute.local import InProcessExecutor
 
@@ -177,11 +176,11 @@ def module_plan(
 ) -> tuple[SuiteConfig, list[Cell]]:
     """The configuration and the cells of a user's module, every value checked as a suite
     file's would be (for `measure_module` and the pytest plugin)."""
-    from seqbench import devices
-    from seqbench.config import Axes, SuiteConfig, apply_overrides
+    from seqbench.core import devices
+    from seqbench.core.schema import Cell
     from seqbench.measure.module import fixed_size, is_generator
-    from seqbench.schema import Cell
-    from seqbench.suites import check_axis, check_setting
+    from seqbench.plan.config import Axes, SuiteConfig, apply_overrides
+    from seqbench.plan.suites import check_axis, check_setting
 
     if not isinstance(label, str) or not _LABEL.fullmatch(label):
         raise ConfigError(f"label: expected 1-128 letters, digits or ._-:[]/=+, got {label!r}")
@@ -275,7 +274,7 @@ def describe_module(label: str, model: Any, inputs: Any, spec: ModuleSpec | None
 
 
 def _spec(model, inputs, target, loss, optimizer) -> ModuleSpec:
-    from seqbench.request import ModuleSpec
+    from seqbench.core.request import ModuleSpec
 
     names = {"inputs": inputs, "target": target, "loss": loss, "optimizer": optimizer}
     live = [k for k, v in names.items() if v is not None and not isinstance(v, str)]
@@ -311,7 +310,8 @@ def _live(spec, model, inputs, target, loss, optimizer):
 def _threads(config: SuiteConfig) -> SuiteConfig:
     """Threads decided for this machine as `seqbench run` decides them; its warning, if
     any, as a Python warning."""
-    from seqbench import session, system
+    from seqbench.execute import session
+    from seqbench.machine import system
 
     measured, warning = session.choose_threads(config, system.look())
     if warning:
@@ -345,8 +345,7 @@ def _process_kept() -> Iterator[None]:
 
 def _measure(config: Any, cells: list[Cell], executor: Any, run_: Run) -> None:
     """Every cell through the scheduler, saved as it finishes; the run closed either way."""
-    from seqbench import session
-    from seqbench.execute import Scheduler
+    from seqbench.execute import Scheduler, session
 
     try:
         for _ in Scheduler(config, executor, run_).iter_plan(cells):
@@ -362,7 +361,7 @@ def _measure(config: Any, cells: list[Cell], executor: Any, run_: Run) -> None:
 
 
 def _frame(run_: Run, out: str | Path | None) -> pd.DataFrame:
-    from seqbench.schema import rows_to_frame
+    from seqbench.core.schema import rows_to_frame
 
     frame = rows_to_frame(run_.rows)
     frame.attrs["run_path"] = str(run_.path) if out is not None else None

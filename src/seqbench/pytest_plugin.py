@@ -9,7 +9,7 @@ A test fails when the step raises (a smoke call runs the step once first, so the
 is the model's own), never because it is slow. Every measured cell of the session goes into
 one run under --seqbench-out (default results/), which `seqbench show`, `compare` and
 `plot` read. With --seqbench-compare RUN the session's run is compared with RUN exactly as
-`seqbench compare RUN <this run>` compares them (seqbench.compare, seqbench.gate), the
+`seqbench compare RUN <this run>` compares them (seqbench.judge.compare, seqbench.judge.gate), the
 outcome is in the terminal summary, and --seqbench-fail-on sets the session's exit status
 to the gate's: 1 on a regression; with `undecided`, also 3 when too noisy to decide; 2 when
 the runs cannot be compared. --seqbench-disable makes each call one smoke call of each mode.
@@ -168,9 +168,9 @@ class SessionState:
 
     def check(self) -> None:
         """The session's options, checked as `seqbench run` and `compare` check theirs."""
-        from seqbench.compare import check_threshold
-        from seqbench.errors import SeqbenchError
-        from seqbench.suites import check_setting
+        from seqbench.core.errors import SeqbenchError
+        from seqbench.judge.compare import check_threshold
+        from seqbench.plan.suites import check_setting
 
         try:
             check_threshold(self.threshold)
@@ -182,7 +182,7 @@ class SessionState:
             ) from None
 
     def load_baseline(self) -> None:
-        from seqbench.errors import SeqbenchError
+        from seqbench.core.errors import SeqbenchError
         from seqbench.storage import load_run
 
         try:
@@ -196,7 +196,7 @@ class SessionState:
 
     def measure(self, label: str, model: Any, inputs: Any, **kw: Any) -> Any:
         from seqbench.api import MODULE_SETTINGS, module_plan
-        from seqbench.errors import SeqbenchError
+        from seqbench.core.errors import SeqbenchError
         from seqbench.measure.module import UserModule
 
         options = {k: kw.pop(k, None) for k in ("target", "loss", "optimizer")}
@@ -233,8 +233,9 @@ class SessionState:
     def _open(self, config: Any, cells: list) -> None:
         import dataclasses
 
-        from seqbench import session, system
+        from seqbench.execute import session
         from seqbench.execute.local import InProcessExecutor
+        from seqbench.machine import system
 
         config = dataclasses.replace(
             config, label=self.label, description="pytest session", matrices=(), source="pytest"
@@ -248,9 +249,9 @@ class SessionState:
         import dataclasses
 
         from seqbench.api import ModuleConfig
+        from seqbench.core.schema import rows_to_frame
         from seqbench.execute import Scheduler
         from seqbench.execute.local import InProcessExecutor
-        from seqbench.schema import rows_to_frame
 
         if self.run is None:
             self._open(config, cells)
@@ -278,7 +279,7 @@ class SessionState:
     # ------------------------------------------------------------------ the end
 
     def finish(self, exitstatus: int) -> None:
-        from seqbench import session
+        from seqbench.execute import session
 
         if self.run is None:
             if self.baseline is not None:
@@ -300,9 +301,9 @@ class SessionState:
             self.exit_code = EXIT_CANNOT_COMPARE
 
     def _compare(self) -> None:
-        from seqbench.compare import compare_runs
-        from seqbench.errors import SeqbenchError
-        from seqbench.gate import EXIT_REGRESSION, gate
+        from seqbench.core.errors import SeqbenchError
+        from seqbench.judge.compare import compare_runs
+        from seqbench.judge.gate import EXIT_REGRESSION, gate
         from seqbench.output.tables import format_comparison_summary
         from seqbench.output.text import format_env_differences
 

@@ -20,7 +20,7 @@ from seqbench.cli.options import (
 )
 from seqbench.cli.run import requested
 from seqbench.cli.run_options import RUN_OPTIONS
-from seqbench.errors import SeqbenchError
+from seqbench.core.errors import SeqbenchError
 
 # Pairs of rounds: with fewer than 6 the signed-rank interval cannot reach 95%.
 AB_ROUNDS = 10
@@ -84,7 +84,7 @@ AB_OPTIONS: tuple[Option, ...] = (
 # Run in each version's own interpreter and folder: the environment its numbers come from.
 _ENV_PROBE = """
 import json, sys
-from seqbench.env import apply_process_settings, collect_env
+from seqbench.machine.env import apply_process_settings, collect_env
 threads, flush, tf32, devices = json.loads(sys.argv[1])
 print(json.dumps(collect_env(devices, apply_process_settings(threads, flush, tf32)), default=str))
 """
@@ -114,7 +114,7 @@ def _environment(version, config, devices: list[str], here: dict) -> dict:
 def _tagged(env: dict, version) -> dict:
     env.update(executor="ab", isolated=True, version=version.name)
     if version.commit:
-        from seqbench.env import git_commit_time
+        from seqbench.machine.env import git_commit_time
 
         env.update(
             git_commit=version.commit,
@@ -141,25 +141,25 @@ def ab(given: Given) -> None:
     and exit codes are compare's: 0 no regression, 1 a regression, 3 too noisy to decide, 2
     bad input.
     """
-    from seqbench import session, system
     from seqbench.cli.compare import show_comparison
-    from seqbench.compare import (
+    from seqbench.execute import CellStarted, Scheduler, session
+    from seqbench.execute.callgrind import CountingExecutor
+    from seqbench.execute.isolated import CellWorkerExecutor
+    from seqbench.execute.paired import PairedRun
+    from seqbench.execute.versions import checked_out
+    from seqbench.judge.compare import (
         check_threshold,
         compare_paired,
         compare_runs,
         counted,
         default_threshold,
     )
-    from seqbench.config import resolve_config
-    from seqbench.execute import CellStarted, Scheduler
-    from seqbench.execute.callgrind import CountingExecutor
-    from seqbench.execute.isolated import CellWorkerExecutor
-    from seqbench.execute.paired import PairedRun
-    from seqbench.gate import gate
+    from seqbench.judge.gate import gate
+    from seqbench.machine import system
     from seqbench.output.tables import format_comparison_summary
     from seqbench.output.terminal import make_progress
+    from seqbench.plan.config import resolve_config
     from seqbench.storage import create_run
-    from seqbench.versions import checked_out
 
     if given.output_format not in ("table", "markdown", "json"):
         raise SeqbenchError(

@@ -15,7 +15,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from seqbench import __version__
+from seqbench.core.version import __version__
 
 
 class OneLineErrors(TyperGroup):

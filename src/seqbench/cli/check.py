@@ -8,7 +8,7 @@ import typer
 
 from seqbench.cli.app import app
 from seqbench.cli.common import stdout, user_errors
-from seqbench.errors import SeqbenchError
+from seqbench.core.errors import SeqbenchError
 
 
 @app.command()
@@ -26,7 +26,7 @@ def check(
     the thread count against free cores, steal, cgroup throttling, the frequency governor
     and turbo; each problem with advice. Exit 0 when nothing threatens a measurement, 1
     when something does."""
-    from seqbench import system
+    from seqbench.machine import system
     from seqbench.output.terminal import checks_table
 
     if output_format not in ("table", "json"):

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from seqbench.errors import SeqbenchError
+from seqbench.core.errors import SeqbenchError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -122,7 +122,7 @@ def plot_height(console: Any) -> int:
 def plot_format(out: Path | None, purpose: str = "plot") -> str | None:
     """Checked before any work: the image format --out's suffix names (png or svg) and
     matplotlib to draw it, or, with no --out (None returned), plotext for the terminal."""
-    from seqbench.errors import require
+    from seqbench.core.errors import require
     from seqbench.output.plots import image_format
 
     fmt = image_format(out) if out is not None else None

@@ -8,7 +8,7 @@ import typer
 
 from seqbench.cli.app import app
 from seqbench.cli.common import ROOT_HELP, stderr, stdout, user_errors
-from seqbench.errors import SeqbenchError
+from seqbench.core.errors import SeqbenchError
 
 
 @app.command()
@@ -58,8 +58,8 @@ def compare(
     candidate, missing cells (unless --allow-missing), or runs from different environments
     (unless --allow-env-mismatch).
     """
-    from seqbench.compare import compare_runs, counted, default_threshold
-    from seqbench.gate import gate
+    from seqbench.judge.compare import compare_runs, counted, default_threshold
+    from seqbench.judge.gate import gate
     from seqbench.output.tables import format_comparison_summary
     from seqbench.output.text import format_env_differences
     from seqbench.storage import load_run

@@ -6,7 +6,7 @@ import typer
 
 from seqbench.cli.app import app
 from seqbench.cli.common import stderr, stdout, user_errors
-from seqbench.errors import SeqbenchError
+from seqbench.core.errors import SeqbenchError
 
 
 @app.command(name="env")
@@ -24,8 +24,8 @@ def env_command(
     output_format: str = typer.Option("table", "--format", help="table or json."),
 ) -> None:
     """Show the environment a run would record: versions, hardware, threads, subnormals."""
-    from seqbench import devices
-    from seqbench.env import apply_process_settings, collect_env
+    from seqbench.core import devices
+    from seqbench.machine.env import apply_process_settings, collect_env
     from seqbench.output.terminal import env_table
 
     if output_format not in ("table", "json"):

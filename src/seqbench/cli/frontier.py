@@ -9,7 +9,7 @@ import typer
 
 from seqbench.cli.app import app
 from seqbench.cli.common import stderr, stdout, user_errors
-from seqbench.errors import SeqbenchError
+from seqbench.core.errors import SeqbenchError
 
 
 @app.command()
@@ -53,13 +53,13 @@ def frontier(
     its peak memory stays within the limit. The probes are saved as a run (label
     'frontier'); the table shows each architecture's frontier.
     """
-    from seqbench import session, system
-    from seqbench.config import resolve_config
-    from seqbench.execute import Scheduler, make_executor
-    from seqbench.frontier import PROBE_SETTINGS, Probe, fits, parse_bytes, search, summarize
+    from seqbench.execute import Scheduler, make_executor, session
+    from seqbench.machine import system
     from seqbench.output.tables import format_frontier
     from seqbench.output.terminal import fitted_table, make_progress
-    from seqbench.suites import check_setting, parse_list
+    from seqbench.plan.config import resolve_config
+    from seqbench.plan.frontier import PROBE_SETTINGS, Probe, fits, parse_bytes, search, summarize
+    from seqbench.plan.suites import check_setting, parse_list
 
     limit = parse_bytes(mem_limit) if mem_limit is not None else None
     if start < 1 or max_len < start:

@@ -9,7 +9,7 @@ import typer
 
 from seqbench.cli.app import app
 from seqbench.cli.common import plot_format, show_plot, stdout, user_errors, write_image
-from seqbench.errors import SeqbenchError
+from seqbench.core.errors import SeqbenchError
 
 
 @app.command()
@@ -48,14 +48,14 @@ def gradflow(
     --train-steps). The memory horizon is the fewest steps back from the end that hold all
     but 1e-3 (then 1e-2) of the norms' sum; the t-d columns are relative to the last step.
     """
-    from seqbench import session
-    from seqbench.config import resolve_config
-    from seqbench.env import apply_process_settings
+    from seqbench.execute import session
+    from seqbench.machine.env import apply_process_settings
     from seqbench.measure.gradflow import horizon_spread, trace_gradient_flow
     from seqbench.output.plots import gradient_chart, render_image, render_text
     from seqbench.output.tables import format_gradient_profiles, format_horizon_spread
     from seqbench.output.terminal import fitted_table
-    from seqbench.suites import check_setting, parse_list
+    from seqbench.plan.config import resolve_config
+    from seqbench.plan.suites import check_setting, parse_list
 
     if output_format not in ("table", "json"):
         raise SeqbenchError(f"--format: expected table or json, got {output_format!r}")

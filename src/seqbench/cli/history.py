@@ -20,7 +20,7 @@ from seqbench.cli.common import (
     write_file,
     write_image,
 )
-from seqbench.errors import SeqbenchError
+from seqbench.core.errors import SeqbenchError
 
 
 def _fraction(value: float, flag: str, upper: float = math.inf) -> None:
@@ -87,9 +87,9 @@ def history(
     Exit codes: 0 done; 1 with --fail-on-step, a slowdown step into some cell's current
     level; 2 bad input.
     """
-    from seqbench.changepoints import Settings
     from seqbench.cli.select import select_rows
-    from seqbench.history import build_history, gate_steps, gather_runs
+    from seqbench.judge.changepoints import Settings
+    from seqbench.judge.history import build_history, gate_steps, gather_runs
 
     if output_format not in ("table", "markdown", "json"):
         raise SeqbenchError(f"--format: expected table, markdown or json, got {output_format!r}")
@@ -105,7 +105,7 @@ def history(
         if path is not None:
             check_writable(path, flag, special_ok=True)
     if out is not None or html_out is not None:
-        from seqbench.errors import require
+        from seqbench.core.errors import require
         from seqbench.output.plots import image_format
 
         fmt = image_format(out) if out is not None else "svg"

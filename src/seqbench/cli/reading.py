@@ -26,7 +26,7 @@ from seqbench.cli.common import (
     write_file,
     write_image,
 )
-from seqbench.errors import SeqbenchError, require
+from seqbench.core.errors import SeqbenchError, require
 
 
 @app.command()

@@ -17,7 +17,7 @@ from seqbench.cli.common import (
     user_errors,
     write_file,
 )
-from seqbench.errors import SeqbenchError, require
+from seqbench.core.errors import SeqbenchError, require
 
 
 @app.command()
@@ -88,7 +88,7 @@ def _comparison_page(
     allow_env_mismatch: bool,
 ) -> str:
     from seqbench.cli.select import select_rows
-    from seqbench.compare import compare_runs
+    from seqbench.judge.compare import compare_runs
     from seqbench.output.report import format_comparison_report
     from seqbench.output.text import format_env_differences
 

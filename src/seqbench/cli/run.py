@@ -19,7 +19,7 @@ from seqbench.cli.options import (
     declare,
 )
 from seqbench.cli.run_options import RUN_FORMATS, RUN_OPTIONS
-from seqbench.errors import SeqbenchError
+from seqbench.core.errors import SeqbenchError
 
 # Results could not be written (a full disk, a folder removed): every finished cell is kept.
 EXIT_CANNOT_SAVE = 74
@@ -27,7 +27,7 @@ EXIT_CANNOT_SAVE = 74
 
 def requested(given: Given) -> tuple[dict[str, tuple], dict[str, Any]]:
     """The axes and settings the command line sets, each checked as a suite's would be."""
-    from seqbench.suites import check_setting, parse_list
+    from seqbench.plan.suites import check_setting, parse_list
 
     axes: dict[str, tuple] = {}
     for option, value in given.of_kind(AXIS, SWITCH_AXIS):
@@ -71,9 +71,8 @@ def run(given: Given) -> None:
 
 
 def _start(given: Given, axes: dict, settings: dict) -> None:
-    from seqbench import session
-    from seqbench.config import resolve_config
-    from seqbench.execute import make_executor
+    from seqbench.execute import make_executor, session
+    from seqbench.plan.config import resolve_config
 
     config = resolve_config(given.suite, axes=axes, settings=settings)
     plan = session.make_plan(config)
@@ -90,9 +89,8 @@ def _start(given: Given, axes: dict, settings: dict) -> None:
 
 
 def _resume(given: Given, axes: dict, settings: dict) -> None:
-    from seqbench import session
-    from seqbench.config import PROTECTION, apply_overrides, resolve_config
-    from seqbench.execute import make_executor
+    from seqbench.execute import make_executor, session
+    from seqbench.plan.config import PROTECTION, apply_overrides, resolve_config
     from seqbench.storage import check_writable
 
     run_, config = session.reopen(given.resume, given.out)
@@ -138,7 +136,8 @@ def _threads(config):
     """The configuration with its threads decided for this machine (and a warning line)."""
     from rich.markup import escape
 
-    from seqbench import session, system
+    from seqbench.execute import session
+    from seqbench.machine import system
 
     measured, warning = session.choose_threads(config, system.look())
     if warning:
@@ -151,8 +150,7 @@ def _measure(config, plan, run_, executor, given: Given) -> None:
     save says how to resume."""
     from rich.markup import escape
 
-    from seqbench import session
-    from seqbench.execute import CellFinished, CellStarted, Scheduler
+    from seqbench.execute import CellFinished, CellStarted, Scheduler, session
     from seqbench.output.terminal import make_progress
     from seqbench.output.text import format_plural
 
@@ -208,7 +206,7 @@ def _measure(config, plan, run_, executor, given: Given) -> None:
 def _report(plan, run_, env: dict, given: Given) -> None:
     """Show the rows and pick the exit code, once the executor has let go of its backend
     (a Ray cluster's messages must not land in the middle of --format csv)."""
-    from seqbench.noise import WIDE_CI
+    from seqbench.judge.noise import WIDE_CI
     from seqbench.output.text import format_env_line, format_plural
 
     err = stderr()

@@ -14,7 +14,7 @@ from seqbench.cli.options import (
     THREADS,
     Option,
 )
-from seqbench.suites import suite_names
+from seqbench.plan.suites import suite_names
 
 # What `run --format` prints on stdout: the Rich table, or an exporter's text.
 RUN_FORMATS = ("table", "csv", "json", "markdown")

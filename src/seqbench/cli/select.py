@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from seqbench.errors import SeqbenchError
-from seqbench.schema import RESULT_COLUMNS, ResultRow
+from seqbench.core.errors import SeqbenchError
+from seqbench.core.schema import RESULT_COLUMNS, ResultRow
 
 
 def _values(text: str, flag: str) -> list[str]:

@@ -6,13 +6,14 @@ The `Scheduler` (scheduler.py) owns what is the same for every backend: the orde
 passes, resuming, skipping cells larger than one that ran out of memory, pooling rounds,
 the MFU, saving, and the events a progress bar follows. An executor only runs requests and
 hands their measurements back: in this process (local.py), each in a fresh process
-(subprocess.py, whose child side is worker.py), or on a Ray cluster (ray.py). A new
-backend is one file that implements `Executor` (base.py).
+(isolated.py, whose child side is worker.py), or on a Ray cluster (ray.py). A new
+backend is one file that implements `Executor` (base.py), named in factory.py.
 
 Importing this package imports neither torch nor Ray.
 """
 
-from seqbench.execute.base import CellFinished, CellStarted, Event, Executor, make_executor
+from seqbench.execute.base import CellFinished, CellStarted, Event, Executor
+from seqbench.execute.factory import make_executor
 from seqbench.execute.scheduler import Scheduler
 
 __all__ = ["CellFinished", "CellStarted", "Event", "Executor", "Scheduler", "make_executor"]

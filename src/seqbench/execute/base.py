@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from seqbench.request import CellRequest
-from seqbench.schema import Cell, Measurement
+from seqbench.core.request import CellRequest
+from seqbench.core.schema import Cell, Measurement
 
 
 @dataclass(frozen=True)
@@ -61,31 +61,6 @@ class Executor(Protocol):
         """Give up on submitted requests that `which` picks; they come back `skipped`, with
         `reason` as their message."""
         ...
-
-
-def make_executor(config: Any) -> Executor:
-    """The backend a configuration asks for (a `SuiteConfig`: executor, isolate), with
-    instructions counted beside the timings when it asks for that (count_instructions)."""
-    executor = _timing_executor(config)
-    if getattr(config, "count_instructions", False):
-        from seqbench.execute.callgrind import CountingExecutor
-
-        return CountingExecutor(executor, steps=config.count_steps)
-    return executor
-
-
-def _timing_executor(config: Any) -> Executor:
-    if config.executor == "ray":
-        from seqbench.execute.ray import RayExecutor
-
-        return RayExecutor(config.ray_address, config.cpu_cells_per_node)
-    if config.isolate:
-        from seqbench.execute.isolated import SubprocessExecutor
-
-        return SubprocessExecutor()
-    from seqbench.execute.local import InProcessExecutor
-
-    return InProcessExecutor()
 
 
 class OneAtATime:

@@ -23,10 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from seqbench.execute.isolated import Launch, Worker
-from seqbench.request import CellRequest
-from seqbench.schema import Measurement
-from seqbench.settings import ProcessSettings
+from seqbench.core.request import CellRequest
+from seqbench.core.schema import Measurement
+from seqbench.core.settings import ProcessSettings
+from seqbench.execute.isolated import Worker
+from seqbench.machine.launch import Launch
 
 # Steps one count spans; the count is per step, so more steps only average the few
 # instructions that differ from step to step.
@@ -93,7 +94,7 @@ class CountingWorker:
 
     def _start(self) -> str | None:
         """Start the simulated worker; a reason if it cannot count."""
-        from seqbench.timing import Stopwatch
+        from seqbench.core.timing import Stopwatch
 
         watch = Stopwatch()
         self._folder = tempfile.mkdtemp(prefix="seqbench-callgrind-")

@@ -9,7 +9,7 @@ code and last words), and one that stops answering is killed once the cell's tim
 and a start-up grace have passed, and becomes a `timeout` row.
 
 `SubprocessExecutor` (`--isolate`) gives every cell a fresh worker. A worker can also run
-another interpreter or another version of the user's code (`Launch`), which is how
+another interpreter or another version of the user's code (`machine.launch.Launch`), which is how
 `seqbench ab` measures two versions side by side.
 """
 
@@ -25,49 +25,15 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
+from seqbench.core.request import CellRequest
+from seqbench.core.schema import Measurement, ResultRow
+from seqbench.core.timing import Stopwatch
 from seqbench.execute.base import OneAtATime
-from seqbench.request import CellRequest
-from seqbench.schema import Measurement, ResultRow
-from seqbench.timing import Stopwatch
+from seqbench.machine.launch import Launch
 
 # Importing torch in the fresh process takes seconds; the parent's hard limit allows this
 # much beyond the cell's own timeout before it kills a worker that stopped answering.
 STARTUP_GRACE_S = 30.0
-
-
-def import_path() -> str:
-    """This process's import path as PYTHONPATH, so that a worker imports what this process
-    can (seqbench from a source tree, a user's own architectures)."""
-    return os.pathsep.join(p for p in sys.path if p)
-
-
-@dataclass(frozen=True)
-class Launch:
-    """How a worker is started: which interpreter, and what goes first on its import path.
-
-    The default is this interpreter with this process's import path. Another interpreter
-    (a torch upgrade, say) keeps its own packages: only `path` is put before them.
-    """
-
-    python: str = sys.executable
-    path: tuple[str, ...] = ()
-    inherit_path: bool = True  # append this process's import path (same interpreter only)
-    # Where the worker starts: `python -m` puts it first on the import path, before `path`.
-    cwd: str | None = None
-    # A command the interpreter runs under (valgrind), and variables set for the worker.
-    prefix: tuple[str, ...] = ()
-    variables: tuple[tuple[str, str], ...] = ()
-
-    def environment(self) -> dict[str, str]:
-        parts = list(self.path) + ([import_path()] if self.inherit_path else [])
-        env = {
-            **os.environ,
-            **dict(self.variables),
-            "PYTHONPATH": os.pathsep.join(p for p in parts if p),
-        }
-        if not env["PYTHONPATH"]:
-            del env["PYTHONPATH"]
-        return env
 
 
 def _signal_name(returncode: int) -> str:
@@ -260,10 +226,8 @@ def worker_environment() -> dict[str, str]:
 __all__ = [
     "STARTUP_GRACE_S",
     "CellWorkerExecutor",
-    "Launch",
     "SubprocessExecutor",
     "Worker",
-    "import_path",
     "run_in_fresh_process",
     "worker_command",
     "worker_environment",

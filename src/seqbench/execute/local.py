@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from seqbench.core.request import CellRequest
+from seqbench.core.schema import Measurement
+from seqbench.core.timing import Clock
 from seqbench.execute.base import OneAtATime
-from seqbench.request import CellRequest
-from seqbench.schema import Measurement
-from seqbench.timing import Clock
 
 
 class InProcessExecutor(OneAtATime):

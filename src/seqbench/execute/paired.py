@@ -21,10 +21,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from seqbench.core.schema import Cell
 from seqbench.execute.base import CellFinished, CellStarted, Event
 from seqbench.execute.scheduler import Scheduler
-from seqbench.schema import Cell
-from seqbench.stats import fast_quantile
+from seqbench.judge.stats import fast_quantile
 
 
 @dataclass

@@ -30,11 +30,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from seqbench.errors import SeqbenchError
-from seqbench.execute.isolated import STARTUP_GRACE_S, import_path
-from seqbench.request import CellRequest
-from seqbench.schema import Measurement, ResultRow
-from seqbench.timing import Stopwatch
+from seqbench.core.errors import SeqbenchError
+from seqbench.core.request import CellRequest
+from seqbench.core.schema import Measurement, ResultRow
+from seqbench.core.timing import Stopwatch
+from seqbench.execute.isolated import STARTUP_GRACE_S
+from seqbench.machine.launch import import_path
 
 
 def require_ray() -> Any:

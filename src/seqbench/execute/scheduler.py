@@ -22,9 +22,9 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from seqbench.core.request import CellRequest
+from seqbench.core.schema import Cell, Measurement, ResultRow
 from seqbench.execute.base import CellFinished, CellStarted, Event, Executor
-from seqbench.request import CellRequest
-from seqbench.schema import Cell, Measurement, ResultRow
 
 # A cell is at least as large as another when it builds the same kind of model on the same
 # device, in the same dtype and mode, and is no smaller along any size axis.

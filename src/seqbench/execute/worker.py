@@ -25,10 +25,10 @@ from typing import Any
 
 def serve(request_data: dict[str, Any], *, first: bool = True) -> dict[str, Any]:
     """Measure one request (as JSON data) in this process and return the answer's data."""
-    from seqbench.env import apply_process_settings
+    from seqbench.core.request import CellRequest
+    from seqbench.machine.env import apply_process_settings
     from seqbench.measure import measure
     from seqbench.measure.memory import current_rss_bytes, max_rss_bytes
-    from seqbench.request import CellRequest
 
     request = CellRequest.from_dict(request_data)
     process = request.process

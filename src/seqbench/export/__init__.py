@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from seqbench.errors import SeqbenchError
+from seqbench.core.errors import SeqbenchError
+from seqbench.core.schema import ResultRow
 from seqbench.export.csv import CsvExporter
 from seqbench.export.json import JsonExporter
 from seqbench.export.markdown import MarkdownExporter
 from seqbench.export.parquet import ParquetExporter
-from seqbench.schema import ResultRow
 
 
 class Exporter(Protocol):

@@ -1,13 +1,13 @@
 """CSV: the contract's columns in order, floats at full precision, empty for 'not measured'.
 
-The same lines a run's results.csv is appended with (see seqbench.csvio), so an export and
+The same lines a run's results.csv is appended with (see seqbench.storage.csvio), so an export and
 a saved run agree byte for byte.
 """
 
 from __future__ import annotations
 
-from seqbench.csvio import render_rows
-from seqbench.schema import ResultRow
+from seqbench.core.schema import ResultRow
+from seqbench.storage.csvio import render_rows
 
 
 class CsvExporter:

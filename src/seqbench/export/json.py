@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from seqbench.schema import ResultRow
+from seqbench.core.schema import ResultRow
 
 
 class JsonExporter:

@@ -3,11 +3,11 @@ three or more lengths, the scaling table and its crossovers too."""
 
 from __future__ import annotations
 
-from seqbench.output.growth import format_crossovers, format_scaling
+from seqbench.core.schema import ResultRow
+from seqbench.judge.scaling import compute_scaling
 from seqbench.output.layout import format_markdown
+from seqbench.output.scaling import format_crossovers, format_scaling
 from seqbench.output.tables import format_table
-from seqbench.scaling import compute_scaling
-from seqbench.schema import ResultRow
 
 
 class MarkdownExporter:

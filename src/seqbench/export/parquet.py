@@ -3,8 +3,8 @@ polars, DuckDB and Spark. Needs pyarrow (the `report` extra)."""
 
 from __future__ import annotations
 
-from seqbench.errors import require
-from seqbench.schema import RESULT_COLUMNS, ResultRow, column_type
+from seqbench.core.errors import require
+from seqbench.core.schema import RESULT_COLUMNS, ResultRow, column_type
 
 
 class ParquetExporter:

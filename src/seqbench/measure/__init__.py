@@ -15,8 +15,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from seqbench import devices
-from seqbench.errors import ConfigError
+from seqbench.core import devices
+from seqbench.core.errors import ConfigError
+from seqbench.core.request import CellRequest
+from seqbench.core.schema import Cell, Measurement, ResultRow
+from seqbench.core.timing import Clock, Stopwatch, clock_for
 from seqbench.measure.gradflow import workload_horizon
 from seqbench.measure.limits import (
     CellSkipped,
@@ -30,10 +33,7 @@ from seqbench.measure.timed import time_workload
 from seqbench.measure.training import train_on_task
 from seqbench.measure.workload import build_workload, counted_flops
 from seqbench.models import get_arch, step_flops
-from seqbench.request import CellRequest
-from seqbench.schema import Cell, Measurement, ResultRow
 from seqbench.tasks import new_task, prepared
-from seqbench.timing import Clock, Stopwatch, clock_for
 
 if TYPE_CHECKING:
     from seqbench.measure.module import UserModule

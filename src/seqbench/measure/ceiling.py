@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from seqbench import noise, system
+from seqbench.core.settings import MeasureSettings
+from seqbench.core.timing import Clock, clock_for
+from seqbench.judge import noise
+from seqbench.machine import system
 from seqbench.measure.sampling import sample_times
 from seqbench.measure.workload import DTYPES
-from seqbench.settings import MeasureSettings
-from seqbench.timing import Clock, clock_for
 
 # Square matmul sizes for the ceiling: large enough to reach the device's peak rate.
 CEILING_SIZE = {"cuda": 8192, "mps": 4096, "cpu": 1024}
@@ -41,13 +42,13 @@ def measure_ceiling(
 
 def measure_ceiling_with_noise(device: str, dtype: str) -> tuple[float, str]:
     """The ceiling, and why other work makes it untrustworthy ('' when it does not): the
-    same interference rule as a cell's (seqbench.noise)."""
+    same interference rule as a cell's (seqbench.judge.noise)."""
     from types import SimpleNamespace
 
-    before = noise.read_counters()
+    before = system.read_counters()
     tflops = measure_ceiling(device, dtype)
     threads = torch.get_num_threads()
-    seen = noise.interference(before, noise.read_counters(), threads=threads, steps=1)
+    seen = system.interference(before, system.read_counters(), threads=threads, steps=1)
     row = SimpleNamespace(
         median_s=None, device=device, threads=threads, cpus=system.usable_cpus(), **seen
     )

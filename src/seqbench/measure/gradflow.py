@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from seqbench.core.schema import Cell
+from seqbench.core.settings import TrainSettings
 from seqbench.measure.training import train_on_task
 from seqbench.measure.workload import Workload, build_workload
-from seqbench.schema import Cell
-from seqbench.settings import TrainSettings
 from seqbench.tasks import Task, prepared
 
 RELATIVE = 1e-3  # the row's cut-off (`memory_horizon`): the gradient mass left beyond it

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
+from seqbench.core.request import CellRequest
+from seqbench.core.schema import Measurement, ResultRow
 from seqbench.measure.workload import build_workload
-from seqbench.request import CellRequest
-from seqbench.schema import Measurement, ResultRow
 from seqbench.tasks import prepared
 
 # Where callgrind writes its dumps (`--callgrind-out-file`); the worker's launcher sets it.

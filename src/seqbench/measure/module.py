@@ -22,14 +22,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from seqbench.errors import ConfigError
+from seqbench.core.errors import ConfigError
+from seqbench.core.request import CellRequest, ModuleSpec
+from seqbench.core.schema import Cell, Measurement
+from seqbench.core.timing import Clock, Stopwatch
 from seqbench.measure.limits import CellSkipped
 from seqbench.measure.timed import time_workload
 from seqbench.measure.workload import Workload, autocast, counted_flops
 from seqbench.models import count_parameters
-from seqbench.request import CellRequest, ModuleSpec
-from seqbench.schema import Cell, Measurement
-from seqbench.timing import Clock, Stopwatch
 
 DEFAULT_LR = 1e-3
 

@@ -10,10 +10,10 @@ import dataclasses
 import math
 from collections.abc import Callable
 
-from seqbench import noise, stats
-from seqbench.schema import Cell, Measurement
-from seqbench.settings import MeasureSettings
-from seqbench.timing import Clock
+from seqbench.core.schema import Cell, Measurement
+from seqbench.core.settings import MeasureSettings
+from seqbench.core.timing import Clock
+from seqbench.judge import noise, stats
 
 
 def sample_times(

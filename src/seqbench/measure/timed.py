@@ -8,13 +8,15 @@ import socket
 
 import torch
 
-from seqbench import devices, noise, system
+from seqbench.core import devices
+from seqbench.core.request import CellRequest
+from seqbench.core.schema import Measurement, ResultRow
+from seqbench.core.timing import Clock, Stopwatch
+from seqbench.judge import noise
+from seqbench.machine import system
 from seqbench.measure.memory import cpu_peak_bytes, cuda_memory, cuda_peak_bytes, minor_faults
 from seqbench.measure.sampling import take_samples, timing_fields, warm_up
 from seqbench.measure.workload import Workload
-from seqbench.request import CellRequest
-from seqbench.schema import Measurement, ResultRow
-from seqbench.timing import Clock, Stopwatch
 
 
 def time_workload(
@@ -41,12 +43,12 @@ def time_workload(
     before = memory_before or cuda_memory(device)
     settings = request.measure
     number = warm_up(work.step, clock, settings)
-    faults_before, counters = minor_faults(), noise.read_counters()
+    faults_before, counters = minor_faults(), system.read_counters()
     samples = take_samples(work.step, clock, settings, number)
     steps = len(samples) * number
     threads = torch.get_num_threads()
     scores.update(
-        noise.interference(counters, noise.read_counters(), threads=threads, steps=steps),
+        system.interference(counters, system.read_counters(), threads=threads, steps=steps),
         threads=threads,
         cpus=system.usable_cpus(),
         faults_per_step=(minor_faults() - faults_before) / steps,

@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from seqbench import devices
+from seqbench.core import devices
+from seqbench.core.settings import TrainSettings
+from seqbench.core.timing import Clock, PerfCounterClock
 from seqbench.measure.workload import Workload
-from seqbench.settings import TrainSettings
 from seqbench.tasks import Batch, Task
 from seqbench.tasks.base import default_steps, split_validation
-from seqbench.timing import Clock, PerfCounterClock
 
 EVAL_BATCH = 256
 

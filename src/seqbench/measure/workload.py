@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from seqbench.core.schema import Cell
+from seqbench.core.settings import TrainSettings
 from seqbench.measure.limits import CellSkipped
 from seqbench.models import build_model, count_parameters
-from seqbench.schema import Cell
-from seqbench.settings import TrainSettings
 from seqbench.tasks import Task
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}

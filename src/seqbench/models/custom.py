@@ -17,7 +17,7 @@ from functools import cache
 import torch
 from torch import nn
 
-from seqbench.errors import ConfigError
+from seqbench.core.errors import ConfigError
 from seqbench.models.base import CORE_OPTIONS, ArchSpec, CoreShape, SequenceCore
 
 # The input a factory's module is probed with, to learn its output width.
@@ -77,7 +77,7 @@ def probe_factory(name: str) -> None:
     import signal
     import subprocess
 
-    from seqbench.execute.isolated import Launch
+    from seqbench.machine.launch import Launch
 
     timeout = PROBE_TIMEOUT_S
 

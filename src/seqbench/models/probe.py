@@ -16,7 +16,7 @@ OK = "ok"
 
 
 def main(argv: list[str]) -> int:
-    from seqbench.errors import SeqbenchError
+    from seqbench.core.errors import SeqbenchError
     from seqbench.models import core_shape_example, get_arch
 
     try:

@@ -10,7 +10,8 @@ import dataclasses
 
 from torch import nn
 
-from seqbench.errors import ConfigError
+from seqbench.core.errors import ConfigError
+from seqbench.core.schema import Cell
 from seqbench.models.base import (
     CORE_OPTIONS,
     CORE_OPTIONS_DEFAULTS,
@@ -27,7 +28,6 @@ from seqbench.models.recurrent import recurrent_spec
 from seqbench.models.tcn import TCN, TCN_PAPER
 from seqbench.models.transformer import TRANSFORMER, TRANSFORMER_CAUSAL
 from seqbench.models.weightdrop import LSTM_WEIGHTDROP
-from seqbench.schema import Cell
 from seqbench.tasks import new_task
 
 __all__ = [

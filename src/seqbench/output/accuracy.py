@@ -1,11 +1,11 @@
 """The accuracy table: one line per model, its chosen rate's test score over seeds (see
-seqbench.accuracy for the rule), and the validation grid it was chosen from."""
+seqbench.judge.accuracy for the rule), and the validation grid it was chosen from."""
 
 from __future__ import annotations
 
 import statistics
 
-from seqbench.accuracy import AccuracyGroup
+from seqbench.judge.accuracy import AccuracyGroup
 from seqbench.output.layout import Column, TableText, layout
 from seqbench.output.tables import key_columns
 from seqbench.output.text import format_seconds

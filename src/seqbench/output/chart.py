@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from seqbench.scaling import PowerLaw
+from seqbench.judge.scaling import PowerLaw
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from seqbench.accuracy import group_key
-from seqbench.errors import SeqbenchError
+from seqbench.core.errors import SeqbenchError
+from seqbench.core.schema import ResultRow
+from seqbench.judge.accuracy import group_key
 from seqbench.output.text import format_arch
-from seqbench.schema import ResultRow
 
 X_AXES = {"step": "training steps", "time": "training seconds (evaluations not counted)"}
 

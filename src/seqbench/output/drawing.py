@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from seqbench.errors import require
+from seqbench.core.errors import require
 from seqbench.output.chart import Chart, Series
 
 # Point markers, one per series: distinct shapes stay apart without colour too.

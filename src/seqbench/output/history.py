@@ -12,11 +12,11 @@ import io
 import math
 import statistics
 
-from seqbench.errors import require
-from seqbench.history import History, Series
+from seqbench.core.errors import require
+from seqbench.core.schema import Cell
+from seqbench.judge.history import History, Series
 from seqbench.output.layout import TableText
 from seqbench.output.text import format_created, format_env_differences, format_seconds
-from seqbench.schema import Cell
 
 # Columns of a cell's key worth naming when they vary, in this order, and how.
 _KEY_NAMES = {

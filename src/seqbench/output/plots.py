@@ -6,7 +6,7 @@ SVG bytes) and `render_text` with plotext (ANSI text for the terminal). Neither 
 writes a file; the CLI does. Both libraries are the `report` extra.
 
 On log–log axes a power law c·T^k is a straight line of slope k, so the legend carries
-each series' fitted k (see scaling.py) and the image draws the fit as a dashed line.
+each series' fitted k (see judge/scaling.py) and the image draws the fit as a dashed line.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from seqbench.errors import SeqbenchError, require
+from seqbench.core.errors import SeqbenchError, require
+from seqbench.core.schema import Cell, ResultRow, higher_is_better
+from seqbench.judge.scaling import MIN_LENGTHS, compute_pareto, fit_power_law, series_key
 from seqbench.output.chart import Chart, Series
 from seqbench.output.drawing import draw_figure, render_image
-from seqbench.output.growth import format_series, varying_context
-from seqbench.scaling import MIN_LENGTHS, compute_pareto, fit_power_law, series_key
-from seqbench.schema import Cell, ResultRow, higher_is_better
+from seqbench.output.scaling import format_series, varying_context
 
 # What `--metric` takes, and what each shows.
 PLOT_METRICS: dict[str, str] = {

@@ -13,13 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from seqbench.errors import SeqbenchError
-from seqbench.output.growth import (
-    format_crossovers,
-    format_scaling,
-    format_series,
-    varying_context,
-)
+from seqbench.core.errors import SeqbenchError
+from seqbench.core.schema import ResultRow
+from seqbench.judge.scaling import compute_scaling
 from seqbench.output.html import (
     Figure,
     Section,
@@ -31,6 +27,12 @@ from seqbench.output.html import (
     scroll,
 )
 from seqbench.output.layout import Column, TableText, layout
+from seqbench.output.scaling import (
+    format_crossovers,
+    format_scaling,
+    format_series,
+    varying_context,
+)
 from seqbench.output.tables import format_comparison, format_comparison_summary, format_table
 from seqbench.output.text import (
     format_arch,
@@ -41,8 +43,6 @@ from seqbench.output.text import (
     format_plural,
     format_statuses,
 )
-from seqbench.scaling import compute_scaling
-from seqbench.schema import ResultRow
 
 # The cost charts a run report draws, in this order, when the rows have the figure.
 RUN_CHARTS = ("median_s", "seq_per_s", "peak_mem_bytes")

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from seqbench.core.schema import Cell, ResultRow
 from seqbench.models.options import CORE_OPTIONS_DEFAULTS, arch_options
 from seqbench.output.layout import Column, TableText, layout
 from seqbench.output.text import (
@@ -31,7 +32,6 @@ from seqbench.output.text import (
     format_statuses,
     format_with_ratio,
 )
-from seqbench.schema import Cell, ResultRow
 
 
 def reference_cell(cell: Cell, reference: str = "rnn") -> Cell:
@@ -196,7 +196,7 @@ def format_comparison(comparison: Any) -> TableText:
 
 def format_comparison_summary(comparison: Any) -> list[str]:
     """Lines under the table: the verdict counts, cells in one run only, environment notes."""
-    from seqbench.verdicts import VERDICTS
+    from seqbench.judge.verdicts import VERDICTS
 
     counts = [f"{comparison.count(v)} {v}" for v in VERDICTS if comparison.count(v)]
     lines = [

@@ -2,7 +2,7 @@
 terminal plots and the progress bar.
 
 With the commands in seqbench.cli, the only module that imports Rich. The text of every
-table comes from tables.py and growth.py; this module only draws it.
+table comes from tables.py and scaling.py; this module only draws it.
 """
 
 from __future__ import annotations
@@ -24,15 +24,15 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from seqbench.output.growth import format_crossovers, format_scaling
+from seqbench.core.schema import ResultRow
+from seqbench.judge.scaling import compute_scaling
 from seqbench.output.layout import TableText
+from seqbench.output.scaling import format_crossovers, format_scaling
 from seqbench.output.tables import format_comparison, format_runs, format_table
 from seqbench.output.text import format_count, format_env_items
-from seqbench.scaling import compute_scaling
-from seqbench.schema import ResultRow
 
 if TYPE_CHECKING:
-    from seqbench.compare import Comparison
+    from seqbench.judge.compare import Comparison
 
 # Colours by the first word of a status, verdict or run-state cell.
 _STYLES = {
@@ -120,7 +120,7 @@ def results_view(
 
 def accuracy_table(rows: list[ResultRow], console: Console | None = None) -> RenderableType:
     """Each model's test score over seeds at the rate chosen on validation."""
-    from seqbench.accuracy import summarize_accuracy
+    from seqbench.judge.accuracy import summarize_accuracy
     from seqbench.output.accuracy import format_accuracy
 
     title = "Accuracy over seeds (rate chosen on validation, score on test)"
@@ -226,7 +226,7 @@ def archs_table(hidden: int = 32, embed: int = 32) -> Table:
 
 def tasks_table(seq_len: int = 200) -> Table:
     """Every task, its metric, and chance in theory and measured on its evaluation set."""
-    from seqbench.errors import ConfigError
+    from seqbench.core.errors import ConfigError
     from seqbench.tasks import TASKS, new_task, prepared
 
     table = Table(

@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from seqbench.core.schema import STATUSES, Cell, ResultRow
 from seqbench.models.options import arch_options
-from seqbench.schema import STATUSES, Cell, ResultRow
 
 
 def _three_digits(value: float) -> float:
@@ -104,7 +104,7 @@ def format_median(row: ResultRow) -> str:
 
 def format_noise(row: ResultRow) -> str:
     """Why a cell's timing cannot be trusted, briefly ('-' when it can): 'CI ±23%'."""
-    from seqbench.noise import findings
+    from seqbench.judge.noise import findings
 
     return ", ".join(short for short, _ in findings(row)) if row.noisy else "-"
 

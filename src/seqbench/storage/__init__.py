@@ -2,7 +2,7 @@
 
     results/<run-id>/
         results.csv   one line per finished cell, or per round of one (the contract in
-                      schema.py); the last line of a cell id is the cell's row
+                      core/schema.py); the last line of a cell id is the cell's row
         samples.csv   raw per-step timing samples: cell_id, sample_s, round
         meta.json     schema version, state, environment, resolved configuration, plan
 

@@ -13,7 +13,7 @@ import csv
 import io
 from pathlib import Path
 
-from seqbench.errors import ResultsError
+from seqbench.core.errors import ResultsError
 from seqbench.storage.files import ROWS_FILE, append_synced
 
 CURVES_FILE = "curves.csv"

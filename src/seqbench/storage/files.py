@@ -13,9 +13,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from seqbench.csvio import SAMPLES_HEADER
-from seqbench.csvio import render_samples as render_batch
-from seqbench.errors import ResultsError
+from seqbench.core.errors import ResultsError
+from seqbench.storage.csvio import SAMPLES_HEADER
+from seqbench.storage.csvio import render_samples as render_batch
 
 ROWS_FILE = "results.csv"
 SAMPLES_FILE = "samples.csv"

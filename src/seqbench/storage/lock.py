@@ -16,7 +16,7 @@ import os
 import socket
 from pathlib import Path
 
-from seqbench.errors import ResultsError
+from seqbench.core.errors import ResultsError
 from seqbench.storage.files import now_iso
 
 LOCK_FILE = ".lock"

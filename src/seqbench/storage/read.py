@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seqbench.csvio import (
+from seqbench.core.errors import ResultsError, require
+from seqbench.core.schema import SCHEMA_VERSION, ResultRow
+from seqbench.storage.csvio import (
     OLD_SAMPLES_COLUMNS,
     ROWS_HEADER,
     SAMPLES_COLUMNS,
@@ -17,8 +19,6 @@ from seqbench.csvio import (
     read_rows_table,
     read_samples_table,
 )
-from seqbench.errors import ResultsError, require
-from seqbench.schema import SCHEMA_VERSION, ResultRow
 from seqbench.storage.curves import read_curves
 from seqbench.storage.files import META_FILE, META_FORMAT, ROWS_FILE, Rounds, now_iso, sidecars
 from seqbench.storage.run import Run, _OnDisk

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seqbench.csvio import render_row, render_rows
-from seqbench.csvio import render_samples as render_batch
-from seqbench.schema import SCHEMA_VERSION, Measurement, ResultRow
+from seqbench.core.schema import SCHEMA_VERSION, Measurement, ResultRow
+from seqbench.storage.csvio import render_row, render_rows
+from seqbench.storage.csvio import render_samples as render_batch
 from seqbench.storage.curves import Point, append_curve
 from seqbench.storage.files import (
     META_FORMAT,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import lru_cache
 
-from seqbench.errors import ConfigError
+from seqbench.core.errors import ConfigError
 from seqbench.tasks.base import Batch, Task, split_validation
 from seqbench.tasks.mnist1d import Mnist1dTask
 from seqbench.tasks.real import DigitsTask, ImdbTask

@@ -16,7 +16,7 @@ from typing import Protocol
 
 import torch
 
-from seqbench.errors import ConfigError
+from seqbench.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

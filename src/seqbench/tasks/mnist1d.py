@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from seqbench.errors import ConfigError
+from seqbench.core.errors import ConfigError
 from seqbench.tasks.real import _Classification
 
 

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seqbench import schema
-from seqbench.errors import ConfigError
+from seqbench.core import schema
+from seqbench.core.errors import ConfigError
 from seqbench.tasks.base import Batch
 
 # Held-out examples scored after training, at most: enough for a stable accuracy, few

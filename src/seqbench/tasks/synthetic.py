@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from seqbench import schema
+from seqbench.core import schema
 from seqbench.tasks.base import Batch
 
 EVAL_SIZE = 1000

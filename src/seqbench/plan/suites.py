@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seqbench import devices
-from seqbench.errors import ConfigError
-from seqbench.schema import DTYPES, MODES
+from seqbench.core import devices
+from seqbench.core.errors import ConfigError
+from seqbench.core.schema import DTYPES, MODES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -222,11 +222,11 @@ def _section(
 
 def suite_dirs() -> list[Path]:
     """Where named suites are looked up, in order."""
-    here = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # src/seqbench
     return [
         Path.cwd() / "benchmarks",
-        here / "suites",  # an installed wheel carries the suites here (see pyproject.toml)
-        here.parents[1] / "benchmarks",  # an editable install or a source checkout
+        package / "suites",  # an installed wheel carries the suites here (see pyproject.toml)
+        package.parents[1] / "benchmarks",  # an editable install or a source checkout
     ]
 
 

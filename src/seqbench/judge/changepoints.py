@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats as sps
 
-from seqbench.stats import shift_ratio
+from seqbench.judge.stats import shift_ratio
 
 # A noise floor (as a log ratio, ~0.1%): a series of identical figures has σ = 0, which
 # would make every difference infinitely significant.

@@ -20,8 +20,8 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from seqbench.errors import ResultsError
-from seqbench.schema import REQUIRED_KEY_COLUMNS, RESULT_COLUMNS, ResultRow, column_type
+from seqbench.core.errors import ResultsError
+from seqbench.core.schema import REQUIRED_KEY_COLUMNS, RESULT_COLUMNS, ResultRow, column_type
 
 ROWS_HEADER = ",".join(RESULT_COLUMNS) + "\n"  # no column name needs quoting
 SAMPLES_COLUMNS = ("cell_id", "sample_s", "round")

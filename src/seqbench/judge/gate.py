@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from seqbench.compare import Comparison
+from seqbench.judge.compare import Comparison
 
 Check = Callable[[Comparison], "str | None"]
 

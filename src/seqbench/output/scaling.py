@@ -1,6 +1,6 @@
 """How cost grows with length, as text: the scaling table (fitted exponents and steps off
 the fit, with notes on their likely causes) and the sentences that say where two models'
-curves cross. The numbers come from seqbench.scaling."""
+curves cross. The numbers come from seqbench.judge.scaling."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from seqbench.core.schema import Cell
+from seqbench.judge.scaling import compute_exponent_gap, expected_exponent
 from seqbench.output.layout import Column, TableText, layout
 from seqbench.output.tables import key_columns
 from seqbench.output.text import format_arch, format_noted
-from seqbench.scaling import compute_exponent_gap, expected_exponent
-from seqbench.schema import Cell
 
 # Key columns that tell two series apart beyond the architecture and its options, with how
 # a label writes them.

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from seqbench.errors import SeqbenchError
-from seqbench.execute.isolated import Launch
+from seqbench.core.errors import SeqbenchError
+from seqbench.machine.launch import Launch
 
 INTERPRETER = "python:"
 

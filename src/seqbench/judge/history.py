@@ -4,7 +4,7 @@ A run records the commit it measured (and, from schema 8 on, when that commit wa
 `build_history` lines the runs up by commit time (or by run time), keeps runs from
 different environments apart (the keys `compare` refuses to mix: device, CPU, library
 versions, threads, subnormal and TF32 settings), and finds the change points of each
-cell's series (seqbench.changepoints). Nothing here prints.
+cell's series (seqbench.judge.changepoints). Nothing here prints.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seqbench.changepoints import ChangePoints, Settings, find_change_points
-from seqbench.compare import compute_env_differences
-from seqbench.env import COMPARED_KEYS
-from seqbench.errors import ResultsError, SeqbenchError
-from seqbench.schema import Cell, ResultRow
+from seqbench.core.errors import ResultsError, SeqbenchError
+from seqbench.core.schema import Cell, ResultRow
+from seqbench.judge.changepoints import ChangePoints, Settings, find_change_points
+from seqbench.judge.compare import compute_env_differences
+from seqbench.machine.env import COMPARED_KEYS
 
 if TYPE_CHECKING:
     from seqbench.storage import Run

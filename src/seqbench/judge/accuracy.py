@@ -24,9 +24,9 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from seqbench.schema import Cell, ResultRow, higher_is_better, metric_range
-from seqbench.stats import SeedSpread, seed_spread, welch_difference
-from seqbench.verdicts import CellComparison
+from seqbench.core.schema import Cell, ResultRow, higher_is_better, metric_range
+from seqbench.judge.stats import SeedSpread, seed_spread, welch_difference
+from seqbench.judge.verdicts import CellComparison
 
 
 def group_key(cell: Cell) -> Cell:

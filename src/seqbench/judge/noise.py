@@ -1,7 +1,8 @@
-"""What else the machine was doing while a cell was timed, and when a number can't be trusted.
+"""When a timing cannot be trusted: the `noisy` flag and a run's noise summary.
 
 Noise is a measurement: around a cell's timed samples seqbench reads the system's counters
-(`read_counters`), and the difference (`interference`) becomes columns of the row:
+(`machine.system.read_counters`), and the difference (`machine.system.interference`)
+becomes columns of the row:
 
 - `load_before`, `load_after`: the 1-minute load average at the start and end;
 - `cpu_share`: the CPU time the process got over wall time x its threads;
@@ -19,99 +20,17 @@ the CPUs it could use (`CONTENTION` cores of slack), or steal or throttling took
 `system.STOLEN` of its time. Those levels were chosen on a 2-core machine: quiet, no cell of the
 quick suite crosses them; with two busy processes beside it, every cell run with two
 threads does (benchmarks/oversubscription.py shows why that matters).
-
-Everything is read from `/proc` and `/sys` under a root that tests replace with a fake
-one; a reading this system does not offer is None, never a guess. Nothing here imports
-torch or seqbench beyond the timing module.
 """
 
 from __future__ import annotations
 
-import os
-import resource
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from seqbench import system
-from seqbench.system import ROOT, STOLEN
-from seqbench.timing import Stopwatch
+from seqbench.machine.system import STOLEN
 
 # Flagging levels (see the module docstring).
 WIDE_CI = 0.10  # the median's 95% CI half-width, relative
 CONTENTION = 0.25  # cores of demand beyond the CPUs before a cell counts as contended
-
-
-@dataclass(frozen=True)
-class Counters:
-    """Cumulative counters at one instant; only differences between two mean anything."""
-
-    watch: Stopwatch  # when they were read
-    cpu_s: float  # this process's user + system seconds, all threads
-    involuntary: int  # this process's involuntary context switches
-    busy_ticks: int | None  # on this process's CPUs: time not idle, steal excluded
-    steal_ticks: int | None
-    total_ticks: int | None
-    throttled_s: float | None  # the cgroup's throttled time
-    load1: float | None
-
-
-def read_counters(root: Path = ROOT) -> Counters:
-    ticks = system.cpu_ticks(root, system.affinity())
-    times = os.times()
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return Counters(
-        watch=Stopwatch(),
-        cpu_s=times.user + times.system,
-        involuntary=usage.ru_nivcsw,
-        busy_ticks=None if ticks is None else ticks[0],
-        steal_ticks=None if ticks is None else ticks[1],
-        total_ticks=None if ticks is None else ticks[2],
-        throttled_s=system.throttled_seconds(root),
-        load1=system.load_average(root),
-    )
-
-
-def _ticks_per_second() -> int:
-    try:
-        return os.sysconf("SC_CLK_TCK")
-    except (AttributeError, ValueError, OSError):
-        return 100
-
-
-def interference(
-    before: Counters,
-    after: Counters,
-    *,
-    threads: int,
-    steps: int,
-    root: Path = ROOT,
-    ticks_per_s: int | None = None,
-) -> dict[str, Any]:
-    """The noise columns of a row, from counters read around its timed samples."""
-    wall = before.watch.elapsed() - after.watch.elapsed()
-    wall = max(wall, 1e-9)
-    own = after.cpu_s - before.cpu_s
-    hz = ticks_per_s or _ticks_per_second()
-    columns: dict[str, Any] = {
-        "load_before": before.load1,
-        "load_after": after.load1,
-        "cpu_share": own / (wall * max(threads, 1)),
-        "ctx_switches_per_step": (after.involuntary - before.involuntary) / max(steps, 1),
-        "others_cores": None,
-        "steal_frac": None,
-        "throttled_frac": None,
-        "cpu_mhz": system.cpu_mhz(root, system.affinity()),
-    }
-    if before.busy_ticks is not None and after.busy_ticks is not None:
-        busy = (after.busy_ticks - before.busy_ticks) / hz
-        columns["others_cores"] = max(0.0, (busy - own) / wall)
-        total = after.total_ticks - before.total_ticks
-        if total > 0:
-            columns["steal_frac"] = (after.steal_ticks - before.steal_ticks) / total
-    if before.throttled_s is not None and after.throttled_s is not None:
-        columns["throttled_frac"] = (after.throttled_s - before.throttled_s) / wall
-    return columns
 
 
 def findings(row: Any) -> list[tuple[str, str]]:

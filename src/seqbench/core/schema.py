@@ -18,7 +18,7 @@ Schema history
    Streaming inference: `mode` may be `step`. `match_params` joins the key (0: off).
 6 (2026-11-26): `faults_per_step`, the minor page faults per timed step (Linux).
 7 (2026-11-26): `host` and `device_name`: where the cell ran (Ray runs spread over machines).
-8 (2026-11-28): what else the machine did while the cell was timed (see seqbench.noise):
+8 (2026-11-28): what else the machine did while the cell was timed (see seqbench.judge.noise):
    `threads`, `cpus`, `load_before`, `load_after`, `cpu_share`, `others_cores`,
    `ctx_switches_per_step`, `steal_frac`, `throttled_frac`, `cpu_mhz`, and `noisy`, the
    reasons a cell's timing cannot be trusted (empty when it can).
@@ -150,7 +150,7 @@ class ResultRow(Cell):
     # Memory the step maps afresh from the OS each time (first-touch page faults): an
     # allocator effect that can depend on what ran before the cell in the same process.
     faults_per_step: float | None = None
-    # -- what else the machine did while the samples were taken (see seqbench.noise) --
+    # -- what else the machine did while the samples were taken (see seqbench.judge.noise) --
     threads: int | None = None  # torch CPU threads the cell ran with
     cpus: float | None = None  # CPUs the process could use (affinity, cgroup quota)
     load_before: float | None = None  # 1-minute load average when sampling began

@@ -12,8 +12,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from seqbench.schema import Cell
-from seqbench.settings import MeasureSettings, ProcessSettings, TrainSettings
+from seqbench.core.schema import Cell
+from seqbench.core.settings import MeasureSettings, ProcessSettings, TrainSettings
 
 
 @dataclass(frozen=True)

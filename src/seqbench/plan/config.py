@@ -1,6 +1,6 @@
 """The one configuration object: built from a suite file, then flags, and validated once.
 
-`resolve_config` reads a suite (see `seqbench.suites` for the file format and the rules
+`resolve_config` reads a suite (see `seqbench.plan.suites` for the file format and the rules
 every key obeys), lays the flags over it, and returns a frozen `SuiteConfig`; `plan` turns
 it into the run's cells, in run order; `SuiteConfig.request` turns one cell into the
 `CellRequest` that measures it. A flag replaces its axis or setting everywhere in the suite.
@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seqbench.errors import ConfigError
-from seqbench.request import CellRequest
-from seqbench.schema import Cell
-from seqbench.settings import MeasureSettings, ProcessSettings, TrainSettings
-from seqbench.suites import MEASURE_RULES, RUN_RULES, TRAIN_RULES, find_suite, read_suite
+from seqbench.core.errors import ConfigError
+from seqbench.core.request import CellRequest
+from seqbench.core.schema import Cell
+from seqbench.core.settings import MeasureSettings, ProcessSettings, TrainSettings
+from seqbench.plan.suites import MEASURE_RULES, RUN_RULES, TRAIN_RULES, find_suite, read_suite
 
 __all__ = [
     "Axes",
@@ -299,7 +299,7 @@ def plan(config: SuiteConfig) -> list[Cell]:
 
     Seeds and rates multiply task cells only: a speed cell is measured once, with the first
     seed and no rate (lr 0). A rate of 0 on the axis stands for the task's default rate."""
-    from seqbench import devices
+    from seqbench.core import devices
     from seqbench.models import normalize_cell
     from seqbench.tasks import new_task
     from seqbench.tasks.base import default_lr

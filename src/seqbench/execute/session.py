@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seqbench.config import SuiteConfig, config_differences, plan
-from seqbench.errors import SeqbenchError
-from seqbench.schema import Cell
+from seqbench.core.errors import SeqbenchError
+from seqbench.core.schema import Cell
+from seqbench.plan.config import SuiteConfig, config_differences, plan
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def make_plan(config: SuiteConfig) -> Plan:
     """Plan the cells and load every task's data once, before anything is measured or
     saved: a missing or malformed dataset is one clear error up front, not a failed row per
     cell."""
-    from seqbench import devices
+    from seqbench.core import devices
     from seqbench.tasks import prepared
 
     cells = plan(config)
@@ -110,7 +110,7 @@ def environment(config: SuiteConfig, device_names: list[str], executor: Any) -> 
     """Apply the configuration's process settings here and record the environment the
     numbers will come from: this machine's, with what the executor changes (a Ray worker's
     threads)."""
-    from seqbench.env import apply_process_settings, collect_env
+    from seqbench.machine.env import apply_process_settings, collect_env
 
     process = config.process
     settings = apply_process_settings(process.threads, process.flush_denormal, process.tf32)
@@ -123,7 +123,7 @@ def environment(config: SuiteConfig, device_names: list[str], executor: Any) -> 
 
 def finish(run: Any, state: str) -> None:
     """Close a run: its noise summary into the metadata, and its final state."""
-    from seqbench import noise
+    from seqbench.judge import noise
 
     run.meta["noise"] = noise.summarize(run.rows)
     run.finish(state)
@@ -169,7 +169,7 @@ def check_same_configuration(run: Any, saved: SuiteConfig, asked: SuiteConfig) -
 
 def check_same_environment(run: Any, env: dict[str, Any]) -> None:
     """Refuse to add cells to a run whose numbers came from another environment."""
-    from seqbench.env import env_differences
+    from seqbench.machine.env import env_differences
 
     changed = env_differences(run.meta["env"], env)
     if changed:

@@ -1,5 +1,7 @@
 """The machine seqbench measures on, as far as Linux tells: the CPUs this process may use
-(its affinity and cgroup quota), the load, the clocks, the frequency governor and turbo, and
+(its affinity and cgroup quota), the load, the clocks, the frequency governor and turbo, the
+counters read around a cell's timed samples and what other work did between two readings
+(`read_counters`, `interference`: the row's noise columns, judged in `judge.noise`), and
 how busy other processes keep the CPUs right now (`look`). `checks` turns what it finds
 into the system check `seqbench check` prints, each line with advice.
 
@@ -10,8 +12,12 @@ system does not offer reads as None, never as a guess. Nothing here imports torc
 from __future__ import annotations
 
 import os
+import resource
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from seqbench.core.timing import Stopwatch
 
 ROOT = Path("/")
 
@@ -139,6 +145,78 @@ def cpu_mhz(root: Path = ROOT, cpus: set[int] | None = None) -> float | None:
 
 
 @dataclass(frozen=True)
+class Counters:
+    """Cumulative counters at one instant; only differences between two mean anything."""
+
+    watch: Stopwatch  # when they were read
+    cpu_s: float  # this process's user + system seconds, all threads
+    involuntary: int  # this process's involuntary context switches
+    busy_ticks: int | None  # on this process's CPUs: time not idle, steal excluded
+    steal_ticks: int | None
+    total_ticks: int | None
+    throttled_s: float | None  # the cgroup's throttled time
+    load1: float | None
+
+
+def read_counters(root: Path = ROOT) -> Counters:
+    ticks = cpu_ticks(root, affinity())
+    times = os.times()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return Counters(
+        watch=Stopwatch(),
+        cpu_s=times.user + times.system,
+        involuntary=usage.ru_nivcsw,
+        busy_ticks=None if ticks is None else ticks[0],
+        steal_ticks=None if ticks is None else ticks[1],
+        total_ticks=None if ticks is None else ticks[2],
+        throttled_s=throttled_seconds(root),
+        load1=load_average(root),
+    )
+
+
+def _ticks_per_second() -> int:
+    try:
+        return os.sysconf("SC_CLK_TCK")
+    except (AttributeError, ValueError, OSError):
+        return 100
+
+
+def interference(
+    before: Counters,
+    after: Counters,
+    *,
+    threads: int,
+    steps: int,
+    root: Path = ROOT,
+    ticks_per_s: int | None = None,
+) -> dict[str, Any]:
+    """The noise columns of a row, from counters read around its timed samples."""
+    wall = before.watch.elapsed() - after.watch.elapsed()
+    wall = max(wall, 1e-9)
+    own = after.cpu_s - before.cpu_s
+    hz = ticks_per_s or _ticks_per_second()
+    columns: dict[str, Any] = {
+        "load_before": before.load1,
+        "load_after": after.load1,
+        "cpu_share": own / (wall * max(threads, 1)),
+        "ctx_switches_per_step": (after.involuntary - before.involuntary) / max(steps, 1),
+        "others_cores": None,
+        "steal_frac": None,
+        "throttled_frac": None,
+        "cpu_mhz": cpu_mhz(root, affinity()),
+    }
+    if before.busy_ticks is not None and after.busy_ticks is not None:
+        busy = (after.busy_ticks - before.busy_ticks) / hz
+        columns["others_cores"] = max(0.0, (busy - own) / wall)
+        total = after.total_ticks - before.total_ticks
+        if total > 0:
+            columns["steal_frac"] = (after.steal_ticks - before.steal_ticks) / total
+    if before.throttled_s is not None and after.throttled_s is not None:
+        columns["throttled_frac"] = (after.throttled_s - before.throttled_s) / wall
+    return columns
+
+
+@dataclass(frozen=True)
 class Machine:
     """How busy the machine is now: the CPUs this process can use, the cores other
     processes keep busy on them (over a short look), and the load average."""
@@ -174,8 +252,7 @@ class Machine:
 
 def look(seconds: float = 0.5, root: Path = ROOT) -> Machine:
     """Watch the machine for `seconds` (this process idle) and say how busy it is."""
-    from seqbench.noise import interference, read_counters
-    from seqbench.timing import sleep
+    from seqbench.core.timing import sleep
 
     before = read_counters(root)
     sleep(seconds)

@@ -13,9 +13,9 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from seqbench.errors import SeqbenchError
-from seqbench.schema import Measurement
-from seqbench.settings import MeasureSettings
+from seqbench.core.errors import SeqbenchError
+from seqbench.core.schema import Measurement
+from seqbench.core.settings import MeasureSettings
 
 # One step timed, one measured for memory: a probe asks "does it fit", not "how fast".
 PROBE_SETTINGS = MeasureSettings(

@@ -31,8 +31,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from seqbench.core.schema import Cell, ResultRow
 from seqbench.models.options import CORE_OPTIONS_DEFAULTS
-from seqbench.schema import Cell, ResultRow
 
 # The cost columns that get a fit in the scaling table.
 SCALED_METRICS = ("median_s", "peak_mem_bytes")

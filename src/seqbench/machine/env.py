@@ -17,8 +17,8 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-import seqbench
-from seqbench import devices
+from seqbench.core import devices
+from seqbench.core.version import __version__
 
 COMPARED_KEYS = (
     "device_names",
@@ -97,7 +97,7 @@ def collect_env(device_list: Iterable[str], settings: dict[str, Any]) -> dict[st
     used = sorted(set(device_list))
     cuda_devices = [d for d in used if d.startswith("cuda")]
     env: dict[str, Any] = {
-        "seqbench": seqbench.__version__,
+        "seqbench": __version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "host": socket.gethostname(),

@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from seqbench.schema import Cell
-from seqbench.stats import RatioEstimate
+from seqbench.core.schema import Cell
+from seqbench.judge.stats import RatioEstimate
 
 VERDICTS = (
     "regression",

@@ -3,11 +3,11 @@
 Timing is compared on the raw samples, not on medians alone: for each cell the change is
 estimated as a ratio (candidate / baseline) with its confidence interval, from two runs'
 samples (`compare_runs`, a shift estimate) or from rounds measured side by side
-(`compare_paired`, behind `seqbench ab`); seqbench.stats has the statistics and
-seqbench.verdicts the rules that turn an estimate into a verdict. A cell measured while
+(`compare_paired`, behind `seqbench ab`); seqbench.judge.stats has the statistics and
+seqbench.judge.verdicts the rules that turn an estimate into a verdict. A cell measured while
 other work disturbed it (flagged noisy) gets no verdict of change from `compare_runs`.
 
-Nothing here prints. The comparison is data; seqbench.gate turns it into messages and an
+Nothing here prints. The comparison is data; seqbench.judge.gate turns it into messages and an
 exit code.
 """
 
@@ -18,17 +18,17 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from seqbench.env import COMPARED_KEYS, env_differences
-from seqbench.errors import SeqbenchError
-from seqbench.schema import Cell, ResultRow, higher_is_better
-from seqbench.stats import paired_ratio, shift_ratio
-from seqbench.verdicts import (
+from seqbench.core.errors import SeqbenchError
+from seqbench.core.schema import Cell, ResultRow, higher_is_better
+from seqbench.judge.stats import paired_ratio, shift_ratio
+from seqbench.judge.verdicts import (
     VERDICTS,
     CellComparison,
     classify,
     classify_exact,
     judged,
 )
+from seqbench.machine.env import COMPARED_KEYS, env_differences
 
 if TYPE_CHECKING:
     from seqbench.storage import Run
@@ -248,8 +248,8 @@ def _compare_accuracy(
     baseline: Run, candidate: Run, metric: Metric, threshold: float, allow_missing: bool
 ) -> Comparison:
     """Accuracy is compared per model, not per row: each side's chosen rate's test scores
-    over its seeds (see seqbench.accuracy), Welch's test between them."""
-    from seqbench.accuracy import compare_groups, summarize_accuracy
+    over its seeds (see seqbench.judge.accuracy), Welch's test between them."""
+    from seqbench.judge.accuracy import compare_groups, summarize_accuracy
 
     base = {g.cell: g for g in summarize_accuracy(baseline.rows)}
     cand = {g.cell: g for g in summarize_accuracy(candidate.rows)}
