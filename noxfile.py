@@ -1,4 +1,4 @@
-"""Sessions for contributors: `nox -s tests`, `nox -s lint`, `nox -s slow`.
+"""Sessions for contributors: `nox -s tests`, `nox -s lint`, `nox -s slow`, `nox -s docs`.
 
 Each session installs the CPU build of torch first (a plain `torch` requirement would pull
 a multi-GB CUDA build on Linux), then the project with its dev extra.
@@ -37,3 +37,10 @@ def lint(session: nox.Session) -> None:
     session.install("ruff>=0.5")
     session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
     session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site, built strictly: a broken link or anchor fails it."""
+    session.install("mkdocs>=1.6", "mkdocs-material>=9.5")
+    session.run("mkdocs", "build", "--strict", "--site-dir", session.create_tmp() + "/site")
