@@ -28,7 +28,8 @@ from torch import nn
 
 from seqbench.core.devices import synchronize, unavailable_reason
 from seqbench.core.schema import Cell, ResultRow
-from seqbench.execute import CellFinished, Scheduler, make_executor, session
+from seqbench.execute import CellFinished
+from seqbench.execute.session import Session
 from seqbench.measure.workload import DTYPES, RMSPROP
 from seqbench.models import build_model
 from seqbench.plan.config import resolve_config
@@ -127,26 +128,24 @@ def main() -> int:
     settings = {} if args.min_time is None else {"min_time": args.min_time}
     settings["label"] = "gpu-check"
     config = resolve_config("gpu", axes=axes, settings=settings)
-    plan = session.make_plan(config)
     started = time.perf_counter()
-    with make_executor(config) as executor:
-        env = session.environment(config, [c.device for c in plan.cells], executor)
-        run = session.new_run(config, plan, env, args.out, None)
-        for event in Scheduler(config, executor, run).iter_plan(plan.cells):
+    session = Session.start(config, root=args.out)
+    with session:
+        for event in session.measure():
             if isinstance(event, CellFinished):
                 row = event.measurement.row
                 print(
                     f"[{event.index + 1}/{event.total}] {row.cell_id}: {row.status} {row.median_s or 0:.4g} s",
                     flush=True,
                 )
-    run.finish("complete")
+    run, env = session.run, session.env
     print(
         f"suite: {len(run.rows)} cells in {time.perf_counter() - started:.0f} s, saved to {run.path}"
     )
     print(
         f"device: {env.get('gpu', {}).get('name', env['cpu'])}; torch {env['torch']}, CUDA {env['cuda']}, cuDNN {env['cudnn']}"
     )
-    print(f"ceilings (TFLOP/s): {run.meta.get('ceilings')}")
+    print(f"ceilings (TFLOP/s): {run.meta.ceilings}")
 
     header = f"{'cell':<44}{'seqbench':>11}{'hand':>11}{'ratio':>8}{'mem ratio':>11}{'mfu':>8}"
     print("\n" + header + "\n" + "-" * len(header))

@@ -102,7 +102,7 @@ def measure(cells: int, per_cell: int, saves: int, old_saves: int, base: Path) -
             run.add(measurement)
             new.append(time.perf_counter() - started)
 
-        old_rows, old_samples, meta = list(rows[:cells]), dict(samples), run.meta
+        old_rows, old_samples, meta = list(rows[:cells]), dict(samples), run.meta.to_dict()
         old = []
         for row in rows[cells : cells + old_saves]:
             old_rows.append(row)

@@ -55,14 +55,14 @@ def test_four_times_the_work_is_a_regression(cli, in_repo, tmp_path):
     assert cell["n_baseline"] == cell["n_candidate"] == 6  # six pairs of rounds
     assert data["failures"] == ["1 cell regressed (time, more than 10% and significant)"]
     base, cand = (load_run(data[side], tmp_path) for side in ("baseline", "candidate"))
-    assert base.meta["ab"]["version"] == "base" and cand.meta["ab"]["version"] == "slower"
-    assert base.meta["ab"]["partner"] == cand.run_id and cand.meta["ab"]["partner"] == base.run_id
-    assert base.meta["env"]["git_commit"] == git(in_repo, "rev-parse", "base^{commit}")
-    assert cand.meta["env"]["git_commit"] == git(in_repo, "rev-parse", "slower^{commit}")
+    assert base.meta.ab["version"] == "base" and cand.meta.ab["version"] == "slower"
+    assert base.meta.ab["partner"] == cand.run_id and cand.meta.ab["partner"] == base.run_id
+    assert base.meta.env["git_commit"] == git(in_repo, "rev-parse", "base^{commit}")
+    assert cand.meta.env["git_commit"] == git(in_repo, "rev-parse", "slower^{commit}")
     assert base.rows[0].params == cand.rows[0].params  # same model, more work
     assert base.rows[0].rounds == cand.rows[0].rounds == 6
     # The per-round figures behind the verdict: each round's fastest tenth, six of them.
-    (figures,) = base.meta["ab"]["rounds"].values()
+    (figures,) = base.meta.ab["rounds"].values()
     assert len(figures) == 6 and all(f <= base.rows[0].median_s * 1.5 for f in figures)
     assert git(in_repo, "worktree", "list").count("\n") == 0  # the worktrees are gone
     # One side alone cannot be finished by `run`: its cells were measured against the other's.
@@ -79,8 +79,8 @@ def test_the_same_code_is_no_regression_and_the_working_tree_is_a_version(cli, i
     assert cell["verdict"] in ("unchanged", "inconclusive")
     assert 0.8 < cell["ratio"] < 1.25
     candidate = load_run(data["candidate"], tmp_path)
-    assert candidate.meta["ab"]["version"] == "."
-    assert candidate.meta["env"]["git_commit"] == git(in_repo, "rev-parse", "slower^{commit}")
+    assert candidate.meta.ab["version"] == "."
+    assert candidate.meta.env["git_commit"] == git(in_repo, "rev-parse", "slower^{commit}")
 
 
 @pytest.mark.parametrize(

@@ -113,8 +113,8 @@ def test_a_saved_module_run_reads_back_with_its_samples(tmp_path, one_thread):
     assert str(run.path) == frame.attrs["run_path"]
     assert [r.cell_id for r in run.rows] == list(frame.cell_id)
     assert [len(run.samples[c]) for c in frame.cell_id] == list(frame.repeats)
-    assert run.meta["state"] == "complete"
-    assert run.meta["module"]["class"] == "torch.nn.modules.linear.Linear"
+    assert run.meta.state == "complete"
+    assert run.meta.module["class"] == "torch.nn.modules.linear.Linear"
 
 
 def test_without_out_nothing_is_kept(tmp_path, monkeypatch, one_thread):

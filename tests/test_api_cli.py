@@ -79,7 +79,7 @@ def test_seqbench_run_returns_the_rows_the_cli_saves(cli, tmp_path):
     assert set(frame.status) == {"ok"}
     for column in ("params", "core_params", "flops_per_seq", "kernel", "status"):
         assert list(frame[column]) == [getattr(r, column) for r in run.rows], column
-    assert saved.meta["config"]["matrices"] == run.meta["config"]["matrices"]
+    assert saved.meta.config["matrices"] == run.meta.config["matrices"]
 
 
 def test_seqbench_run_refuses_an_unknown_option():
@@ -117,4 +117,4 @@ def test_a_module_by_name_is_measured_in_a_fresh_process(tmp_path):
     assert set(frame.params) == {8 * 16 + 16 + 16 + 1}
     # A fresh process per cell: its own resident-set high-water mark is recorded.
     assert frame.peak_rss_bytes.notna().all()
-    assert load_run("latest", tmp_path).meta["env"]["isolated"] is True
+    assert load_run("latest", tmp_path).meta.env["isolated"] is True

@@ -136,7 +136,7 @@ def test_forget_bias_is_a_run_option(cli, tmp_path):
             "--batch-size", "2", "--forget-bias", "1.0", *FAST_FLAGS]  # fmt: skip
     result = cli.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert load_run("latest", tmp_path).meta["config"]["train"]["forget_bias"] == 1.0
+    assert load_run("latest", tmp_path).meta.config["train"]["forget_bias"] == 1.0
 
 
 # --------------------------------------------------------------------------- the memory horizon

@@ -41,8 +41,8 @@ def test_run_measures_saves_and_shows_every_cell(cli, tmp_path):
     run = load_run(run_dir)
     assert len(run.rows) == 8 and all(r.status == "ok" for r in run.rows)
     assert set(run.samples) == {r.cell_id for r in run.rows}
-    assert run.meta["state"] == "complete"
-    env = run.meta["env"]
+    assert run.meta.state == "complete"
+    env = run.meta.env
     for key in (
         "seqbench",
         "torch",
@@ -74,7 +74,7 @@ def test_no_flush_denormal_is_recorded(cli, tmp_path):
         cli, tmp_path, "--arch", "rnn", "--mode", "infer", "--no-flush-denormal", "--threads", "1"
     )
     assert result.exit_code == 0, result.output
-    env = load_run("latest", tmp_path / "results").meta["env"]
+    env = load_run("latest", tmp_path / "results").meta.env
     assert env["flush_denormal"] is False and env["threads"] == 1
 
 

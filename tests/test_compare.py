@@ -372,7 +372,7 @@ def test_a_header_without_rows_is_refused_not_passed(cli, pair, tmp_path):
     loaded = load_run(pair["base"])
     header = (pair["base"] / "results.csv").read_text().splitlines()[0] + "\n"
     (tmp_path / "empty.csv").write_text(header)
-    (tmp_path / "empty.meta.json").write_text(json.dumps(loaded.meta))
+    (tmp_path / "empty.meta.json").write_text(json.dumps(loaded.meta.to_dict()))
     result = cli.invoke(app, ["compare", str(pair["base"]), str(tmp_path / "empty.csv")])
     assert result.exit_code == 2 and "has no cells" in result.stderr
 

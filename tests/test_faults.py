@@ -116,12 +116,13 @@ def test_isolation_survives_a_segfault_and_measures_host_memory(cli, tmp_path):
     assert rows[64].status == "ok" and rows[64].peak_rss_bytes > 0
     assert rows[100].status == "error"
     assert rows[100].message.startswith("the cell's process died (SIGSEGV)")
-    assert run.meta["env"]["isolated"] is True
-    assert run.meta["config"]["isolate"] is True
+    assert run.meta.env["isolated"] is True
+    assert run.meta.config["isolate"] is True
 
 
 def test_an_isolated_cell_that_ignores_its_alarm_is_killed(cli, tmp_path, monkeypatch):
     monkeypatch.setattr(isolated, "STARTUP_GRACE_S", 3.0)
+    monkeypatch.setenv("FAULT_ARCHS_DEAF_BESIDES", str(os.getpid()))  # the worker: deaf
     result = fault_run(
         cli, tmp_path, "stubborn", "--seq-len", "100", "--isolate", "--cell-timeout", "1"
     )
@@ -189,7 +190,7 @@ def test_ctrl_c_saves_every_finished_cell_and_says_how_to_resume(tmp_path, cli):
     assert 2 <= len(run.rows) < 8
     assert all(r.status == "ok" for r in run.rows)
     assert set(run.samples) == {r.cell_id for r in run.rows}
-    assert run.meta["state"] == "interrupted"
+    assert run.meta.state == "interrupted"
     assert f"cells are saved in {folder}" in err
     assert f"resume with: seqbench run --resume {folder}" in err
     assert "Traceback" not in err
@@ -197,7 +198,7 @@ def test_ctrl_c_saves_every_finished_cell_and_says_how_to_resume(tmp_path, cli):
     resumed = cli.invoke(app, ["run", "--out", str(tmp_path), "--resume", str(folder)])
     assert resumed.exit_code == 0, resumed.output
     final = load_run(folder)
-    assert len(final.rows) == 8 and final.meta["state"] == "complete"
+    assert len(final.rows) == 8 and final.meta.state == "complete"
     assert [r.cell_id for r in final.rows[: len(run.rows)]] == [
         r.cell_id for r in run.rows
     ]  # kept, not redone
@@ -209,7 +210,7 @@ def test_kill_9_leaves_intact_files_and_resume_finishes_like_a_clean_run(tmp_pat
     proc.kill()
     proc.communicate(timeout=60)
     saved = load_run(folder)  # every file parses: nothing half-written
-    assert saved.meta["state"] == "running"
+    assert saved.meta.state == "running"
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]  # no stray temporary files
     # The dead writer's lock file stays, but the kernel released its lock: the resume may write.
 
@@ -220,7 +221,7 @@ def test_kill_9_leaves_intact_files_and_resume_finishes_like_a_clean_run(tmp_pat
     finished = load_run(folder).rows
     reference = load_run("latest", tmp_path / "clean").rows
     assert sorted(r.cell for r in finished) == sorted(r.cell for r in reference)
-    assert len(load_run(folder).meta["resumed_at"]) == 1
+    assert len(load_run(folder).meta.resumed_at) == 1
 
 
 def test_sigterm_stops_a_run_like_ctrl_c(tmp_path):
@@ -229,7 +230,7 @@ def test_sigterm_stops_a_run_like_ctrl_c(tmp_path):
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)
     assert proc.returncode == 130
-    assert load_run(folder).meta["state"] == "interrupted"
+    assert load_run(folder).meta.state == "interrupted"
 
 
 def make_partial_run(cli, tmp_path) -> Path:
@@ -281,7 +282,7 @@ def test_resume_refuses_a_different_environment(cli, tmp_path):
 
 def test_a_resume_measures_with_the_threads_the_run_began_with(cli, tmp_path):
     folder = make_partial_run(cli, tmp_path)
-    threads = load_run(folder).meta["env"]["threads"]
+    threads = load_run(folder).meta.env["threads"]
     result = cli.invoke(app, ["run", "--out", str(tmp_path), "--resume", str(folder)])
     assert result.exit_code == 0, result.output
     assert [r.threads for r in load_run(folder).rows] == [threads, threads]

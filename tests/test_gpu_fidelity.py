@@ -143,10 +143,10 @@ def test_rows_carry_mfu_against_the_runs_ceiling(cli, tmp_path):
     )
     assert result.exit_code == 0, result.output
     run = load_run("latest", tmp_path)
-    ceiling = run.meta["ceilings"]["cpu/float32"]
+    ceiling = run.meta.ceilings["cpu/float32"]
     (row,) = run.rows
     assert ceiling > 0
-    if "cpu/float32" in run.meta["ceilings_noisy"]:  # a busy machine: MFU withheld, not flattered
+    if "cpu/float32" in run.meta.ceilings_noisy:  # a busy machine: MFU withheld, not flattered
         assert row.mfu is None
     else:
         assert row.mfu == pytest.approx(row.tflops / ceiling)
@@ -230,8 +230,8 @@ def test_the_frontier_of_an_architecture_whose_memory_runs_out_at_100_steps(cli,
     result = cli.invoke(app, args)
     assert result.exit_code == 0, result.output
     run = load_run("latest", tmp_path)
-    assert run.meta["frontier"]["tests.fault_archs:oom"]["largest"] == 99
-    assert run.meta["frontier"]["tests.fault_archs:oom"]["smallest_failing"] == 100
+    assert run.meta.frontier["tests.fault_archs:oom"]["largest"] == 99
+    assert run.meta.frontier["tests.fault_archs:oom"]["smallest_failing"] == 100
     assert {r.status for r in run.rows} == {"ok", "oom"}
     assert " 99 " in result.stdout
 
@@ -247,7 +247,7 @@ def test_a_memory_limit_on_the_cpu_is_a_frontier_of_measured_peaks(cli, tmp_path
     result = cli.invoke(app, args)
     assert result.exit_code == 0, result.output
     run = load_run("latest", tmp_path)
-    frontier = run.meta["frontier"]["gru"]
+    frontier = run.meta.frontier["gru"]
     peaks = {r.seq_len: r.peak_mem_bytes for r in run.rows}
     assert frontier["largest"] is not None, peaks
 
@@ -268,7 +268,7 @@ def test_isolated_probes_find_the_same_frontier(cli, tmp_path):
             "--tolerance", "0", "--start", "96", "--batch-size", "2", "--out", str(tmp_path)]  # fmt: skip
     result = cli.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert load_run("latest", tmp_path).meta["frontier"]["tests.fault_archs:oom"]["largest"] == 99
+    assert load_run("latest", tmp_path).meta.frontier["tests.fault_archs:oom"]["largest"] == 99
 
 
 # --------------------------------------------------------------------------- on a real GPU

@@ -104,7 +104,7 @@ def test_a_model_calling_sys_exit_ends_its_cell_not_the_run(cli, tmp_path):
     )
     assert result.exit_code == 1, result.output  # an error row: exit 1, the run complete
     run = load_run("latest", tmp_path / "results")
-    assert run.meta["state"] == "complete"
+    assert run.meta.state == "complete"
     got = {r.seq_len: (r.status, r.message) for r in run.rows}
     assert got[64][0] == "ok"
     assert got[100] == got[120] == ("error", "the model called sys.exit(3)")
@@ -195,7 +195,7 @@ def test_retry_errors_measures_the_failed_cells_again(cli, tmp_path, monkeypatch
     assert retried.exit_code == 0, retried.output
     run = load_run(folder)
     assert [r.status for r in run.rows] == ["ok", "ok"]
-    assert run.meta["retried"][-1] == [run.rows[1].cell_id]
+    assert run.meta.retried[-1] == [run.rows[1].cell_id]
     assert (folder / "results.csv").read_text().count("\n") == 3  # compacted: one row per cell
 
 
@@ -220,8 +220,8 @@ def test_a_resume_may_change_how_cells_are_protected_and_says_so(cli, tmp_path):
     run = load_run(folder)
     assert len(run.rows) == 4 and run.rows[-1].peak_rss_bytes  # measured in a process of its own
     assert run.rows[0].peak_rss_bytes is None  # as the run began: in its own process
-    assert run.meta["protection_changes"] == [{"isolate": True, "cell_timeout": 30.0}]
-    assert run.meta["config"]["isolate"] is False  # what the run was started with stays
+    assert run.meta.protection_changes == [{"isolate": True, "cell_timeout": 30.0}]
+    assert run.meta.config["isolate"] is False  # what the run was started with stays
 
 
 # ----------------------------------------------------------------- files that cannot be written
@@ -438,7 +438,7 @@ def test_a_hangup_stops_a_run_as_ctrl_c_does(tmp_path):
     proc.send_signal(signal.SIGHUP)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert load_run(folder).meta["state"] == "interrupted"
+    assert load_run(folder).meta.state == "interrupted"
     assert f"resume with: seqbench run --resume {folder}" in err
     assert "Traceback" not in err
 
@@ -481,7 +481,7 @@ def test_frontier_takes_threads(cli, tmp_path):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     run = load_run("latest", tmp_path)
-    assert run.meta["env"]["threads"] == 1 and {r.threads for r in run.rows} == {1}
+    assert run.meta.env["threads"] == 1 and {r.threads for r in run.rows} == {1}
 
 
 @pytest.mark.parametrize("script", sorted((ROOT / "benchmarks").glob("*.py")), ids=lambda p: p.name)

@@ -238,4 +238,4 @@ def test_ab_gates_on_the_counts_of_both_versions(cli, tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert "1 cell regressed (instructions, more than 2%)" in data["failures"]
     base = load_run(data["baseline"], tmp_path / "out")
-    assert base.meta["env"]["valgrind"].startswith("valgrind-")
+    assert base.meta.env["valgrind"].startswith("valgrind-")

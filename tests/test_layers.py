@@ -25,8 +25,8 @@ def loaded_after(code: str) -> list[str]:
     return json.loads(done.stdout.splitlines()[-1])
 
 
-# What importing any seqbench module loads first: the package, which reads its version.
-PACKAGE = {"seqbench", "seqbench.core", "seqbench.core.version"}
+# What importing any seqbench module loads first: the package (its version and its error).
+PACKAGE = {"seqbench", "seqbench.core", "seqbench.core.errors", "seqbench.core.version"}
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,9 @@ import pytest
 from seqbench.core.schema import ResultRow
 from seqbench.judge import noise
 from seqbench.judge.noise import findings, flag
-from seqbench.machine import system
-from seqbench.machine.system import Counters, Machine, checks, interference
+from seqbench.machine import look, system
+from seqbench.machine.look import Machine, checks
+from seqbench.machine.system import Counters, interference
 from tests.helpers import make_cell
 
 
@@ -250,7 +251,7 @@ def test_threads_follow_the_free_cpus_unless_the_user_chose(monkeypatch):
 
 
 def test_the_real_machine_can_be_read():
-    machine = system.look(0.05)
+    machine = look.look(0.05)
     assert machine.cpus >= 1 and math.isfinite(machine.cpus)
     seen = system.interference(system.read_counters(), system.read_counters(), threads=1, steps=1)
     assert set(seen) == {"load_before", "load_after", "cpu_share", "ctx_switches_per_step",

@@ -104,7 +104,7 @@ def test_a_passing_session_saves_one_run_with_every_cell(suite, pytester):
     ]
     assert {r.status for r in run.rows} == {"ok"} and {r.params for r in run.rows} == {128 * 129}
     assert all(len(run.samples[r.cell_id]) == r.repeats for r in run.rows)
-    assert (run.meta["state"], run.meta["label"], run.meta["env"]["threads"]) == (
+    assert (run.meta.state, run.meta.label, run.meta.env["threads"]) == (
         "complete", "pytest", 1,
     )  # fmt: skip
     result.stdout.fnmatch_lines([f"seqbench: 3 cells saved to *{folder.name}"])

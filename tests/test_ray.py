@@ -50,8 +50,8 @@ def test_ray_gives_the_same_cells_and_columns_as_the_local_executor(cli, tmp_pat
     assert [r.cell for r in remote.rows] == [r.cell for r in local.rows]  # same keys, plan order
     assert all(r.status == "ok" and r.host and r.device_name for r in remote.rows)
     assert set(remote.samples) == {r.cell_id for r in remote.rows}
-    assert remote.meta["env"]["executor"] == "ray" and remote.meta["env"]["isolated"] is True
-    assert remote.meta["env"]["threads"] == 1  # two CPUs shared by two cells at once
+    assert remote.meta.env["executor"] == "ray" and remote.meta.env["isolated"] is True
+    assert remote.meta.env["threads"] == 1  # two CPUs shared by two cells at once
     assert (tmp_path / "ray").joinpath(remote.path.name, "results.csv").read_text().splitlines()[
         0
     ] == ((tmp_path / "local").joinpath(local.path.name, "results.csv").read_text().splitlines()[0])
@@ -196,7 +196,7 @@ def test_sigterm_stops_a_ray_run_like_a_local_one(tmp_path):
     proc.terminate()
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert load_run(folder).meta["state"] == "interrupted"
+    assert load_run(folder).meta.state == "interrupted"
     assert "resume with: seqbench run --resume" in err and "Traceback" not in err
 
 
@@ -240,8 +240,8 @@ def test_nodes_of_different_sizes_each_give_a_cell_all_their_cpus(ray_cli, tmp_p
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     run = load_run("latest", tmp_path)
-    assert run.meta["env"]["threads"] == [2, 4] and run.meta["env"]["ray_nodes"] == 2
-    assert run.meta["env"]["ray_address"] == "127.0.0.1:6391"
+    assert run.meta.env["threads"] == [2, 4] and run.meta.env["ray_nodes"] == 2
+    assert run.meta.env["ray_address"] == "127.0.0.1:6391"
     assert {r.threads for r in run.rows} <= {2, 4} and all(r.status == "ok" for r in run.rows)
 
 

@@ -14,6 +14,7 @@ import pytest
 from seqbench.cli import app
 from seqbench.core.schema import ResultRow
 from seqbench.output.html import Figure, compute_sort_key, format_figures_html
+from seqbench.storage.meta import RunMeta
 from tests.helpers import make_cell, power_rows, save_run
 
 pytest.importorskip("matplotlib")
@@ -223,7 +224,7 @@ def test_a_caller_adds_named_figures_as_a_section_of_the_run_report():
     rows = report_rows()
     svg = render_image(build_chart(rows, "median_s"), "svg").decode()
     history = figures_section("History", [Figure("median over commits", svg)])
-    page = format_run_report(rows, {"run_id": "r1", "label": "x"}, extra=[history])
+    page = format_run_report(rows, RunMeta(run_id="r1", label="x"), extra=[history])
     assert page.index("<h2>Plots</h2>") < page.index("<h2>History</h2>")
     assert page.index("<h2>History</h2>") < page.index("<h2>Flagged cells (2)</h2>")
     assert "<figcaption>median over commits</figcaption>" in page
@@ -245,6 +246,6 @@ def test_a_run_with_nothing_measured_still_reports_why():
     from seqbench.output.report import format_run_report
 
     rows = [ResultRow.for_cell(make_cell(arch="gru"), status="oom", message="out of memory")]
-    page = format_run_report(rows, {"run_id": "r1", "label": "big"})
+    page = format_run_report(rows, RunMeta(run_id="r1", label="big"))
     assert page.count("<svg") == 0 and "<h2>Plots</h2>" not in page
     assert "<h2>Flagged cells (1)</h2>" in page and "out of memory" in page

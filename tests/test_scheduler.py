@@ -236,7 +236,7 @@ def test_mfu_divides_by_a_ceiling_measured_once_per_device_and_dtype(tmp_path):
     events_of(Scheduler(cfg, FakeExecutor(script), run, ceiling=ceiling), cells)
     assert calls == [("cpu", "float32")]
     assert [r.mfu for r in load_run(run.path).rows] == [0.25, 0.25]
-    assert load_run(run.path).meta["ceilings"] == {"cpu/float32": 2.0}
+    assert load_run(run.path).meta.ceilings == {"cpu/float32": 2.0}
 
 
 def test_no_mfu_for_cells_measured_on_other_machines(tmp_path):
@@ -268,5 +268,5 @@ def test_no_mfu_against_a_ceiling_that_other_work_disturbed(tmp_path):
     events_of(Scheduler(cfg, FakeExecutor(script), run, ceiling=lambda d, t: (2.0, busy)), cells)
     saved = load_run(run.path)
     assert saved.rows[0].mfu is None
-    assert saved.meta["ceilings"] == {"cpu/float32": 2.0}
-    assert saved.meta["ceilings_noisy"] == {"cpu/float32": busy}
+    assert saved.meta.ceilings == {"cpu/float32": 2.0}
+    assert saved.meta.ceilings_noisy == {"cpu/float32": busy}

@@ -69,8 +69,8 @@ def test_a_saved_run_loads_back_equal(tmp_path):
     loaded = load_run(run.path)
     assert loaded.rows == rows
     assert loaded.samples == run.samples
-    assert loaded.meta["state"] == "complete"
-    assert loaded.meta["plan"] == ["a", "b"]
+    assert loaded.meta.state == "complete"
+    assert loaded.meta.plan == ["a", "b"]
     assert loaded.run_id == run.path.name
 
 
@@ -113,7 +113,7 @@ def test_every_cell_is_saved_as_it_finishes(tmp_path):
     assert len(load_run(run.path).rows) == 1
     run.add(Measurement(ok_row(seq_len=16), [0.1]))
     assert len(load_run(run.path).rows) == 2
-    assert load_run(run.path).meta["state"] == "running"
+    assert load_run(run.path).meta.state == "running"
 
 
 def test_an_extra_csv_gets_its_sidecars_and_loads_like_a_run(tmp_path):
@@ -544,7 +544,7 @@ def test_a_csv_named_on_resume_gets_the_whole_run(tmp_path):
     loaded = load_run(extra)
     assert loaded.rows == [ok_row(seq_len=8), ok_row(seq_len=16)]
     assert loaded.samples == load_run(run.path).samples
-    assert loaded.meta["resumed_at"] == resumed.meta["resumed_at"]
+    assert loaded.meta.resumed_at == resumed.meta.resumed_at
 
 
 def test_a_measured_ceiling_is_saved_when_it_is_measured(tmp_path):
@@ -644,7 +644,7 @@ def test_a_run_saved_by_the_pandas_era_code_loads_equal(tmp_path):
     run = load_run(write_old_run(tmp_path))
     assert run.rows == old_rows()
     assert run.samples == {B: [0.0012, 0.00125, 1e-05], A: [2.5e-05, 2.6e-05]}
-    assert run.meta == OLD_META
+    assert run.meta.to_dict() == OLD_META
     assert [(s.cells, s.statuses) for s in summarize_runs(tmp_path)] == [
         (3, {"ok": 2, "skipped": 1})
     ]

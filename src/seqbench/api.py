@@ -1,16 +1,21 @@
-"""seqbench from Python: run a matrix, or measure your own module, and get the rows back.
+"""seqbench from Python: run a matrix, finish one, compare two versions of your code, or
+measure your own module, and get the rows back.
 
     import seqbench
     frame = seqbench.run(arch=["lstm", "gru"], seq_len=[64, 256], mode="infer")
+    frame = seqbench.run(resume="latest", out="results")      # finish an interrupted run
+    frame = seqbench.ab("main", ".", arch="lstm", seq_len=64)  # a verdict on the change
     frame = seqbench.measure_module(model, lambda b, t: torch.randn(b, t, 16),
                                     seq_len=[64, 256], mode=["infer", "train"])
 
-Both return a pandas DataFrame of `ResultRow`s (the columns of `seqbench.core.schema`, in order),
-measured as `seqbench run` measures: the same configuration object, scheduler, warm-up,
-stopping rule, statistics, memory and noise columns. With `out=` the run is saved under
-that folder exactly as `seqbench run --out` saves it, so `seqbench show`, `compare`, `plot`
-and `history` read it; the run folder is `frame.attrs["run_path"]`. Without `out=` nothing
-is kept on disk.
+Each returns a pandas DataFrame: `run` and `measure_module` the `ResultRow`s (the columns of
+`seqbench.core.schema`, in order), `ab` one comparison per cell with the gate in
+`frame.attrs`. They measure as the command line does, through the same session
+(`seqbench.execute.session`): the same configuration object, scheduler, warm-up, stopping
+rule, statistics, memory and noise columns, and the same run metadata. With `out=` a run is
+saved under that folder exactly as `seqbench run --out` saves it, so `seqbench show`,
+`compare`, `plot` and `history` read it; the run folder is `frame.attrs["run_path"]`.
+Without `out=` nothing is kept on disk.
 
 Isolation: a live module cannot be sent to another process (it may not pickle, and its
 code may live only in the caller), so it is measured in this process. Give the module and
@@ -19,18 +24,18 @@ every cell in a fresh process, as `seqbench run --isolate` does.
 
 Measuring sets torch's threads, subnormal flushing and TF32 in this process, as `seqbench
 run` does; the threads and TF32 are given back afterwards, subnormals stay flushed (unless
-`flush_denormal=False`).
+`flush_denormal=False`). What the command line prints as warnings before measuring (a busy
+machine, a device that is not here) comes as Python `RuntimeWarning`s.
 
 Errors the caller causes (an unknown setting, inputs of the wrong kind) raise
-`seqbench.core.errors.SeqbenchError` with a one-line message; a step that fails is a row with
-status 'error' and the message, as on the command line.
+`seqbench.SeqbenchError` with a one-line message; a step that fails is a row with status
+'error' and the message, as on the command line.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import re
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -42,21 +47,11 @@ from seqbench.core.errors import ConfigError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from seqbench.core.request import CellRequest, ModuleSpec
-    from seqbench.core.schema import Cell
-    from seqbench.plan.config import SuiteConfig
+    from seqbench.core.request import ModuleSpec
+    from seqbench.execute.session import Session
     from seqbench.storage import Run
 
-__all__ = ["measure_module", "run"]
-
-# Settings a user's module is measured with: how it is timed, and the process around it.
-MODULE_SETTINGS = (
-    "min_time", "min_repeats", "max_repeats", "precision", "warmup_time", "warmup_steps",
-    "min_sample_s", "rounds", "seed", "threads", "flush_denormal", "tf32", "cell_timeout",
-)  # fmt: skip
-# Key columns a user's rows may carry so that they line up with a `seqbench run` matrix.
-KEY_FIELDS = ("hidden", "layers", "bidirectional", "dropout", "recurrent_dropout", "vocab", "embed")
-_LABEL = re.compile(r"[\w.:\[\]/=+-]{1,128}")
+__all__ = ["ab", "measure_module", "run"]
 
 
 def run(
@@ -64,6 +59,8 @@ def run(
     *,
     out: str | Path | None = None,
     csv: str | Path | None = None,
+    resume: str | Path | None = None,
+    retry_errors: bool = False,
     **options: Any,
 ) -> pd.DataFrame:
     """Measure a matrix, as `seqbench run` does, and return its rows.
@@ -73,27 +70,84 @@ def run(
     one value or a list) replace the suite's, settings (`min_time`, `rounds`, `threads`,
     `isolate`, ...) replace its settings. `out` saves the run under that folder; `csv` also
     writes the rows to that file (with its sidecars).
-    """
-    from seqbench.execute import make_executor, session
-    from seqbench.plan.config import resolve_config
-    from seqbench.plan.suites import AXIS_RULES, check_axis, check_setting
 
-    axes = {k: check_axis(k, v, k) for k, v in options.items() if k in AXIS_RULES}
-    settings = {}
-    for name, value in options.items():
-        if name not in AXIS_RULES:
-            try:
-                settings[name] = check_setting(name, value, name)
-            except KeyError:
-                raise ConfigError(f"run(): unknown option {name!r}") from None
+    `resume` finishes an interrupted run instead (its id, folder or 'latest' under `out`,
+    default `results`), as `seqbench run --resume` does: with its saved configuration,
+    `suite` and `options` only allowed where they change nothing it measures;
+    `retry_errors` measures its failed cells again.
+    """
+    from seqbench.execute.session import Session
+    from seqbench.plan.config import resolve_config
+
+    axes, settings = _options(options, "run")
+    if resume is not None:
+        root = Path("results" if out is None else out)
+        session = Session.resume(
+            resume, root=root, suite=suite, axes=axes, settings=settings,
+            csv=None if csv is None else Path(csv), retry_errors=retry_errors,
+        )  # fmt: skip
+        with _process_kept():
+            return _frame(_measured(session), root)
+    if retry_errors:
+        raise ConfigError("retry_errors measures a resumed run's failed cells again: give resume")
     config = resolve_config(suite, axes=axes, settings=settings)
-    plan = session.make_plan(config)
-    measured = _threads(config)
-    with _root(out) as root, _process_kept(), make_executor(measured) as executor:
-        env = session.environment(measured, [c.device for c in plan.cells], executor)
-        run_ = session.new_run(config, plan, env, root, None if csv is None else Path(csv))
-        _measure(measured, plan.cells, executor, run_)
-        return _frame(run_, out)
+    with _root(out) as root, _process_kept():
+        session = Session.start(config, root=root, csv=None if csv is None else Path(csv))
+        return _frame(_measured(session), out)
+
+
+def ab(
+    baseline: str,
+    candidate: str,
+    suite: str | Path | None = None,
+    *,
+    repo: str | Path = ".",
+    out: str | Path | None = None,
+    threshold: float = 0.10,
+    fail_on_improvement: bool = False,
+    **options: Any,
+) -> pd.DataFrame:
+    """Measure two versions of the code side by side and judge the change, as `seqbench ab`
+    does: each cell in a fresh process per version, in alternating rounds (`rounds`, default
+    10, at least 6).
+
+    `baseline` and `candidate` are a git ref of `repo`, '.' (the working tree as it is), or
+    'python:PATH'; `suite` and `options` are `run`'s. Returns one row per cell: its key
+    columns, the verdict (`regression`, `improvement`, `unchanged`, ...), the ratio and its
+    interval. `frame.attrs` holds the gate: `exit_code` (0 no regression, 1 a regression, 3
+    too noisy to decide), `lines` (what it says), and both runs' folders (`baseline_path`,
+    `candidate_path`; None without `out`, where nothing is kept).
+    """
+    import pandas as pd
+
+    from seqbench.execute.ab import AB_ROUNDS, ABSession
+    from seqbench.judge.compare import check_threshold
+    from seqbench.judge.gate import judge_ab
+    from seqbench.plan.config import resolve_config
+
+    check_threshold(threshold)
+    axes, settings = _options(options, "ab")
+    settings.setdefault("rounds", AB_ROUNDS)
+    config = resolve_config(suite, axes=axes, settings=settings)
+    with _root(out) as root, _process_kept():
+        session = ABSession.start(config, baseline, candidate, repo=Path(repo), root=root)
+        for line in session.notices:
+            warnings.warn(line, RuntimeWarning, stacklevel=2)
+        with session:
+            for _ in session.measure():
+                pass
+        judged = judge_ab(
+            session.baseline, session.candidate, session.pairs,
+            threshold=threshold, fail_on_improvement=fail_on_improvement,
+        )  # fmt: skip
+        frame = pd.DataFrame(judged.comparison.to_dict()["cells"])
+        frame.attrs.update(
+            exit_code=judged.verdict.exit_code,
+            lines=judged.verdict.lines(),
+            baseline_path=str(session.baseline.path) if out is not None else None,
+            candidate_path=str(session.candidate.path) if out is not None else None,
+        )
+        return frame
 
 
 def measure_module(
@@ -136,9 +190,11 @@ def measure_module(
       `target`, `loss`, `optimizer` if given) as importable 'package.module:attribute'
       names. A live module is always measured in this process.
     """
-    from seqbench.execute import session
     from seqbench.execute.isolated import SubprocessExecutor
     from seqbench.execute.local import InProcessExecutor
+    from seqbench.execute.session import Session
+    from seqbench.plan.cells import Plan
+    from seqbench.plan.module import describe_module, module_plan
 
     spec = _spec(model, inputs, target, loss, optimizer) if isinstance(model, str) else None
     if isolate and spec is None:
@@ -152,125 +208,17 @@ def measure_module(
         label, sizes_from, mode=mode, seq_len=seq_len, batch_size=batch_size,
         device=device, dtype=dtype, key=key, settings={**settings, "isolate": isolate},
     )  # fmt: skip
-    measured = _threads(config)
-    executor = SubprocessExecutor() if isolate else InProcessExecutor(module=user)
-    with _root(out) as root, _process_kept(), executor:
-        env = session.environment(measured, [c.device for c in cells], executor)
-        run_ = session.new_run(config, session.Plan(cells, {}), env, root, None)
-        run_.meta["module"] = describe_module(label, model, inputs, spec)
-        _measure(ModuleConfig(measured, spec), cells, executor, run_)
-        return _frame(run_, out)
-
-
-def module_plan(
-    label: str,
-    inputs: Any,
-    *,
-    mode: Any = "infer",
-    seq_len: Any = None,
-    batch_size: Any = None,
-    device: Any = "cpu",
-    dtype: Any = "float32",
-    key: Mapping[str, Any] | None = None,
-    settings: Mapping[str, Any] | None = None,
-) -> tuple[SuiteConfig, list[Cell]]:
-    """The configuration and the cells of a user's module, every value checked as a suite
-    file's would be (for `measure_module` and the pytest plugin)."""
-    from seqbench.core import devices
-    from seqbench.core.schema import Cell
-    from seqbench.measure.module import fixed_size, is_generator
-    from seqbench.plan.config import Axes, SuiteConfig, apply_overrides
-    from seqbench.plan.suites import check_axis, check_setting
-
-    if not isinstance(label, str) or not _LABEL.fullmatch(label):
-        raise ConfigError(f"label: expected 1-128 letters, digits or ._-:[]/=+, got {label!r}")
-    unknown = [k for k in settings or {} if k not in (*MODULE_SETTINGS, "isolate")]
-    if unknown:
-        raise ConfigError(
-            f"unknown setting {unknown[0]!r}; expected one of: {', '.join(MODULE_SETTINGS)}"
-        )
-    checked = {k: check_setting(k, v, k) for k, v in (settings or {}).items()}
-    values = {k: check_axis(k, v, k) for k, v in (key or {}).items() if k in KEY_FIELDS}
-    if set(key or {}) - set(KEY_FIELDS):
-        wrong = sorted(set(key or {}) - set(KEY_FIELDS))[0]
-        raise ConfigError(
-            f"key: unknown column {wrong!r}; expected one of: {', '.join(KEY_FIELDS)}"
-        )
-    if not is_generator(inputs):
-        batch, length = fixed_size(inputs)
-        for name, given, size in (("seq_len", seq_len, length), ("batch_size", batch_size, batch)):
-            if given is not None and check_axis(name, given, name) != (size,):
-                raise ConfigError(
-                    f"{name}: fixed inputs have {name} {size}; to sweep it, give inputs as a "
-                    "function of (batch_size, seq_len)"
-                )
-        seq_len, batch_size = length, batch
-    modes = check_axis("mode", mode, "mode")
-    axes = Axes(
-        arch=(label,),
-        seq_len=tuple(sorted(check_axis("seq_len", 64 if seq_len is None else seq_len, "seq_len"))),
-        batch_size=tuple(
-            sorted(check_axis("batch_size", 32 if batch_size is None else batch_size, "batch_size"))
-        ),
-        device=check_axis("device", device, "device"),
-        dtype=check_axis("dtype", dtype, "dtype"),
-        mode=modes,
-        **{k: v[:1] for k, v in values.items()},
-        **{k: (0,) for k in ("hidden", "layers", "vocab", "embed") if k not in values},
-    )
-    config = apply_overrides(
-        SuiteConfig(label=re.sub(r"[^\w.-]", "_", label)[:64], matrices=(axes,),
-                    description=f"the module {label}",
-                    source="seqbench.measure_module"),
-        settings=checked,
-    )  # fmt: skip
-    cells = [
-        Cell(
-            arch=label,
-            seq_len=t,
-            batch_size=b,
-            hidden=axes.hidden[0],
-            layers=axes.layers[0],
-            bidirectional=axes.bidirectional[0],
-            dropout=axes.dropout[0],
-            recurrent_dropout=axes.recurrent_dropout[0],
-            vocab=axes.vocab[0],
-            embed=axes.embed[0],
-            device=devices.resolve(d),
-            dtype=dt,
-            mode=m,
+    if isolate:
+        config, executor = dataclasses.replace(config, module=spec), SubprocessExecutor()
+    else:
+        executor = InProcessExecutor()
+        executor.attach(user, [label])
+    with _root(out) as root, _process_kept():
+        session = Session.start(
+            config, root=root, the_plan=Plan(cells, {}), executor=executor,
+            extras={"module": describe_module(label, model, inputs, spec)},
         )  # fmt: skip
-        for d in axes.device
-        for dt in axes.dtype
-        for b in axes.batch_size
-        for t in axes.seq_len
-        for m in modes
-    ]
-    return config, cells
-
-
-@dataclasses.dataclass(frozen=True)
-class ModuleConfig:
-    """A configuration whose requests measure a user's module (by name, for a worker)."""
-
-    config: SuiteConfig
-    spec: ModuleSpec | None
-
-    def request(self, cell: Cell, round: int = 1) -> CellRequest:
-        request = self.config.request(cell, round)
-        return dataclasses.replace(request, module=self.spec, accuracy=False)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.config, name)
-
-
-def describe_module(label: str, model: Any, inputs: Any, spec: ModuleSpec | None) -> dict:
-    """What the run's metadata says about the module measured."""
-    if spec is not None:
-        return {"label": label, **dataclasses.asdict(spec)}
-    kind = type(inputs).__name__ if not callable(inputs) else "function of (batch_size, seq_len)"
-    return {"label": label, "class": f"{type(model).__module__}.{type(model).__qualname__}",
-            "inputs": kind}  # fmt: skip
+        return _frame(_measured(session), out)
 
 
 def _spec(model, inputs, target, loss, optimizer) -> ModuleSpec:
@@ -307,16 +255,30 @@ def _live(spec, model, inputs, target, loss, optimizer):
     return UserModule(model, inputs, target, loss, optimizer)
 
 
-def _threads(config: SuiteConfig) -> SuiteConfig:
-    """Threads decided for this machine as `seqbench run` decides them; its warning, if
-    any, as a Python warning."""
-    from seqbench.execute import session
-    from seqbench.machine import system
+def _options(options: Mapping[str, Any], caller: str) -> tuple[dict[str, tuple], dict[str, Any]]:
+    """A Python caller's axes and settings, each checked as a suite file's would be."""
+    from seqbench.plan.suites import AXIS_RULES, check_axis, check_setting
 
-    measured, warning = session.choose_threads(config, system.look())
-    if warning:
-        warnings.warn(warning, RuntimeWarning, stacklevel=3)
-    return measured
+    axes = {k: check_axis(k, v, k) for k, v in options.items() if k in AXIS_RULES}
+    settings = {}
+    for name, value in options.items():
+        if name not in AXIS_RULES:
+            try:
+                settings[name] = check_setting(name, value, name)
+            except KeyError:
+                raise ConfigError(f"{caller}(): unknown option {name!r}") from None
+    return axes, settings
+
+
+def _measured(session: Session) -> Run:
+    """Every cell of the session's plan, saved as it finishes; what a user should hear
+    first as Python warnings (a busy machine, a device that is not here)."""
+    for line in session.notices:
+        warnings.warn(line, RuntimeWarning, stacklevel=3)
+    with session:
+        for _ in session.measure():
+            pass
+    return session.run
 
 
 @contextlib.contextmanager
@@ -341,23 +303,6 @@ def _process_kept() -> Iterator[None]:
     finally:
         torch.set_num_threads(threads)
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
-
-
-def _measure(config: Any, cells: list[Cell], executor: Any, run_: Run) -> None:
-    """Every cell through the scheduler, saved as it finishes; the run closed either way."""
-    from seqbench.execute import Scheduler, session
-
-    try:
-        for _ in Scheduler(config, executor, run_).iter_plan(cells):
-            pass
-    except BaseException:
-        with contextlib.suppress(OSError):
-            session.finish(run_, "interrupted")
-        raise
-    else:
-        session.finish(run_, "complete")
-    finally:
-        run_.close()
 
 
 def _frame(run_: Run, out: str | Path | None) -> pd.DataFrame:

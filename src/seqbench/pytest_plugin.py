@@ -159,8 +159,8 @@ class SessionState:
             if v is not None
         }  # fmt: skip
         self.baseline: Any = None
-        self.run: Any = None
-        self.config: Any = None
+        self.session: Any = None  # execute.session.Session, entered at the first measurement
+        self.run: Any = None  # the session's run, once finished
         self.summary: list[str] = []
         self.exit_code = 0
         self.smoke_calls = 0
@@ -195,9 +195,9 @@ class SessionState:
     # ------------------------------------------------------------------ measuring
 
     def measure(self, label: str, model: Any, inputs: Any, **kw: Any) -> Any:
-        from seqbench.api import MODULE_SETTINGS, module_plan
         from seqbench.core.errors import SeqbenchError
         from seqbench.measure.module import UserModule
+        from seqbench.plan.module import MODULE_SETTINGS, module_plan
 
         options = {k: kw.pop(k, None) for k in ("target", "loss", "optimizer")}
         axes = {k: kw.pop(k) for k in PLAN_ARGUMENTS if k in kw}
@@ -231,44 +231,46 @@ class SessionState:
             user.model.train(training)
 
     def _open(self, config: Any, cells: list) -> None:
+        """The session's run, opened at its first measurement: one run for the whole pytest
+        session, its plan growing call by call, measured in this process."""
         import dataclasses
 
-        from seqbench.execute import session
         from seqbench.execute.local import InProcessExecutor
-        from seqbench.machine import system
+        from seqbench.execute.session import Session
+        from seqbench.plan.cells import Plan
 
         config = dataclasses.replace(
             config, label=self.label, description="pytest session", matrices=(), source="pytest"
         )
-        measured, self.thread_warning = session.choose_threads(config, system.look())
-        env = session.environment(measured, [c.device for c in cells], InProcessExecutor())
-        self.config = measured
-        self.run = session.new_run(config, session.Plan([], {}), env, self.root, None)
+        session = Session.start(
+            config,
+            root=self.root,
+            the_plan=Plan([], {}),
+            executor=InProcessExecutor(),
+        )
+        self.thread_warning = next(iter(session.notices), "")
+        self.session = session.__enter__()
 
     def _measure(self, config: Any, cells: list, user: Any) -> Any:
         import dataclasses
 
-        from seqbench.api import ModuleConfig
         from seqbench.core.schema import rows_to_frame
-        from seqbench.execute import Scheduler
-        from seqbench.execute.local import InProcessExecutor
 
-        if self.run is None:
+        if self.session is None:
             self._open(config, cells)
-        repeated = [c.cell_id for c in cells if self.run.row(c.cell_id) is not None]
+        run = self.session.run
+        repeated = [c.cell_id for c in cells if run.row(c.cell_id) is not None]
         if repeated:
             pytest.fail(
                 f"seqbench: {repeated[0]} was measured before in this session; give each call "
                 "its own label=",
                 pytrace=False,
             )
-        self.run.meta["plan"].extend(c.cell_id for c in cells)
         # The call's timing settings, the session's threads (process-wide, recorded once).
-        measured = ModuleConfig(dataclasses.replace(config, threads=self.config.threads), None)
-        with InProcessExecutor(module=user) as executor:
-            for _ in Scheduler(measured, executor, self.run).iter_plan(cells):
-                pass
-        rows = [self.run.row(c.cell_id) for c in cells]
+        measured = dataclasses.replace(config, threads=self.session.config.threads)
+        for _ in self.session.measure(cells, requests=measured, module=user):
+            pass
+        rows = [run.row(c.cell_id) for c in cells]
         for row in rows:
             if row.status == "skipped":
                 pytest.skip(f"seqbench: {row.cell_id}: {row.message}")
@@ -279,14 +281,15 @@ class SessionState:
     # ------------------------------------------------------------------ the end
 
     def finish(self, exitstatus: int) -> None:
-        from seqbench.execute import session
-
-        if self.run is None:
+        if self.session is None:
             if self.baseline is not None:
                 self._cannot_compare("no cell was measured in this session")
             return
         state = "complete" if exitstatus in (0, 1) else "interrupted"
-        session.finish(self.run, state)
+        # Pytest's exit status says how the session ended, as an exception would.
+        ended = (None,) if state == "complete" else (KeyboardInterrupt,)
+        self.session.__exit__(*ended, None, None)
+        self.run = self.session.run
         self.summary.append(f"seqbench: {len(self.run.rows)} cells saved to {self.run.path}")
         if self.baseline is None:
             return

@@ -26,7 +26,7 @@ def check(
     the thread count against free cores, steal, cgroup throttling, the frequency governor
     and turbo; each problem with advice. Exit 0 when nothing threatens a measurement, 1
     when something does."""
-    from seqbench.machine import system
+    from seqbench.machine import look
     from seqbench.output.terminal import checks_table
 
     if output_format not in ("table", "json"):
@@ -39,8 +39,8 @@ def check(
         import torch
 
         threads = torch.get_num_threads()
-    machine = system.look(seconds)
-    found = system.checks(machine, threads)
+    machine = look.look(seconds)
+    found = look.checks(machine, threads)
     console = stdout()
     if output_format == "json":
         console.print_json(data=[dataclasses.asdict(c) for c in found])

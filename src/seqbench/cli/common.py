@@ -110,7 +110,7 @@ def print_rows(run: Any, rows: list, output_format: str, env: dict) -> None:
     from seqbench.output.terminal import results_view
 
     console = stdout()
-    title = f"seqbench {run.meta.get('label', '')} ({run.run_id})"
+    title = f"seqbench {run.meta.label} ({run.run_id})"
     console.print(results_view(rows, title, console, env.get("flush_denormal")))
 
 

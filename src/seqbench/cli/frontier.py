@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from seqbench.cli.app import app
-from seqbench.cli.common import stderr, stdout, user_errors
+from seqbench.cli.common import sigterm_as_interrupt, stderr, stdout, user_errors
 from seqbench.core.errors import SeqbenchError
 
 
@@ -53,10 +53,10 @@ def frontier(
     its peak memory stays within the limit. The probes are saved as a run (label
     'frontier'); the table shows each architecture's frontier.
     """
-    from seqbench.execute import Scheduler, make_executor, session
-    from seqbench.machine import system
+    from seqbench.execute.session import Session
     from seqbench.output.tables import format_frontier
     from seqbench.output.terminal import fitted_table, make_progress
+    from seqbench.plan.cells import make_plan
     from seqbench.plan.config import resolve_config
     from seqbench.plan.frontier import PROBE_SETTINGS, Probe, fits, parse_bytes, search, summarize
     from seqbench.plan.suites import check_setting, parse_list
@@ -81,41 +81,35 @@ def frontier(
         settings["threads"] = check_setting("threads", threads, "--threads")
     config = resolve_config(None, axes=axes, settings=settings)
     config = dataclasses.replace(config, measure=PROBE_SETTINGS)
-    plan = session.make_plan(config)
+    plan = make_plan(config)
     if plan.unavailable:
         raise SeqbenchError(next(iter(plan.unavailable.values())))
     if limit is None and any(c.device == "cpu" for c in plan.cells):
         raise SeqbenchError(
             "on the CPU, give --mem-limit: host memory runs out far past where a benchmark is useful"
         )
+    # The probes are not known in advance: the plan of a frontier run stays empty.
+    session = Session.start(config, root=out, the_plan=dataclasses.replace(plan, cells=[]))
+    for line in session.notices:
+        stderr().print(f"warning: {line}", markup=False)
     results = {}
-    config, warning = session.choose_threads(config, system.look())
-    if warning:
-        stderr().print(f"warning: {warning}", markup=False)
-    with make_executor(config) as executor:
-        env = session.environment(config, [c.device for c in plan.cells], executor)
-        # The probes are not known in advance: the plan of a frontier run stays empty.
-        run_ = session.new_run(config, dataclasses.replace(plan, cells=[]), env, out, None)
-        scheduler = Scheduler(config, executor, run_)
-        with make_progress(stderr()) as progress:
-            task = progress.add_task("probing", total=None)
-            for cell in plan.cells:
+    with session, sigterm_as_interrupt(), make_progress(stderr()) as progress:
+        task = progress.add_task("probing", total=None)
+        for cell in plan.cells:
 
-                def probe(length: int, cell=cell) -> Probe:
-                    progress.update(task, description=f"{cell.arch} T={length}")
-                    request = config.request(dataclasses.replace(cell, seq_len=length))
-                    measurement = scheduler.measure_one(request)
-                    return Probe(length, fits(measurement, limit), measurement)
+            def probe(length: int, cell=cell) -> Probe:
+                progress.update(task, description=f"{cell.arch} T={length}")
+                request = session.config.request(dataclasses.replace(cell, seq_len=length))
+                measurement = session.measure_one(request)
+                return Probe(length, fits(measurement, limit), measurement)
 
-                probes = search(
-                    probe, start=min(start, max_len), max_len=max_len, tolerance=tolerance
-                )
-                results[cell.arch] = summarize(list(probes))
-    run_.meta["frontier"] = {
-        a: {"largest": r.largest, "smallest_failing": r.smallest_failing, "mem_limit": limit}
-        for a, r in results.items()
-    }
-    run_.finish("complete")
+            probes = search(probe, start=min(start, max_len), max_len=max_len, tolerance=tolerance)
+            results[cell.arch] = summarize(list(probes))
+        session.run.meta.frontier = {
+            a: {"largest": r.largest, "smallest_failing": r.smallest_failing, "mem_limit": limit}
+            for a, r in results.items()
+        }
+    run_ = session.run
     console = stdout()
     console.print(
         fitted_table(format_frontier(results), f"memory frontier ({run_.run_id})", console)

@@ -48,12 +48,12 @@ def gradflow(
     --train-steps). The memory horizon is the fewest steps back from the end that hold all
     but 1e-3 (then 1e-2) of the norms' sum; the t-d columns are relative to the last step.
     """
-    from seqbench.execute import session
     from seqbench.machine.env import apply_process_settings
     from seqbench.measure.gradflow import horizon_spread, trace_gradient_flow
     from seqbench.output.plots import gradient_chart, render_image, render_text
     from seqbench.output.tables import format_gradient_profiles, format_horizon_spread
     from seqbench.output.terminal import fitted_table
+    from seqbench.plan.cells import make_plan
     from seqbench.plan.config import resolve_config
     from seqbench.plan.suites import check_setting, parse_list
 
@@ -82,7 +82,7 @@ def gradflow(
     if data is not None:
         settings["data"] = data
     config = resolve_config(None, axes=axes, settings=settings)
-    plan = session.make_plan(config)
+    plan = make_plan(config)
     if plan.unavailable:
         raise SeqbenchError(next(iter(plan.unavailable.values())))
     process = config.process

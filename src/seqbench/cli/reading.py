@@ -72,7 +72,7 @@ def show(
 
     filters = dict(zip(FILTER_COLUMNS, (arch, mode, device, task), strict=True))
     loaded, rows = load_selected(run, root, filters)
-    env = loaded.meta.get("env", {})
+    env = loaded.meta.env
     print_rows(loaded, sort_rows(rows, sort, reverse), "table", env)
     stderr().print(format_env_line(env), markup=False)
 

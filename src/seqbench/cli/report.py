@@ -75,7 +75,7 @@ def _run_page(run: str, root: Path, filters: dict[str, str | None]) -> str:
     from seqbench.output.report import format_run_report
 
     loaded, rows = load_selected(run, root, filters)
-    return format_run_report(rows, {**loaded.meta, "run_id": loaded.run_id})
+    return format_run_report(rows, loaded.meta.replace(run_id=loaded.run_id))
 
 
 def _comparison_page(
@@ -110,8 +110,8 @@ def _comparison_page(
         )
     return format_comparison_report(
         result,
-        (base_rows, {**base.meta, "run_id": base.run_id}),
-        (cand_rows, {**cand.meta, "run_id": cand.run_id}),
+        (base_rows, base.meta.replace(run_id=base.run_id)),
+        (cand_rows, cand.meta.replace(run_id=cand.run_id)),
     )
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import shlex
 from typing import Any
 
@@ -55,6 +53,9 @@ def run(given: Given) -> None:
     and training, on the CPU, in well under a minute. Results are saved after every cell;
     Ctrl-C stops after saving what finished, and --resume finishes the rest.
     """
+    from seqbench.execute.session import Session
+    from seqbench.plan.config import resolve_config
+
     if given.output_format not in RUN_FORMATS:
         raise SeqbenchError(
             f"--format: expected one of {', '.join(RUN_FORMATS)}; got {given.output_format!r}"
@@ -65,114 +66,38 @@ def run(given: Given) -> None:
             "--retry-errors measures a resumed run's failed cells again: give --resume"
         )
     if given.resume is None:
-        _start(given, axes, settings)
+        config = resolve_config(given.suite, axes=axes, settings=settings)
+        session = Session.start(config, root=given.out, csv=given.csv)
     else:
-        _resume(given, axes, settings)
+        session = Session.resume(
+            given.resume, root=given.out, suite=given.suite, axes=axes, settings=settings,
+            csv=given.csv, retry_errors=given.retry_errors,
+        )  # fmt: skip
+    _measure(session, given)
+    _report(session, given)
 
 
-def _start(given: Given, axes: dict, settings: dict) -> None:
-    from seqbench.execute import make_executor, session
-    from seqbench.plan.config import resolve_config
-
-    config = resolve_config(given.suite, axes=axes, settings=settings)
-    plan = session.make_plan(config)
-    measured = _threads(config)
-    with make_executor(measured) as executor:
-        env = session.environment(measured, [c.device for c in plan.cells], executor)
-        # The configuration as asked is what a resume holds the run to.
-        run_ = session.new_run(config, plan, env, given.out, given.csv)
-        try:
-            _measure(measured, plan, run_, executor, given)
-        finally:
-            run_.close()  # after an error: let a resume have the run
-    _report(plan, run_, env, given)
-
-
-def _resume(given: Given, axes: dict, settings: dict) -> None:
-    from seqbench.execute import make_executor, session
-    from seqbench.plan.config import PROTECTION, apply_overrides, resolve_config
-    from seqbench.storage import check_writable
-
-    run_, config = session.reopen(given.resume, given.out)
-    try:
-        if run_.meta.get("ab"):
-            raise SeqbenchError(
-                f"{run_.run_id} is one side of a `seqbench ab` comparison: its cells were measured "
-                "against another version's, round by round; run the comparison again instead"
-            )
-        if given.suite or axes or settings:  # what the command line says must not change it
-            asked = (
-                resolve_config(given.suite, axes=axes, settings=settings)
-                if given.suite
-                else apply_overrides(config, axes, settings)
-            )
-            session.check_same_configuration(run_, config, asked)
-            changed = {
-                k: getattr(asked, k) for k in PROTECTION if getattr(asked, k) != getattr(config, k)
-            }
-            if changed:  # recorded: how the rest of the run's cells were protected
-                config = dataclasses.replace(config, **changed)
-                run_.meta.setdefault("protection_changes", []).append(changed)
-        if given.csv is not None:
-            check_writable(given.csv, "--csv")
-        run_.extra_csv = given.csv
-        if given.retry_errors:
-            retried = run_.forget_failures(("error", "timeout"))
-            run_.meta.setdefault("retried", []).append(retried)
-        plan = session.make_plan(config)
-        if config.threads is None and config.executor != "ray":  # as many as it began with
-            config = dataclasses.replace(config, threads=run_.meta["env"].get("threads"))
-        measured = _threads(config)
-        with make_executor(measured) as executor:
-            devices = list(run_.meta["env"].get("device_names", {}))
-            session.check_same_environment(run_, session.environment(measured, devices, executor))
-            _measure(measured, plan, run_, executor, given)
-    finally:
-        run_.close()  # a refused or failed resume leaves the run to the next one
-    _report(plan, run_, run_.meta["env"], given)
-
-
-def _threads(config):
-    """The configuration with its threads decided for this machine (and a warning line)."""
+def _measure(session, given: Given) -> None:
+    """Measure the session's plan with a progress bar; an interrupt or a failure to save says
+    how to resume. The session finishes the run whichever way this ends."""
     from rich.markup import escape
 
-    from seqbench.execute import session
-    from seqbench.machine import system
-
-    measured, warning = session.choose_threads(config, system.look())
-    if warning:
-        stderr().print(f"[yellow]warning:[/] {escape(warning)}")
-    return measured
-
-
-def _measure(config, plan, run_, executor, given: Given) -> None:
-    """Measure the plan with a progress bar, and close the run; an interrupt or a failure to
-    save says how to resume."""
-    from rich.markup import escape
-
-    from seqbench.execute import CellFinished, CellStarted, Scheduler, session
+    from seqbench.execute import CellFinished, CellStarted
     from seqbench.output.terminal import make_progress
     from seqbench.output.text import format_plural
 
     err = stderr()
-    for device, reason in plan.unavailable.items():
-        err.print(
-            f"[yellow]warning:[/] {reason}: skipping its {format_plural(plan.count_on(device), 'cell')}"
-        )
-    for line in plan.warnings:
+    for line in session.notices:
         err.print(f"[yellow]warning:[/] {escape(line)}")
-    if config.count_instructions:
-        from seqbench.execute.callgrind import unavailable_reason
-
-        reason = unavailable_reason()
-        if reason:
-            err.print(f"warning: {reason}; the cells are timed only", markup=False)
-    rounds = config.measure.rounds
-    scheduler = Scheduler(config, executor, run_)
+    rounds = session.config.measure.rounds
     try:
-        with sigterm_as_interrupt() as stopped, make_progress(err, disable=given.quiet) as progress:
+        with (
+            session,
+            sigterm_as_interrupt() as stopped,
+            make_progress(err, disable=given.quiet) as progress,
+        ):
             task = progress.add_task("starting", total=None)
-            for event in scheduler.iter_plan(plan.cells):
+            for event in session.measure():
                 stopped()
                 if isinstance(event, CellStarted):
                     where = f"round {event.round}/{rounds} " if rounds > 1 else ""
@@ -181,9 +106,11 @@ def _measure(config, plan, run_, executor, given: Given) -> None:
                 elif isinstance(event, CellFinished):
                     progress.advance(task)
     except KeyboardInterrupt:
-        with contextlib.suppress(OSError):
-            session.finish(run_, "interrupted")
-        total = len(run_.meta["plan"])
+        run_ = session.run
+        if run_ is None:  # stopped before the run existed: nothing to resume
+            err.print("interrupted", markup=False)
+            raise typer.Exit(130) from None
+        total = len(run_.meta.plan)
         err.print(
             f"interrupted: {len(run_.rows)} of {format_plural(total, 'cell')} "
             f"{'is' if len(run_.rows) == 1 else 'are'} saved in {run_.path}"
@@ -191,8 +118,9 @@ def _measure(config, plan, run_, executor, given: Given) -> None:
         err.print(f"resume with: {_resume_command(run_, given)}", markup=False, soft_wrap=True)
         raise typer.Exit(130) from None
     except OSError as exc:  # the disk filled up, the folder went away...
-        with contextlib.suppress(OSError):
-            session.finish(run_, "interrupted")
+        run_ = session.run
+        if run_ is None:
+            raise
         err.print(
             f"error: cannot save the results in {run_.path} ({exc.strerror or exc}); the cells "
             f"finished before are kept there: make room and resume with: {_resume_command(run_, given)}",
@@ -200,15 +128,15 @@ def _measure(config, plan, run_, executor, given: Given) -> None:
             soft_wrap=True,
         )
         raise typer.Exit(EXIT_CANNOT_SAVE) from None
-    session.finish(run_, "complete")
 
 
-def _report(plan, run_, env: dict, given: Given) -> None:
+def _report(session, given: Given) -> None:
     """Show the rows and pick the exit code, once the executor has let go of its backend
     (a Ray cluster's messages must not land in the middle of --format csv)."""
     from seqbench.judge.noise import WIDE_CI
     from seqbench.output.text import format_env_line, format_plural
 
+    run_, env, plan = session.run, session.env, session.plan
     err = stderr()
     if not given.quiet:
         print_rows(run_, run_.rows, given.output_format, env)

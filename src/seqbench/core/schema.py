@@ -244,6 +244,20 @@ class Measurement:
     # A task cell's learning curve: (step, training seconds, validation metric) points.
     curve: list[tuple[int, float, float]] = field(default_factory=list)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data: how a measurement crosses a process (the worker's answer, a Ray
+        task's result)."""
+        return {"row": self.row.to_dict(), "samples": list(self.samples),
+                "curve": [list(point) for point in self.curve]}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Measurement:
+        return cls(
+            ResultRow.from_dict(data["row"]),
+            [float(s) for s in data.get("samples", [])],
+            [tuple(point) for point in data.get("curve", [])],
+        )
+
 
 _INT = {
     "threads",

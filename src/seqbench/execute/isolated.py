@@ -26,7 +26,7 @@ import tempfile
 from dataclasses import dataclass, field
 
 from seqbench.core.request import CellRequest
-from seqbench.core.schema import Measurement, ResultRow
+from seqbench.core.schema import Measurement
 from seqbench.core.timing import Stopwatch
 from seqbench.execute.base import OneAtATime
 from seqbench.machine.launch import Launch
@@ -112,9 +112,7 @@ class Worker:
             message = self._death()
             self.close()
             return failure(request.cell, "error", message, wall_s=watch.elapsed())
-        answer = json.loads(line)
-        curve = [tuple(p) for p in answer.get("curve", [])]
-        return Measurement(ResultRow.from_dict(answer["row"]), answer["samples"], curve)
+        return Measurement.from_dict(json.loads(line))
 
     def _read_line(self, limit: float | None, watch: Stopwatch) -> bytes | None:
         """The next answer line; b"" if the worker closed its end (it died), None if it ran

@@ -9,6 +9,7 @@ settings (threads, subnormals, TF32) are this process's: the command applied the
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from seqbench.core.request import CellRequest
@@ -20,12 +21,19 @@ from seqbench.execute.base import OneAtATime
 class InProcessExecutor(OneAtATime):
     name = "local"
 
-    def __init__(self, clock: Clock | None = None, module: Any = None) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
         super().__init__()
         self._clock = clock
-        self._module = module  # a user's live module (seqbench.measure.module.UserModule)
+        # Users' live modules (seqbench.measure.module.UserModule), by the arch label their
+        # cells carry: what `measure_module` and the pytest plugin measure.
+        self._modules: dict[str, Any] = {}
+
+    def attach(self, module: Any, labels: Iterable[str]) -> None:
+        """Measure `module` for the cells with these arch labels."""
+        for label in labels:
+            self._modules[label] = module
 
     def run(self, request: CellRequest) -> Measurement:
         from seqbench.measure import measure
 
-        return measure(request, self._clock, self._module)
+        return measure(request, self._clock, self._modules.get(request.cell.arch))

@@ -32,7 +32,7 @@ from typing import Any
 
 from seqbench.core.errors import SeqbenchError
 from seqbench.core.request import CellRequest
-from seqbench.core.schema import Measurement, ResultRow
+from seqbench.core.schema import Measurement
 from seqbench.core.timing import Stopwatch
 from seqbench.execute.isolated import STARTUP_GRACE_S
 from seqbench.machine.launch import import_path
@@ -266,12 +266,9 @@ class RayExecutor:
         """A failure row that says where it happened: the node the cell was placed on."""
         from seqbench.measure import failure
 
-        measurement = failure(
-            request.cell, status, message, wall_s=None if watch is None else watch.elapsed()
-        )
-        if node is not None:
-            measurement.row = dataclasses.replace(measurement.row, host=node.host)
-        return measurement
+        wall_s = None if watch is None else watch.elapsed()
+        where = {"host": node.host} if node is not None else {}
+        return failure(request.cell, status, message, wall_s=wall_s, **where)
 
     def _collect(self, ref: Any, request: CellRequest, node: _Node | None) -> Measurement:
         """A finished task's measurement; a crashed worker, a lost node or a failed task
@@ -293,5 +290,7 @@ class RayExecutor:
             )
         except rex.RayError as exc:
             return self._failed(request, node, "error", f"Ray: {_first_line(exc)}")
-        row = ResultRow.from_dict({**answer["row"], "host": answer.get("host", "")})
-        return Measurement(row, answer["samples"], [tuple(p) for p in answer.get("curve", [])])
+        # The row names the node's host, whatever the cell's own row said.
+        return Measurement.from_dict(
+            {**answer, "row": {**answer["row"], "host": answer.get("host", "")}}
+        )

@@ -20,10 +20,14 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from seqbench.core.request import CellRequest
 from seqbench.core.schema import Cell, Measurement, ResultRow
+from seqbench.core.settings import MeasureSettings
+
+if TYPE_CHECKING:
+    from seqbench.storage import Run
 from seqbench.execute.base import CellFinished, CellStarted, Event, Executor
 
 # A cell is at least as large as another when it builds the same kind of model on the same
@@ -64,16 +68,31 @@ def _measured_ceiling(device: str, dtype: str) -> tuple[float, str]:
     return measure_ceiling_with_noise(device, dtype)
 
 
+class RunConfig(Protocol):
+    """What the scheduler asks of a configuration (a `plan.config.SuiteConfig` is one)."""
+
+    @property
+    def measure(self) -> MeasureSettings: ...  # its `rounds`: passes over the plan
+
+    @property
+    def skip_larger(self) -> bool: ...  # skip cells larger than one that ran out of memory
+
+    @property
+    def ceiling(self) -> bool: ...  # measure the device's matmul rate for the MFU
+
+    def request(self, cell: Cell, round: int = 1) -> CellRequest: ...
+
+
 class Scheduler:
     """Runs a configuration's requests on one executor and records them in one run.
 
-    `config` is a `SuiteConfig` (what it asks: `request(cell, round)`, `measure.rounds`,
-    `skip_larger`, `ceiling`); `run` is the run being written (`storage.Run`); `ceiling`
-    measures a device's matmul TFLOP/s, once per device and dtype of a run.
+    `config` says what each cell's request is and the run-level policy (`RunConfig`); `run`
+    is the run being written; `ceiling` measures a device's matmul TFLOP/s, once per device
+    and dtype of a run.
     """
 
     def __init__(
-        self, config: Any, executor: Executor, run: Any, *, ceiling: Ceiling | None = None
+        self, config: RunConfig, executor: Executor, run: Run, *, ceiling: Ceiling | None = None
     ) -> None:
         self.config = config
         self.executor = executor
@@ -185,8 +204,8 @@ class Scheduler:
         """The device's matmul TFLOP/s in the cell's dtype, measured once per run (kept in
         the run's metadata, so a resumed run reuses it); None when other work disturbed
         that measurement, since an MFU against a depressed ceiling would flatter."""
-        ceilings = self.run.meta.setdefault("ceilings", {})
-        disturbed = self.run.meta.setdefault("ceilings_noisy", {})
+        ceilings = self.run.meta.ceilings
+        disturbed = self.run.meta.ceilings_noisy
         key = f"{cell.device}/{cell.dtype}"
         if key not in ceilings:
             ceilings[key], reason = self._ceiling(cell.device, cell.dtype)

@@ -1,63 +1,56 @@
-"""What every measuring command does around the scheduler: plan the cells, load the tasks'
-data, take the environment once, and open the run folder (new, or an interrupted one to
-finish, whose configuration and environment must still match).
+"""One owner of a run's life: `Session`.
 
-`seqbench run`, `seqbench frontier` and the Python API all start here, so a run is set up
-the same way whichever of them measures it.
+Every front that measures (`seqbench run` and `run --resume`, `frontier`, `ab`,
+`seqbench.run`, `seqbench.measure_module`, the pytest plugin) builds a configuration and
+hands it to a session, which does the rest the same way for all of them:
+
+    session = Session.start(config, root=Path("results"))  # or Session.resume(ref, ...)
+    for line in session.notices: ...                       # the front says them; this never prints
+    with session:                                          # executor, environment, run folder
+        for event in session.measure():                    # CellStarted / CellFinished
+            ...
+    session.run                                            # finished, however the block ended
+
+- `start` plans the cells (each task's data loaded once), decides the threads for this
+  machine, and checks the --csv target. Nothing is created yet: a refusal leaves nothing.
+- `resume` reopens an interrupted run (its lock taken) and holds the request to the run's
+  saved configuration and, once the executor is up, to its environment.
+- Entering starts the executor, takes the environment once (with what the executor
+  changes) and creates the run folder.
+- `measure` yields the scheduler's events; each measurement is saved before its event.
+- Leaving, on every way out, writes the run's noise summary and its final state (complete;
+  interrupted after any exception, Ctrl-C included), releases the run and stops the
+  executor.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seqbench.core.errors import SeqbenchError
-from seqbench.core.schema import Cell
-from seqbench.plan.config import SuiteConfig, config_differences, plan
+from seqbench.core.schema import Cell, Measurement
+from seqbench.execute.base import Event, Executor
+from seqbench.machine.env import check_same_environment
+from seqbench.plan.cells import Plan, make_plan
+from seqbench.plan.config import PROTECTION, SuiteConfig, check_same_configuration
+
+if TYPE_CHECKING:
+    from seqbench.core.request import CellRequest
+    from seqbench.execute.scheduler import RunConfig, Scheduler
+    from seqbench.machine.look import Machine
+    from seqbench.storage import Run
+
+# What a front may put in a new run's metadata besides what the session writes.
+Extras = Mapping[str, Any]
+# The environment a run records, from the one taken here (ab: another version's).
+EnvHook = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-@dataclass(frozen=True)
-class Plan:
-    """The cells a configuration asks for, in run order, and the devices among them that
-    this machine does not have (device -> why), each checked once."""
-
-    cells: list[Cell]
-    unavailable: dict[str, str]
-    # One line per thing about the cells worth knowing before they run (a TCN that cannot
-    # see its whole sequence); the CLI prints them, the core never does.
-    warnings: tuple[str, ...] = ()
-
-    def count_on(self, device: str) -> int:
-        return sum(c.device == device for c in self.cells)
-
-
-def make_plan(config: SuiteConfig) -> Plan:
-    """Plan the cells and load every task's data once, before anything is measured or
-    saved: a missing or malformed dataset is one clear error up front, not a failed row per
-    cell."""
-    from seqbench.core import devices
-    from seqbench.tasks import prepared
-
-    cells = plan(config)
-    for cell in cells:
-        if cell.task:
-            prepared(cell.task, cell.seq_len, cell.vocab, cell.seed, config.train.data)
-    names = dict.fromkeys(c.device for c in cells)
-    reasons = {name: devices.unavailable_reason(name) for name in names}
-    return Plan(cells, {name: why for name, why in reasons.items() if why}, plan_warnings(cells))
-
-
-def plan_warnings(cells: list[Cell]) -> tuple[str, ...]:
-    """Each distinct warning about the cells, once, in plan order."""
-    from seqbench.models import short_sight
-
-    found = (short_sight(cell) for cell in cells)
-    return tuple(dict.fromkeys(line for line in found if line))
-
-
-def choose_threads(config: SuiteConfig, machine: Any) -> tuple[SuiteConfig, str]:
+def choose_threads(config: SuiteConfig, machine: Machine) -> tuple[SuiteConfig, str]:
     """The configuration with its CPU threads decided, and a warning line if there is one.
 
     Threads the user chose stay (with a warning when the machine cannot give them all a
@@ -106,7 +99,7 @@ def choose_threads(config: SuiteConfig, machine: Any) -> tuple[SuiteConfig, str]
     return config, ""
 
 
-def environment(config: SuiteConfig, device_names: list[str], executor: Any) -> dict[str, Any]:
+def environment(config: SuiteConfig, device_names: list[str], executor: Executor) -> dict:
     """Apply the configuration's process settings here and record the environment the
     numbers will come from: this machine's, with what the executor changes (a Ray worker's
     threads)."""
@@ -121,59 +114,279 @@ def environment(config: SuiteConfig, device_names: list[str], executor: Any) -> 
     return env
 
 
-def finish(run: Any, state: str) -> None:
-    """Close a run: its noise summary into the metadata, and its final state."""
+def summary_of(run: Run) -> dict[str, Any]:
+    """What a finished run's rows come to, for its metadata (the noise columns' extremes)."""
     from seqbench.judge import noise
 
-    run.meta["noise"] = noise.summarize(run.rows)
-    run.finish(state)
+    return noise.summarize(run.rows)
 
 
-def new_run(
-    config: SuiteConfig, the_plan: Plan, env: dict[str, Any], root: Path, extra_csv: Path | None
-):
-    """A fresh run folder under `root` for this configuration and plan; a --csv file that
-    cannot be written is refused first, so that no empty run is left behind."""
-    from seqbench.storage import check_writable, create_run
+def _notices(config: SuiteConfig, the_plan: Plan, threads_warning: str) -> list[str]:
+    """What a user should hear before the cells run, in the order a front says it."""
+    lines = [threads_warning] if threads_warning else []
+    for device, why in the_plan.unavailable.items():
+        n = the_plan.count_on(device)
+        lines.append(f"{why}: skipping its {n} cell{'' if n == 1 else 's'}")
+    lines += the_plan.warnings
+    if config.count_instructions:
+        from seqbench.execute.callgrind import unavailable_reason
 
-    if extra_csv is not None:
-        check_writable(extra_csv, "--csv")
-
-    return create_run(
-        root,
-        label=config.label,
-        config=config.to_dict(),
-        env=env,
-        plan=[c.cell_id for c in the_plan.cells],
-        extra_csv=extra_csv,
-    )
+        reason = unavailable_reason()
+        if reason:
+            lines.append(f"{reason}; the cells are timed only")
+    return lines
 
 
-def reopen(ref: str, root: Path):
-    """An interrupted run, ready to take its remaining cells, and its saved configuration."""
-    from seqbench.storage import reopen_run
+def _look() -> Machine:
+    from seqbench.machine.look import look
 
-    run = reopen_run(ref, root)
-    return run, SuiteConfig.from_dict(run.meta["config"])
+    return look()
 
 
-def check_same_configuration(run: Any, saved: SuiteConfig, asked: SuiteConfig) -> None:
-    """Refuse to finish a run with another configuration than the one it started with."""
-    changed = config_differences(saved, asked)
-    if changed:
-        raise SeqbenchError(
-            f"cannot resume {run.run_id}: the configuration differs ({', '.join(changed)}); "
-            "start a new run instead, or resume without those options"
+class Session:
+    """One run, from its plan to its final state. Build it with `start` or `resume`, enter
+    it, `measure`, and leave: the run is finished whichever way the block ends."""
+
+    def __init__(
+        self,
+        asked: SuiteConfig,
+        config: SuiteConfig,
+        the_plan: Plan,
+        *,
+        root: Path,
+        csv: Path | None = None,
+        executor: Executor | None = None,
+        run: Run | None = None,
+        extras: Extras | None = None,
+        env_hook: EnvHook | None = None,
+        notices: Sequence[str] = (),
+    ) -> None:
+        self.asked = asked  # the configuration as asked: what a resume holds the run to
+        self.config = config  # as measured: threads decided for this machine
+        self.plan = the_plan
+        self.root = root
+        self.csv = csv
+        self.notices = list(notices)
+        self._executor = executor
+        self._extras = dict(extras or {})
+        self._env_hook = env_hook
+        self._resumed = run is not None
+        self.run: Run | None = run
+        self.executor: Executor | None = None
+        self.env: dict[str, Any] = {}
+        self._scheduler: Scheduler | None = None
+
+    # ------------------------------------------------------------------ building one
+
+    @classmethod
+    def start(
+        cls,
+        config: SuiteConfig,
+        *,
+        root: Path,
+        csv: Path | None = None,
+        the_plan: Plan | None = None,
+        executor: Executor | None = None,
+        extras: Extras | None = None,
+        env_hook: EnvHook | None = None,
+        machine: Machine | None = None,
+    ) -> Session:
+        """A new run of `config` under `root` (not created until the session is entered).
+        `the_plan` replaces the configuration's (a frontier plans as it goes, the pytest
+        plugin call by call); `executor` replaces the one the configuration asks for;
+        `extras` go into the run's metadata; `env_hook` turns the environment taken here
+        into the one the run records."""
+        from seqbench.storage import check_writable
+
+        the_plan = make_plan(config) if the_plan is None else the_plan
+        measured, warning = choose_threads(config, machine or _look())
+        if csv is not None:  # refused before anything exists, so no empty run is left
+            check_writable(csv, "--csv")
+        return cls(
+            config,
+            measured,
+            the_plan,
+            root=root,
+            csv=csv,
+            executor=executor,
+            extras=extras,
+            env_hook=env_hook,
+            notices=_notices(measured, the_plan, warning),
         )
 
+    @classmethod
+    def resume(
+        cls,
+        ref: str | Path,
+        *,
+        root: Path,
+        suite: str | Path | None = None,
+        axes: Mapping[str, tuple[Any, ...]] | None = None,
+        settings: Mapping[str, Any] | None = None,
+        csv: Path | None = None,
+        retry_errors: bool = False,
+        machine: Machine | None = None,
+    ) -> Session:
+        """An interrupted run (its id, folder or 'latest' under `root`), ready to measure the
+        cells it lacks with its saved configuration. `suite`, `axes` and `settings` say
+        what the caller asks for: anything that changes what the run measures is refused;
+        how cells are protected (a process of their own, a time limit) may change, and is
+        recorded. `retry_errors` measures failed and timed-out cells again."""
+        from seqbench.plan.config import apply_overrides, resolve_config
+        from seqbench.storage import check_writable, reopen_run
 
-def check_same_environment(run: Any, env: dict[str, Any]) -> None:
-    """Refuse to add cells to a run whose numbers came from another environment."""
-    from seqbench.machine.env import env_differences
-
-    changed = env_differences(run.meta["env"], env)
-    if changed:
-        raise SeqbenchError(
-            f"cannot resume {run.run_id}: the environment differs ({', '.join(changed)}); "
-            "its numbers would not be comparable with those already saved"
+        run = reopen_run(ref, root)
+        try:
+            saved = SuiteConfig.from_dict(run.meta.config)
+            if run.meta.ab:
+                raise SeqbenchError(
+                    f"{run.run_id} is one side of a `seqbench ab` comparison: its cells were "
+                    "measured against another version's, round by round; run the comparison "
+                    "again instead"
+                )
+            config = saved
+            if suite or axes or settings:  # what the caller says must not change the run
+                asked = (
+                    resolve_config(suite, axes=axes, settings=settings)
+                    if suite
+                    else apply_overrides(saved, axes, settings)
+                )
+                check_same_configuration(run, saved, asked)
+                changed = {
+                    k: getattr(asked, k)
+                    for k in PROTECTION
+                    if getattr(asked, k) != getattr(saved, k)
+                }
+                if changed:  # recorded: how the rest of the run's cells were protected
+                    config = dataclasses.replace(saved, **changed)
+                    run.meta.protection_changes.append(changed)
+            if csv is not None:
+                check_writable(csv, "--csv")
+            if retry_errors:
+                run.meta.retried.append(run.forget_failures(("error", "timeout")))
+            the_plan = make_plan(config)
+            if config.threads is None and config.executor != "ray":  # as many as it began with
+                config = dataclasses.replace(config, threads=run.meta.env.get("threads"))
+            measured, warning = choose_threads(config, machine or _look())
+        except BaseException:
+            run.close()  # a refused resume leaves the run to the next one
+            raise
+        return cls(
+            saved,
+            measured,
+            the_plan,
+            root=root,
+            csv=csv,
+            run=run,
+            notices=_notices(measured, the_plan, warning),
         )
+
+    # ------------------------------------------------------------------ its life
+
+    def __enter__(self) -> Session:
+        from seqbench.execute.factory import make_executor
+        from seqbench.execute.scheduler import Scheduler
+
+        executor = self._executor or make_executor(self.config)
+        executor.__enter__()
+        try:
+            self.run = self._open(executor)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                if self.run is not None:
+                    self.run.close()
+            executor.__exit__(None, None, None)
+            raise
+        self.executor = executor
+        self._scheduler = Scheduler(self.config, executor, self.run)
+        return self
+
+    def _open(self, executor: Executor) -> Run:
+        """The run this session writes: created now, or the resumed one, checked against the
+        environment it was measured in."""
+        from seqbench.storage import create_run
+
+        if self._resumed:
+            run = self.run
+            devices = list(run.meta.env.get("device_names", {}))
+            check_same_environment(run, environment(self.config, devices, executor))
+            run.extra_csv = self.csv
+            self.env = run.meta.env
+            return run
+        env = environment(self.config, [c.device for c in self.plan.cells], executor)
+        if self._env_hook is not None:
+            env = {**self._env_hook(env), **executor.describe()}
+        self.env = env
+        run = create_run(
+            self.root,
+            label=self.asked.label,
+            config=self.asked.to_dict(),
+            env=env,
+            plan=[c.cell_id for c in self.plan.cells],
+            extra_csv=self.csv,
+        )
+        if self._extras:
+            for key, value in self._extras.items():
+                setattr(run.meta, key, value)
+            run.save_meta()
+        return run
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        """Finish the run (complete, or interrupted when the block raised) and let go of
+        the executor. When saving the final state fails after another error, that error is
+        the one that goes on."""
+        try:
+            if self.run is not None:
+                self.run.meta.noise = summary_of(self.run)
+                if kind is None:
+                    self.run.finish("complete")
+                else:
+                    with contextlib.suppress(OSError):
+                        self.run.finish("interrupted")
+        finally:
+            if self.run is not None:
+                self.run.close()
+            if self.executor is not None:
+                self.executor.__exit__(kind, *rest)
+                self.executor = None
+
+    # ------------------------------------------------------------------ measuring
+
+    def measure(
+        self,
+        cells: Sequence[Cell] | None = None,
+        *,
+        requests: RunConfig | None = None,
+        module: Any = None,
+    ) -> Iterator[Event]:
+        """Measure what `cells` (default: the plan's) still lack in the run, yielding the
+        scheduler's events. Cells the run's plan does not name yet join it (the pytest
+        plugin plans call by call). `requests` builds these cells' requests instead of the
+        session's configuration (a call's own timing settings); `module` is a user's live
+        module for them, measured in this process."""
+        from seqbench.execute.scheduler import Scheduler
+
+        assert self.run is not None and self._scheduler is not None, "enter the session first"
+        cells = list(self.plan.cells if cells is None else cells)
+        known = set(self.run.meta.plan)
+        self.run.meta.plan.extend(c.cell_id for c in cells if c.cell_id not in known)
+        if module is not None:
+            attach = getattr(self.executor, "attach", None)
+            if attach is None:
+                raise SeqbenchError("a live module can only be measured in this process")
+            attach(module, {c.arch for c in cells})
+        scheduler = self._scheduler
+        if requests is not None:
+            scheduler = Scheduler(requests, self.executor, self.run)
+        yield from scheduler.iter_plan(cells)
+
+    def measure_one(self, request: CellRequest) -> Measurement:
+        """Measure one request now and record it (a search whose next request depends on
+        this answer: the memory frontier)."""
+        assert self.run is not None and self._scheduler is not None, "enter the session first"
+        return self._scheduler.measure_one(request)
+
+    def measure_pass(self, request: CellRequest) -> tuple[Measurement, Measurement]:
+        """One pass of a request, recorded: (the pass alone, the cell as recorded)."""
+        assert self._scheduler is not None, "enter the session first"
+        return self._scheduler.measure_pass(request)

@@ -26,6 +26,7 @@ from typing import Any
 def serve(request_data: dict[str, Any], *, first: bool = True) -> dict[str, Any]:
     """Measure one request (as JSON data) in this process and return the answer's data."""
     from seqbench.core.request import CellRequest
+    from seqbench.core.schema import Measurement
     from seqbench.machine.env import apply_process_settings
     from seqbench.measure import measure
     from seqbench.measure.memory import current_rss_bytes, max_rss_bytes
@@ -38,12 +39,7 @@ def serve(request_data: dict[str, Any], *, first: bool = True) -> dict[str, Any]
     row = result.row
     if first and row.status == "ok" and before:
         row = dataclasses.replace(row, peak_rss_bytes=max(0, max_rss_bytes() - before))
-    return {
-        "row": row.to_dict(),
-        "samples": result.samples,
-        "round": request.round,
-        "curve": result.curve,
-    }
+    return {**Measurement(row, result.samples, result.curve).to_dict(), "round": request.round}
 
 
 def die_with_parent() -> None:

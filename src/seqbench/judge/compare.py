@@ -338,7 +338,5 @@ def _comparison(
         cells=cells,
         only_baseline=[k for k in base_rows if k not in cand_rows],
         only_candidate=[k for k in cand_rows if k not in base_rows],
-        env_differences=compute_env_differences(
-            baseline.meta.get("env", {}), candidate.meta.get("env", {})
-        ),
+        env_differences=compute_env_differences(baseline.meta.env, candidate.meta.env),
     )

@@ -10,8 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from seqbench.judge.compare import Comparison
+from seqbench.judge.compare import (
+    Comparison,
+    compare_paired,
+    compare_runs,
+    counted,
+    default_threshold,
+)
+
+if TYPE_CHECKING:
+    from seqbench.storage import Run
 
 Check = Callable[[Comparison], "str | None"]
 
@@ -92,3 +102,32 @@ def gate(
         failures += run_checks(beside, fail_on_improvement=fail_on_improvement)
     undecided = [] if failures else [m for m in [check_undecided(comparison)] if m]
     return Gate(failures, undecided)
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A comparison, the instruction counts' beside it when both runs were counted, and
+    what the two mean for CI."""
+
+    comparison: Comparison
+    beside: Comparison | None
+    verdict: Gate
+
+
+def judge_ab(
+    baseline: Run,
+    candidate: Run,
+    pairs: dict[str, Any],
+    *,
+    threshold: float = 0.10,
+    fail_on_improvement: bool = False,
+) -> Judged:
+    """The verdict on two runs measured side by side (`seqbench ab`, `seqbench.ab`): time
+    judged on the per-round pairs, and instruction counts beside it when both sides counted."""
+    comparison = compare_paired(baseline, candidate, pairs, threshold=threshold)
+    beside = None
+    if counted(baseline) and counted(candidate):  # --count-instructions: gated on counts too
+        beside = compare_runs(baseline, candidate, metric="instructions", allow_missing=True,
+                              threshold=default_threshold("instructions"))  # fmt: skip
+    verdict = gate(comparison, fail_on_improvement=fail_on_improvement, beside=beside)
+    return Judged(comparison, beside, verdict)

@@ -99,18 +99,13 @@ def gather_runs(refs: Sequence[str], root: Path) -> tuple[list[Run], list[tuple[
     return runs, skipped
 
 
-def _env(run: Run) -> dict[str, Any]:
-    env = run.meta.get("env")
-    return env if isinstance(env, dict) else {}
-
-
 def run_time(run: Run) -> str:
-    return str(_env(run).get("time") or run.meta.get("created_at") or "")
+    return str(run.meta.env.get("time") or run.meta.created_at or "")
 
 
 def commit_time(run: Run) -> str | None:
     """When the run's commit was made (ISO 8601), if the run recorded it readably."""
-    value = _env(run).get("git_commit_time")
+    value = run.meta.env.get("git_commit_time")
     try:
         datetime.fromisoformat(str(value))
     except ValueError:
@@ -134,8 +129,7 @@ def resolve_order(runs: Sequence[Run], order: str) -> str:
 
 
 def _sort_key(run: Run, order: str) -> tuple[str, str, int]:
-    created = run.meta.get("created_ns")
-    tie = created if isinstance(created, int) else 0
+    tie = run.meta.created_ns or 0
     if order == "commit":
         # Commit times carry their author's offset: compare them as instants.
         instant = datetime.fromisoformat(str(commit_time(run))).timestamp()
@@ -149,7 +143,7 @@ def group_environments(runs: Sequence[Run]) -> tuple[list[Environment], list[int
     counts: list[int] = []
     of_run = []
     for run in runs:
-        env = _env(run)
+        env = run.meta.env
         same = [j for j, known in enumerate(keys) if not compute_env_differences(known, env)]
         if not same:
             keys.append({k: env.get(k) for k in COMPARED_KEYS})
@@ -165,7 +159,7 @@ def group_environments(runs: Sequence[Run]) -> tuple[list[Environment], list[int
 
 
 def _point(run: Run, position: int, row: ResultRow, order: str) -> Point:
-    env = _env(run)
+    env = run.meta.env
     when = commit_time(run) if order == "commit" else run_time(run)
     return Point(
         run_id=run.run_id,

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from seqbench.core import devices
+from seqbench.core.errors import SeqbenchError
 from seqbench.core.version import __version__
 
 COMPARED_KEYS = (
@@ -173,3 +174,13 @@ def env_differences(
     newer runs record, where both have them)."""
     recorded = [k for k in COMPARED_WHEN_RECORDED if k in a and k in b and k not in keys]
     return [k for k in (*keys, *recorded) if a.get(k) != b.get(k)]
+
+
+def check_same_environment(run: Any, env: dict[str, Any]) -> None:
+    """Refuse to add cells to a run whose numbers came from another environment."""
+    changed = env_differences(run.meta.env, env)
+    if changed:
+        raise SeqbenchError(
+            f"cannot resume {run.run_id}: the environment differs ({', '.join(changed)}); "
+            "its numbers would not be comparable with those already saved"
+        )

@@ -1,9 +1,8 @@
 """The machine seqbench measures on, as far as Linux tells: the CPUs this process may use
 (its affinity and cgroup quota), the load, the clocks, the frequency governor and turbo, the
 counters read around a cell's timed samples and what other work did between two readings
-(`read_counters`, `interference`: the row's noise columns, judged in `judge.noise`), and
-how busy other processes keep the CPUs right now (`look`). `checks` turns what it finds
-into the system check `seqbench check` prints, each line with advice.
+(`read_counters`, `interference`: the row's noise columns, judged in `judge.noise`).
+`machine.look` turns them into how busy the machine is now.
 
 Everything is read from files under a root that tests replace with a fake one; what this
 system does not offer reads as None, never as a guess. Nothing here imports torch.
@@ -21,8 +20,6 @@ from seqbench.core.timing import Stopwatch
 
 ROOT = Path("/")
 
-# Other processes keeping this many cores busy make a machine busy.
-BUSY_CORES = 0.5
 # Steal (a hypervisor's) or cgroup throttling above this share of the time: disturbed.
 STOLEN = 0.05
 
@@ -216,51 +213,6 @@ def interference(
     return columns
 
 
-@dataclass(frozen=True)
-class Machine:
-    """How busy the machine is now: the CPUs this process can use, the cores other
-    processes keep busy on them (over a short look), and the load average."""
-
-    cpus: float
-    others: float | None
-    load: float | None
-    steal: float | None = None
-
-    @property
-    def busy(self) -> bool:
-        return bool(
-            (self.others is not None and self.others >= BUSY_CORES)
-            or (self.load is not None and self.load > self.cpus + BUSY_CORES)
-            or (self.steal is not None and self.steal > STOLEN)
-        )
-
-    @property
-    def free(self) -> float:
-        """CPUs left for seqbench: all of them where the busy cores are unknown."""
-        return self.cpus if self.others is None else max(0.0, self.cpus - self.others)
-
-    def describe(self) -> str:
-        parts = []
-        if self.others is not None:
-            parts.append(f"other processes keep {self.others:.1f} of its {self.cpus:g} CPUs busy")
-        if self.load is not None:
-            parts.append(f"load average {self.load:.1f}")
-        if self.steal is not None and self.steal > STOLEN:
-            parts.append(f"a hypervisor takes {self.steal:.0%} of the CPUs")
-        return ", ".join(parts) or f"{self.cpus:g} CPUs"
-
-
-def look(seconds: float = 0.5, root: Path = ROOT) -> Machine:
-    """Watch the machine for `seconds` (this process idle) and say how busy it is."""
-    from seqbench.core.timing import sleep
-
-    before = read_counters(root)
-    sleep(seconds)
-    after = read_counters(root)
-    seen = interference(before, after, threads=1, steps=1, root=root)
-    return Machine(usable_cpus(root), seen["others_cores"], after.load1, seen["steal_frac"])
-
-
 def governors(root: Path = ROOT, cpus: set[int] | None = None) -> set[str] | None:
     """The frequency governors of the given CPUs, where cpufreq is exposed."""
     base = root / "sys" / "devices" / "system" / "cpu"
@@ -282,102 +234,3 @@ def turbo(root: Path = ROOT) -> bool | None:
     if boost is not None and boost.strip() in ("0", "1"):
         return boost.strip() == "1"
     return None
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of the system check: what was read, whether it threatens a measurement,
-    and what to do about it."""
-
-    name: str
-    reading: str
-    ok: bool | None  # None: cannot tell here
-    advice: str = ""
-
-
-def checks(machine: Machine, threads: int, root: Path = ROOT) -> list[Check]:
-    """What threatens a measurement on this machine now, for `threads` torch threads."""
-    cpus = affinity()
-    quota = cpu_quota(root)
-    where = f"CPUs {','.join(str(c) for c in sorted(cpus))}" if cpus else "all CPUs"
-    limit = f", cgroup quota {quota:g}" if quota is not None else ", no cgroup quota"
-    found = [Check("CPUs", f"{machine.cpus:g} usable ({where}{limit})", True)]
-    if machine.others is None:
-        found.append(Check("other work", "not readable here (no /proc/stat)", None))
-    else:
-        found.append(
-            Check(
-                "other work",
-                f"{machine.others:.1f} of {machine.cpus:g} CPUs busy with other processes",
-                machine.others < BUSY_CORES,
-                "measure on a quiet machine; where you cannot (a shared runner), gate with "
-                "`seqbench ab`, which measures both versions side by side",
-            )
-        )
-    if machine.load is not None:
-        found.append(
-            Check(
-                "load average",
-                f"{machine.load:.2f} over the last minute",
-                machine.load <= machine.cpus + BUSY_CORES,
-                "more runnable tasks than CPUs: some wait for a core",
-            )
-        )
-    free = round(machine.free)
-    found.append(
-        Check(
-            "threads",
-            f"{threads} torch thread{'s' if threads != 1 else ''}, {machine.free:.1f} CPUs free",
-            threads <= max(free, 1),
-            f"threads that share a core with other work wait for each other at every "
-            f"parallel step: use --threads {max(free, 1)}",
-        )
-    )
-    if machine.steal is not None:
-        found.append(
-            Check(
-                "steal",
-                f"{machine.steal:.0%} of the CPUs' time given to other virtual machines",
-                machine.steal <= STOLEN,
-                "a busy host: use a dedicated instance, or gate with `seqbench ab`",
-            )
-        )
-    throttled = throttled_seconds(root)
-    if throttled is not None:
-        found.append(
-            Check(
-                "cgroup throttling",
-                f"{throttled:.1f} s throttled so far"
-                + (f" under a quota of {quota:g} CPUs" if quota is not None else ""),
-                throttled == 0 or quota is None,
-                "the container's CPU quota holds seqbench back: use --threads "
-                f"{max(1, int(quota or 1))} or raise the quota",
-            )
-        )
-    found_governors = governors(root, cpus)
-    if found_governors is None:
-        found.append(Check("frequency governor", "not readable (a VM or container?)", None))
-    else:
-        found.append(
-            Check(
-                "frequency governor",
-                ", ".join(sorted(found_governors)),
-                found_governors == {"performance"},
-                "clocks that follow the load make step times follow it too: "
-                "`sudo cpupower frequency-set -g performance`",
-            )
-        )
-    boost = turbo(root)
-    found.append(
-        Check(
-            "turbo",
-            {True: "on", False: "off", None: "not readable"}[boost],
-            None if boost is None else not boost,
-            "turbo clocks depend on temperature and on the other cores' load: turn it off "
-            "for steadier numbers, or compare only runs made the same way",
-        )
-    )
-    mhz = cpu_mhz(root, cpus)
-    if mhz is not None:
-        found.append(Check("clock", f"{mhz:.0f} MHz now", True))
-    return found

@@ -41,15 +41,18 @@ if TYPE_CHECKING:
 __all__ = ["Measurement", "failure", "measure", "skip_reason", "time_workload"]
 
 
-def failure(cell: Cell, status: str, message: str, wall_s: float | None = None) -> Measurement:
+def failure(
+    cell: Cell, status: str, message: str, wall_s: float | None = None, **columns: object
+) -> Measurement:
     """The row of a cell that was not measured (skipped, oom, error, timeout): its key, what
-    the formulas say it would cost, and why."""
+    the formulas say it would cost, and why; `columns` add what the caller knows of where
+    it failed (the host of a Ray node). Every executor builds its failure rows here."""
     try:
         flops = step_flops(cell)
     except ConfigError:  # a user's own module (seqbench.api): no architecture, no formula
         flops = None
     row = ResultRow.for_cell(
-        cell, flops_per_seq=flops, status=status, message=message, wall_s=wall_s
+        cell, flops_per_seq=flops, status=status, message=message, wall_s=wall_s, **columns
     )
     return Measurement(row)
 

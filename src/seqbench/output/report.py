@@ -43,6 +43,7 @@ from seqbench.output.text import (
     format_plural,
     format_statuses,
 )
+from seqbench.storage.meta import RunMeta
 
 # The cost charts a run report draws, in this order, when the rows have the figure.
 RUN_CHARTS = ("median_s", "seq_per_s", "peak_mem_bytes")
@@ -99,19 +100,18 @@ def figures_section(title: str, figures: Sequence[Figure], prefix: str = "") -> 
 
 
 def run_sections(
-    rows: Sequence[ResultRow], meta: dict[str, Any], figures: Sequence[Figure] | None = None
+    rows: Sequence[ResultRow], meta: RunMeta, figures: Sequence[Figure] | None = None
 ) -> list[Section]:
     """The sections of a run's report; `figures` replaces the run's own plots."""
     rows = list(rows)
-    run_id = meta.get("run_id", "")
+    run_id = meta.run_id
     drawn = compute_run_figures(rows, run_id) if figures is None else list(figures)
     sections = [Section("Results", scroll(format_table_html(format_table(rows))), "results")]
     if drawn:
         sections.append(figures_section("Plots", drawn, "run"))
     scaling = compute_scaling(rows)
     if scaling.keys:
-        env = meta.get("env", {})
-        growth = format_scaling(scaling, env.get("flush_denormal"))
+        growth = format_scaling(scaling, meta.env.get("flush_denormal"))
         body = scroll(format_table_html(growth)) + format_lines_html(format_crossovers(scaling))
         sections.append(Section("How cost grows with T", body, "scaling"))
     flagged = compute_flagged(rows)
@@ -121,38 +121,36 @@ def run_sections(
     else:
         body = "<p>None: every cell was measured, none flagged noisy.</p>"
     sections.append(Section(title, body, "flagged"))
-    sections.append(
-        Section("Environment", format_pairs_html(format_env_items(meta.get("env", {}))), "env")
-    )
+    sections.append(Section("Environment", format_pairs_html(format_env_items(meta.env)), "env"))
     return sections
 
 
-def run_lead(rows: Sequence[ResultRow], meta: dict[str, Any]) -> list[str]:
+def run_lead(rows: Sequence[ResultRow], meta: RunMeta) -> list[str]:
     """The lines under a run report's title: when, what state, how many cells, where."""
     counts: dict[str, int] = {}
     for r in rows:
         counts[r.status] = counts.get(r.status, 0) + 1
-    created = format_created(meta.get("created_at", ""))
-    state = meta.get("state") or "-"
+    created = format_created(meta.created_at)
+    state = meta.state or "-"
     lines = [
         f"{format_plural(len(rows), 'cell')} ({format_statuses(counts)}) · {state} · "
         f"created {created} UTC"
     ]
-    if meta.get("env"):
-        lines.append(format_env_line(meta["env"]))
+    if meta.env:
+        lines.append(format_env_line(meta.env))
     return lines
 
 
 def format_run_report(
     rows: Sequence[ResultRow],
-    meta: dict[str, Any],
+    meta: RunMeta,
     figures: Sequence[Figure] | None = None,
     extra: Sequence[Section] = (),
 ) -> str:
     """A run as one self-contained HTML page. `figures` (named SVGs) replaces the run's
     own plots; `extra` sections (a history, say) go after the plots."""
-    label = meta.get("label") or "run"
-    title = f"seqbench report: {label} ({meta.get('run_id', '')})"
+    label = meta.label or "run"
+    title = f"seqbench report: {label} ({meta.run_id})"
     sections = run_sections(rows, meta, figures)
     at = next((i for i, s in enumerate(sections) if s.anchor == "flagged"), len(sections))
     sections[at:at] = list(extra)
@@ -181,8 +179,8 @@ def ratio_figure(comparison: Any) -> Figure | None:
 
 def format_comparison_report(
     comparison: Any,
-    baseline: tuple[Sequence[ResultRow], dict[str, Any]],
-    candidate: tuple[Sequence[ResultRow], dict[str, Any]],
+    baseline: tuple[Sequence[ResultRow], RunMeta],
+    candidate: tuple[Sequence[ResultRow], RunMeta],
     extra: Sequence[Section] = (),
 ) -> str:
     """Two runs as one HTML page: the verdicts, the ratio plot, both runs' scaling plots,
@@ -195,7 +193,7 @@ def format_comparison_report(
         (base_rows, base_meta, "baseline"),
         (cand_rows, cand_meta, "candidate"),
     ):
-        for figure in compute_run_figures(rows, meta.get("run_id", ""))[:1]:
+        for figure in compute_run_figures(rows, meta.run_id)[:1]:
             figures.append(Figure(f"{side}: {figure.title}", figure.svg))
     sections = [
         Section("Comparison", scroll(format_table_html(format_comparison(comparison))), "compare"),
@@ -214,6 +212,6 @@ def format_comparison_report(
                     scroll(format_table_html(format_flagged(rows))),
                 )
             )
-        env = format_pairs_html(format_env_items(meta.get("env", {})))
-        sections.append(Section(f"{side} environment ({meta.get('run_id', '')})", env))
+        env = format_pairs_html(format_env_items(meta.env))
+        sections.append(Section(f"{side} environment ({meta.run_id})", env))
     return format_page(title, format_comparison_summary(comparison), sections)

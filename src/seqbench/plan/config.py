@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seqbench.core.errors import ConfigError
-from seqbench.core.request import CellRequest
+from seqbench.core.errors import ConfigError, SeqbenchError
+from seqbench.core.request import CellRequest, ModuleSpec
 from seqbench.core.schema import Cell
 from seqbench.core.settings import MeasureSettings, ProcessSettings, TrainSettings
 from seqbench.plan.suites import MEASURE_RULES, RUN_RULES, TRAIN_RULES, find_suite, read_suite
@@ -84,6 +84,9 @@ class SuiteConfig:
     count_instructions: bool = False
     count_steps: int = 5  # steps each count spans
     source: str = "built-in quick suite"
+    # A user's module by importable names (seqbench.measure_module with isolate=True): the
+    # cells measure it instead of seqbench's models.
+    module: ModuleSpec | None = None
 
     @property
     def process(self) -> ProcessSettings:
@@ -107,6 +110,7 @@ class SuiteConfig:
             accuracy=round == 1,
             timeout=self.cell_timeout,
             compile_backend=self.compile_backend,
+            module=self.module,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,6 +127,8 @@ class SuiteConfig:
         )
         values["measure"] = MeasureSettings(**data["measure"])
         values["train"] = TrainSettings(**data.get("train", {}))
+        if data.get("module"):
+            values["module"] = ModuleSpec(**data["module"])
         return cls(**values)
 
 
@@ -318,3 +324,13 @@ def plan(config: SuiteConfig) -> list[Cell]:
                 raw["lr"] = default_lr(new_task(raw["task"]))
             cells[normalize_cell(Cell(**raw))] = None
     return list(cells)
+
+
+def check_same_configuration(run: Any, saved: SuiteConfig, asked: SuiteConfig) -> None:
+    """Refuse to finish a run with another configuration than the one it started with."""
+    changed = config_differences(saved, asked)
+    if changed:
+        raise SeqbenchError(
+            f"cannot resume {run.run_id}: the configuration differs ({', '.join(changed)}); "
+            "start a new run instead, or resume without those options"
+        )

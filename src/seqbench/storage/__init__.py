@@ -22,7 +22,6 @@ finished one-round run is one row per cell, in plan order.
 from seqbench.storage.files import (
     FILE_MODE,
     META_FILE,
-    META_FORMAT,
     ROWS_FILE,
     SAMPLES_FILE,
     atomic_write,
@@ -33,6 +32,7 @@ from seqbench.storage.files import (
     sidecars,
     write_rows_file,
 )
+from seqbench.storage.meta import META_FORMAT, RunMeta
 from seqbench.storage.read import (
     ROWS_FORMATS,
     RunSummary,
@@ -53,6 +53,7 @@ __all__ = [
     "ROWS_FORMATS",
     "SAMPLES_FILE",
     "Run",
+    "RunMeta",
     "RunSummary",
     "atomic_write",
     "check_writable",

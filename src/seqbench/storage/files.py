@@ -11,16 +11,15 @@ import re
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from seqbench.core.errors import ResultsError
 from seqbench.storage.csvio import SAMPLES_HEADER
 from seqbench.storage.csvio import render_samples as render_batch
+from seqbench.storage.meta import META_FORMAT, RunMeta
 
 ROWS_FILE = "results.csv"
 SAMPLES_FILE = "samples.csv"
 META_FILE = "meta.json"
-META_FORMAT = "seqbench-run"
 
 
 def _umask() -> int:
@@ -147,7 +146,7 @@ def new_run_dir(root: Path, label: str) -> Path:
 
 
 def write_rows_file(
-    rows_path: Path, rows: str | bytes, samples: dict[str, list[float]], meta: dict[str, Any]
+    rows_path: Path, rows: str | bytes, samples: dict[str, list[float]], meta: RunMeta
 ) -> None:
     """Write a rendered rows file with its sidecars, so that `load_run` can read it back
     (to a device or a pipe, the rows alone: there is nowhere beside it to put the rest)."""
@@ -157,8 +156,13 @@ def write_rows_file(
     samples_path, meta_path = sidecars(rows_path)
     # Samples and metadata first: a rows file never names a cell its samples lack.
     atomic_write(samples_path, render_samples(samples))
-    atomic_write(meta_path, json.dumps(meta, indent=2, default=str) + "\n")
+    atomic_write(meta_path, render_meta(meta))
     atomic_write(rows_path, rows)
+
+
+def render_meta(meta: RunMeta) -> str:
+    """meta.json's text."""
+    return json.dumps(meta.to_dict(), indent=2, default=str) + "\n"
 
 
 RUN_FILES = ("results.csv", "samples.csv", "meta.json")

@@ -20,7 +20,8 @@ from seqbench.storage.csvio import (
     read_samples_table,
 )
 from seqbench.storage.curves import read_curves
-from seqbench.storage.files import META_FILE, META_FORMAT, ROWS_FILE, Rounds, now_iso, sidecars
+from seqbench.storage.files import META_FILE, ROWS_FILE, Rounds, now_iso, sidecars
+from seqbench.storage.meta import META_FORMAT, RunMeta
 from seqbench.storage.run import Run, _OnDisk
 
 
@@ -79,7 +80,7 @@ def _created_ns(folder: Path) -> int:
     return value if isinstance(value, int) else 0
 
 
-def _read_meta(path: Path) -> dict[str, Any]:
+def _read_meta(path: Path) -> RunMeta:
     if not path.exists():
         raise ResultsError(f"{path}: metadata file is missing")
     try:
@@ -103,7 +104,7 @@ def _read_meta(path: Path) -> dict[str, Any]:
         raise ResultsError(
             f"{path}: written by a newer seqbench (schema {version}, this one reads up to {SCHEMA_VERSION})"
         )
-    return meta
+    return RunMeta.from_dict(meta)
 
 
 # Rows files `load_run` reads, by suffix (anything else is read as CSV).
@@ -235,17 +236,15 @@ def reopen_run(ref: str | Path, root: Path) -> Run:
     if rows_path.name != ROWS_FILE:
         raise ResultsError(f"{ref}: --resume needs a run folder (or its id), not a CSV file")
     run = load_run(rows_path.parent, root)
-    missing = [
-        key for key in ("config", "env", "plan") if not isinstance(run.meta.get(key), dict | list)
-    ]
+    missing = [key for key in ("config", "env", "plan") if key in run.meta.missing]
     if missing:
         raise ResultsError(
             f"{rows_path.parent / META_FILE}: it lacks {', '.join(missing)} (damaged, or edited by "
             "hand), so the run cannot be resumed; start a new run"
         )
     run.claim()  # one writer: not while the run's own process (or another resume) lives
-    run.meta["state"] = "running"
-    run.meta.setdefault("resumed_at", []).append(now_iso())
+    run.meta.state = "running"
+    run.meta.resumed_at.append(now_iso())
     run._meta_pending = True
     return run
 
@@ -276,10 +275,10 @@ def _summarize(folder: Path, root: Path) -> RunSummary:
         if columns not in (SAMPLES_COLUMNS, OLD_SAMPLES_COLUMNS):
             raise ResultsError(f"{samples_path}: not a seqbench samples file")
     return RunSummary(
-        run_id=str(meta.get("run_id", folder.name)),
-        label=str(meta.get("label", "")),
-        created_at=str(meta.get("created_at", "")),
-        state=str(meta.get("state", "")),
+        run_id=meta.run_id or folder.name,
+        label=meta.label,
+        created_at=meta.created_at,
+        state=meta.state,
         devices=tuple(dict.fromkeys(r.device for r in rows)),
         cells=len(rows),
         statuses=dict(collections.Counter(r.status for r in rows)),

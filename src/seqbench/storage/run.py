@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seqbench.core.schema import SCHEMA_VERSION, Measurement, ResultRow
+from seqbench.core.schema import Measurement, ResultRow
 from seqbench.storage.csvio import render_row, render_rows
 from seqbench.storage.csvio import render_samples as render_batch
 from seqbench.storage.curves import Point, append_curve
 from seqbench.storage.files import (
-    META_FORMAT,
     ROWS_FILE,
     Rounds,
     append_synced,
     atomic_write,
     new_run_dir,
     now_iso,
+    render_meta,
     render_samples,
     sidecars,
 )
 from seqbench.storage.lock import RunLock
+from seqbench.storage.meta import RunMeta
 
 
 @dataclass
@@ -51,7 +51,7 @@ class Run:
     def __init__(
         self,
         path: Path,
-        meta: dict[str, Any],
+        meta: RunMeta,
         rows: Iterable[ResultRow] = (),
         samples: dict[str, list[float]] | None = None,
         extra_csv: Path | None = None,
@@ -76,7 +76,7 @@ class Run:
     def _loaded(
         cls,
         rows_path: Path,
-        meta: dict[str, Any],
+        meta: RunMeta,
         lines: list[ResultRow],
         samples: dict[str, list[float]],
         rounds: Rounds,
@@ -92,7 +92,7 @@ class Run:
 
     @property
     def run_id(self) -> str:
-        return str(self.meta.get("run_id", self.path.name))
+        return self.meta.run_id or self.path.name
 
     @property
     def rows(self) -> list[ResultRow]:
@@ -122,7 +122,7 @@ class Run:
         self._disk.clear()
 
     def _plan_index(self) -> dict[str, int]:
-        plan = self.meta.get("plan") or []
+        plan = self.meta.plan
         if self._order[:2] != (id(plan), len(plan)):
             self._order = (id(plan), len(plan), {c: i for i, c in enumerate(plan)})
         return self._order[2]
@@ -215,7 +215,7 @@ class Run:
     def save_meta(self) -> None:
         """Replace meta.json (and the --csv target's): for what changes rarely, such as the
         state or a measured ceiling, never for each cell."""
-        text = json.dumps(self.meta, indent=2, default=str) + "\n"
+        text = render_meta(self.meta)
         for rows_path in self._targets():
             atomic_write(sidecars(rows_path)[1], text)
         self._meta_pending = False
@@ -234,8 +234,8 @@ class Run:
     def finish(self, state: str) -> None:
         """Mark the run complete or interrupted; compact files that need it, once; and let
         another writer have it."""
-        self.meta["state"] = state
-        self.meta["finished_at"] = now_iso()
+        self.meta.state = state
+        self.meta.finished_at = now_iso()
         order = [r.cell_id for r in self.rows]
         try:
             for rows_path in self._targets():
@@ -262,7 +262,7 @@ class Run:
         # Samples first: a row never commits samples that are not there yet.
         atomic_write(samples_path, render_samples(live, self._rounds))
         if meta:
-            atomic_write(meta_path, json.dumps(self.meta, indent=2, default=str) + "\n")
+            atomic_write(meta_path, render_meta(self.meta))
         atomic_write(rows_path, render_rows(rows))
         self._disk[rows_path] = _OnDisk([r.cell_id for r in rows])
 
@@ -277,20 +277,16 @@ def create_run(
     extra_csv: Path | None = None,
 ) -> Run:
     path = new_run_dir(root, label)
-    meta = {
-        "format": META_FORMAT,
-        "schema_version": SCHEMA_VERSION,
-        "run_id": path.name,
-        "label": label,
-        "state": "running",
-        "created_at": now_iso(),
-        # Orders runs started within one second (their folder names tie on the time).
-        "created_ns": time.time_ns(),
-        "finished_at": None,
-        "env": env,
-        "config": config,
-        "plan": plan,
-    }
+    meta = RunMeta(
+        run_id=path.name,
+        label=label,
+        state="running",
+        created_at=now_iso(),
+        created_ns=time.time_ns(),
+        env=env,
+        config=config,
+        plan=plan,
+    )
     run = Run(path, meta, extra_csv=extra_csv)
     run.claim()
     run.save()

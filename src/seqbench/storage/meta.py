@@ -1,0 +1,117 @@
+"""A run's metadata (meta.json) as one typed record: `RunMeta`.
+
+Every key seqbench writes is a field here, with its type; nothing else reads or writes the
+file's keys by name. Older files read as they always did: a key an older seqbench did not
+write takes its default, and a key a newer one wrote is kept as it was (`extra`) and written
+back. A key every run writes that the file lacks, or a value of the wrong type (a file
+edited by hand, or damaged), reads as its default, and `missing` names it, so that whoever
+needs it (a resume needs config, env and plan) can refuse in one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from seqbench.core.schema import SCHEMA_VERSION
+
+META_FORMAT = "seqbench-run"
+
+
+@dataclass
+class RunMeta:
+    """What a run records beside its rows. The first fields are written by every run; the
+    rest only by the runs that have them (a resumed run, an `ab` side, a frontier...)."""
+
+    format: str = META_FORMAT
+    schema_version: int = SCHEMA_VERSION
+    run_id: str = ""
+    label: str = ""
+    state: str = ""  # running, complete or interrupted
+    created_at: str = ""
+    # Orders runs started within one second (their folder names tie on the time).
+    created_ns: int | None = None
+    finished_at: str | None = None
+    env: dict[str, Any] = field(default_factory=dict)  # machine.env.collect_env, and more
+    config: dict[str, Any] = field(default_factory=dict)  # SuiteConfig.to_dict, as asked
+    plan: list[str] = field(default_factory=list)  # cell ids, in run order
+    # -- written by some runs
+    noise: dict[str, Any] | None = None  # judge.noise.summarize, when the run finished
+    ceilings: dict[str, float] = field(default_factory=dict)  # device/dtype -> TFLOP/s
+    ceilings_noisy: dict[str, str] = field(default_factory=dict)  # device/dtype -> why
+    resumed_at: list[str] = field(default_factory=list)
+    retried: list[list[str]] = field(default_factory=list)  # cell ids, per --retry-errors
+    protection_changes: list[dict[str, Any]] = field(default_factory=list)
+    ab: dict[str, Any] | None = None  # one side of `seqbench ab`: side, version, partner...
+    frontier: dict[str, Any] | None = None  # arch -> the frontier found
+    module: dict[str, Any] | None = None  # the user's module measure_module measured
+    # Keys this seqbench does not know (a newer one wrote them): kept, and written back.
+    extra: dict[str, Any] = field(default_factory=dict)
+    # Keys every run writes that the file lacked, and known keys whose values had the wrong
+    # type: read as their defaults (never written).
+    missing: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """meta.json's contents: the optional fields only where they hold something."""
+        data: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if f.name in ("extra", "missing"):
+                continue
+            value = getattr(self, f.name)
+            if f.name in _OPTIONAL and (value is None or value == {} or value == []):
+                continue
+            data[f.name] = value
+        return {**data, **self.extra}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunMeta:
+        values: dict[str, Any] = {}
+        missing = [name for name in _FIRST if name not in data]
+        for f in dataclasses.fields(cls):
+            if f.name in ("extra", "missing") or f.name not in data:
+                continue
+            value = data[f.name]
+            if value is None and f.name in _NULLABLE:
+                values[f.name] = None
+            elif isinstance(value, _TYPES[f.name]) and not (
+                isinstance(value, bool) and _TYPES[f.name] is int
+            ):
+                values[f.name] = value
+            else:
+                missing.append(f.name)
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra", "missing"}
+        extra = {k: v for k, v in data.items() if k not in known}
+        return cls(**values, extra=extra, missing=tuple(missing))
+
+    def replace(self, **changes: Any) -> RunMeta:
+        return dataclasses.replace(self, **changes)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(RunMeta)}
+_FIRST = ("format", "schema_version", "run_id", "label", "state", "created_at", "created_ns",
+          "finished_at", "env", "config", "plan")  # fmt: skip
+_OPTIONAL = tuple(n for n in _FIELDS if n not in _FIRST and n not in ("extra", "missing"))
+_NULLABLE = ("created_ns", "finished_at", "noise", "ab", "frontier", "module")
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "format": str,
+    "schema_version": int,
+    "run_id": str,
+    "label": str,
+    "state": str,
+    "created_at": str,
+    "created_ns": int,
+    "finished_at": str,
+    "env": dict,
+    "config": dict,
+    "plan": list,
+    "noise": dict,
+    "ceilings": dict,
+    "ceilings_noisy": dict,
+    "resumed_at": list,
+    "retried": list,
+    "protection_changes": list,
+    "ab": dict,
+    "frontier": dict,
+    "module": dict,
+}
