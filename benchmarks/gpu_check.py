@@ -32,8 +32,7 @@ from seqbench.execute import CellFinished
 from seqbench.execute.session import Session
 from seqbench.measure.workload import DTYPES, RMSPROP
 from seqbench.models import build_model
-from seqbench.plan.config import resolve_config
-from seqbench.plan.suites import parse_list
+from seqbench.plan.suites import parse_list, resolve_config
 
 
 def hand_time_and_memory(cell: Cell, steps: int, warmup: int) -> tuple[float, int]:

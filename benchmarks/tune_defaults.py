@@ -19,7 +19,8 @@ import time
 from seqbench.judge.accuracy import summarize_accuracy
 from seqbench.machine.env import apply_process_settings
 from seqbench.measure import measure
-from seqbench.plan.config import plan, resolve_config
+from seqbench.plan.cells import plan
+from seqbench.plan.suites import resolve_config
 
 
 def main() -> None:

@@ -14,7 +14,8 @@ from seqbench.core.errors import ConfigError
 from seqbench.core.schema import Measurement, ResultRow, metric_range
 from seqbench.judge.accuracy import compare_groups, select_rate, summarize_accuracy
 from seqbench.judge.stats import seed_spread, welch_difference
-from seqbench.plan.config import plan, resolve_config
+from seqbench.plan.cells import plan
+from seqbench.plan.suites import resolve_config
 from seqbench.storage import create_run, load_run
 from seqbench.tasks.base import Batch, split_validation
 from tests.helpers import make_cell

@@ -330,7 +330,8 @@ def test_compare_of_missing_runs_is_one_line(cli, tmp_path):
 
 
 def test_ci_suite_covers_every_seed_architecture_in_both_modes():
-    from seqbench.plan.config import plan, resolve_config
+    from seqbench.plan.cells import plan
+    from seqbench.plan.suites import resolve_config
 
     cells = plan(resolve_config("ci"))
     assert {(c.arch, c.mode) for c in cells} == {

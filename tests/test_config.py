@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from seqbench.core.errors import ConfigError
-from seqbench.plan.config import Axes, SuiteConfig, plan, resolve_config
-from seqbench.plan.suites import parse_list
+from seqbench.plan.cells import plan
+from seqbench.plan.config import Axes, SuiteConfig
+from seqbench.plan.suites import parse_list, resolve_config
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 

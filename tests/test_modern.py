@@ -15,7 +15,8 @@ from seqbench.models import (
     matched_width,
     normalize_cell,
 )
-from seqbench.plan.config import Axes, SuiteConfig, plan
+from seqbench.plan.cells import plan
+from seqbench.plan.config import Axes, SuiteConfig
 from seqbench.storage import load_run
 from tests.helpers import FAST, FAST_FLAGS, make_cell, measure_cell
 

@@ -59,8 +59,8 @@ def test_ray_gives_the_same_cells_and_columns_as_the_local_executor(cli, tmp_pat
 
 def test_rows_are_saved_as_ray_cells_finish(tmp_path):
     from seqbench.execute import CellFinished, Scheduler, make_executor
-    from seqbench.plan.config import plan as make_plan
-    from seqbench.plan.config import resolve_config
+    from seqbench.plan.cells import plan as make_plan
+    from seqbench.plan.suites import resolve_config
 
     config = resolve_config(None, axes={"arch": ("rnn", "gru"), "seq_len": (48,), "mode": ("infer",), "hidden": (4,), "embed": (4,), "vocab": (20,), "batch_size": (2,)},
                             settings={"executor": "ray", "cpu_cells_per_node": 2, "min_time": 0.0, "min_repeats": 3, "max_repeats": 3, "warmup_time": 0.0, "ceiling": False})  # fmt: skip

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from seqbench.plan.config import plan, resolve_config
+from seqbench.plan.cells import plan
+from seqbench.plan.suites import resolve_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

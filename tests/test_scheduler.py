@@ -13,7 +13,8 @@ from seqbench.core.schema import Cell, Measurement, ResultRow
 from seqbench.core.settings import MeasureSettings
 from seqbench.execute import CellFinished, CellStarted, Scheduler
 from seqbench.execute.base import OneAtATime
-from seqbench.plan.config import Axes, SuiteConfig, apply_overrides, plan
+from seqbench.plan.cells import plan
+from seqbench.plan.config import Axes, SuiteConfig, apply_overrides
 from seqbench.storage import create_run, load_run, reopen_run
 from tests.helpers import make_cell
 

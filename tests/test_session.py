@@ -13,7 +13,7 @@ from seqbench.cli import app
 from seqbench.execute.session import Session
 from seqbench.judge import noise
 from seqbench.plan import frontier
-from seqbench.plan.config import resolve_config
+from seqbench.plan.suites import resolve_config
 from seqbench.storage import list_run_dirs, load_run
 from tests.helpers import SMALL_FLAGS
 

@@ -19,7 +19,8 @@ from seqbench.output.text import (
     format_ratio,
     format_seconds,
 )
-from seqbench.plan.config import describe_matrices, resolve_config
+from seqbench.plan.config import describe_matrices
+from seqbench.plan.suites import resolve_config
 from tests.helpers import make_cell, power_rows
 
 

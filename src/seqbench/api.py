@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seqbench.core.errors import ConfigError
+from seqbench.core.settings import THRESHOLD
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,7 +78,7 @@ def run(
     `retry_errors` measures its failed cells again.
     """
     from seqbench.execute.session import Session
-    from seqbench.plan.config import resolve_config
+    from seqbench.plan.suites import resolve_config
 
     axes, settings = _options(options, "run")
     if resume is not None:
@@ -103,7 +104,7 @@ def ab(
     *,
     repo: str | Path = ".",
     out: str | Path | None = None,
-    threshold: float = 0.10,
+    threshold: float = THRESHOLD,
     fail_on_improvement: bool = False,
     **options: Any,
 ) -> pd.DataFrame:
@@ -123,7 +124,7 @@ def ab(
     from seqbench.execute.ab import AB_ROUNDS, ABSession
     from seqbench.judge.compare import check_threshold
     from seqbench.judge.gate import judge_ab
-    from seqbench.plan.config import resolve_config
+    from seqbench.plan.suites import resolve_config
 
     check_threshold(threshold)
     axes, settings = _options(options, "ab")

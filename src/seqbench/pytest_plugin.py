@@ -7,7 +7,7 @@ measurements saved as one run, and a gate against a stored baseline.
 
 A test fails when the step raises (a smoke call runs the step once first, so the traceback
 is the model's own), never because it is slow. Every measured cell of the session goes into
-one run under --seqbench-out (default results/), which `seqbench show`, `compare` and
+one run under --seqbench-root (default results/), which `seqbench show`, `compare` and
 `plot` read. With --seqbench-compare RUN the session's run is compared with RUN exactly as
 `seqbench compare RUN <this run>` compares them (seqbench.judge.compare, seqbench.judge.gate), the
 outcome is in the terminal summary, and --seqbench-fail-on sets the session's exit status
@@ -18,8 +18,9 @@ pytest-xdist: timing tests in parallel workers contend for the same cores, so un
 `-n N` (N > 0) nothing is measured: each call is a smoke call, the terminal summary says
 so, and --seqbench-compare is refused. Run timing tests with `-n 0`.
 
-This module imports only pytest and the standard library when pytest loads it; seqbench's
-measuring side (torch, pandas) loads at the first measurement.
+This module imports only pytest, the standard library and seqbench's declarations of its
+settings (`core.settings`, whence the --seqbench-* timing options come) when pytest loads
+it; seqbench's measuring side (torch, pandas) loads at the first measurement.
 """
 
 from __future__ import annotations
@@ -30,6 +31,23 @@ from typing import Any
 
 import pytest
 
+from seqbench.core.settings import (
+    RESULTS_ROOT,
+    THRESHOLD,
+    MeasureSettings,
+    ProcessSettings,
+    declarations,
+)
+
+# The settings a session's options set: those declared for the pytest plugin.
+SESSION_SETTINGS = [
+    d for cls in (MeasureSettings, ProcessSettings) for d in declarations(cls) if d.declared.pytest
+]
+# Where the plugin's default is not `seqbench run`'s.
+_OWN_DEFAULTS = {
+    "threads": "torch CPU threads (default: the baseline's with --seqbench-compare, else as "
+    "`seqbench run` chooses).",
+}
 FAIL_ON = ("never", "regression", "undecided")
 # The fixture's arguments that shape its cells; the rest are timing settings (the API's,
 # less those that are process-wide and so the session's: threads, subnormals, TF32).
@@ -40,10 +58,13 @@ EXIT_CANNOT_COMPARE = 2
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("seqbench", "seqbench: measure models inside tests")
     group.addoption(
+        "--seqbench-root",
         "--seqbench-out",
+        dest="seqbench_root",
         metavar="DIR",
-        default="results",
-        help="Folder the session's run is saved under (default: results).",
+        default=RESULTS_ROOT,
+        help=f"Results root the session's run is saved under (default: {RESULTS_ROOT}; "
+        "--seqbench-out is its older name).",
     )
     group.addoption(
         "--seqbench-label",
@@ -56,7 +77,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="RUN",
         default=None,
         help="Compare the session's run with RUN (a run id, folder or 'latest' "
-        "under --seqbench-out), as `seqbench compare` does.",
+        "under --seqbench-root), as `seqbench compare` does.",
     )
     group.addoption(
         "--seqbench-fail-on",
@@ -69,8 +90,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--seqbench-threshold",
         type=float,
-        default=0.10,
-        help="A change smaller than this fraction is never a regression (0.10).",
+        default=THRESHOLD,
+        help=f"A change smaller than this fraction is never a regression (default: {THRESHOLD:g}).",
     )
     group.addoption(
         "--seqbench-metric",
@@ -83,28 +104,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="Compare the cells both runs have (a -k subset of the baseline's tests).",
     )
-    group.addoption(
-        "--seqbench-min-time",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="Seconds of timed steps per cell, at least (default 0.5).",
-    )
-    group.addoption(
-        "--seqbench-rounds",
-        type=int,
-        default=None,
-        metavar="N",
-        help="Passes per cell, each with 1/N of the budget (default 1).",
-    )
-    group.addoption(
-        "--seqbench-threads",
-        type=int,
-        default=None,
-        metavar="N",
-        help="torch CPU threads (default: the baseline's with --seqbench-compare, "
-        "else as `seqbench run` chooses).",
-    )
+    # The timing settings a session may set (min_time, rounds, threads): from their one
+    # declaration, with the help and default `seqbench run` shows.
+    for declaration in SESSION_SETTINGS:
+        group.addoption(
+            "--seqbench-" + declaration.name.replace("_", "-"),
+            type=declaration.rule.kind,
+            default=None,
+            metavar=declaration.name.upper(),
+            help=_OWN_DEFAULTS.get(declaration.name) or declaration.help_text(),
+        )
     group.addoption("--seqbench-disable", action="store_true",
                     help="Measure nothing: each call runs each mode's step once (a smoke test).")  # fmt: skip
 
@@ -143,7 +152,7 @@ class SessionState:
 
     def __init__(self, config: pytest.Config) -> None:
         get = config.getoption
-        self.root = Path(get("seqbench_out"))
+        self.root = Path(get("seqbench_root"))
         self.label = get("seqbench_label")
         self.compare = get("seqbench_compare")
         self.fail_on = get("seqbench_fail_on")
@@ -153,11 +162,10 @@ class SessionState:
         self.xdist = hasattr(config, "workerinput") or _xdist_workers(config) > 0
         self.disabled = get("seqbench_disable") or self.xdist
         self.settings = {
-            k: v
-            for k, v in (("min_time", get("seqbench_min_time")), ("rounds", get("seqbench_rounds")),
-                         ("threads", get("seqbench_threads")))
-            if v is not None
-        }  # fmt: skip
+            d.name: get(f"seqbench_{d.name}")
+            for d in SESSION_SETTINGS
+            if get(f"seqbench_{d.name}") is not None
+        }
         self.baseline: Any = None
         self.session: Any = None  # execute.session.Session, entered at the first measurement
         self.run: Any = None  # the session's run, once finished
@@ -189,8 +197,8 @@ class SessionState:
             self.baseline = load_run(self.compare, self.root)
         except SeqbenchError as exc:
             raise pytest.UsageError(f"--seqbench-compare: {exc}") from None
-        if "threads" not in self.settings and self.baseline.meta.get("env", {}).get("threads"):
-            self.settings["threads"] = self.baseline.meta["env"]["threads"]
+        if "threads" not in self.settings and self.baseline.meta.env.get("threads"):
+            self.settings["threads"] = self.baseline.meta.env["threads"]
 
     # ------------------------------------------------------------------ measuring
 

@@ -18,6 +18,7 @@ from seqbench.cli.options import (
 from seqbench.cli.run import requested
 from seqbench.cli.run_options import RUN_OPTIONS
 from seqbench.core.errors import SeqbenchError
+from seqbench.core.settings import THRESHOLD
 from seqbench.execute.ab import AB_ROUNDS, MIN_ROUNDS
 
 # From `run`: the matrix, and how each cell is timed and trained; not where cells run
@@ -51,10 +52,10 @@ AB_OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "threshold",
-        "A change smaller than this fraction is never a regression (default 0.10).",
+        "A change smaller than this fraction is never a regression.",
         kind=COMMAND,
         type=float,
-        default=0.10,
+        default=THRESHOLD,
     ),
     Option(
         "fail_on_improvement",
@@ -90,7 +91,7 @@ def ab(given: Given) -> None:
     from seqbench.judge.gate import judge_ab
     from seqbench.output.tables import format_comparison_summary
     from seqbench.output.terminal import make_progress
-    from seqbench.plan.config import resolve_config
+    from seqbench.plan.suites import resolve_config
 
     if given.output_format not in ("table", "markdown", "json"):
         raise SeqbenchError(
@@ -101,7 +102,7 @@ def ab(given: Given) -> None:
     settings["rounds"] = given.rounds or AB_ROUNDS
     config = resolve_config(given.suite, axes=axes, settings=settings)
     ab_run = ABSession.start(
-        config, given.baseline, given.candidate, repo=given.repo, root=given.out
+        config, given.baseline, given.candidate, repo=given.repo, root=given.root
     )
     err = stderr()
     for line in ab_run.notices:
@@ -135,7 +136,7 @@ def ab(given: Given) -> None:
         threshold=given.threshold, fail_on_improvement=given.fail_on_improvement,
     )  # fmt: skip
     summary = format_comparison_summary(judged.comparison)
-    summary.append(f"versions: {given.baseline} -> {given.candidate}; runs saved in {given.out}")
+    summary.append(f"versions: {given.baseline} -> {given.candidate}; runs saved in {given.root}")
     show_comparison(
         judged.comparison, summary, judged.verdict, given.output_format, beside=judged.beside
     )

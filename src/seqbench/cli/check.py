@@ -8,15 +8,14 @@ import typer
 
 from seqbench.cli.app import app
 from seqbench.cli.common import stdout, user_errors
+from seqbench.cli.options import THREADS
 from seqbench.core.errors import SeqbenchError
 
 
 @app.command()
 @user_errors
 def check(
-    threads: int | None = typer.Option(
-        None, help="The torch threads you mean to measure with (default: torch's)."
-    ),
+    threads: int | None = THREADS.typer(),
     seconds: float = typer.Option(
         0.5, help="How long to watch the CPUs for other processes' work."
     ),
@@ -28,11 +27,12 @@ def check(
     when something does."""
     from seqbench.machine import look
     from seqbench.output.terminal import checks_table
+    from seqbench.plan.suites import check_setting
 
     if output_format not in ("table", "json"):
         raise SeqbenchError(f"--format: expected table or json; got {output_format!r}")
-    if threads is not None and threads < 1:
-        raise SeqbenchError(f"--threads: expected a positive integer, got {threads}")
+    if threads is not None:
+        check_setting("threads", threads, "--threads")
     if not 0 < seconds <= 60:
         raise SeqbenchError(f"--seconds: expected a number of seconds in (0, 60], got {seconds}")
     if threads is None:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import typer
 
 from seqbench.core.errors import SeqbenchError
+from seqbench.core.settings import RESULTS_ROOT
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,7 +72,7 @@ def filter_option(column: str) -> Any:
 
 
 def root_option() -> Any:
-    return typer.Option(Path("results"), help=ROOT_HELP)
+    return typer.Option(Path(RESULTS_ROOT), "--root", help=ROOT_HELP)
 
 
 def load_selected(ref: str, root: Path, filters: dict[str, str | None]):

@@ -7,8 +7,9 @@ from pathlib import Path
 import typer
 
 from seqbench.cli.app import app
-from seqbench.cli.common import ROOT_HELP, stderr, stdout, user_errors
+from seqbench.cli.common import root_option, stderr, stdout, user_errors
 from seqbench.core.errors import SeqbenchError
+from seqbench.core.settings import THRESHOLD, THRESHOLDS
 
 
 @app.command()
@@ -21,8 +22,8 @@ def compare(
     candidate: str = typer.Argument(..., help="The run to judge, in the same forms."),
     threshold: float = typer.Option(
         None,
-        help="A change smaller than this fraction is never a regression (default 0.10 = 10%; "
-        "0.02 for instructions).",
+        help="A change smaller than this fraction is never a regression (default: "
+        f"{THRESHOLD:g} = {THRESHOLD:.0%}; {THRESHOLDS['instructions']:g} for instructions).",
         show_default=False,
     ),
     metric: str = typer.Option(
@@ -49,7 +50,7 @@ def compare(
         "--allow-missing",
         help="Compare the cells both runs have, when the candidate lacks some of the baseline's.",
     ),
-    root: Path = typer.Option(Path("results"), help=ROOT_HELP),
+    root: Path = root_option(),
 ) -> None:
     """Compare two runs cell by cell; exit 1 if a cell got significantly slower than the threshold.
 

@@ -9,6 +9,7 @@ import typer
 
 from seqbench.cli.app import app
 from seqbench.cli.common import sigterm_as_interrupt, stderr, stdout, user_errors
+from seqbench.cli.options import RESULTS_ROOT, THREADS
 from seqbench.core.errors import SeqbenchError
 
 
@@ -34,18 +35,13 @@ def frontier(
         0.02,
         help="Stop once the first failing length is within this fraction of the largest fitting one (0: exact).",
     ),
-    threads: int | None = typer.Option(
-        None,
-        help="torch CPU threads (default: torch's, fewer when other processes keep the CPUs busy).",
-    ),
+    threads: int | None = THREADS.typer(),
     isolate: bool = typer.Option(
         True,
         "--isolate/--no-isolate",
         help="Run each probe in a fresh process (default), so that an OOM cannot poison the next.",
     ),
-    out: Path = typer.Option(
-        Path("results"), help="Results root: the probes are saved as a run there."
-    ),
+    root: Path = RESULTS_ROOT.typer(),
 ) -> None:
     """The longest sequence each architecture fits on the device, found by bisection.
 
@@ -57,9 +53,8 @@ def frontier(
     from seqbench.output.tables import format_frontier
     from seqbench.output.terminal import fitted_table, make_progress
     from seqbench.plan.cells import make_plan
-    from seqbench.plan.config import resolve_config
     from seqbench.plan.frontier import PROBE_SETTINGS, Probe, fits, parse_bytes, search, summarize
-    from seqbench.plan.suites import check_setting, parse_list
+    from seqbench.plan.suites import check_setting, parse_list, resolve_config
 
     limit = parse_bytes(mem_limit) if mem_limit is not None else None
     if start < 1 or max_len < start:
@@ -89,7 +84,7 @@ def frontier(
             "on the CPU, give --mem-limit: host memory runs out far past where a benchmark is useful"
         )
     # The probes are not known in advance: the plan of a frontier run stays empty.
-    session = Session.start(config, root=out, the_plan=dataclasses.replace(plan, cells=[]))
+    session = Session.start(config, root=root, the_plan=dataclasses.replace(plan, cells=[]))
     for line in session.notices:
         stderr().print(f"warning: {line}", markup=False)
     results = {}

@@ -54,8 +54,7 @@ def gradflow(
     from seqbench.output.tables import format_gradient_profiles, format_horizon_spread
     from seqbench.output.terminal import fitted_table
     from seqbench.plan.cells import make_plan
-    from seqbench.plan.config import resolve_config
-    from seqbench.plan.suites import check_setting, parse_list
+    from seqbench.plan.suites import check_setting, parse_list, resolve_config
 
     if output_format not in ("table", "json"):
         raise SeqbenchError(f"--format: expected table or json, got {output_format!r}")

@@ -12,8 +12,8 @@ import typer
 from seqbench.cli.app import app
 from seqbench.cli.common import (
     FILTER_COLUMNS,
-    ROOT_HELP,
     filter_option,
+    root_option,
     stderr,
     stdout,
     user_errors,
@@ -21,6 +21,7 @@ from seqbench.cli.common import (
     write_image,
 )
 from seqbench.core.errors import SeqbenchError
+from seqbench.core.settings import THRESHOLD
 
 
 def _fraction(value: float, flag: str, upper: float = math.inf) -> None:
@@ -61,7 +62,7 @@ def history(
         help="Exit 1 when a cell's latest level began with a step slower than --threshold (cells of the latest run's environment).",
     ),
     threshold: float = typer.Option(
-        0.10, help="With --fail-on-step: the slowdown (fraction) a step must exceed to fail."
+        THRESHOLD, help="With --fail-on-step: the slowdown (fraction) a step must exceed to fail."
     ),
     min_step: float = typer.Option(
         0.05, help="Smaller changes (fraction) are never reported as steps."
@@ -72,7 +73,7 @@ def history(
     penalty: float = typer.Option(
         1.5, help="Cost of one more change point, × ln(runs) in noise units: higher finds fewer."
     ),
-    root: Path = typer.Option(Path("results"), help=ROOT_HELP),
+    root: Path = root_option(),
 ) -> None:
     """Show each cell's median over the saved runs and the commits where it stepped.
 

@@ -5,10 +5,15 @@ spread between the signature and the body; here each is one `Option` that says w
 is an axis of the matrix (a comma list), a single setting of the suite, or an option of the
 command itself, and `declare` turns the list into the parameters Typer reads. The command
 receives one `Given` object: what the user set, by name.
+
+An axis or a setting is not written here: its `Option` is made from its declaration
+(`core.settings`, `plan.config`) by `from_declaration`, help text, default and help panel
+included. Only the options of the commands themselves are written out.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 from collections.abc import Callable, Iterable, Iterator
@@ -17,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import typer
+
+from seqbench.core.settings import OUTPUT, Declaration, ProcessSettings, declarations
+from seqbench.core.settings import RESULTS_ROOT as RESULTS_ROOT_NAME
 
 ARGUMENT = "argument"  # a positional argument of the command
 AXIS = "axis"  # a comma-separated list: one axis of the matrix
@@ -34,29 +42,33 @@ class Option:
     default: Any = None  # None: not given (the suite decides)
     flags: tuple[str, ...] = ()  # default: --name-with-dashes (and --no-name for a switch)
     switch: bool = False  # a --x/--no-x pair
+    panel: str | None = None  # the group `--help` lists it under
 
     @property
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
+
+    def typer(self) -> Any:
+        """The typer.Option (or Argument) Typer reads, for a command's signature."""
+        if self.kind == ARGUMENT:
+            return typer.Argument(..., help=self.help, rich_help_panel=self.panel)
+        names = self.flags or (
+            (f"{self.flag}/--no-{self.flag[2:]}",) if self.switch else (self.flag,)
+        )
+        return typer.Option(self.default, *names, help=self.help, rich_help_panel=self.panel)
 
     def parameter(self) -> inspect.Parameter:
         if self.kind == ARGUMENT:
             return inspect.Parameter(
                 self.name,
                 inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                default=typer.Argument(..., help=self.help),
+                default=self.typer(),
                 annotation=self.type or str,
             )
-        names = self.flags or (
-            (f"{self.flag}/--no-{self.flag[2:]}",) if self.switch else (self.flag,)
-        )
         kind = self.type or str
         annotation = kind if self.default is not None else (kind | None)
         return inspect.Parameter(
-            self.name,
-            inspect.Parameter.KEYWORD_ONLY,
-            default=typer.Option(self.default, *names, help=self.help),
-            annotation=annotation,
+            self.name, inspect.Parameter.KEYWORD_ONLY, default=self.typer(), annotation=annotation
         )
 
 
@@ -99,16 +111,41 @@ def declare(options: Iterable[Option]) -> Callable[[Callable[[Given], Any]], Cal
     return wrap
 
 
+def from_declaration(declaration: Declaration, kind: str = SETTING, **changes: Any) -> Option:
+    """The option of a declared axis or setting: its flag, type, help (its default said from
+    the declaration) and panel. `changes` are a command's own (ab's default rounds)."""
+    declared = declaration.declared
+    rule_kind = declared.rule.kind
+    if kind == AXIS and declared.switch:
+        kind = SWITCH_AXIS
+    option = Option(
+        declaration.name,
+        declaration.help_text(),
+        kind=kind,
+        type=None if kind == AXIS or rule_kind is str else rule_kind,
+        switch=declared.switch,
+        panel=declared.panel,
+    )
+    return dataclasses.replace(option, **changes)
+
+
+def declared_options(cls: type, kind: str = SETTING) -> list[Option]:
+    """The command-line options of a dataclass's declared settings (those with a flag)."""
+    return [from_declaration(d, kind) for d in declarations(cls) if d.declared.cli]
+
+
+def declared(cls: type, name: str) -> Declaration:
+    return next(d for d in declarations(cls) if d.name == name)
+
+
 # Options more than one command takes, written once.
-THREADS = Option(
-    "threads",
-    "torch CPU threads (default: torch's, fewer when other processes keep the CPUs busy).",
-    type=int,
-)
+THREADS = from_declaration(declared(ProcessSettings, "threads"))
 RESULTS_ROOT = Option(
-    "out",
-    "Results root: each run is saved in a folder under it.",
+    "root",
+    "Results root: each run is saved in a folder under it (--out is its older name)",
     kind=COMMAND,
     type=Path,
-    default=Path("results"),
+    default=Path(RESULTS_ROOT_NAME),
+    flags=("--root", "--out"),
+    panel=OUTPUT,
 )

@@ -27,12 +27,15 @@ from seqbench.cli.common import (
     write_image,
 )
 from seqbench.core.errors import SeqbenchError, require
+from seqbench.core.settings import RESULTS_ROOT
 
 
 @app.command()
 @user_errors
 def runs(
-    root: Path = typer.Option(Path("results"), help="Results root whose runs to list."),
+    root: Path = typer.Option(
+        Path(RESULTS_ROOT), "--root", help="Results root whose runs to list."
+    ),
 ) -> None:
     """List the saved runs, newest first: id, label, time, devices, cells and their statuses."""
     from seqbench.output.terminal import runs_table

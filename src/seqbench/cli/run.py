@@ -54,7 +54,7 @@ def run(given: Given) -> None:
     Ctrl-C stops after saving what finished, and --resume finishes the rest.
     """
     from seqbench.execute.session import Session
-    from seqbench.plan.config import resolve_config
+    from seqbench.plan.suites import resolve_config
 
     if given.output_format not in RUN_FORMATS:
         raise SeqbenchError(
@@ -67,10 +67,10 @@ def run(given: Given) -> None:
         )
     if given.resume is None:
         config = resolve_config(given.suite, axes=axes, settings=settings)
-        session = Session.start(config, root=given.out, csv=given.csv)
+        session = Session.start(config, root=given.root, csv=given.csv)
     else:
         session = Session.resume(
-            given.resume, root=given.out, suite=given.suite, axes=axes, settings=settings,
+            given.resume, root=given.root, suite=given.suite, axes=axes, settings=settings,
             csv=given.csv, retry_errors=given.retry_errors,
         )  # fmt: skip
     _measure(session, given)

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from seqbench.core.errors import SeqbenchError
 from seqbench.core.schema import Cell
+from seqbench.core.settings import RESULTS_ROOT
 from seqbench.execute.base import CellFinished, CellStarted, Event
 from seqbench.execute.session import Session, choose_threads
 from seqbench.plan.cells import Plan, make_plan
@@ -187,7 +188,7 @@ class ABSession:
         candidate: str,
         *,
         repo: Path = Path("."),
-        root: Path = Path("results"),
+        root: Path = Path(RESULTS_ROOT),
         machine: Machine | None = None,
     ) -> ABSession:
         """Plan `config` as `ab` measures it (see `ab_config`) and decide its threads once

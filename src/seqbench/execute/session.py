@@ -232,7 +232,8 @@ class Session:
         what the caller asks for: anything that changes what the run measures is refused;
         how cells are protected (a process of their own, a time limit) may change, and is
         recorded. `retry_errors` measures failed and timed-out cells again."""
-        from seqbench.plan.config import apply_overrides, resolve_config
+        from seqbench.plan.config import apply_overrides
+        from seqbench.plan.suites import resolve_config
         from seqbench.storage import check_writable, reopen_run
 
         run = reopen_run(ref, root)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from seqbench.core.errors import SeqbenchError
 from seqbench.core.schema import Cell, ResultRow, higher_is_better
+from seqbench.core.settings import THRESHOLD, THRESHOLDS
 from seqbench.judge.stats import paired_ratio, shift_ratio
 from seqbench.judge.verdicts import (
     VERDICTS,
@@ -63,10 +64,9 @@ METRICS: dict[str, Metric] = {
         Metric("instructions", "instr_per_step", "instr", lower_is_better=True),
     )
 }
-# A gate's threshold when none is given: 10% for clocks; for instruction counts, which
-# repeat within 0.5% whatever else the machine runs, 2%.
-DEFAULT_THRESHOLDS = {"instructions": 0.02}
-DEFAULT_THRESHOLD = 0.10
+# A gate's threshold when none is given (declared in core.settings).
+DEFAULT_THRESHOLDS = THRESHOLDS
+DEFAULT_THRESHOLD = THRESHOLD
 
 
 def default_threshold(metric: str) -> float:
@@ -209,7 +209,7 @@ def compare_runs(
     candidate: Run,
     *,
     metric: str = "time",
-    threshold: float = 0.10,
+    threshold: float = DEFAULT_THRESHOLD,
     allow_missing: bool = False,
 ) -> Comparison:
     """Align two runs by cell key and compare every cell present in both.
@@ -284,7 +284,7 @@ def compare_paired(
     candidate: Run,
     pairs: dict[str, Any],
     *,
-    threshold: float = 0.10,
+    threshold: float = DEFAULT_THRESHOLD,
 ) -> Comparison:
     """Two runs measured side by side (`seqbench ab`): each cell's change is estimated from
     its per-round pairs of figures (`pairs[cell_id].baseline` / `.candidate`), whatever the

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from seqbench.core.settings import THRESHOLD
 from seqbench.judge.compare import (
     Comparison,
     compare_paired,
@@ -119,7 +120,7 @@ def judge_ab(
     candidate: Run,
     pairs: dict[str, Any],
     *,
-    threshold: float = 0.10,
+    threshold: float = THRESHOLD,
     fail_on_improvement: bool = False,
 ) -> Judged:
     """The verdict on two runs measured side by side (`seqbench ab`, `seqbench.ab`): time

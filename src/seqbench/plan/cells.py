@@ -4,10 +4,63 @@ before they run."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from seqbench.core.schema import Cell
-from seqbench.plan.config import SuiteConfig, plan
+from seqbench.plan.config import SuiteConfig
+
+# The order cells run in: one model at a time, shortest sequence first (so that an
+# out-of-memory cell is met before the larger ones), inference before training.
+_PLAN_ORDER = (
+    "match_params",
+    "task",
+    "compile",
+    "device",
+    "dtype",
+    "arch",
+    "hidden",
+    "layers",
+    "bidirectional",
+    "dropout",
+    "recurrent_dropout",
+    "vocab",
+    "embed",
+    "batch_size",
+    "seq_len",
+    "mode",
+    "lr",
+    "seed",
+)
+
+
+_ASCENDING = ("batch_size", "seq_len")
+
+
+def plan(config: SuiteConfig) -> list[Cell]:
+    """Every cell of every matrix, in run order, without repeats.
+
+    Seeds and rates multiply task cells only: a speed cell is measured once, with the first
+    seed and no rate (lr 0). A rate of 0 on the axis stands for the task's default rate."""
+    from seqbench.core import devices
+    from seqbench.models import normalize_cell
+    from seqbench.tasks import new_task
+    from seqbench.tasks.base import default_lr
+
+    cells: dict[Cell, None] = {}
+    for axes in config.matrices:
+        lists = [
+            sorted(getattr(axes, n)) if n in _ASCENDING else getattr(axes, n) for n in _PLAN_ORDER
+        ]
+        for values in itertools.product(*lists):
+            raw = dict(zip(_PLAN_ORDER, values, strict=True))
+            raw["device"] = devices.resolve(raw["device"])
+            if not raw["task"]:
+                raw["seed"], raw["lr"] = axes.seed[0], 0.0
+            elif not raw["lr"]:
+                raw["lr"] = default_lr(new_task(raw["task"]))
+            cells[normalize_cell(Cell(**raw))] = None
+    return list(cells)
 
 
 @dataclass(frozen=True)

@@ -1,25 +1,49 @@
-"""The one configuration object: built from a suite file, then flags, and validated once.
+"""The one configuration object, and the declaration of every axis and run setting.
 
-`resolve_config` reads a suite (see `seqbench.plan.suites` for the file format and the rules
-every key obeys), lays the flags over it, and returns a frozen `SuiteConfig`; `plan` turns
-it into the run's cells, in run order; `SuiteConfig.request` turns one cell into the
-`CellRequest` that measures it. A flag replaces its axis or setting everywhere in the suite.
+`SuiteConfig` holds one or more matrices (`Axes`), how cells are timed and trained
+(`core.settings`), and the run's settings. Each axis and setting is a field declared once
+with `setting` (its default, rule, help and where it may be given; see `core.settings`),
+and the rules every suite key and flag obeys (`AXIS_RULES`, `RUN_RULES`, ...) are derived
+from those declarations. `plan.suites.resolve_config` builds a configuration from a suite
+file and flags; `apply_overrides` lays flags over one; `plan` turns it into the run's cells,
+in run order; `SuiteConfig.request` turns one cell into the `CellRequest` that measures it.
+A flag replaces its axis or setting everywhere in the suite.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from seqbench.core import devices
 from seqbench.core.errors import ConfigError, SeqbenchError
 from seqbench.core.request import CellRequest, ModuleSpec
-from seqbench.core.schema import Cell
-from seqbench.core.settings import MeasureSettings, ProcessSettings, TrainSettings
-from seqbench.plan.suites import MEASURE_RULES, RUN_RULES, TRAIN_RULES, find_suite, read_suite
+from seqbench.core.schema import DTYPES, MODES, Cell
+from seqbench.core.settings import (
+    ACCURACY,
+    BOOL,
+    FAULTS,
+    FRACTION,
+    MATRIX,
+    OUTPUT,
+    POSITIVE_INT,
+    POSITIVE_SECONDS,
+    PROCESS,
+    SCALE_OUT,
+    SEED,
+    SIZE,
+    TIMING,
+    MeasureSettings,
+    ProcessSettings,
+    Rule,
+    TrainSettings,
+    declared_field,
+    rules_of,
+    setting,
+)
 
 __all__ = [
     "Axes",
@@ -28,61 +52,178 @@ __all__ = [
     "TrainSettings",
     "apply_overrides",
     "config_differences",
-    "plan",
-    "resolve_config",
 ]
+
+
+def _arch_ok(value: str) -> bool:
+    """Known, or a user factory that imports and builds; else a ConfigError that says why."""
+    from seqbench.models import core_shape_example, get_arch
+    from seqbench.models.custom import probe_factory
+
+    if ":" in value:  # the user's code: tried in a process of its own before this one
+        probe_factory(value)
+    spec = get_arch(value)
+    if spec.count_params is None:  # a user's factory: build it once, small, to check it
+        spec.build(core_shape_example())
+    return True
+
+
+def _task_ok(value: str) -> bool:
+    from seqbench.tasks import new_task
+
+    if value:
+        new_task(value)  # raises with the list of tasks
+    return True
+
+
+def _device_ok(value: str) -> bool:
+    return value in devices.DEVICE_CHOICES or re.fullmatch(r"cuda:\d+", value) is not None
+
+
+def axis(default: tuple, rule: Rule, help: str, **declared: Any) -> Any:
+    """An axis of the matrix: a list of values, each checked against `rule` (see
+    `core.settings.setting`); on the command line a comma list, or a switch."""
+    return setting(default, rule, help, panel=declared.pop("panel", MATRIX), **declared)
 
 
 @dataclass(frozen=True)
 class Axes:
     """One matrix: the cells are the product of these lists. Defaults are the quick suite."""
 
-    arch: tuple[str, ...] = ("rnn", "lstm", "gru", "conv1d")
-    seq_len: tuple[int, ...] = (64, 256)
-    batch_size: tuple[int, ...] = (32,)
-    hidden: tuple[int, ...] = (32,)
-    layers: tuple[int, ...] = (1,)
-    bidirectional: tuple[bool, ...] = (False,)
-    dropout: tuple[float, ...] = (0.0,)
-    recurrent_dropout: tuple[float, ...] = (0.0,)
-    vocab: tuple[int, ...] = (10_000,)
-    embed: tuple[int, ...] = (32,)
-    device: tuple[str, ...] = ("cpu",)
-    dtype: tuple[str, ...] = ("float32",)
-    mode: tuple[str, ...] = ("infer", "train")
-    task: tuple[str, ...] = ("",)  # "" (or "none" in files and flags): speed only
-    compile: tuple[bool, ...] = (False,)
+    arch: tuple[str, ...] = axis(
+        ("rnn", "lstm", "gru", "conv1d"), Rule(str, "an architecture name", _arch_ok),
+        "Architectures, comma-separated (see `seqbench archs`), or package.module:factory",
+    )  # fmt: skip
+    seq_len: tuple[int, ...] = axis((64, 256), SIZE, "Sequence lengths, comma-separated")
+    batch_size: tuple[int, ...] = axis((32,), SIZE, "Batch sizes, comma-separated")
+    hidden: tuple[int, ...] = axis(
+        (32,), SIZE, "Hidden units (filters for conv1d), comma-separated"
+    )
+    layers: tuple[int, ...] = axis((1,), POSITIVE_INT, "Stacked recurrent layers, comma-separated")
+    bidirectional: tuple[bool, ...] = axis(
+        (False,), BOOL, "Bidirectional recurrent layers", switch=True
+    )
+    dropout: tuple[float, ...] = axis(
+        (0.0,), FRACTION, "Input dropout rates in [0, 1), one mask per sequence"
+    )
+    recurrent_dropout: tuple[float, ...] = axis(
+        (0.0,), FRACTION,
+        "Variational recurrent dropout rates in [0, 1) (training only; runs a per-step loop)",
+    )  # fmt: skip
+    vocab: tuple[int, ...] = axis(
+        (10_000,), Rule(int, "an integer from 2 below 2**31", lambda v: 2 <= v < 2**31),
+        "Vocabulary sizes of the token embedding",
+    )  # fmt: skip
+    embed: tuple[int, ...] = axis((32,), SIZE, "Embedding widths")
+    device: tuple[str, ...] = axis(
+        ("cpu",), Rule(str, f"one of {', '.join(devices.DEVICE_CHOICES)} or cuda:N", _device_ok),
+        "Devices: cpu, cuda, cuda:N, mps or auto, comma-separated",
+    )  # fmt: skip
+    dtype: tuple[str, ...] = axis(
+        ("float32",), Rule(str, f"one of {', '.join(DTYPES)}", lambda v: v in DTYPES),
+        "float32, bfloat16 or float16 (autocast), comma-separated",
+    )  # fmt: skip
+    mode: tuple[str, ...] = axis(
+        ("infer", "train"), Rule(str, f"one of {', '.join(MODES)}", lambda v: v in MODES),
+        "infer, train, step (one token of streaming inference, state carried), comma-separated",
+    )  # fmt: skip
+    # "" (or "none" in files and flags): speed only
+    task: tuple[str, ...] = axis(
+        ("",), Rule(str, "a task name or none", _task_ok),
+        "Accuracy tasks, comma-separated: adding, copy, digits, imdb, or none",
+        panel=ACCURACY, default_text="none: speed only",
+    )  # fmt: skip
+    compile: tuple[bool, ...] = axis(
+        (False,), BOOL,
+        "Run the models through torch.compile (compile time is reported apart, never timed)",
+        switch=True, panel=PROCESS,
+    )  # fmt: skip
     # > 0: choose each arch's hidden to match this many core parameters
-    match_params: tuple[int, ...] = (0,)
+    match_params: tuple[int, ...] = axis(
+        (0,), Rule(int, "a parameter count >= 0 (0: off)", lambda v: v >= 0),
+        "Choose each architecture's width so its core has about this many parameters "
+        "(comma list; 0: off)",
+    )  # fmt: skip
     # Task cells only: one cell per seed and per rate (0.0: the task's default rate).
-    seed: tuple[int, ...] = (0,)
-    lr: tuple[float, ...] = (0.0,)
+    seed: tuple[int, ...] = axis(
+        (0,), SEED, "Seeds for weights, batches and data splits, comma-separated; a task cell "
+        "runs once per seed", panel=ACCURACY,
+    )  # fmt: skip
+    lr: tuple[float, ...] = axis(
+        (0.0,), Rule(float, "a learning rate > 0", lambda v: v > 0),
+        "Learning rates, comma-separated. With several, each model's rate is chosen by its "
+        "mean validation score over the seeds; the table reports that rate's test score",
+        panel=ACCURACY, default_text="the task's",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class SuiteConfig:
-    """Everything that decides what a run measures. Frozen; build it with `resolve_config`."""
+    """Everything that decides what a run measures. Frozen; build it with
+    `plan.suites.resolve_config`. The fields made with `setting` are the run's settings
+    ([run] in a suite file, flags, keywords of `seqbench.run`)."""
 
-    label: str = "quick"
-    description: str = "Every seed architecture at two lengths, inference and training, on the CPU."
+    label: str = setting(
+        "quick",
+        Rule(str, "a short name of letters, digits, '.', '_' or '-'",
+             lambda v: re.fullmatch(r"[\w.-]{1,64}", v) is not None),
+        "A short name for the run", panel=OUTPUT,
+        default_text="the suite's; without a suite, what the flags measure: 'lstm,gru T=64 infer'",
+    )  # fmt: skip
+    description: str = setting(
+        "Every seed architecture at two lengths, inference and training, on the CPU.",
+        Rule(str, "a string"), "What the suite is for", cli=False,
+    )  # fmt: skip
     matrices: tuple[Axes, ...] = (Axes(),)
     measure: MeasureSettings = field(default_factory=MeasureSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
-    seed: int = 0  # [run] seed: the seed axis where a matrix names none
-    threads: int | None = None  # None: torch's default, fewer on a busy machine (see session)
-    flush_denormal: bool = True
-    isolate: bool = False  # each cell in a fresh subprocess
-    executor: str = "local"  # local, or ray (each cell a Ray task in a fresh worker)
-    ray_address: str | None = None  # None: start a local Ray cluster; "auto" or an address: join
-    cpu_cells_per_node: int = 1  # Ray: CPU cells that may share a node at once
-    tf32: bool = True  # CUDA float32 may use TensorFloat-32 (matmuls and cuDNN); recorded per row
-    ceiling: bool = True  # measure each device's matmul FLOP/s once, for the mfu column
-    compile_backend: str = "inductor"  # for cells with compile = true
-    cell_timeout: float | None = None  # seconds; a cell past it is recorded as 'timeout'
-    skip_larger: bool = True  # after an OOM, skip larger cells of the same model and device
-    # Also count each CPU cell's instructions per step under callgrind (valgrind needed).
-    count_instructions: bool = False
-    count_steps: int = 5  # steps each count spans
+    # [run] seed: the seed axis where a matrix names none
+    seed: int = setting(0, SEED, "The seed axis where a matrix names none", cli=False, module=True)
+    threads: int | None = declared_field(ProcessSettings, "threads")
+    flush_denormal: bool = declared_field(ProcessSettings, "flush_denormal")
+    isolate: bool = setting(
+        False, BOOL, "Run each cell in a fresh process: a crash or leak costs one cell, and "
+        "host memory is measured cleanly", panel=FAULTS, switch=True,
+    )  # fmt: skip
+    executor: str = setting(
+        "local", Rule(str, "local or ray", lambda v: v in ("local", "ray")),
+        "local, or ray: every cell a Ray task in a fresh worker, on any node of the cluster",
+        panel=SCALE_OUT,
+    )  # fmt: skip
+    ray_address: str | None = setting(
+        None, Rule(str, "a Ray address, or auto"),
+        "With --executor ray: 'auto' or an address joins that cluster", panel=SCALE_OUT,
+        default_text="a local cluster of its own",
+    )  # fmt: skip
+    cpu_cells_per_node: int = setting(
+        1, POSITIVE_INT,
+        "With --executor ray: CPU cells that may run on one node at once, sharing its CPUs",
+        panel=SCALE_OUT,
+    )  # fmt: skip
+    tf32: bool = declared_field(ProcessSettings, "tf32")
+    ceiling: bool = setting(
+        True, BOOL, "Measure each device's matmul FLOP/s once per run, for the mfu column",
+        panel=PROCESS, switch=True,
+    )  # fmt: skip
+    compile_backend: str = setting(
+        "inductor", Rule(str, "a torch.compile backend name, such as inductor or eager"),
+        "torch.compile backend", panel=PROCESS,
+    )  # fmt: skip
+    cell_timeout: float | None = setting(
+        None, POSITIVE_SECONDS,
+        "Seconds a cell may take before it is recorded as 'timeout' and the run goes on",
+        panel=FAULTS, module=True,
+    )  # fmt: skip
+    skip_larger: bool = setting(
+        True, BOOL, "After an OOM cell, skip larger cells of the same model on that device",
+        panel=FAULTS, switch=True,
+    )  # fmt: skip
+    count_instructions: bool = setting(
+        False, BOOL, "Also count each CPU cell's instructions per step under callgrind (needs "
+        "valgrind): a figure other processes cannot move, for gates on shared machines",
+        panel=TIMING, switch=True,
+    )  # fmt: skip
+    count_steps: int = setting(5, POSITIVE_INT, "Steps each instruction count spans", cli=False)
     source: str = "built-in quick suite"
     # A user's module by importable names (seqbench.measure_module with isolate=True): the
     # cells measure it instead of seqbench's models.
@@ -161,44 +302,13 @@ def describe_matrices(matrices: tuple[Axes, ...]) -> str:
     return " ".join(parts)[:LABEL_WIDTH].rstrip()
 
 
-def resolve_config(
-    suite: str | Path | None = None,
-    *,
-    axes: Mapping[str, tuple[Any, ...]] | None = None,
-    settings: Mapping[str, Any] | None = None,
-) -> SuiteConfig:
-    """Suite file (or the built-in quick suite), then flags (see `apply_overrides`)."""
-    if suite is None:
-        # The quick suite reshaped by flags is no longer the quick suite: say so in its name.
-        if not axes:
-            return apply_overrides(SuiteConfig(), axes, settings)
-        config = apply_overrides(SuiteConfig(label="custom", source="flags"), axes, settings)
-        if "label" in (settings or {}):
-            return config
-        return dataclasses.replace(config, label=describe_matrices(config.matrices))
-
-    path = find_suite(suite)
-    parsed = read_suite(path)
-    # The single values of older suites, [run] seed and [train] lr, are one-value axes.
-    for name, section in (("seed", "run"), ("lr", "train")):
-        if name in parsed[section]:
-            value = parsed[section][name]
-            parsed["matrices"] = [{name: (value,), **m} for m in parsed["matrices"]]
-            if name == "lr":
-                del parsed["train"]["lr"]
-    top = {"label": path.stem, "description": "", **parsed["top"]}
-    config = SuiteConfig(
-        label=top["label"],
-        description=top["description"],
-        matrices=tuple(Axes(**m) for m in parsed["matrices"]),
-        measure=MeasureSettings(**parsed["measure"]),
-        train=TrainSettings(**parsed["train"]),
-        source=str(path),
-        **parsed["run"],
-    )
-    return apply_overrides(config, axes, settings)
-
-
+# The rule of every key, by where it goes: derived from the declarations above.
+AXIS_RULES = rules_of(Axes)
+MEASURE_RULES = rules_of(MeasureSettings)
+TRAIN_RULES = rules_of(TrainSettings)
+TOP_KEYS = ("label", "description")
+TOP_RULES = {k: r for k, r in rules_of(SuiteConfig).items() if k in TOP_KEYS}
+RUN_RULES = {k: r for k, r in rules_of(SuiteConfig).items() if k not in TOP_KEYS}
 _SETTING_SECTIONS = {"measure": MEASURE_RULES, "train": TRAIN_RULES, "run": RUN_RULES}
 
 
@@ -271,59 +381,6 @@ def config_differences(a: SuiteConfig, b: SuiteConfig) -> list[str]:
         else:
             names.append(key)
     return names
-
-
-# The order cells run in: one model at a time, shortest sequence first (so that an
-# out-of-memory cell is met before the larger ones), inference before training.
-_PLAN_ORDER = (
-    "match_params",
-    "task",
-    "compile",
-    "device",
-    "dtype",
-    "arch",
-    "hidden",
-    "layers",
-    "bidirectional",
-    "dropout",
-    "recurrent_dropout",
-    "vocab",
-    "embed",
-    "batch_size",
-    "seq_len",
-    "mode",
-    "lr",
-    "seed",
-)
-
-
-_ASCENDING = ("batch_size", "seq_len")
-
-
-def plan(config: SuiteConfig) -> list[Cell]:
-    """Every cell of every matrix, in run order, without repeats.
-
-    Seeds and rates multiply task cells only: a speed cell is measured once, with the first
-    seed and no rate (lr 0). A rate of 0 on the axis stands for the task's default rate."""
-    from seqbench.core import devices
-    from seqbench.models import normalize_cell
-    from seqbench.tasks import new_task
-    from seqbench.tasks.base import default_lr
-
-    cells: dict[Cell, None] = {}
-    for axes in config.matrices:
-        lists = [
-            sorted(getattr(axes, n)) if n in _ASCENDING else getattr(axes, n) for n in _PLAN_ORDER
-        ]
-        for values in itertools.product(*lists):
-            raw = dict(zip(_PLAN_ORDER, values, strict=True))
-            raw["device"] = devices.resolve(raw["device"])
-            if not raw["task"]:
-                raw["seed"], raw["lr"] = axes.seed[0], 0.0
-            elif not raw["lr"]:
-                raw["lr"] = default_lr(new_task(raw["task"]))
-            cells[normalize_cell(Cell(**raw))] = None
-    return list(cells)
 
 
 def check_same_configuration(run: Any, saved: SuiteConfig, asked: SuiteConfig) -> None:

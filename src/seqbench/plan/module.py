@@ -12,14 +12,15 @@ from seqbench.core import devices
 from seqbench.core.errors import ConfigError
 from seqbench.core.request import ModuleSpec
 from seqbench.core.schema import Cell
+from seqbench.core.settings import MeasureSettings, declarations
 from seqbench.plan.config import Axes, SuiteConfig, apply_overrides
 from seqbench.plan.suites import check_axis, check_setting
 
-# Settings a user's module is measured with: how it is timed, and the process around it.
-MODULE_SETTINGS = (
-    "min_time", "min_repeats", "max_repeats", "precision", "warmup_time", "warmup_steps",
-    "min_sample_s", "rounds", "seed", "threads", "flush_denormal", "tf32", "cell_timeout",
-)  # fmt: skip
+# Settings a user's module is measured with (how it is timed, and the process around it):
+# those declared for it.
+MODULE_SETTINGS = tuple(
+    d.name for cls in (MeasureSettings, SuiteConfig) for d in declarations(cls) if d.declared.module
+)
 # Key columns a user's rows may carry so that they line up with a `seqbench run` matrix.
 KEY_FIELDS = ("hidden", "layers", "bidirectional", "dropout", "recurrent_dropout", "vocab", "embed")
 _LABEL = re.compile(r"[\w.:\[\]/=+-]{1,128}")

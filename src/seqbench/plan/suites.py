@@ -1,4 +1,4 @@
-"""Suite files and flags: the type and range of every key, as data, and the parsers.
+"""Suite files and flags: reading a configuration from them, every value checked.
 
 A suite file is TOML:
 
@@ -21,143 +21,41 @@ A suite file is TOML:
     [run]               # process-wide settings
     threads = 2
 
-Every value is checked where it is read, and an error names the file (or flag), the key,
-and what was expected. Nothing here imports torch: architectures and tasks are checked by
-importing them only when a value names one.
+Every value is checked where it is read against the rule its declaration gives
+(`plan.config`, `core.settings`), and an error names the file (or flag), the key, and what
+was expected. `resolve_config` lays the flags over a suite file (or the built-in quick
+suite). Nothing here imports torch: architectures and tasks are checked by importing them
+only when a value names one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import re
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from seqbench.core import devices
 from seqbench.core.errors import ConfigError
-from seqbench.core.schema import DTYPES, MODES
+from seqbench.core.settings import MeasureSettings, Rule, TrainSettings
+from seqbench.plan.config import (
+    AXIS_RULES,
+    MEASURE_RULES,
+    RUN_RULES,
+    TOP_RULES,
+    TRAIN_RULES,
+    Axes,
+    SuiteConfig,
+    apply_overrides,
+    describe_matrices,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-
-# Field rules: the type each key takes and the range it must lie in.
-
-
-@dataclass(frozen=True)
-class Rule:
-    kind: type
-    expected: str
-    check: Callable[[Any], bool] = lambda value: True
-
-
-def _arch_ok(value: str) -> bool:
-    """Known, or a user factory that imports and builds; else a ConfigError that says why."""
-    from seqbench.models import core_shape_example, get_arch
-    from seqbench.models.custom import probe_factory
-
-    if ":" in value:  # the user's code: tried in a process of its own before this one
-        probe_factory(value)
-    spec = get_arch(value)
-    if spec.count_params is None:  # a user's factory: build it once, small, to check it
-        spec.build(core_shape_example())
-    return True
-
-
-def _task_ok(value: str) -> bool:
-    from seqbench.tasks import new_task
-
-    if value:
-        new_task(value)  # raises with the list of tasks
-    return True
-
-
-def _device_ok(value: str) -> bool:
-    return value in devices.DEVICE_CHOICES or re.fullmatch(r"cuda:\d+", value) is not None
-
-
-_POSITIVE_INT = Rule(int, "a positive integer", lambda v: v >= 1)
-# Tensor sizes: torch indexes some kernels with 32-bit integers.
-_SIZE = Rule(int, "a positive integer below 2**31", lambda v: 1 <= v < 2**31)
-_FRACTION = Rule(float, "a number in [0, 1)", lambda v: 0.0 <= v < 1.0)
-
-AXIS_RULES: dict[str, Rule] = {
-    "arch": Rule(str, "an architecture name", _arch_ok),
-    "seq_len": _SIZE,
-    "batch_size": _SIZE,
-    "hidden": _SIZE,
-    "layers": _POSITIVE_INT,
-    "bidirectional": Rule(bool, "true or false"),
-    "dropout": _FRACTION,
-    "recurrent_dropout": _FRACTION,
-    "vocab": Rule(int, "an integer from 2 below 2**31", lambda v: 2 <= v < 2**31),
-    "embed": _SIZE,
-    "device": Rule(str, f"one of {', '.join(devices.DEVICE_CHOICES)} or cuda:N", _device_ok),
-    "dtype": Rule(str, f"one of {', '.join(DTYPES)}", lambda v: v in DTYPES),
-    "mode": Rule(str, f"one of {', '.join(MODES)}", lambda v: v in MODES),
-    "task": Rule(str, "a task name or none", _task_ok),
-    "compile": Rule(bool, "true or false"),
-    "match_params": Rule(int, "a parameter count >= 0 (0: off)", lambda v: v >= 0),
-    # Accuracy axes: a task cell runs once per seed and rate (a speed cell once, at the first
-    # seed). [run] seed and [train] lr, single values, still read as one-value axes.
-    "seed": Rule(int, "an integer from 0 below 2**63", lambda v: 0 <= v < 2**63),
-    "lr": Rule(float, "a learning rate > 0", lambda v: v > 0),
-}
-
-MEASURE_RULES: dict[str, Rule] = {
-    "min_time": Rule(float, "a number of seconds >= 0", lambda v: v >= 0),
-    "min_repeats": _POSITIVE_INT,
-    "max_repeats": _POSITIVE_INT,
-    "precision": Rule(float, "a fraction >= 0 (0 turns it off)", lambda v: v >= 0),
-    "warmup_time": Rule(float, "a number of seconds >= 0", lambda v: v >= 0),
-    "warmup_steps": Rule(int, "an integer >= 0", lambda v: v >= 0),
-    "min_sample_s": Rule(float, "a number of seconds >= 0", lambda v: v >= 0),
-    "rounds": _POSITIVE_INT,
-}
-
-TRAIN_RULES: dict[str, Rule] = {
-    "train_steps": _POSITIVE_INT,
-    "train_time": Rule(float, "a number of seconds > 0", lambda v: v > 0),
-    "target": Rule(float, "a number"),
-    "eval_every": _POSITIVE_INT,
-    "optimizer": Rule(str, "adam or rmsprop", lambda v: v in ("adam", "rmsprop")),
-    "lr": Rule(float, "a learning rate > 0", lambda v: v > 0),
-    "clip": Rule(float, "a gradient norm >= 0 (0: off)", lambda v: v >= 0),
-    "data": Rule(str, "a path"),
-    "grad_flow": Rule(bool, "true or false"),
-    "forget_bias": Rule(float, "a number"),
-}
-
-RUN_RULES: dict[str, Rule] = {
-    "seed": Rule(int, "an integer from 0 below 2**63", lambda v: 0 <= v < 2**63),
-    "threads": _POSITIVE_INT,
-    "flush_denormal": Rule(bool, "true or false"),
-    "isolate": Rule(bool, "true or false"),
-    "executor": Rule(str, "local or ray", lambda v: v in ("local", "ray")),
-    "ray_address": Rule(str, "a Ray address, or auto"),
-    "cpu_cells_per_node": _POSITIVE_INT,
-    "tf32": Rule(bool, "true or false"),
-    "ceiling": Rule(bool, "true or false"),
-    "compile_backend": Rule(str, "a torch.compile backend name, such as inductor or eager"),
-    "cell_timeout": Rule(float, "a number of seconds > 0", lambda v: v > 0),
-    "skip_larger": Rule(bool, "true or false"),
-    "count_instructions": Rule(bool, "true or false"),
-    "count_steps": _POSITIVE_INT,
-}
-
-TOP_RULES: dict[str, Rule] = {
-    "label": Rule(
-        str,
-        "a short name of letters, digits, '.', '_' or '-'",
-        lambda v: re.fullmatch(r"[\w.-]{1,64}", v) is not None,
-    ),
-    "description": Rule(str, "a string"),
-}
 
 SECTIONS = ("matrix", "variants", "measure", "train", "run")
 
@@ -328,3 +226,41 @@ def check_setting(name: str, value: Any, flag: str) -> Any:
         MEASURE_RULES.get(name) or TRAIN_RULES.get(name) or RUN_RULES.get(name) or TOP_RULES[name]
     )
     return _typed(value, rule, flag)
+
+
+def resolve_config(
+    suite: str | Path | None = None,
+    *,
+    axes: Mapping[str, tuple[Any, ...]] | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> SuiteConfig:
+    """Suite file (or the built-in quick suite), then flags (see `apply_overrides`)."""
+    if suite is None:
+        # The quick suite reshaped by flags is no longer the quick suite: say so in its name.
+        if not axes:
+            return apply_overrides(SuiteConfig(), axes, settings)
+        config = apply_overrides(SuiteConfig(label="custom", source="flags"), axes, settings)
+        if "label" in (settings or {}):
+            return config
+        return dataclasses.replace(config, label=describe_matrices(config.matrices))
+
+    path = find_suite(suite)
+    parsed = read_suite(path)
+    # The single values of older suites, [run] seed and [train] lr, are one-value axes.
+    for name, section in (("seed", "run"), ("lr", "train")):
+        if name in parsed[section]:
+            value = parsed[section][name]
+            parsed["matrices"] = [{name: (value,), **m} for m in parsed["matrices"]]
+            if name == "lr":
+                del parsed["train"]["lr"]
+    top = {"label": path.stem, "description": "", **parsed["top"]}
+    config = SuiteConfig(
+        label=top["label"],
+        description=top["description"],
+        matrices=tuple(Axes(**m) for m in parsed["matrices"]),
+        measure=MeasureSettings(**parsed["measure"]),
+        train=TrainSettings(**parsed["train"]),
+        source=str(path),
+        **parsed["run"],
+    )
+    return apply_overrides(config, axes, settings)

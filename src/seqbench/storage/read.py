@@ -10,6 +10,7 @@ from typing import Any
 
 from seqbench.core.errors import ResultsError, require
 from seqbench.core.schema import SCHEMA_VERSION, ResultRow
+from seqbench.core.settings import RESULTS_ROOT
 from seqbench.storage.csvio import (
     OLD_SAMPLES_COLUMNS,
     ROWS_HEADER,
@@ -197,7 +198,7 @@ def _read_rows(rows_path: Path) -> tuple[list[ResultRow], bool]:
     return _to_rows(records, str(rows_path)), current and not torn
 
 
-def load_run(ref: str | Path, root: str | Path = Path("results")) -> Run:
+def load_run(ref: str | Path, root: str | Path = RESULTS_ROOT) -> Run:
     """Load a saved run (see `resolve_run_path`); damaged files raise one clear `ResultsError`."""
     rows_path = resolve_run_path(ref, Path(root))
     samples_path, meta_path = sidecars(rows_path)
