@@ -43,7 +43,7 @@ else
     candidate=${CANDIDATE:-}
     if [ -z "$candidate" ]; then
         candidate="$RESULTS/run.csv"
-        "${seqbench[@]}" run --suite "$SUITE" --out "$RESULTS/runs" --csv "$candidate" \
+        "${seqbench[@]}" run --suite "$SUITE" --root "$RESULTS/runs" --csv "$candidate" \
             --quiet "${extra[@]}" 2>"$errors" || code=$?
         if [ "$code" -ne 0 ] && [ "$code" -ne 1 ]; then
             title="seqbench run --suite $SUITE failed"

@@ -8,6 +8,10 @@ check that a change keeps start-up and the default run as fast as before:
     python benchmarks/cli_wall_time.py --tree old=/path/to/old/checkout --tree new=. \\
         --rounds 7 -- --version
     python benchmarks/cli_wall_time.py --tree old=../old --tree new=. --rounds 3 --cwd /tmp/x -- run -q
+
+`--bare` adds a third command to every round, `python -c "import typer, rich"` (what any
+Typer and Rich program pays to start), and prints each tree's median over it: a start-up
+figure that the machine's speed at the moment cancels out of.
 """
 
 from __future__ import annotations
@@ -40,6 +44,12 @@ def run_once(src: Path, argv: list[str], cwd: Path) -> float:
     return elapsed
 
 
+def run_bare(cwd: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import typer, rich"], cwd=cwd, check=True)
+    return time.perf_counter() - start
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -47,6 +57,9 @@ def main() -> int:
     )
     parser.add_argument("--rounds", type=int, default=5, help="A B / B A rounds (default 5)")
     parser.add_argument("--cwd", type=Path, default=Path.cwd(), help="where the command runs")
+    parser.add_argument(
+        "--bare", action="store_true", help='also time python -c "import typer, rich" each round'
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then seqbench's arguments")
     args = parser.parse_args()
     if len(args.tree) != 2:
@@ -61,10 +74,13 @@ def main() -> int:
     argv = args.command[1:] if args.command[:1] == ["--"] else args.command
     args.cwd.mkdir(parents=True, exist_ok=True)
     times: dict[str, list[float]] = {name: [] for name, _ in trees}
+    bare: list[float] = []
     for round_no in range(args.rounds):
         order = trees if round_no % 2 == 0 else trees[::-1]
         for name, src in order:
             times[name].append(run_once(src, argv, args.cwd))
+        if args.bare:
+            bare.append(run_bare(args.cwd))
     (a, _), (b, _) = trees
     print(f"seqbench {' '.join(argv)}: {args.rounds} alternating rounds")
     for name, values in times.items():
@@ -72,6 +88,11 @@ def main() -> int:
         print(f"  {name:>8}: median {statistics.median(values):.3f} s  ({spread})")
     ratio = statistics.median(times[b]) / statistics.median(times[a])
     print(f"  {b}/{a}: {ratio:.3f}")
+    if bare:
+        floor = statistics.median(bare)
+        print(f"  {'bare':>8}: median {floor:.3f} s  (python -c 'import typer, rich')")
+        for name, values in times.items():
+            print(f"  {name}/bare: {statistics.median(values) / floor:.2f}")
     return 0
 
 

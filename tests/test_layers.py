@@ -55,6 +55,13 @@ def test_the_reading_side_never_imports_torch():
     assert "pandas" not in modules  # storage reads and writes CSV itself
 
 
+def test_the_command_line_starts_without_torch_numpy_scipy_or_pandas():
+    """`seqbench --version` imports every command module: what they import at load is what
+    every command pays before it starts."""
+    modules = loaded_after("import seqbench.cli")
+    assert [m for m in ("torch", "numpy", "scipy", "pandas") if m in modules] == []
+
+
 def test_the_reading_commands_never_import_torch(tmp_path):
     """runs, show, export and compare on a saved run, each in a fresh interpreter."""
     code = f"""

@@ -139,13 +139,17 @@ def test_a_step_that_raises_fails_its_test_with_the_models_traceback(pytester, m
 
 
 def test_a_comparison_with_the_same_model_passes(suite, pytester):
+    # What this holds is the plugin's wiring (baseline, comparison, gate, summary), not the
+    # machine's steadiness: two sessions of 20 ms cells on a busy 2-core machine were seen
+    # 1.5x apart (FAIL at a 50% threshold, 1 run in 6, and UNDECIDED in 2 more). A change
+    # must pass 500% to fail here, which no noise seen came near.
     suite("--seqbench-label", "base").assert_outcomes(passed=2)
     result = suite("--seqbench-compare", "latest", "--seqbench-fail-on", "regression",
-                   "--seqbench-threshold", "0.5")  # fmt: skip
+                   "--seqbench-threshold", "5")  # fmt: skip
     result.assert_outcomes(passed=2)
     assert result.ret == 0
     result.stdout.fnmatch_lines(
-        ["seqbench: time: *(threshold 50%; *-base -> *-pytest)", "seqbench: PASS"]
+        ["seqbench: time: *(threshold 500%; *-base -> *-pytest)", "seqbench: PASS"]
     )
     assert "regression" not in result.stdout.str()
 

@@ -151,6 +151,7 @@ def test_ab_from_python_gives_the_verdict_and_both_runs(tmp_path, monkeypatch):
                         rounds=6, threads=1)  # fmt: skip
     (cell,) = frame.to_dict("records")
     assert cell["verdict"] == "regression" and cell["ratio"] > 1.5
+    assert cell["cell_id"] == load_run(frame.attrs["baseline_path"]).rows[0].cell_id
     assert frame.attrs["exit_code"] == 1
     assert frame.attrs["lines"] == ["FAIL: 1 cell regressed (time, more than 10% and significant)"]
     base, cand = load_run(frame.attrs["baseline_path"]), load_run(frame.attrs["candidate_path"])

@@ -142,6 +142,7 @@ def ab(
             threshold=threshold, fail_on_improvement=fail_on_improvement,
         )  # fmt: skip
         frame = pd.DataFrame(judged.comparison.to_dict()["cells"])
+        frame.insert(0, "cell_id", [c.cell.cell_id for c in judged.comparison.cells])
         frame.attrs.update(
             exit_code=judged.verdict.exit_code,
             lines=judged.verdict.lines(),
