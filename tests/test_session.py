@@ -139,6 +139,16 @@ def test_measuring_outside_the_session_is_refused(tmp_path):
         next(session.measure())
 
 
+def test_ab_from_python_refuses_what_the_command_line_refuses(tmp_path):
+    with pytest.raises(seqbench.SeqbenchError, match="--rounds: expected at least 6"):
+        seqbench.ab("base", "slower", repo=tmp_path, arch="rnn", rounds=5)
+    with pytest.raises(seqbench.SeqbenchError, match="--threshold: expected a fraction > 0"):
+        seqbench.ab("base", "slower", repo=tmp_path, arch="rnn", threshold=0)
+    with pytest.raises(seqbench.SeqbenchError, match=r"ab\(\): unknown option 'seqlen'"):
+        seqbench.ab("base", "slower", repo=tmp_path, seqlen=64)
+
+
+@pytest.mark.slow  # two versions, a worker per cell each: 17 s; test_ab covers the same session
 def test_ab_from_python_gives_the_verdict_and_both_runs(tmp_path, monkeypatch):
     from benchmarks.gate_error_rates import make_repository
 
@@ -160,5 +170,3 @@ def test_ab_from_python_gives_the_verdict_and_both_runs(tmp_path, monkeypatch):
         base.meta.ab["partner"] == cand.run_id and base.meta.state == cand.meta.state == "complete"
     )
     assert base.meta.noise == noise.summarize(base.rows)
-    with pytest.raises(seqbench.SeqbenchError, match="--rounds: expected at least 6"):
-        seqbench.ab("base", "slower", repo=repo, arch="gatepkg.models:make_core", rounds=5)

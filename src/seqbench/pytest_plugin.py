@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -38,6 +38,9 @@ from seqbench.core.settings import (
     ProcessSettings,
     declarations,
 )
+
+if TYPE_CHECKING:
+    from seqbench.plan.config import SuiteConfig
 
 # The settings a session's options set: those declared for the pytest plugin.
 SESSION_SETTINGS = [
@@ -238,7 +241,7 @@ class SessionState:
         finally:
             user.model.train(training)
 
-    def _open(self, config: Any, cells: list) -> None:
+    def _open(self, config: SuiteConfig, cells: list) -> None:
         """The session's run, opened at its first measurement: one run for the whole pytest
         session, its plan growing call by call, measured in this process."""
         import dataclasses
@@ -259,7 +262,7 @@ class SessionState:
         self.thread_warning = next(iter(session.notices), "")
         self.session = session.__enter__()
 
-    def _measure(self, config: Any, cells: list, user: Any) -> Any:
+    def _measure(self, config: SuiteConfig, cells: list, user: Any) -> Any:
         import dataclasses
 
         from seqbench.core.schema import rows_to_frame

@@ -48,7 +48,7 @@ def gradflow(
     --train-steps). The memory horizon is the fewest steps back from the end that hold all
     but 1e-3 (then 1e-2) of the norms' sum; the t-d columns are relative to the last step.
     """
-    from seqbench.machine.env import apply_process_settings
+    from seqbench.machine.env import apply_process
     from seqbench.measure.gradflow import horizon_spread, trace_gradient_flow
     from seqbench.output.plots import gradient_chart, render_image, render_text
     from seqbench.output.tables import format_gradient_profiles, format_horizon_spread
@@ -84,8 +84,7 @@ def gradflow(
     plan = make_plan(config)
     if plan.unavailable:
         raise SeqbenchError(next(iter(plan.unavailable.values())))
-    process = config.process
-    apply_process_settings(process.threads, process.flush_denormal, process.tf32)
+    apply_process(config.process)
     profiles = [
         trace_gradient_flow(c, config.train, s, after_training=train_steps is not None)
         for c in plan.cells

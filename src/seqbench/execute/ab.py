@@ -110,7 +110,10 @@ def alternate(sessions: tuple[Session, Session], cells: list[Cell], pairs: dict[
 # Run in each version's own interpreter and folder: the environment its numbers come from.
 _ENV_PROBE = """
 import json, sys
-from seqbench.machine.env import apply_process_settings, collect_env
+try:
+    from seqbench.machine.env import apply_process_settings, collect_env
+except ImportError:  # a seqbench from before the machine package
+    from seqbench.env import apply_process_settings, collect_env
 threads, flush, tf32, devices = json.loads(sys.argv[1])
 print(json.dumps(collect_env(devices, apply_process_settings(threads, flush, tf32)), default=str))
 """

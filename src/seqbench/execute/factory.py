@@ -3,23 +3,26 @@ backend imports, so that choosing a backend is the only place that knows them al
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from seqbench.execute.base import Executor
 
+if TYPE_CHECKING:
+    from seqbench.plan.config import SuiteConfig
 
-def make_executor(config: Any) -> Executor:
+
+def make_executor(config: SuiteConfig) -> Executor:
     """The backend a configuration asks for (a `SuiteConfig`: executor, isolate), with
     instructions counted beside the timings when it asks for that (count_instructions)."""
     executor = _timing_executor(config)
-    if getattr(config, "count_instructions", False):
+    if config.count_instructions:
         from seqbench.execute.callgrind import CountingExecutor
 
         return CountingExecutor(executor, steps=config.count_steps)
     return executor
 
 
-def _timing_executor(config: Any) -> Executor:
+def _timing_executor(config: SuiteConfig) -> Executor:
     if config.executor == "ray":
         from seqbench.execute.ray import RayExecutor
 

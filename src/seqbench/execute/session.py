@@ -103,11 +103,9 @@ def environment(config: SuiteConfig, device_names: list[str], executor: Executor
     """Apply the configuration's process settings here and record the environment the
     numbers will come from: this machine's, with what the executor changes (a Ray worker's
     threads)."""
-    from seqbench.machine.env import apply_process_settings, collect_env
+    from seqbench.machine.env import apply_process, collect_env
 
-    process = config.process
-    settings = apply_process_settings(process.threads, process.flush_denormal, process.tf32)
-    env = collect_env(device_names, settings)
+    env = collect_env(device_names, apply_process(config.process))
     env["isolated"] = config.isolated
     env["executor"] = config.executor
     env.update(executor.describe())

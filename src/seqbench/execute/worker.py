@@ -27,13 +27,12 @@ def serve(request_data: dict[str, Any], *, first: bool = True) -> dict[str, Any]
     """Measure one request (as JSON data) in this process and return the answer's data."""
     from seqbench.core.request import CellRequest
     from seqbench.core.schema import Measurement
-    from seqbench.machine.env import apply_process_settings
+    from seqbench.machine.env import apply_process
     from seqbench.measure import measure
     from seqbench.measure.memory import current_rss_bytes, max_rss_bytes
 
     request = CellRequest.from_dict(request_data)
-    process = request.process
-    apply_process_settings(process.threads, process.flush_denormal, process.tf32)
+    apply_process(request.process)
     before = current_rss_bytes()
     result = measure(request)
     row = result.row

@@ -15,10 +15,14 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seqbench.core import devices
 from seqbench.core.errors import SeqbenchError
+from seqbench.core.settings import ProcessSettings
+
+if TYPE_CHECKING:
+    from seqbench.storage import Run
 from seqbench.core.version import __version__
 
 COMPARED_KEYS = (
@@ -57,6 +61,12 @@ def apply_process_settings(
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
     return {"threads": torch.get_num_threads(), "flush_denormal": bool(flushed), "tf32": tf32}
+
+
+def apply_process(process: ProcessSettings) -> dict[str, Any]:
+    """A request's or a configuration's process settings, applied here (see
+    `apply_process_settings`)."""
+    return apply_process_settings(process.threads, process.flush_denormal, process.tf32)
 
 
 def git_commit(path: str | None = None) -> tuple[str | None, bool | None]:
@@ -176,7 +186,7 @@ def env_differences(
     return [k for k in (*keys, *recorded) if a.get(k) != b.get(k)]
 
 
-def check_same_environment(run: Any, env: dict[str, Any]) -> None:
+def check_same_environment(run: Run, env: dict[str, Any]) -> None:
     """Refuse to add cells to a run whose numbers came from another environment."""
     changed = env_differences(run.meta.env, env)
     if changed:

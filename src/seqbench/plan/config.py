@@ -16,7 +16,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seqbench.core import devices
 from seqbench.core.errors import ConfigError, SeqbenchError
@@ -44,6 +44,9 @@ from seqbench.core.settings import (
     rules_of,
     setting,
 )
+
+if TYPE_CHECKING:
+    from seqbench.storage import Run
 
 __all__ = [
     "Axes",
@@ -383,7 +386,7 @@ def config_differences(a: SuiteConfig, b: SuiteConfig) -> list[str]:
     return names
 
 
-def check_same_configuration(run: Any, saved: SuiteConfig, asked: SuiteConfig) -> None:
+def check_same_configuration(run: Run, saved: SuiteConfig, asked: SuiteConfig) -> None:
     """Refuse to finish a run with another configuration than the one it started with."""
     changed = config_differences(saved, asked)
     if changed:
