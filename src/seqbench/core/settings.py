@@ -161,7 +161,7 @@ class MeasureSettings:
     )
     warmup_steps: int = setting(
         2, Rule(int, "an integer >= 0", lambda v: v >= 0),
-        "Untimed warm-up steps per cell, at least", module=True, cli=False,
+        "Untimed warm-up steps per cell, at least", module=True,
     )  # fmt: skip
     min_sample_s: float = setting(
         0.001, SECONDS, "Seconds each timing sample lasts, at least (steps are repeated)",
