@@ -202,6 +202,7 @@ def test_the_readme_compare_example_runs_and_reaches_a_verdict(tmp_path):
     assert re.search(header, done.stdout, re.M), done.stdout
 
 
+@pytest.mark.slow  # 13 s; the first-run and compare examples stay in the default run
 def test_the_readme_python_example_measures_every_cell(tmp_path):
     code = readme_block("From Python", "python")
     check = '\nassert list(rows.status) == ["ok"] * len(rows) and len(rows) > 0, rows\n'
