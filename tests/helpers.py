@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 
-from seqbench.core.schema import Cell
+from seqbench.core.schema import Cell, Measurement
 from seqbench.core.settings import MeasureSettings
 
-# Settings that keep a real measurement to a fraction of a second.
+# Settings that keep a real measurement to a fraction of a second: one process, in this
+# one (fresh worker processes, the default, cost seconds each to start).
 FAST = MeasureSettings(
-    min_time=0.0, min_repeats=3, max_repeats=3, warmup_time=0.0, warmup_steps=1, min_sample_s=0.0
-)
+    min_time=0.0, min_repeats=3, max_repeats=3, warmup_time=0.0, warmup_steps=1, min_sample_s=0.0,
+    processes=1,
+)  # fmt: skip
 
 # Flags for `seqbench run` that do the same from the command line.
 FAST_FLAGS = [
@@ -23,6 +25,8 @@ FAST_FLAGS = [
     "--warmup-time",
     "0",
     "--no-ceiling",
+    "--processes",
+    "1",
 ]
 
 # ... and the smallest models worth running through the command line.
@@ -86,3 +90,13 @@ def measure_cell(cell: Cell, settings: MeasureSettings = FAST, *, clock=None, **
     from seqbench.measure import measure
 
     return measure(CellRequest(cell, settings, **request), clock)
+
+
+def add_in_processes(run, row, samples: list[float], processes: int = 3) -> None:
+    """Record a measured cell in `run` as `seqbench run --processes n` records it: its
+    samples split between n fresh processes, one pass each, the row pooled after each."""
+    pooled: list[float] = []
+    size = -(-len(samples) // processes)  # the first passes take the odd samples
+    for k in range(1, processes + 1):
+        pooled += samples[(k - 1) * size : k * size]
+        run.add(Measurement(dataclasses.replace(row, rounds=k, processes=k), list(pooled)))

@@ -13,7 +13,7 @@ import pytest
 
 from seqbench.core.schema import ResultRow
 from seqbench.storage import create_run
-from tests.helpers import make_cell
+from tests.helpers import add_in_processes, make_cell
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / ".github" / "seqbench-action.sh"
@@ -32,15 +32,17 @@ pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash
 
 
 def saved(root: Path, label: str, factor: float) -> Path:
-    """A run of two cells with 20 samples each, every sample × factor."""
+    """A run of two cells with 20 samples each, every sample × factor, dealt in turn to
+    three processes so that each process's samples spread alike."""
     run = create_run(root, label=label, config={}, env={"cpu": "Test CPU", "threads": 1}, plan=[])
-    samples = [1e-3 * (1 + 0.005 * k) * factor for k in range(20)]
+    spread = [1e-3 * (1 + 0.005 * k) * factor for k in range(20)]
+    samples = spread[0::3] + spread[1::3] + spread[2::3]
     rows = [
-        ResultRow.for_cell(make_cell(arch=a), median_s=samples[10], params=100, status="ok")
+        ResultRow.for_cell(make_cell(arch=a), median_s=spread[10], params=100, status="ok")
         for a in ("lstm", "gru")
     ]
-    run.rows = rows
-    run.samples = {r.cell_id: samples for r in rows}
+    for row in rows:
+        add_in_processes(run, row, samples)
     run.finish("complete")
     return run.path
 

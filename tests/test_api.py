@@ -15,7 +15,8 @@ from seqbench.storage import load_run
 pytestmark = pytest.mark.filterwarnings("ignore:this machine is busy:RuntimeWarning")
 
 # Small budgets: these tests check what is recorded, never how fast.
-QUICK = {"min_time": 0.0, "min_repeats": 3, "warmup_time": 0.0, "warmup_steps": 1, "threads": 1}
+QUICK = {"min_time": 0.0, "min_repeats": 3, "warmup_time": 0.0, "warmup_steps": 1, "threads": 1,
+         "processes": 1}  # fmt: skip
 
 
 class Pair(nn.Module):
@@ -148,3 +149,31 @@ def test_the_callers_torch_threads_are_given_back():
     torch.set_num_threads(2)
     frame = seqbench.measure_module(nn.Linear(2, 2), torch.zeros(1, 2, 2), **QUICK)
     assert (frame.threads[0], torch.get_num_threads()) == (1, 2)
+
+
+def test_a_live_module_is_measured_in_fresh_processes(tmp_path):
+    """A module that pickles goes, as a copy, to each of its fresh worker processes: the
+    row's interval is across them, and the caller's module is left as it was."""
+    from tests.api_models import small, small_inputs
+
+    model = small()
+    before = [p.detach().clone() for p in model.parameters()]
+    settings = {**QUICK, "processes": 2}
+    frame = seqbench.measure_module(model, small_inputs, mode=["infer", "train"], seq_len=8,
+                                    batch_size=2, out=tmp_path, **settings)  # fmt: skip
+    assert list(frame.status) == ["ok", "ok"] and list(frame.processes) == [2, 2]
+    assert frame.process_spread.notna().all() and (frame.ci_low_s < frame.ci_high_s).all()
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    run = load_run(frame.attrs["run_path"])
+    assert [len(run.sample_groups(r.cell_id, run.rounds_per_process(r))) for r in run.rows] == [
+        2,
+        2,
+    ]
+
+
+def test_a_module_that_cannot_be_pickled_is_measured_here_and_says_so():
+    settings = {**QUICK, "processes": 2}
+    with pytest.warns(RuntimeWarning, match="measured in this process only, since it cannot be"):
+        frame = seqbench.measure_module(nn.Linear(2, 2), lambda b, t: torch.zeros(b, t, 2),
+                                        seq_len=4, batch_size=1, **settings)  # fmt: skip
+    assert list(frame.processes) == [1]

@@ -20,8 +20,9 @@ from seqbench.storage import load_run
 pytestmark = pytest.mark.filterwarnings("ignore:this machine is busy:RuntimeWarning")
 
 FACTORY = "tests.api_models:core"
-SETTINGS = {"min_time": 0.0, "min_repeats": 3, "warmup_time": 0.0, "threads": 1}
-FLAGS = ["--min-time", "0", "--min-repeats", "3", "--warmup-time", "0", "--threads", "1"]
+SETTINGS = {"min_time": 0.0, "min_repeats": 3, "warmup_time": 0.0, "threads": 1, "processes": 1}
+FLAGS = ["--min-time", "0", "--min-repeats", "3", "--warmup-time", "0", "--threads", "1",
+         "--processes", "1"]  # fmt: skip
 SHAPE = {"hidden": 16, "layers": 1, "vocab": 50, "embed": 8}
 
 

@@ -23,7 +23,7 @@ from seqbench.judge.stats import (
 )
 from seqbench.judge.verdicts import classify
 from seqbench.storage import create_run, load_run
-from tests.helpers import make_cell
+from tests.helpers import add_in_processes, make_cell
 
 ENV = {
     "device_names": {"cpu": "x"},
@@ -138,10 +138,15 @@ def row_for(cell, samples=None, **values):
     )
 
 
-def make_run(root: Path, entries, env=ENV):
+def make_run(root: Path, entries, env=ENV, processes: int = 3):
+    """A saved run of these rows, each measured cell's samples split between `processes`
+    fresh processes (passes 1..n), as `seqbench run --processes n` saves them."""
     run = create_run(root, label="t", config={}, env=dict(env), plan=[])
     for row, samples in entries:
-        run.add(Measurement(row, samples or []))
+        if not samples or row.status != "ok" or processes == 1:
+            run.add(Measurement(row, samples or []))
+            continue
+        add_in_processes(run, row, [float(s) for s in samples], processes)
     run.finish("complete")
     return load_run(run.path)
 
@@ -236,7 +241,7 @@ def pair(tmp_path):
         "same": run(2),
         "slow": run(3, factor=2.0),
         "fast": run(4, factor=0.5),
-        "other": run(5, env={**ENV, "torch": "2.14.0"}),
+        "other": run(6, env={**ENV, "torch": "2.14.0"}),
     }
 
 
@@ -409,8 +414,9 @@ def test_evidence_that_cannot_rule_out_a_regression_exits_3(cli, tmp_path):
     data = json.loads(result.stdout)
     assert data["exit_code"] == 3 and data["failures"] == []
     assert data["undecided"] == [
-        "1 cell too noisy to decide: a regression past 10% cannot be ruled out; rerun (on a "
-        "quieter machine, with more --rounds, or side by side with `seqbench ab`)"
+        "1 cell too noisy to decide: a regression past 10% cannot be ruled out; rerun with "
+        "more --processes (the interval narrows as they grow), side by side with `seqbench ab`, "
+        "or gate on instruction counts (--count-instructions), which other work cannot move"
     ]
     assert data["cells"][0]["verdict"] == "inconclusive" and data["cells"][0]["undecided"]
 
@@ -420,12 +426,38 @@ def test_a_change_on_a_noisy_cell_is_no_verdict(tmp_path):
     base_samples, slow = lognormal(1, 40), [x * 1.5 for x in lognormal(2, 40)]
     base = make_run(tmp_path, [(row_for(cell, base_samples), base_samples)])
     flagged = "its 2 threads shared 2 CPUs with 1.9 cores of other work"
-    cand = make_run(tmp_path, [(row_for(cell, slow, noisy=flagged), slow)])
+    busy = {"noisy": flagged, "threads": 2, "cpus": 2.0, "others_cores": 1.9}
+    cand = make_run(tmp_path, [(row_for(cell, slow, **busy), slow)])
     (result,) = compare_runs(base, cand).cells
     assert result.verdict == "inconclusive" and result.undecided
     assert result.note == f"a +50% change, but noisy: the candidate ({flagged})"
     clean = make_run(tmp_path, [(row_for(cell, slow), slow)])
     assert compare_runs(base, clean).cells[0].verdict == "regression"
+
+
+def test_a_change_larger_than_the_disturbance_could_make_stands(tmp_path):
+    # One thread beside 1.4 busy cores on 2 CPUs waits at most (1 + 1.4) / 2 = 1.2x longer:
+    # a 3x slowdown is more than that, a 1.3x one is not (1.3 / 1.2 is within 10%).
+    cell = make_cell()
+    base_samples = lognormal(1, 40)
+    base = make_run(tmp_path, [(row_for(cell, base_samples), base_samples)])
+    busy = {"noisy": "busy", "threads": 1, "cpus": 2.0, "others_cores": 1.4}
+    verdicts = {}
+    for factor in (3.0, 1.3):
+        slow = [x * factor for x in lognormal(2, 40)]
+        cand = make_run(tmp_path, [(row_for(cell, slow, **busy), slow)])
+        verdicts[factor] = compare_runs(base, cand).cells[0]
+    assert verdicts[3.0].verdict == "regression"
+    assert verdicts[3.0].note == "larger than the other work could explain (at most x1.20)"
+    assert verdicts[1.3].verdict == "inconclusive" and verdicts[1.3].undecided
+    assert (
+        verdicts[1.3].note.startswith("a +3") and "but noisy: the candidate" in verdicts[1.3].note
+    )
+    # A busy baseline can fake an improvement the same way, and is discounted the same way.
+    fast = [x / 3 for x in lognormal(3, 40)]
+    slow_base = make_run(tmp_path, [(row_for(cell, base_samples, **busy), base_samples)])
+    quick = make_run(tmp_path, [(row_for(cell, fast), fast)])
+    assert compare_runs(slow_base, quick).cells[0].verdict == "improvement"
 
 
 # --------------------------------------------------------------------------- paired rounds
@@ -463,3 +495,55 @@ def test_paired_ratio_on_fixed_pairs():
     assert est.ratio == pytest.approx(np.exp(np.median(walsh)))
     assert (est.ci_low, est.ci_high) == pytest.approx((np.exp(walsh[3]), np.exp(walsh[-4])))
     assert est.p_value == pytest.approx(2 / 256)  # every sign positive, n = 8
+
+
+# --------------------------------------------------------------------------- across processes
+
+
+def processes_of(seed: int, spread: float, n: int = 5, median: float = 1e-3, each: int = 40):
+    """Samples of `n` processes whose medians spread by `spread` (lognormal), each process's
+    own samples within 2% of its median: a shared machine, where the process is the noise."""
+    rng = np.random.default_rng(seed)
+    centres = rng.lognormal(np.log(median), spread, n)
+    return [list(rng.lognormal(np.log(c), 0.02, each)) for c in centres]
+
+
+def test_identical_code_on_a_machine_whose_processes_differ_is_no_regression(tmp_path):
+    """Five processes a side whose medians spread by 15%: pooled as one process's samples,
+    the 300 samples each would make a difference between the two runs' processes look
+    significant; judged across processes, it is within the noise."""
+    cell = make_cell()
+    base_groups, cand_groups = processes_of(1, 0.15), processes_of(2, 0.15)
+    pooled_b = [s for g in base_groups for s in g]
+    pooled_c = [s for g in cand_groups for s in g]
+    base = make_run(tmp_path, [(row_for(cell, pooled_b), pooled_b)], processes=5)
+    cand = make_run(tmp_path, [(row_for(cell, pooled_c), pooled_c)], processes=5)
+    (result,) = compare_runs(base, cand).cells
+    assert result.verdict not in ("regression", "improvement")
+    assert (result.n_baseline, result.n_candidate) == (5, 5)
+    assert result.ci_low < 1 < result.ci_high  # no change claimed
+    pooled = shift_ratio(pooled_b, pooled_c)
+    assert pooled.ci_low > 1 or pooled.ci_high < 1  # the samples alone claimed one
+
+
+def test_a_slowdown_past_the_processes_spread_is_a_regression(tmp_path):
+    cell = make_cell()
+    base_groups = processes_of(3, 0.03)
+    cand_groups = [[s * 1.3 for s in g] for g in processes_of(4, 0.03)]
+    pooled_b = [s for g in base_groups for s in g]
+    pooled_c = [s for g in cand_groups for s in g]
+    base = make_run(tmp_path, [(row_for(cell, pooled_b), pooled_b)], processes=5)
+    cand = make_run(tmp_path, [(row_for(cell, pooled_c), pooled_c)], processes=5)
+    (result,) = compare_runs(base, cand).cells
+    assert result.verdict == "regression" and 1.2 < result.ratio < 1.4
+
+
+def test_one_process_on_a_side_is_undecided_not_a_verdict(tmp_path):
+    cell = make_cell()
+    base_samples, slow = lognormal(1, 40), lognormal(2, 40, median=2e-3)
+    base = make_run(tmp_path, [(row_for(cell, base_samples), base_samples)], processes=1)
+    cand = make_run(tmp_path, [(row_for(cell, slow), slow)], processes=3)
+    (result,) = compare_runs(base, cand).cells
+    assert result.verdict == "inconclusive" and result.undecided
+    assert result.note.startswith("one process on the baseline:")
+    assert "--processes 3" in result.note and "seqbench ab" in result.note

@@ -150,8 +150,7 @@ def test_isolated_and_in_process_cells_agree_on_what_they_count(cli, tmp_path):
 CLI_ARGS = [
     "--arch", "rnn,gru", "--seq-len", "48,96", "--mode", "infer,train",
     "--batch-size", "4", "--hidden", "8", "--embed", "8", "--vocab", "50",
-    "--min-time", "0.25", "--warmup-time", "0", "--no-ceiling",
-
+    "--min-time", "0.25", "--warmup-time", "0", "--no-ceiling", "--processes", "1",
 ]  # fmt: skip
 
 

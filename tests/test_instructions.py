@@ -43,7 +43,7 @@ def counted_row(instr: float | None, median_s: float = 1e-3, **values) -> Result
 
 
 def test_schema_9_keeps_the_count_and_still_reads_rows_without_it():
-    assert SCHEMA_VERSION == 9
+    assert SCHEMA_VERSION >= 9  # the count came in 9; later versions keep it
     row = counted_row(1_234_567.2)
     back = ResultRow.from_dict({k: str(v) for k, v in row.to_dict().items() if v is not None})
     assert (back.instr_per_step, back.instr_steps, back.instr_note) == (1_234_567.2, 5, "")

@@ -200,9 +200,19 @@ def test_a_failed_round_fails_the_cell():
 
 
 def test_each_round_gets_its_share_of_the_budget():
-    settings = MeasureSettings(min_time=1.5, min_repeats=5, max_repeats=1000, rounds=3).per_round()
+    settings = MeasureSettings(
+        min_time=1.5, min_repeats=5, max_repeats=1000, rounds=3, processes=1
+    ).per_round()
     assert (settings.min_time, settings.min_repeats, settings.max_repeats) == (0.5, 2, 334)
-    assert MeasureSettings().per_round() == MeasureSettings()
+    assert MeasureSettings(processes=1).per_round() == MeasureSettings(processes=1)
+
+
+def test_each_process_and_each_of_its_rounds_gets_its_share():
+    """Two rounds in each of three processes: six passes, each a sixth of the budget."""
+    settings = MeasureSettings(min_time=1.2, min_repeats=12, max_repeats=600, rounds=2, processes=3)
+    assert settings.passes == 6
+    share = settings.per_round()
+    assert (share.min_time, share.min_repeats, share.max_repeats) == (pytest.approx(0.2), 2, 100)
 
 
 def test_page_faults_per_step_are_the_faults_over_the_timed_steps(monkeypatch):

@@ -11,7 +11,7 @@ import pytest
 
 from seqbench.core.schema import ResultRow
 from seqbench.judge import noise
-from seqbench.judge.noise import findings, flag
+from seqbench.judge.noise import findings, flag, slowdown_bound
 from seqbench.machine import look, system
 from seqbench.machine.look import Machine, checks
 from seqbench.machine.system import Counters, interference
@@ -166,6 +166,15 @@ def test_a_gpu_cell_is_judged_with_one_host_thread():
     assert flag(row(threads=2, others_cores=1.0)) != ""
 
 
+def test_the_slowdown_other_work_could_cause_is_bounded_for_one_thread_only():
+    assert slowdown_bound(row()) == 1.0  # undisturbed
+    assert slowdown_bound(row(threads=1, others_cores=1.4)) == pytest.approx(1.2)  # 2.4 / 2
+    # The CPU time the process got says more where it got less than its fair share.
+    assert slowdown_bound(row(threads=1, others_cores=1.4, cpu_share=0.5)) == pytest.approx(2.0)
+    assert slowdown_bound(row(threads=2, others_cores=0.5)) == math.inf  # threads wait
+    assert slowdown_bound(row(threads=1, others_cores=0.0, steal_frac=0.2)) == pytest.approx(1.25)
+
+
 def test_steal_and_throttling_past_five_percent_flag_a_cell():
     assert flag(row(steal_frac=0.08, throttled_frac=0.2)) == (
         "steal took 8% of its time; throttled took 20% of its time"
@@ -231,7 +240,7 @@ def test_the_system_check_warns_and_advises_on_a_busy_machine(tmp_path, monkeypa
 def test_threads_follow_the_free_cpus_unless_the_user_chose(monkeypatch):
     import torch
 
-    from seqbench.execute.session import choose_threads
+    from seqbench.execute.threads import choose_threads
     from seqbench.plan.config import SuiteConfig
 
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)

@@ -13,8 +13,12 @@ from seqbench.storage import list_run_dirs, load_run
 
 pytest_plugins = ["pytester"]
 
-# Quick settings; one thread, so that the baseline and the candidate share an environment.
-QUICK = ["--seqbench-min-time", "0.02", "--seqbench-threads", "1", "-p", "no:cacheprovider"]
+# Quick settings; one thread, so that the baseline and the candidate share an environment;
+# one process (in this one) where no comparison is made: a worker costs seconds to start.
+QUICK = ["--seqbench-min-time", "0.02", "--seqbench-threads", "1", "--seqbench-processes", "1",
+         "-p", "no:cacheprovider"]  # fmt: skip
+# A comparison decides across processes: each side's calls in three workers.
+ACROSS = ("--seqbench-processes", "3")
 
 MODELS = """
 import os
@@ -38,18 +42,20 @@ REPEAT = int(os.environ.get("STACK_REPEAT", "1"))
 
 def inputs(batch_size, seq_len):
     return torch.randn(batch_size, seq_len, 128)
+
+def square_loss(y):
+    return y.square().mean()
 """
 
 PASSING = """
-from models import Stack, REPEAT, inputs
+from models import Stack, REPEAT, inputs, square_loss
 
 def test_stack_infers(seqbench):
     rows = seqbench(Stack(REPEAT), inputs, seq_len=[8, 16], batch_size=4)
     assert rows is None or list(rows.status) == ["ok", "ok"]
 
 def test_stack_trains(seqbench):
-    seqbench(Stack(REPEAT), inputs, mode="train", seq_len=8, batch_size=4,
-             loss=lambda y: y.square().mean())
+    seqbench(Stack(REPEAT), inputs, mode="train", seq_len=8, batch_size=4, loss=square_loss)
 """
 
 
@@ -66,7 +72,7 @@ def measured_once():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a busy machine: not the subject
         seqbench.measure_module(nn.Linear(2, 2), torch.zeros(1, 2, 2), mode=["infer", "train"],
-                                min_time=0.0, min_repeats=1, warmup_time=0.0)  # fmt: skip
+                                min_time=0.0, min_repeats=1, warmup_time=0.0, processes=1)  # fmt: skip
 
 
 def plugin_args() -> list[str]:
@@ -82,6 +88,7 @@ def suite(pytester, monkeypatch):
     work disturbs the cells (seqbench.judge.noise) is not what these tests are about, and a
     noisy cell gets no verdict of change."""
     monkeypatch.setattr("seqbench.judge.noise.flag", lambda row: "")
+    monkeypatch.setattr("seqbench.judge.noise.disturbances", lambda row: [])
     pytester.makepyfile(models=MODELS, test_stack=PASSING)
     pytester.syspathinsert()
 
@@ -139,13 +146,12 @@ def test_a_step_that_raises_fails_its_test_with_the_models_traceback(pytester, m
 
 
 def test_a_comparison_with_the_same_model_passes(suite, pytester):
-    # What this holds is the plugin's wiring (baseline, comparison, gate, summary), not the
-    # machine's steadiness: two sessions of 20 ms cells on a busy 2-core machine were seen
-    # 1.5x apart (FAIL at a 50% threshold, 1 run in 6, and UNDECIDED in 2 more). A change
-    # must pass 500% to fail here, which no noise seen came near.
-    suite("--seqbench-label", "base").assert_outcomes(passed=2)
+    # What this holds is the plugin's wiring (baseline, workers, comparison, gate, summary),
+    # not the machine's steadiness: sessions of 20 ms cells on a busy 2-core machine were
+    # seen 1.5x apart. A change must pass 500% to fail here, which no noise seen came near.
+    suite("--seqbench-label", "base", *ACROSS).assert_outcomes(passed=2)
     result = suite("--seqbench-compare", "latest", "--seqbench-fail-on", "regression",
-                   "--seqbench-threshold", "5")  # fmt: skip
+                   "--seqbench-threshold", "5", *ACROSS)  # fmt: skip
     result.assert_outcomes(passed=2)
     assert result.ret == 0
     result.stdout.fnmatch_lines(
@@ -155,8 +161,8 @@ def test_a_comparison_with_the_same_model_passes(suite, pytester):
 
 
 def test_a_slowdown_fails_the_session_like_seqbench_compare(suite, pytester, cli):
-    suite("--seqbench-label", "base").assert_outcomes(passed=2)
-    args = ("--seqbench-compare", "latest", "--seqbench-threshold", "0.5")
+    suite("--seqbench-label", "base", *ACROSS).assert_outcomes(passed=2)
+    args = ("--seqbench-compare", "latest", "--seqbench-threshold", "0.5", *ACROSS)
     result = suite(*args, "--seqbench-fail-on", "regression", repeat=8)  # 8x the work
     result.assert_outcomes(passed=2)  # every test passed: the session fails, not a test
     assert result.ret == 1
@@ -173,8 +179,8 @@ def test_a_slowdown_fails_the_session_like_seqbench_compare(suite, pytester, cli
 
 @pytest.mark.slow
 def test_without_fail_on_a_regression_is_reported_and_the_session_passes(suite):
-    suite("--seqbench-label", "base").assert_outcomes(passed=2)
-    result = suite("--seqbench-compare", "latest", "--seqbench-threshold", "0.5", repeat=8)
+    suite("--seqbench-label", "base", *ACROSS).assert_outcomes(passed=2)
+    result = suite("--seqbench-compare", "latest", "--seqbench-threshold", "0.5", *ACROSS, repeat=8)
     assert result.ret == 0
     result.stdout.fnmatch_lines(["seqbench: FAIL: * regressed*"])
 

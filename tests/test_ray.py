@@ -63,7 +63,7 @@ def test_rows_are_saved_as_ray_cells_finish(tmp_path):
     from seqbench.plan.suites import resolve_config
 
     config = resolve_config(None, axes={"arch": ("rnn", "gru"), "seq_len": (48,), "mode": ("infer",), "hidden": (4,), "embed": (4,), "vocab": (20,), "batch_size": (2,)},
-                            settings={"executor": "ray", "cpu_cells_per_node": 2, "min_time": 0.0, "min_repeats": 3, "max_repeats": 3, "warmup_time": 0.0, "ceiling": False})  # fmt: skip
+                            settings={"executor": "ray", "cpu_cells_per_node": 2, "min_time": 0.0, "min_repeats": 3, "max_repeats": 3, "warmup_time": 0.0, "ceiling": False, "processes": 1})  # fmt: skip
     cells = make_plan(config)
     run = create_run(
         tmp_path, label="r", config=config.to_dict(), env={}, plan=[c.cell_id for c in cells]

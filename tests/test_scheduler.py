@@ -56,7 +56,11 @@ class FakeExecutor(OneAtATime):
 
 def config(**axes) -> SuiteConfig:
     base = dict(arch=("rnn",), seq_len=(16,), mode=("infer",), hidden=(4,), embed=(4,), vocab=(20,), batch_size=(2,))  # fmt: skip
-    return SuiteConfig(label="t", matrices=(Axes(**{**base, **axes}),), ceiling=False)
+    # One process: these tests follow the scheduler's passes (rounds), not processes.
+    return SuiteConfig(
+        label="t", matrices=(Axes(**{**base, **axes}),), ceiling=False,
+        measure=MeasureSettings(processes=1),
+    )  # fmt: skip
 
 
 def new_run(tmp_path, cfg: SuiteConfig, cells: list[Cell]):
@@ -86,7 +90,7 @@ def test_every_cell_is_started_then_finished_and_saved(tmp_path):
 
 def test_rounds_pass_over_the_plan_and_pool_each_cells_samples(tmp_path):
     cfg = dataclasses.replace(
-        config(arch=("rnn", "gru")), measure=MeasureSettings(min_time=0.9, rounds=3)
+        config(arch=("rnn", "gru")), measure=MeasureSettings(min_time=0.9, rounds=3, processes=1)
     )
     cells = plan(cfg)
     run = new_run(tmp_path, cfg, cells)
@@ -106,7 +110,7 @@ def test_rounds_pass_over_the_plan_and_pool_each_cells_samples(tmp_path):
 
 
 def test_a_cell_that_fails_in_a_round_is_not_measured_again(tmp_path):
-    cfg = dataclasses.replace(config(), measure=MeasureSettings(rounds=3))
+    cfg = dataclasses.replace(config(), measure=MeasureSettings(rounds=3, processes=1))
     cells = plan(cfg)
     (cell,) = cells
     run = new_run(tmp_path, cfg, cells)
@@ -121,7 +125,7 @@ def test_a_cell_that_fails_in_a_round_is_not_measured_again(tmp_path):
 
 def test_a_resumed_run_measures_only_what_it_lacks(tmp_path):
     cfg = dataclasses.replace(
-        config(arch=("rnn", "gru", "lstm")), measure=MeasureSettings(rounds=2)
+        config(arch=("rnn", "gru", "lstm")), measure=MeasureSettings(rounds=2, processes=1)
     )
     cells = plan(cfg)
     rnn, gru, lstm = cells

@@ -19,11 +19,11 @@ from tests.helpers import SMALL_FLAGS
 
 SMALL = {"batch_size": 2, "hidden": 4, "embed": 4, "vocab": 20, "min_time": 0.0,
          "min_repeats": 3, "max_repeats": 3, "warmup_time": 0.0, "warmup_steps": 1,
-         "min_sample_s": 0.0, "ceiling": False, "threads": 1}  # fmt: skip
+         "min_sample_s": 0.0, "ceiling": False, "threads": 1, "processes": 1}  # fmt: skip
 FRONTIER = ["frontier", "--arch", "gru", "--device", "cpu", "--mem-limit", "2MB", "--no-isolate",
             "--start", "16", "--max-len", "64", "--batch-size", "4", "--hidden", "16",
             "--mode", "infer", "--threads", "1"]  # fmt: skip
-# The busy-machine warning (execute.session.choose_threads, tested in test_noise) is not the
+# The busy-machine warning (execute.threads.choose_threads, tested in test_noise) is not the
 # subject here.
 pytestmark = pytest.mark.filterwarnings("ignore:this machine is busy:RuntimeWarning")
 # What a front adds to its run's metadata beside what every run has.
@@ -42,7 +42,7 @@ def test_every_front_writes_the_same_metadata(cli, tmp_path):
     assert probed.exit_code == 0, probed.output
     seqbench.run(arch="rnn", seq_len=16, mode="infer", out=tmp_path / "api", **SMALL)
     seqbench.measure_module(nn.Linear(4, 4), torch.zeros(2, 8, 4), out=tmp_path / "module",
-                            min_time=0.0, min_repeats=3, max_repeats=3, threads=1)  # fmt: skip
+                            min_time=0.0, min_repeats=3, max_repeats=3, threads=1, processes=1)  # fmt: skip
 
     runs = {
         name: load_run("latest", tmp_path / name) for name in ("run", "frontier", "api", "module")
@@ -96,7 +96,7 @@ class StopsOnTheThirdCall(nn.Module):
 def test_an_interrupted_api_run_is_marked_interrupted_and_the_interrupt_goes_on(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         seqbench.measure_module(StopsOnTheThirdCall(), torch.zeros(2, 8, 4), out=tmp_path,
-                                min_time=0.0, min_repeats=3, max_repeats=3)  # fmt: skip
+                                min_time=0.0, min_repeats=3, max_repeats=3, processes=1)  # fmt: skip
     (run,) = runs_in(tmp_path)
     assert run.meta.state == "interrupted" and run.meta.noise == noise.summarize(run.rows)
     run.claim()  # the session let go of the run: another writer may take it

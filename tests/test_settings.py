@@ -90,7 +90,9 @@ def test_the_pytest_plugin_options_are_the_declared_ones():
     declared = {d.name for cls in (MeasureSettings, ProcessSettings)
                 for d in declarations(cls) if d.declared.pytest}  # fmt: skip
     assert (
-        {d.name for d in plugin.SESSION_SETTINGS} == declared == {"min_time", "rounds", "threads"}
+        {d.name for d in plugin.SESSION_SETTINGS}
+        == declared
+        == {"min_time", "rounds", "processes", "threads"}
     )
 
 

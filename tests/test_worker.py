@@ -93,3 +93,52 @@ def test_a_cell_that_cannot_run_here_is_skipped_in_the_worker_too():
     request = CellRequest(make_cell(**TINY, device="cuda"), FAST)
     row = run_in_fresh_process(request).row
     assert row.status == "skipped" and row.message.startswith("cuda is not available here")
+
+
+class FakeWorker:
+    """Stands in for a worker process: records which requests each one served."""
+
+    started: list[FakeWorker] = []
+
+    def __init__(self, launch, grace_s) -> None:
+        self.served: list[tuple[str, int]] = []
+        self.alive = True
+        FakeWorker.started.append(self)
+
+    def measure(self, request):
+        from seqbench.measure import failure
+
+        self.served.append((request.cell.arch, request.round))
+        return failure(request.cell, "ok", "")
+
+    def close(self) -> None:
+        self.alive = False
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_each_process_is_a_fresh_worker_serving_every_cell_of_its_turn(monkeypatch, keep):
+    """Two processes of two rounds each: the first worker serves every cell's rounds 1-2,
+    the second every cell's rounds 3-4; kept, the same two serve a second plan too."""
+    import dataclasses
+
+    from seqbench.core.settings import MeasureSettings
+    from seqbench.execute import isolated
+
+    monkeypatch.setattr(isolated, "Worker", FakeWorker)
+    FakeWorker.started = []
+    settings = MeasureSettings(rounds=2, processes=2)
+    cells = [make_cell(**{**TINY, "arch": a}) for a in ("rnn", "gru")]
+    plans = 2 if keep else 1
+    with isolated.ProcessWorkerExecutor(keep=keep) as executor:
+        for _ in range(plans):
+            for round_no in (1, 2, 3, 4):
+                for cell in cells:
+                    executor.submit(
+                        dataclasses.replace(CellRequest(cell, settings), round=round_no)
+                    )
+                    executor.next_finished()
+    first, second = FakeWorker.started
+    per_plan = [("rnn", 1), ("gru", 1), ("rnn", 2), ("gru", 2)]
+    assert first.served == per_plan * plans
+    assert second.served == [(a, r + 2) for a, r in per_plan] * plans
+    assert not first.alive and not second.alive  # every worker ends with the executor

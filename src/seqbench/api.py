@@ -192,9 +192,11 @@ def measure_module(
       `target`, `loss`, `optimizer` if given) as importable 'package.module:attribute'
       names. A live module is always measured in this process.
     """
-    from seqbench.execute.isolated import SubprocessExecutor
+    from seqbench.core.request import ModuleSpec
+    from seqbench.execute.isolated import ProcessWorkerExecutor, SubprocessExecutor
     from seqbench.execute.local import InProcessExecutor
     from seqbench.execute.session import Session
+    from seqbench.measure.module import one_process, ship
     from seqbench.plan.cells import Plan
     from seqbench.plan.module import describe_module, module_plan
 
@@ -210,12 +212,22 @@ def measure_module(
         label, sizes_from, mode=mode, seq_len=seq_len, batch_size=batch_size,
         device=device, dtype=dtype, key=key, settings={**settings, "isolate": isolate},
     )  # fmt: skip
-    if isolate:
-        config, executor = dataclasses.replace(config, module=spec), SubprocessExecutor()
-    else:
-        executor = InProcessExecutor()
-        executor.attach(user, [label])
-    with _root(out) as root, _process_kept():
+    with _root(out) as root, _process_kept(), tempfile.TemporaryDirectory() as folder:
+        if isolate:
+            config, executor = dataclasses.replace(config, module=spec), SubprocessExecutor()
+        else:
+            shipped = ship(user, folder) if config.measure.processes > 1 else None
+            if isinstance(shipped, ModuleSpec):  # a copy in each fresh process
+                config, executor = (
+                    dataclasses.replace(config, module=shipped),
+                    ProcessWorkerExecutor(),
+                )
+            else:
+                if shipped is not None:
+                    warnings.warn(one_process(label, shipped), RuntimeWarning, stacklevel=2)
+                measure = dataclasses.replace(config.measure, processes=1)
+                config, executor = dataclasses.replace(config, measure=measure), InProcessExecutor()
+                executor.attach(user, [label])
         session = Session.start(
             config, root=root, the_plan=Plan(cells, {}), executor=executor,
             extras={"module": describe_module(label, model, inputs, spec)},
@@ -274,12 +286,16 @@ def _options(options: Mapping[str, Any], caller: str) -> tuple[dict[str, tuple],
 
 def _measured(session: Session) -> Run:
     """Every cell of the session's plan, saved as it finishes; what a user should hear
-    first as Python warnings (a busy machine, a device that is not here)."""
+    (a busy machine, a device that is not here, threads lowered as other work arrived) as
+    Python warnings."""
+    from seqbench.execute import Notice
+
     for line in session.notices:
         warnings.warn(line, RuntimeWarning, stacklevel=3)
     with session:
-        for _ in session.measure():
-            pass
+        for event in session.measure():
+            if isinstance(event, Notice):
+                warnings.warn(event.text, RuntimeWarning, stacklevel=3)
     return session.run
 
 

@@ -14,13 +14,21 @@ outcome is in the terminal summary, and --seqbench-fail-on sets the session's ex
 to the gate's: 1 on a regression; with `undecided`, also 3 when too noisy to decide; 2 when
 the runs cannot be compared. --seqbench-disable makes each call one smoke call of each mode.
 
+Each call is measured in --seqbench-processes fresh worker processes (default 3), kept for
+the whole session (worker k measures every call's k-th process), so that the comparison is
+across processes: the model, its inputs and its loss go to the workers pickled. A call whose
+objects cannot be pickled (a lambda, a class defined in the test function) is measured in
+this process instead, the summary says so, and a comparison cannot decide on it.
+
 pytest-xdist: timing tests in parallel workers contend for the same cores, so under
 `-n N` (N > 0) nothing is measured: each call is a smoke call, the terminal summary says
 so, and --seqbench-compare is refused. Run timing tests with `-n 0`.
 
-This module imports only pytest, the standard library and seqbench's declarations of its
-settings (`core.settings`, whence the --seqbench-* timing options come) when pytest loads
-it; seqbench's measuring side (torch, pandas) loads at the first measurement.
+This module is long because it is a whole front in one file, as pytest loads a plugin: its
+options, the fixture, the session's run and the comparison at the end. It imports only
+pytest, the standard library and seqbench's declarations of its settings (`core.settings`,
+whence the --seqbench-* timing options come) when pytest loads it; seqbench's measuring
+side (torch, pandas) loads at the first measurement.
 """
 
 from __future__ import annotations
@@ -171,6 +179,8 @@ class SessionState:
         }
         self.baseline: Any = None
         self.session: Any = None  # execute.session.Session, entered at the first measurement
+        self.folder: Any = None  # where the calls' modules are pickled for the workers
+        self.one_process: list[str] = []  # calls whose module could not go to a worker
         self.run: Any = None  # the session's run, once finished
         self.summary: list[str] = []
         self.exit_code = 0
@@ -243,21 +253,22 @@ class SessionState:
 
     def _open(self, config: SuiteConfig, cells: list) -> None:
         """The session's run, opened at its first measurement: one run for the whole pytest
-        session, its plan growing call by call, measured in this process."""
+        session, its plan growing call by call. Its executor keeps one fresh worker per
+        process for every call (worker k measures each call's k-th process), so a session of
+        many calls pays the workers' start-up once."""
         import dataclasses
+        import tempfile
 
-        from seqbench.execute.local import InProcessExecutor
+        from seqbench.execute.isolated import ProcessWorkerExecutor
         from seqbench.execute.session import Session
         from seqbench.plan.cells import Plan
 
         config = dataclasses.replace(
             config, label=self.label, description="pytest session", matrices=(), source="pytest"
         )
+        self.folder = tempfile.TemporaryDirectory(prefix="seqbench-pytest-")
         session = Session.start(
-            config,
-            root=self.root,
-            the_plan=Plan([], {}),
-            executor=InProcessExecutor(),
+            config, root=self.root, the_plan=Plan([], {}), executor=ProcessWorkerExecutor(keep=True)
         )
         self.thread_warning = next(iter(session.notices), "")
         self.session = session.__enter__()
@@ -265,7 +276,10 @@ class SessionState:
     def _measure(self, config: SuiteConfig, cells: list, user: Any) -> Any:
         import dataclasses
 
+        from seqbench.core.request import ModuleSpec
         from seqbench.core.schema import rows_to_frame
+        from seqbench.execute.local import InProcessExecutor
+        from seqbench.measure.module import one_process, ship
 
         if self.session is None:
             self._open(config, cells)
@@ -279,8 +293,21 @@ class SessionState:
             )
         # The call's timing settings, the session's threads (process-wide, recorded once).
         measured = dataclasses.replace(config, threads=self.session.config.threads)
-        for _ in self.session.measure(cells, requests=measured, module=user):
-            pass
+        shipped = ship(user, self.folder.name) if measured.measure.processes > 1 else None
+        if isinstance(shipped, ModuleSpec):  # a copy in each of the session's workers
+            for _ in self.session.measure(
+                cells, requests=dataclasses.replace(measured, module=shipped)
+            ):
+                pass
+        else:
+            if shipped is not None:
+                self.one_process.append(one_process(cells[0].arch, shipped))
+            measure = dataclasses.replace(measured.measure, processes=1)
+            with InProcessExecutor() as executor:
+                executor.attach(user, [cells[0].arch])
+                requests = dataclasses.replace(measured, measure=measure)
+                for _ in self.session.measure(cells, requests=requests, executor=executor):
+                    pass
         rows = [run.row(c.cell_id) for c in cells]
         for row in rows:
             if row.status == "skipped":
@@ -299,9 +326,13 @@ class SessionState:
         state = "complete" if exitstatus in (0, 1) else "interrupted"
         # Pytest's exit status says how the session ended, as an exception would.
         ended = (None,) if state == "complete" else (KeyboardInterrupt,)
-        self.session.__exit__(*ended, None, None)
+        try:
+            self.session.__exit__(*ended, None, None)
+        finally:
+            self.folder.cleanup()
         self.run = self.session.run
         self.summary.append(f"seqbench: {len(self.run.rows)} cells saved to {self.run.path}")
+        self.summary += [f"seqbench: warning: {line}" for line in self.one_process]
         if self.baseline is None:
             return
         if state == "complete":
@@ -340,7 +371,8 @@ class SessionState:
                 ratio = f" x{cell.ratio:.2f}" if cell.ratio else ""
                 self.summary.append(f"  {cell.verdict}: {cell.cell.cell_id}{ratio} {cell.note}")
         lines = [
-            line.replace("more --rounds", "more --seqbench-rounds") for line in verdict.lines()
+            line.replace("more --processes", "more --seqbench-processes")
+            for line in verdict.lines()
         ]
         self.summary += [f"seqbench: {line}" for line in lines] or ["seqbench: PASS"]
         code = verdict.exit_code

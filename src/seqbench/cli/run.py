@@ -89,7 +89,7 @@ def _measure(session, given: Given) -> None:
     err = stderr()
     for line in session.notices:
         err.print(f"[yellow]warning:[/] {escape(line)}")
-    rounds = session.config.measure.rounds
+    passes = session.config.measure.passes
     try:
         with (
             session,
@@ -100,11 +100,13 @@ def _measure(session, given: Given) -> None:
             for event in session.measure():
                 stopped()
                 if isinstance(event, CellStarted):
-                    where = f"round {event.round}/{rounds} " if rounds > 1 else ""
+                    where = f"pass {event.round}/{passes} " if passes > 1 else ""
                     # Completions move the bar: with Ray, cells start long before they finish.
                     progress.update(task, total=event.total, description=where + event.cell.cell_id)
                 elif isinstance(event, CellFinished):
                     progress.advance(task)
+                else:  # a Notice: other work arrived, and the threads followed
+                    progress.console.print(f"[yellow]warning:[/] {escape(event.text)}")
     except KeyboardInterrupt:
         run_ = session.run
         if run_ is None:  # stopped before the run existed: nothing to resume
@@ -133,7 +135,7 @@ def _measure(session, given: Given) -> None:
 def _report(session, given: Given) -> None:
     """Show the rows and pick the exit code, once the executor has let go of its backend
     (a Ray cluster's messages must not land in the middle of --format csv)."""
-    from seqbench.judge.noise import WIDE_CI
+    from seqbench.judge.noise import WIDE_CI, noise_advice
     from seqbench.output.text import format_env_line, format_plural
 
     run_, env, plan = session.run, session.env, session.plan
@@ -149,14 +151,15 @@ def _report(session, given: Given) -> None:
     err.print(f"saved {format_plural(len(run_.rows), 'cell')} ({summary}) to {run_.path}")
     if run_.extra_csv is not None and not given.quiet:
         err.print(f"rows also written to {run_.extra_csv}")
-    noisy = sum(bool(r.noisy) for r in run_.rows if r.status == "ok")
+    measured = [r for r in run_.rows if r.status == "ok"]
+    noisy = sum(bool(r.noisy) for r in measured)
     if noisy:
-        steadier = "--rounds 3" if env.get("threads") == 1 else "--threads 1 --rounds 3"
         err.print(
             f"[yellow]warning:[/] {noisy} of {format_plural(counts['ok'], 'measured cell')} "
-            f"{'is' if noisy == 1 else 'are'} noisy (an interval "
-            f"wider than ±{WIDE_CI:.0%}, or other work on their CPUs; see the noise column): "
-            f"rerun on a quieter machine, or with {steadier}"
+            f"{'is' if noisy == 1 else 'are'} noisy (an interval wider than ±{WIDE_CI:.0%}, "
+            "processes that disagree, or other work on their CPUs; see the noise column): "
+            + "; ".join(noise_advice(measured)),
+            markup=True,
         )
     unavailable = {r.device for r in run_.rows if r.status == "skipped"} & set(plan.unavailable)
     if counts["error"] or unavailable:

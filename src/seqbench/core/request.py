@@ -29,6 +29,9 @@ class ModuleSpec:
     target: str | None = None
     loss: str | None = None
     optimizer: str | None = None
+    # A file holding the live objects themselves, pickled (measure.module.ship): how a live
+    # module reaches the fresh processes it is measured in. The names then only describe.
+    pickled: str | None = None
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,12 @@ Schema history
    Instructions per step counted under callgrind (`run --count-instructions`):
    `instr_per_step`, `instr_steps` (the steps counted), and `instr_note` (why a cell was not
    counted; empty when it was, or when counting was not asked for).
+10 (2026-12-06): the process is the unit of noise: `processes`, the fresh worker processes
+   a cell's samples came from, and `process_spread`, how far their medians spread. With two
+   or more, `median_s` is across the processes (the geometric mean of their medians) and
+   `ci_low_s`/`ci_high_s` a 95% Student-t interval across them (it was, and with one process
+   still is, the order-statistic interval of one process's pooled samples); `within_spread`,
+   what the processes' own samples explain of that spread. Older rows read as one process.
 
 """
 
@@ -44,7 +50,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 STATUSES = ("ok", "oom", "error", "timeout", "skipped")
 # infer: a forward pass over whole sequences; train: one optimiser step; step: one token of
@@ -138,6 +144,14 @@ class ResultRow(Cell):
     repeats: int | None = None
     inner_loops: int | None = None
     rounds: int | None = None
+    # The fresh processes the samples came from (1: all from one), and the spread of their
+    # medians (the standard deviation of their logs: about a fraction). With 2 or more the
+    # median is across them (the geometric mean of theirs) and so is the interval.
+    processes: int | None = None
+    process_spread: float | None = None
+    # How far the medians would spread from each process's own samples alone (their
+    # medians' standard error, in logs): a spread well past it is the processes disagreeing.
+    within_spread: float | None = None
     # -- derived throughput --
     seq_per_s: float | None = None
     tokens_per_s: float | None = None
@@ -273,6 +287,7 @@ _INT = {
     "repeats",
     "inner_loops",
     "rounds",
+    "processes",
     "peak_mem_bytes",
     "peak_rss_bytes",
     "peak_reserved_bytes",

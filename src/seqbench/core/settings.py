@@ -32,6 +32,10 @@ SCALE_OUT = "Scale-out"
 OUTPUT = "Output"
 PANELS = (MATRIX, ACCURACY, TIMING, PROCESS, FAULTS, SCALE_OUT, OUTPUT)
 
+# Worker processes a cell is measured in by default: chosen by benchmarks/interval_coverage.py
+# (see the docs' "When the machine is busy").
+PROCESSES = 3
+
 # Where every run is saved, unless told otherwise (`--root`).
 RESULTS_ROOT = "results"
 # A gate's threshold when none is given (compare, ab, history, the pytest plugin): 10% for
@@ -170,21 +174,39 @@ class MeasureSettings:
     rounds: int = setting(
         1,
         POSITIVE_INT,
-        "Passes over the whole matrix; each cell's samples are pooled across them, so a burst "
-        "of interference touches one pass",
+        "Passes over the whole matrix in each process; each cell's samples are pooled across "
+        "them, so a burst of interference touches one pass",
+        module=True,
+        pytest=True,
+    )
+    # The process is the unit of noise: on a shared machine one process runs a step 10-40%
+    # faster or slower than the next, while its own samples agree within a few percent, so
+    # an interval from one process's samples does not hold for the next run.
+    processes: int = setting(
+        PROCESSES,
+        POSITIVE_INT,
+        "Fresh worker processes each cell is measured in, interleaved across the cells "
+        "(process 1 of every cell, then process 2, ...), the budget split between them; the "
+        "interval is computed across them. 1: every cell in one process",
         module=True,
         pytest=True,
     )
 
+    @property
+    def passes(self) -> int:
+        """Passes over the plan: `rounds` in each process, process after process."""
+        return self.rounds * self.processes
+
     def per_round(self) -> MeasureSettings:
-        """The budget of one pass: time and sample counts split evenly between rounds."""
-        if self.rounds == 1:
+        """The budget of one pass: time and sample counts split evenly between passes."""
+        passes = self.passes
+        if passes == 1:
             return self
         return dataclasses.replace(
             self,
-            min_time=self.min_time / self.rounds,
-            min_repeats=max(1, math.ceil(self.min_repeats / self.rounds)),
-            max_repeats=max(1, math.ceil(self.max_repeats / self.rounds)),
+            min_time=self.min_time / passes,
+            min_repeats=max(1, math.ceil(self.min_repeats / passes)),
+            max_repeats=max(1, math.ceil(self.max_repeats / passes)),
         )
 
 

@@ -12,8 +12,16 @@ backend is one file that implements `Executor` (base.py), named in factory.py.
 Importing this package imports neither torch nor Ray.
 """
 
-from seqbench.execute.base import CellFinished, CellStarted, Event, Executor
+from seqbench.execute.base import CellFinished, CellStarted, Event, Executor, Notice
 from seqbench.execute.factory import make_executor
 from seqbench.execute.scheduler import Scheduler
 
-__all__ = ["CellFinished", "CellStarted", "Event", "Executor", "Scheduler", "make_executor"]
+__all__ = [
+    "CellFinished",
+    "CellStarted",
+    "Event",
+    "Executor",
+    "Notice",
+    "Scheduler",
+    "make_executor",
+]

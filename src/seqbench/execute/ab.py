@@ -36,7 +36,8 @@ from seqbench.core.errors import SeqbenchError
 from seqbench.core.schema import Cell
 from seqbench.core.settings import RESULTS_ROOT
 from seqbench.execute.base import CellFinished, CellStarted, Event
-from seqbench.execute.session import Session, choose_threads
+from seqbench.execute.session import Session
+from seqbench.execute.threads import choose_threads
 from seqbench.plan.cells import Plan, make_plan
 from seqbench.plan.config import SuiteConfig
 
@@ -67,8 +68,12 @@ def ab_config(config: SuiteConfig) -> SuiteConfig:
     Ray, no in-process cells), no ceiling (MFU is not what it judges), and enough samples
     per round for a round's fastest tenth to be more than one sample."""
     least = max(config.measure.min_repeats, ROUND_SAMPLES * config.measure.rounds)
+    # Its rounds are its pairs, each version's in a worker of its own kept for the cell.
     measure = dataclasses.replace(
-        config.measure, min_repeats=least, max_repeats=max(config.measure.max_repeats, least)
+        config.measure,
+        min_repeats=least,
+        max_repeats=max(config.measure.max_repeats, least),
+        processes=1,
     )
     return dataclasses.replace(
         config, measure=measure, ceiling=False, executor="local", isolate=True

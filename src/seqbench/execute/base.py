@@ -27,7 +27,20 @@ class CellFinished:
     round: int = 1
 
 
-Event = CellStarted | CellFinished
+@dataclass(frozen=True)
+class Notice:
+    """Something a user should hear while the run goes on (the front says it)."""
+
+    text: str
+
+
+Event = CellStarted | CellFinished | Notice
+
+
+def process_index(request: CellRequest) -> int:
+    """Which of its cell's processes a pass belongs to (1-based): each process runs
+    `rounds` passes, one process after the other."""
+    return (request.round - 1) // request.measure.rounds + 1
 
 
 class Executor(Protocol):
@@ -44,6 +57,9 @@ class Executor(Protocol):
     capacity: int
     # Cells run on this machine, so a ceiling measured here applies to them (for the MFU).
     same_machine: bool
+    # A cell's passes run in fresh processes (a process per pass, or per process index):
+    # their samples are judged across processes (see measure.sampling.timing_fields).
+    separate_processes: bool
 
     def __enter__(self) -> Executor: ...
 
@@ -70,6 +86,7 @@ class OneAtATime:
     name = "one-at-a-time"
     capacity = 1
     same_machine = True
+    separate_processes = False
 
     def __init__(self) -> None:
         self._queue: deque[CellRequest] = deque()

@@ -172,6 +172,7 @@ class CountingExecutor:
         self.name = f"{inner.name}+callgrind"
         self.capacity = inner.capacity
         self.same_machine = inner.same_machine
+        self.separate_processes = getattr(inner, "separate_processes", False)
         self.steps = steps
         self.reason = unavailable_reason()
         self._counter = CountingWorker(launch)

@@ -31,6 +31,10 @@ def _timing_executor(config: SuiteConfig) -> Executor:
         from seqbench.execute.isolated import SubprocessExecutor
 
         return SubprocessExecutor()
+    if config.measure.processes > 1:
+        from seqbench.execute.isolated import ProcessWorkerExecutor
+
+        return ProcessWorkerExecutor()
     from seqbench.execute.local import InProcessExecutor
 
     return InProcessExecutor()

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from seqbench.core.request import CellRequest
 from seqbench.core.schema import Measurement
 from seqbench.core.timing import Stopwatch
-from seqbench.execute.base import OneAtATime
+from seqbench.execute.base import OneAtATime, process_index
 from seqbench.machine.launch import Launch
 
 # Importing torch in the fresh process takes seconds; the parent's hard limit allows this
@@ -174,6 +174,7 @@ class SubprocessExecutor(OneAtATime):
     """`--isolate`: every cell in a fresh worker process."""
 
     name = "subprocess"
+    separate_processes = True
 
     def __init__(self, grace_s: float | None = None) -> None:
         super().__init__()
@@ -181,6 +182,49 @@ class SubprocessExecutor(OneAtATime):
 
     def run(self, request: CellRequest) -> Measurement:
         return run_in_fresh_process(request, self._grace)
+
+
+class ProcessWorkerExecutor(OneAtATime):
+    """`--processes N`: each of a cell's processes is a fresh worker, and one worker serves
+    every cell of its turn. The scheduler's passes go process by process (process 1 of every
+    cell, then process 2, ...), so the n-th worker measures every cell's n-th process; it
+    runs the request's `rounds` passes before the next one starts (`process_index`). N cells in P processes cost
+    P worker start-ups, not N x P, and each cell's processes are apart in time. With `keep`,
+    the P workers stay up for requests that come in several plans (the pytest plugin's calls),
+    worker k serving every plan's k-th process."""
+
+    name = "worker-per-process"
+    separate_processes = True
+
+    def __init__(
+        self, launch: Launch | None = None, grace_s: float | None = None, *, keep: bool = False
+    ) -> None:
+        super().__init__()
+        self._launch = launch or Launch()
+        self._grace = STARTUP_GRACE_S if grace_s is None else grace_s
+        self._keep = keep
+        self._workers: dict[int, Worker] = {}
+
+    def run(self, request: CellRequest) -> Measurement:
+        index = process_index(request)
+        worker = self._workers.get(index)
+        if worker is None or not worker.alive:
+            # A new process; a worker that died took only its cell, and the next one starts.
+            if worker is not None:
+                worker.close()
+            if not self._keep:
+                self.close_workers()
+            worker = self._workers[index] = Worker(self._launch, self._grace)
+        return worker.measure(request)
+
+    def close_workers(self) -> None:
+        for worker in self._workers.values():
+            worker.close()
+        self._workers.clear()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close_workers()
+        super().__exit__(*exc)
 
 
 class CellWorkerExecutor(OneAtATime):
@@ -224,6 +268,7 @@ def worker_environment() -> dict[str, str]:
 __all__ = [
     "STARTUP_GRACE_S",
     "CellWorkerExecutor",
+    "ProcessWorkerExecutor",
     "SubprocessExecutor",
     "Worker",
     "run_in_fresh_process",

@@ -110,6 +110,7 @@ class _Node:
 class RayExecutor:
     name = "ray"
     same_machine = False  # MFU would need each node's own ceiling
+    separate_processes = True  # every task in a fresh worker
 
     def __init__(self, address: str | None = None, cpu_cells_per_node: int = 1) -> None:
         self._address = address or os.environ.get("RAY_ADDRESS") or None

@@ -28,7 +28,7 @@ from seqbench.core.settings import MeasureSettings
 
 if TYPE_CHECKING:
     from seqbench.storage import Run
-from seqbench.execute.base import CellFinished, CellStarted, Event, Executor
+from seqbench.execute.base import CellFinished, CellStarted, Event, Executor, process_index
 
 # A cell is at least as large as another when it builds the same kind of model on the same
 # device, in the same dtype and mode, and is no smaller along any size axis.
@@ -106,7 +106,7 @@ class Scheduler:
     def iter_plan(self, cells: list[Cell]) -> Iterator[Event]:
         """Measure what `cells` still lack in the run, round by round, yielding events;
         the run is saved before every `CellFinished`."""
-        rounds = self.config.measure.rounds
+        rounds = self.config.measure.passes
         todo = [
             (r, cell)
             for r in range(1, rounds + 1)
@@ -179,18 +179,36 @@ class Scheduler:
             self._ooms.append(oom)
             if self.config.skip_larger:
                 self.executor.cancel(lambda r: at_least_as_large(r.cell, oom), _larger_than(oom))
-        return measurement, self.record(measurement)
+        process = self._process_of(request)
+        return measurement, self.record(measurement, process, request.measure.rounds)
 
-    def record(self, measurement: Measurement) -> Measurement:
+    def _process_of(self, request: CellRequest) -> int:
+        """Which of its cell's fresh processes a request's pass ran in: each process runs
+        `rounds` passes in turn (1 when every pass shares one process)."""
+        if not getattr(self.executor, "separate_processes", False):
+            return 1
+        return process_index(request)
+
+    def record(
+        self, measurement: Measurement, process: int = 1, per_process: int = 1
+    ) -> Measurement:
         """Pool a pass with the cell's earlier rounds, add its MFU, and save it in the run:
-        what happens to every measurement that comes back."""
+        what happens to every measurement that comes back. `process` is the fresh process
+        the pass ran in, each running `per_process` passes: passes from two or more are
+        judged across them."""
         from seqbench.measure.sampling import merge_rounds
 
         cell = measurement.row.cell
         earlier = self.run.row(cell.cell_id)
         if earlier is not None and earlier.status == "ok":
             earlier_samples = self.run.samples.get(cell.cell_id, [])
-            measurement = merge_rounds(Measurement(earlier, earlier_samples), measurement)
+            groups = None
+            if process > 1:  # this pass's process, beside the earlier ones'
+                groups = self.run.sample_groups(cell.cell_id, per_process)
+                if process > len(groups):
+                    groups.append([])
+                groups[-1] = groups[-1] + list(measurement.samples)
+            measurement = merge_rounds(Measurement(earlier, earlier_samples), measurement, groups)
         row = measurement.row
         if self.config.ceiling and self.executor.same_machine and row.tflops is not None:
             ceiling = self._device_ceiling(cell)

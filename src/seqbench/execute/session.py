@@ -7,7 +7,7 @@ hands it to a session, which does the rest the same way for all of them:
     session = Session.start(config, root=Path("results"))  # or Session.resume(ref, ...)
     for line in session.notices: ...                       # the front says them; this never prints
     with session:                                          # executor, environment, run folder
-        for event in session.measure():                    # CellStarted / CellFinished
+        for event in session.measure():                    # CellStarted, CellFinished, Notice
             ...
     session.run                                            # finished, however the block ended
 
@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 from seqbench.core.errors import SeqbenchError
 from seqbench.core.schema import Cell, Measurement
-from seqbench.execute.base import Event, Executor
+from seqbench.execute.base import CellFinished, Event, Executor, Notice
+from seqbench.execute.threads import ThreadsWatch, choose_threads
 from seqbench.machine.env import check_same_environment
 from seqbench.plan.cells import Plan, make_plan
 from seqbench.plan.config import PROTECTION, SuiteConfig, check_same_configuration
@@ -48,55 +49,6 @@ if TYPE_CHECKING:
 Extras = Mapping[str, Any]
 # The environment a run records, from the one taken here (ab: another version's).
 EnvHook = Callable[[dict[str, Any]], dict[str, Any]]
-
-
-def choose_threads(config: SuiteConfig, machine: Machine) -> tuple[SuiteConfig, str]:
-    """The configuration with its CPU threads decided, and a warning line if there is one.
-
-    Threads the user chose stay (with a warning when the machine cannot give them all a
-    core). Otherwise seqbench takes torch's default, lowered to the CPUs other processes
-    leave free: threads that share a core with other work wait for each other at every
-    parallel step, and a two-thread cell on a busy two-core machine was measured 3,000
-    times slower than a one-thread cell (benchmarks/oversubscription.py). A Ray cluster's
-    workers get their threads from their node.
-    """
-    if config.executor == "ray":
-        return config, ""
-    if config.threads is not None:
-        if config.threads > machine.cpus:
-            return config, (
-                f"--threads {config.threads} is more than the {machine.cpus:g} CPUs this process "
-                "can use: the threads will wait for each other, and the numbers say more about "
-                "that than about the model"
-            )
-        if machine.busy and config.threads == 1:
-            return config, (
-                f"this machine is busy ({machine.describe()}): cells that other work "
-                "disturbs are flagged noisy"
-            )
-        if machine.busy and config.threads > round(machine.free):
-            return config, (
-                f"this machine is busy ({machine.describe()}): {config.threads} threads will "
-                "wait for each other, and cells will be flagged noisy; --threads 1 is steadier"
-            )
-        return config, ""
-    import torch
-
-    default = torch.get_num_threads()
-    threads = max(1, min(default, round(machine.free)))
-    config = dataclasses.replace(config, threads=threads)
-    if threads < default:
-        return config, (
-            f"this machine is busy ({machine.describe()}): measuring with {threads} "
-            f"thread{'s' if threads > 1 else ''} instead of {default} (--threads N to insist); "
-            "cells that other work disturbs are flagged noisy"
-        )
-    if machine.busy:
-        return config, (
-            f"this machine is busy ({machine.describe()}): cells that other work disturbs "
-            "are flagged noisy"
-        )
-    return config, ""
 
 
 def environment(config: SuiteConfig, device_names: list[str], executor: Executor) -> dict:
@@ -173,6 +125,8 @@ class Session:
         self.executor: Executor | None = None
         self.env: dict[str, Any] = {}
         self._scheduler: Scheduler | None = None
+        # Threads that follow the machine while the run goes on, where seqbench chose them.
+        self.threads = ThreadsWatch(config, chosen_here=asked.threads is None)
 
     # ------------------------------------------------------------------ building one
 
@@ -297,7 +251,7 @@ class Session:
             executor.__exit__(None, None, None)
             raise
         self.executor = executor
-        self._scheduler = Scheduler(self.config, executor, self.run)
+        self._scheduler = Scheduler(self.threads, executor, self.run)
         return self
 
     def _open(self, executor: Executor) -> Run:
@@ -356,28 +310,29 @@ class Session:
         cells: Sequence[Cell] | None = None,
         *,
         requests: RunConfig | None = None,
-        module: Any = None,
+        executor: Executor | None = None,
     ) -> Iterator[Event]:
         """Measure what `cells` (default: the plan's) still lack in the run, yielding the
         scheduler's events. Cells the run's plan does not name yet join it (the pytest
         plugin plans call by call). `requests` builds these cells' requests instead of the
-        session's configuration (a call's own timing settings); `module` is a user's live
-        module for them, measured in this process."""
+        session's configuration (a call's own timing settings); `executor` (entered by the
+        caller) runs them instead of the session's (a user's live module in this process)."""
         from seqbench.execute.scheduler import Scheduler
 
         assert self.run is not None and self._scheduler is not None, "enter the session first"
         cells = list(self.plan.cells if cells is None else cells)
         known = set(self.run.meta.plan)
         self.run.meta.plan.extend(c.cell_id for c in cells if c.cell_id not in known)
-        if module is not None:
-            attach = getattr(self.executor, "attach", None)
-            if attach is None:
-                raise SeqbenchError("a live module can only be measured in this process")
-            attach(module, {c.arch for c in cells})
-        scheduler = self._scheduler
-        if requests is not None:
-            scheduler = Scheduler(requests, self.executor, self.run)
-        yield from scheduler.iter_plan(cells)
+        if requests is not None or executor is not None:
+            scheduler = Scheduler(requests or self.config, executor or self.executor, self.run)
+            yield from scheduler.iter_plan(cells)
+            return
+        for event in self._scheduler.iter_plan(cells):
+            yield event
+            if isinstance(event, CellFinished) and (
+                line := self.threads.observe(event.measurement.row)
+            ):
+                yield Notice(line)
 
     def measure_one(self, request: CellRequest) -> Measurement:
         """Measure one request now and record it (a search whose next request depends on

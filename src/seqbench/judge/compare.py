@@ -5,7 +5,8 @@ estimated as a ratio (candidate / baseline) with its confidence interval, from t
 samples (`compare_runs`, a shift estimate) or from rounds measured side by side
 (`compare_paired`, behind `seqbench ab`); seqbench.judge.stats has the statistics and
 seqbench.judge.verdicts the rules that turn an estimate into a verdict. A cell measured while
-other work disturbed it (flagged noisy) gets no verdict of change from `compare_runs`.
+other work disturbed it (flagged noisy) gets a verdict of change from `compare_runs` only
+where the change is larger than the disturbance could explain (`noise.slowdown_bound`).
 
 Nothing here prints. The comparison is data; seqbench.judge.gate turns it into messages and an
 exit code.
@@ -21,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 from seqbench.core.errors import SeqbenchError
 from seqbench.core.schema import Cell, ResultRow, higher_is_better
 from seqbench.core.settings import THRESHOLD, THRESHOLDS
-from seqbench.judge.stats import paired_ratio, shift_ratio
+from seqbench.judge import noise
+from seqbench.judge.stats import RatioEstimate, paired_ratio, process_ratio, shift_ratio
 from seqbench.judge.verdicts import (
     VERDICTS,
     CellComparison,
@@ -131,14 +133,25 @@ def compute_env_differences(
     ]
 
 
+# What can judge a change that one process's samples cannot (see `_one_process`).
+ONE_PROCESS = (
+    "one process on the {side}: its samples cannot tell a change from the next process's "
+    "speed; measure with --processes 3 or more, side by side with `seqbench ab`, or count "
+    "instructions (--count-instructions), which load cannot move"
+)
+
+
 def _compare_cell(
     base: ResultRow,
     cand: ResultRow,
-    base_samples: list[float],
-    cand_samples: list[float],
+    base_groups: list[list[float]],
+    cand_groups: list[list[float]],
     metric: Metric,
     threshold: float,
 ) -> CellComparison:
+    """One cell's verdict. `base_groups` and `cand_groups` are each side's timing samples
+    split by the fresh process they came from: with two or more processes on each side the
+    change is judged across processes (stats.process_ratio); otherwise from the samples."""
     cell = base.cell
     if base.status != "ok" or cand.status != "ok":
         if base.status == "ok":  # it used to work: now it errors, runs out of memory or time
@@ -164,6 +177,8 @@ def _compare_cell(
 
         ratio = c / b if b else None
         return CellComparison(cell, verdict, b, c, ratio, ratio, ratio)
+    base_samples = [s for g in base_groups for s in g]
+    cand_samples = [s for g in cand_groups for s in g]
     if len(base_samples) < 2 or len(cand_samples) < 2:
         return CellComparison(
             cell,
@@ -174,29 +189,65 @@ def _compare_cell(
             note="fewer than 2 samples on one side",
             undecided=True,
         )
-    est = shift_ratio(base_samples, cand_samples)
+    if len(base_groups) < 2 or len(cand_groups) < 2:
+        # One process's samples agree within a few percent while the next process may run
+        # 10-40% faster or slower: whatever they say is not a verdict.
+        est = shift_ratio(base_samples, cand_samples)
+        side = "baseline" if len(base_groups) < 2 else "candidate"
+        n_base, n_cand = len(base_samples), len(cand_samples)
+        return dataclasses.replace(
+            judged(cell, "inconclusive", "", est, b, c, n_base, n_cand, threshold),
+            note=ONE_PROCESS.format(side=side),
+            undecided=True,
+        )
+    est = process_ratio(base_groups, cand_groups)
     verdict, note = classify(est, threshold, metric.lower_is_better)
-    noisy = [
-        f"the {side} ({row.noisy})"
+    # The processes' spread is in the interval; other work on the CPUs is not: a change
+    # stands only where it is larger than the disturbance could make it.
+    disturbed = [
+        f"the {side} ({'; '.join(found)})"
         for side, row in (("baseline", base), ("candidate", cand))
-        if row.noisy
+        if (found := noise.disturbances(row))
     ]
-    if verdict in ("regression", "improvement") and noisy:
-        # A change measured on a disturbed cell may be the disturbance: say so, not a verdict.
-        verdict = "inconclusive"
-        note = f"a {round((est.ratio - 1) * 100):+d}% change, but noisy: {'; '.join(noisy)}"
+    if verdict in ("regression", "improvement") and disturbed:
+        # A regression could be other work slowing the candidate, an improvement other work
+        # slowing the baseline: judge the estimate with that side's bound taken off.
+        bound = noise.slowdown_bound(cand if verdict == "regression" else base)
+        if _discounted(est, bound, verdict, metric.lower_is_better, threshold) != verdict:
+            note = f"a {round((est.ratio - 1) * 100):+d}% change, but noisy: {'; '.join(disturbed)}"
+            verdict = "inconclusive"
+        else:
+            note = f"larger than the other work could explain (at most x{bound:.2f})"
     return judged(
-        cell,
-        verdict,
-        note,
-        est,
-        b,
-        c,
-        len(base_samples),
-        len(cand_samples),
-        threshold,
+        cell, verdict, note, est, b, c, len(base_groups), len(cand_groups), threshold,
         metric.lower_is_better,
-    )
+    )  # fmt: skip
+
+
+def _discounted(
+    est: RatioEstimate, bound: float, verdict: str, lower_is_better: bool, threshold: float
+) -> str:
+    """The verdict on `est` had the disturbed side been `bound` times worse than its code."""
+    if math.isinf(bound):
+        return "inconclusive"
+    # A regression's candidate, or an improvement's baseline, counted `bound` times better.
+    scale = 1 / bound if (verdict == "regression") == lower_is_better else bound
+    return classify(
+        dataclasses.replace(
+            est,
+            ratio=est.ratio * scale,
+            ci_low=est.ci_low * scale,
+            ci_high=est.ci_high * scale,
+            fast_ratio=est.fast_ratio * scale,
+        ),
+        threshold,
+        lower_is_better,
+    )[0]
+
+
+def _groups(run: Run, row: ResultRow) -> list[list[float]]:
+    """A row's samples by the process they came from (one group for a one-process row)."""
+    return run.sample_groups(row.cell_id, run.rounds_per_process(row))
 
 
 def check_threshold(threshold: float) -> None:
@@ -235,8 +286,8 @@ def compare_runs(
     _check_common(baseline, candidate, base_rows, cand_rows, allow_missing)
     cells = [
         _compare_cell(
-            base_rows[key], cand_rows[key], baseline.samples.get(base_rows[key].cell_id, []),
-            candidate.samples.get(cand_rows[key].cell_id, []), chosen, threshold,
+            base_rows[key], cand_rows[key], _groups(baseline, base_rows[key]),
+            _groups(candidate, cand_rows[key]), chosen, threshold,
         )
         for key in base_rows
         if key in cand_rows

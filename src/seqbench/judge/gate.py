@@ -55,8 +55,9 @@ def check_undecided(comparison: Comparison) -> str | None:
         )
     return (
         f"{n} cell{'s' if n > 1 else ''} too noisy to decide: a regression past "
-        f"{comparison.threshold:.0%} cannot be ruled out; rerun (on a quieter machine, with "
-        "more --rounds, or side by side with `seqbench ab`)"
+        f"{comparison.threshold:.0%} cannot be ruled out; rerun with more --processes (the "
+        "interval narrows as they grow), side by side with `seqbench ab`, or gate on "
+        "instruction counts (--count-instructions), which other work cannot move"
     )
 
 

@@ -14,7 +14,9 @@ becomes columns of the row:
 
 `flag` turns a row into the reasons it is `noisy`, or nothing (`findings` gives each reason
 short, for a table, and in full). A cell is flagged when its
-median's 95% confidence interval is wider than ±`WIDE_CI`, or when it ran under
+median's 95% confidence interval is wider than ±`WIDE_CI`, when the fresh processes it was
+measured in disagree by more than `DISAGREE` times what their own samples explain (and more
+than `SPREAD_FLOOR`), or when it ran under
 interference: its threads and the other processes' busy cores together wanted more than
 the CPUs it could use (`CONTENTION` cores of slack), or steal or throttling took more than
 `system.STOLEN` of its time. Those levels were chosen on a 2-core machine: quiet, no cell of the
@@ -24,6 +26,7 @@ threads does (benchmarks/oversubscription.py shows why that matters).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from seqbench.machine.system import STOLEN
@@ -31,12 +34,55 @@ from seqbench.machine.system import STOLEN
 # Flagging levels (see the module docstring).
 WIDE_CI = 0.10  # the median's 95% CI half-width, relative
 CONTENTION = 0.25  # cores of demand beyond the CPUs before a cell counts as contended
+# Processes disagree when their medians spread this many times what their own samples
+# explain (and by more than SPREAD_FLOOR, which no timing needs to resolve).
+DISAGREE = 3.0
+SPREAD_FLOOR = 0.02
 
 
 def findings(row: Any) -> list[tuple[str, str]]:
     """Why a row's timing cannot be trusted, as (short, full) pairs: the rule in the module
     notes. `row` is a ResultRow (or anything with its columns). CUDA and MPS cells are
     judged with one thread: their work runs on the device, the host only feeds it."""
+    return _spread(row) + _disturbed(row)
+
+
+def disturbances(row: Any) -> list[str]:
+    """The reasons other work on the machine disturbed a cell (busy cores, steal,
+    throttling), in full: not how far its figures spread, which an interval across
+    processes already holds."""
+    return [full for _, full in _disturbed(row)]
+
+
+def slowdown_bound(row: Any) -> float:
+    """The most that the other work seen around a disturbed cell could have slowed it: 1.0
+    for an undisturbed cell. One thread that shares the CPUs with others' busy cores gets at
+    least its fair share, so it waits at most (its threads + their cores) / CPUs times as
+    long, or 1 / `cpu_share` where the CPU time it got says more; steal and throttling take
+    their share on top. Several threads that share a core with other work have no bound
+    (each parallel step waits for the slowest: benchmarks/oversubscription.py measured 1000x),
+    so that is infinite."""
+    if not _disturbed(row):
+        return 1.0
+    threads = (row.threads or 1) if row.device == "cpu" else 1
+    others, cpus = row.others_cores or 0.0, row.cpus
+    bound = 1.0
+    if cpus and threads + others > cpus + CONTENTION:
+        if threads > 1:
+            return math.inf
+        bound = (threads + others) / cpus
+    share = getattr(row, "cpu_share", None)
+    if share:
+        bound = max(bound, 1 / min(share, 1.0))
+    for column in ("steal_frac", "throttled_frac"):
+        value = getattr(row, column)
+        if value is not None and value > STOLEN:
+            bound /= max(1 - value, 1e-9)
+    return bound
+
+
+def _spread(row: Any) -> list[tuple[str, str]]:
+    """A wide interval, or processes that disagree."""
     found = []
     if row.median_s and row.ci_low_s is not None and row.ci_high_s is not None:
         half = (row.ci_high_s - row.ci_low_s) / 2 / row.median_s
@@ -44,6 +90,21 @@ def findings(row: Any) -> list[tuple[str, str]]:
             found.append(
                 (f"CI ±{half:.0%}", f"its interval is ±{half:.0%}, wider than ±{WIDE_CI:.0%}")
             )
+    spread, within = getattr(row, "process_spread", None), getattr(row, "within_spread", None)
+    if spread is not None and within is not None and spread > max(DISAGREE * within, SPREAD_FLOOR):
+        found.append(
+            (
+                f"processes ±{spread:.0%}",
+                f"its {row.processes} processes disagree by ±{spread:.0%}, more than their own "
+                f"samples explain (±{within:.1%})",
+            )
+        )
+    return found
+
+
+def _disturbed(row: Any) -> list[tuple[str, str]]:
+    """Other work on the cell's CPUs, a hypervisor's steal, or cgroup throttling."""
+    found = []
     threads = (row.threads or 1) if row.device == "cpu" else 1
     others, cpus = row.others_cores, row.cpus
     if others is not None and cpus and threads + others > cpus + CONTENTION:
@@ -60,6 +121,26 @@ def findings(row: Any) -> list[tuple[str, str]]:
         if value is not None and value > STOLEN:
             found.append((f"{what} {value:.0%}", f"{what} took {value:.0%} of its time"))
     return found
+
+
+def noise_advice(rows: list[Any]) -> list[str]:
+    """What would steady the noisy ones among measured rows, most useful first (see the docs'
+    "When the machine is busy" for the measurements behind each)."""
+    noisy = [r for r in rows if r.noisy]
+    advice = []
+    if any((r.threads or 1) > 1 and _disturbed(r) for r in noisy):
+        advice.append(
+            "--threads 1 (threads that share a core with other work wait for each other at "
+            "every parallel step)"
+        )
+    processes = max((r.processes or 1 for r in noisy), default=1)
+    if any(_spread(r) for r in noisy):
+        more = max(2 * processes, 3)
+        advice.append(
+            f"more processes (--processes {more}: the interval is across them, and narrows as "
+            "their number grows)"
+        )
+    return advice or ["rerun on a quieter machine"]
 
 
 def flag(row: Any) -> str:

@@ -284,12 +284,98 @@ def welch_difference(
     b, c = np.asarray(baseline, dtype=float), np.asarray(candidate, dtype=float)
     if b.size < 2 or c.size < 2:
         raise ValueError("Welch's test needs at least two scores on each side")
-    diff = float(c.mean() - b.mean())
     vb, vc = b.var(ddof=1) / b.size, c.var(ddof=1) / c.size
+    return _welch(float(c.mean() - b.mean()), vb, vc, b.size, c.size, confidence)
+
+
+def _welch(
+    diff: float, vb: float, vc: float, nb: int, nc: int, confidence: float
+) -> MeanDifference:
+    """Welch's interval and p-value for a difference whose sides have variances vb, vc
+    estimated from nb and nc values (Welch–Satterthwaite degrees of freedom)."""
     se = math.sqrt(vb + vc)
     if se == 0:
         return MeanDifference(diff, diff, diff, 1.0 if diff == 0 else 0.0)
-    df = (vb + vc) ** 2 / (vb**2 / (b.size - 1) + vc**2 / (c.size - 1))
+    df = (vb + vc) ** 2 / (vb**2 / (nb - 1) + vc**2 / (nc - 1))
     half = float(sps.t.ppf((1 + confidence) / 2, df)) * se
     p = float(2 * sps.t.sf(abs(diff) / se, df))
     return MeanDifference(diff, diff - half, diff + half, p)
+
+
+# --------------------------------------------------------------------------- across processes:
+# one process's samples describe that process; on a shared machine the next one runs a step
+# 10-40% faster or slower (memory layout, which core, the host's other tenants), while its
+# own samples agree within a few percent. With samples from several fresh processes, a
+# cell's figure and interval are across them: each process's median, in logs (a step's time
+# varies by factors), their mean, and where the next run's figure lands.
+#
+# The next run is another set of processes at another moment, and on this project's machine
+# the figures of runs made one after another spread as much as one run's processes do: the
+# processes of one run share its moment (measured by benchmarks/interval_coverage.py: an
+# interval for the mean of one run's processes held the other runs' median in 8 runs of 10
+# or fewer). So the interval is a prediction interval, mean ± t·s·√(1 + 1/n), the width in
+# which a repeat of the run lands, and two runs are compared with the same variance on each
+# side, s²(1 + 1/n).
+
+
+@dataclass(frozen=True)
+class AcrossProcesses:
+    """A cell's figure from the medians of the processes it was measured in."""
+
+    center: float  # the geometric mean of the processes' medians
+    low: float  # its 95% prediction interval: where a repeat of the run's figure lands
+    high: float
+    spread: float  # the standard deviation of the medians' logs (about a fraction)
+    # How far the medians would spread from each process's own samples alone: the rms of
+    # their medians' standard errors, in logs (from each one's 95% interval).
+    within: float
+    n: int
+
+
+def across_processes(
+    groups: Sequence[Sequence[float]], confidence: float = 0.95
+) -> AcrossProcesses:
+    """The figure and prediction interval of samples from `len(groups)` processes (at
+    least two), `groups[k]` the samples of process k."""
+    if len(groups) < 2:
+        raise ValueError("an interval across processes needs at least two processes")
+    logs = np.log([median(g) for g in groups])
+    n, mean, spread = len(logs), float(logs.mean()), float(logs.std(ddof=1))
+    half = float(sps.t.ppf((1 + confidence) / 2, n - 1)) * spread * math.sqrt(1 + 1 / n)
+    z = float(sps.norm.ppf((1 + confidence) / 2))
+    errors = [math.log(hi / lo) / 2 / z for lo, hi in (median_ci(g, confidence) for g in groups)]
+    return AcrossProcesses(
+        math.exp(mean),
+        math.exp(mean - half),
+        math.exp(mean + half),
+        spread,
+        math.sqrt(sum(e * e for e in errors) / n),
+        n,
+    )
+
+
+def process_ratio(
+    baseline: Sequence[Sequence[float]],
+    candidate: Sequence[Sequence[float]],
+    confidence: float = 0.95,
+) -> RatioEstimate:
+    """The change between two runs measured in several processes each: the difference of
+    their processes' mean log medians, with Welch's interval where each side's variance is
+    that of a run's figure, s²(1 + 1/n) (the processes, not the samples, are the independent
+    measurements, and a run's moment moves them together). The fast ratio compares the
+    pooled 10th percentiles."""
+    b, c = np.log([median(g) for g in baseline]), np.log([median(g) for g in candidate])
+    d = _run_difference(b, c, confidence)
+    pooled_b = np.log(np.concatenate([np.asarray(g, dtype=float) for g in baseline]))
+    pooled_c = np.log(np.concatenate([np.asarray(g, dtype=float) for g in candidate]))
+    fast = float(
+        np.exp(np.percentile(pooled_c, FAST_QUANTILE) - np.percentile(pooled_b, FAST_QUANTILE))
+    )
+    return RatioEstimate(math.exp(d.difference), math.exp(d.low), math.exp(d.high), d.p_value, fast)
+
+
+def _run_difference(b: np.ndarray, c: np.ndarray, confidence: float) -> MeanDifference:
+    """candidate - baseline mean of logs, each side's variance a run's: s²(1 + 1/n)."""
+    vb = float(b.var(ddof=1)) * (1 + 1 / b.size)
+    vc = float(c.var(ddof=1)) * (1 + 1 / c.size)
+    return _welch(float(c.mean() - b.mean()), vb, vc, b.size, c.size, confidence)

@@ -52,8 +52,51 @@ def load_name(name: str, what: str) -> Any:
     return import_named(name, what, "attribute")
 
 
+def ship(user: UserModule, folder: str) -> ModuleSpec | str:
+    """The user's live module as a file a fresh worker process can load (a pickle in
+    `folder`), or why it cannot be: an object that does not pickle (a lambda, a closure), or
+    one defined in the script being run, which the worker cannot import (`__main__`). The
+    worker measures a copy: training there leaves the caller's weights as they were."""
+    import os
+    import pickle
+    import tempfile
+
+    objects = (user.model, user.inputs, user.target, user.loss, user.optimizer)
+    try:
+        data = pickle.dumps(objects)
+    except Exception as exc:  # pickle raises many kinds: say the first line of any
+        return f"it cannot be pickled ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+    if b"__main__" in data:
+        return "it is defined in the script being run (__main__), which a worker cannot import"
+    fd, path = tempfile.mkstemp(prefix="module-", suffix=".pickle", dir=folder)
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
+    return ModuleSpec(model=type(user.model).__qualname__, inputs="(pickled)", pickled=path)
+
+
+def one_process(label: str, why: str) -> str:
+    """What measuring a live module in this process only means, and why it came to that."""
+    return (
+        f"{label} is measured in this process only, since {why}: its interval describes one "
+        "process, and a comparison with it cannot decide (import it from a module, or give "
+        "it by its importable name)"
+    )
+
+
 def resolve(spec: ModuleSpec) -> UserModule:
-    """Build the user's module and find its inputs, loss and optimiser by their names."""
+    """Build the user's module and find its inputs, loss and optimiser by their names (or
+    load them, pickled, from the file `ship` wrote)."""
+    if spec.pickled is not None:
+        import pickle
+
+        try:
+            with open(spec.pickled, "rb") as file:
+                return UserModule(*pickle.load(file))
+        except Exception as exc:  # an import the worker cannot do, a file gone
+            raise ConfigError(
+                f"the module could not be loaded in a worker process ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}); measure it with processes=1"
+            ) from None
     model = load_name(spec.model, "model")
     if not isinstance(model, nn.Module):
         model = model() if callable(model) else model

@@ -58,18 +58,37 @@ def take_samples(
 
 
 def timing_fields(
-    cell: Cell, flops: int | None, samples: list[float]
+    cell: Cell, flops: int | None, samples: list[float], groups: list[list[float]] | None = None
 ) -> dict[str, float | int | None]:
-    """The row's timing statistics and throughput, from its per-step samples."""
+    """The row's timing statistics and throughput, from its per-step samples. With
+    `groups`, the samples of two or more fresh processes (`groups[k]`, process k's), the
+    figure and its interval are across the processes (stats.across_processes); the IQR,
+    minimum and count stay those of all the samples."""
     summary = stats.summarize(samples)
-    per_step = summary.median
-    return {
+    fields: dict[str, float | int | None] = {
         "median_s": summary.median,
         "iqr_s": summary.iqr,
         "ci_low_s": summary.ci_low,
         "ci_high_s": summary.ci_high,
         "min_s": summary.minimum,
         "repeats": summary.n,
+        "processes": 1,
+        "process_spread": None,
+        "within_spread": None,
+    }
+    if groups is not None and len(groups) >= 2:
+        across = stats.across_processes(groups)
+        fields.update(
+            median_s=across.center,
+            ci_low_s=across.low,
+            ci_high_s=across.high,
+            processes=across.n,
+            process_spread=across.spread,
+            within_spread=across.within,
+        )
+    per_step = fields["median_s"]
+    return {
+        **fields,
         "seq_per_s": cell.batch_size / per_step,
         "tokens_per_s": cell.tokens / per_step,
         "tflops": None if flops is None else flops * cell.batch_size / per_step / 1e12,
@@ -84,8 +103,12 @@ def _smaller(a, b):
     return min(a, b) if a is not None and b is not None else (a if b is None else b)
 
 
-def merge_rounds(earlier: Measurement, later: Measurement) -> Measurement:
+def merge_rounds(
+    earlier: Measurement, later: Measurement, groups: list[list[float]] | None = None
+) -> Measurement:
     """One cell measured in two passes, as one row: samples pooled, statistics recomputed.
+    `groups` are the pooled samples split by the fresh process they came from, when the
+    passes ran in more than one (see `timing_fields`).
 
     A pass that fails makes the cell fail: its row (status and message) replaces the rest.
     The noise columns keep the worse of the two passes, so a pass measured under
@@ -109,6 +132,6 @@ def merge_rounds(earlier: Measurement, later: Measurement) -> Measurement:
             column: _larger(getattr(earlier.row, column), getattr(later.row, column))
             for column in ("others_cores", "ctx_switches_per_step", "steal_frac", "throttled_frac")
         },
-        **timing_fields(earlier.row.cell, earlier.row.flops_per_seq, samples),
+        **timing_fields(earlier.row.cell, earlier.row.flops_per_seq, samples, groups),
     )
     return Measurement(dataclasses.replace(row, noisy=noise.flag(row)), samples)

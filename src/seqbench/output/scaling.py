@@ -80,7 +80,7 @@ def format_anomaly_hint(anomaly: Any, flush_denormal: bool | None = None) -> str
         cause = (
             "one end's timing is flagged noisy (see its noise column): the step says nothing "
             "about the architecture or its kernels; rerun on a quieter machine, or with "
-            "--threads 1 --rounds 3"
+            "--threads 1 and more --processes"
         )
     elif not anomaly.is_jump:
         cause = (

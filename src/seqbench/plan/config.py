@@ -243,7 +243,8 @@ class SuiteConfig:
 
     def request(self, cell: Cell, round: int = 1) -> CellRequest:
         """What measuring `cell` in pass `round` asks for: each pass gets its share of the
-        timing budget, and only the first trains and scores a task."""
+        timing budget, and only the first trains and scores a task and takes the peak
+        memory (a step's peak is the same in every pass; profiling it costs seconds)."""
         return CellRequest(
             cell=cell,
             measure=self.measure.per_round(),
@@ -252,6 +253,7 @@ class SuiteConfig:
             seed=cell.seed,
             round=round,
             accuracy=round == 1,
+            memory=round == 1,
             timeout=self.cell_timeout,
             compile_backend=self.compile_backend,
             module=self.module,

@@ -19,8 +19,9 @@ from seqbench.core.settings import MeasureSettings
 
 # One step timed, one measured for memory: a probe asks "does it fit", not "how fast".
 PROBE_SETTINGS = MeasureSettings(
-    min_time=0.0, min_repeats=1, max_repeats=1, warmup_time=0.0, warmup_steps=1, min_sample_s=0.0
-)
+    min_time=0.0, min_repeats=1, max_repeats=1, warmup_time=0.0, warmup_steps=1,
+    min_sample_s=0.0, processes=1,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

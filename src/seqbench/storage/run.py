@@ -127,6 +127,33 @@ class Run:
             self._order = (id(plan), len(plan), {c: i for i, c in enumerate(plan)})
         return self._order[2]
 
+    def sample_groups(self, cell_id: str, per_process: int | None = None) -> list[list[float]]:
+        """A cell's samples split by the fresh process they came from: each process ran
+        `per_process` passes, one process after the other, so pass r (1-based) was process
+        (r - 1) // per_process. Without `per_process`: one group (one process)."""
+        samples = self._samples.get(cell_id, [])
+        if not per_process:
+            return [samples] if samples else []
+        groups: dict[int, list[float]] = {}
+        start = 0
+        for round_no, count in self._rounds.get(cell_id, []):
+            groups.setdefault((round_no - 1) // per_process, []).extend(
+                samples[start : start + count]
+            )
+            start += count
+        return [groups[k] for k in sorted(groups)] or ([samples] if samples else [])
+
+    def rounds_per_process(self, row: ResultRow) -> int | None:
+        """How many passes each of a row's processes ran (None: one process): the run's
+        configured rounds, or, for a file without them, the row's passes over its processes."""
+        if not row.processes or row.processes < 2:
+            return None
+        measure = self.meta.config.get("measure") if isinstance(self.meta.config, dict) else None
+        rounds = measure.get("rounds") if isinstance(measure, dict) else None
+        if isinstance(rounds, int) and rounds >= 1:
+            return rounds
+        return -(-(row.rounds or row.processes) // row.processes)
+
     def row(self, cell_id: str) -> ResultRow | None:
         """The saved row of a cell, if any."""
         return self._rows.get(cell_id)

@@ -1,0 +1,112 @@
+"""The process is the unit of noise: cells measured in fresh worker processes, their figure
+and interval across the processes, and processes that disagree flagged."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from scipy import stats as sps
+
+from seqbench.cli import app
+from seqbench.core.schema import Measurement, ResultRow
+from seqbench.judge.noise import findings, flag
+from seqbench.judge.stats import across_processes
+from seqbench.storage import create_run, load_run
+from tests.helpers import SMALL_FLAGS, add_in_processes, make_cell
+
+
+def test_across_processes_is_the_geometric_mean_of_medians_with_a_prediction_interval():
+    """Where a repeat of the run lands: mean ± t·s·√(1 + 1/n) of the medians' logs."""
+    groups = [[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [4.0, 8.0, 12.0]]  # medians 2, 4, 8
+    across = across_processes(groups)
+    logs = [math.log(2), math.log(4), math.log(8)]
+    half = sps.t.ppf(0.975, 2) * math.log(2) * math.sqrt(1 + 1 / 3)  # the logs' sd is ln 2
+    assert across.center == pytest.approx(4.0)
+    assert (across.low, across.high) == (
+        pytest.approx(math.exp(sum(logs) / 3 - half)),
+        pytest.approx(math.exp(sum(logs) / 3 + half)),
+    )
+    assert across.spread == pytest.approx(math.log(2)) and across.n == 3
+    with pytest.raises(ValueError, match="at least two processes"):
+        across_processes([[1.0, 2.0]])
+
+
+def test_samples_are_split_by_the_process_they_came_from(tmp_path):
+    run = create_run(tmp_path, label="t", config={}, env={}, plan=[])
+    row = ResultRow.for_cell(make_cell(), median_s=1.0, params=1)
+    add_in_processes(run, row, [1.0, 1.1, 2.0, 2.1, 3.0, 3.1], processes=3)
+    run.finish("complete")
+    loaded = load_run(run.path)
+    (saved,) = loaded.rows
+    assert (saved.rounds, saved.processes) == (3, 3)
+    assert loaded.sample_groups(saved.cell_id, 1) == [[1.0, 1.1], [2.0, 2.1], [3.0, 3.1]]
+    assert loaded.sample_groups(saved.cell_id) == [[1.0, 1.1, 2.0, 2.1, 3.0, 3.1]]
+
+
+def test_processes_that_disagree_past_what_their_samples_explain_are_flagged():
+    cell = make_cell()
+    base = {"median_s": 1e-3, "ci_low_s": 0.99e-3, "ci_high_s": 1.01e-3, "processes": 3}
+    agree = ResultRow.for_cell(cell, process_spread=0.02, within_spread=0.01, **base)
+    apart = ResultRow.for_cell(cell, process_spread=0.15, within_spread=0.01, **base)
+    assert flag(agree) == ""
+    assert [short for short, _ in findings(apart)] == ["processes ±15%"]
+    assert flag(apart) == (
+        "its 3 processes disagree by ±15%, more than their own samples explain (±1.0%)"
+    )
+
+
+def test_a_run_measures_each_cell_in_fresh_processes_and_judges_across_them(cli, tmp_path):
+    """Two processes of two rounds each: four passes a cell, in two worker processes."""
+    flags = [f for f in SMALL_FLAGS]
+    flags[flags.index("--processes") + 1] = "2"
+    result = cli.invoke(
+        app, ["run", "--arch", "rnn,gru", "--seq-len", "16", "--mode", "infer", *flags,
+              "--rounds", "2", "--threads", "1", "--out", str(tmp_path)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    run = load_run("latest", tmp_path)
+    assert run.meta.config["measure"]["processes"] == 2
+    for row in run.rows:
+        assert (row.status, row.rounds, row.processes) == ("ok", 4, 2)
+        groups = run.sample_groups(row.cell_id, run.rounds_per_process(row))
+        across = across_processes(groups)
+        assert (row.median_s, row.ci_low_s, row.ci_high_s) == pytest.approx(
+            (across.center, across.low, across.high)
+        )
+        assert row.process_spread == pytest.approx(across.spread)
+    # Each pass's samples are kept apart in samples.csv, so a reader splits them again.
+    rounds = {
+        line.split(",")[2] for line in (run.path / "samples.csv").read_text().splitlines()[1:]
+    }
+    assert rounds == {"1", "2", "3", "4"}
+
+
+def test_one_process_keeps_the_samples_interval_and_says_one_process(tmp_path):
+    run = create_run(tmp_path, label="t", config={}, env={}, plan=[])
+    row = ResultRow.for_cell(make_cell(), median_s=1.0, params=1, processes=1)
+    run.add(Measurement(row, [1.0, 1.1, 0.9]))
+    assert run.sample_groups(row.cell_id, run.rounds_per_process(row)) == [[1.0, 1.1, 0.9]]
+
+
+def test_threads_follow_other_work_that_arrives_for_the_cells_still_to_come():
+    """A cell whose two threads met 1.6 busy cores of other work on 2 CPUs: the cells not
+    yet started get one thread; a started cell keeps its own; the user's choice stays."""
+    from seqbench.execute.threads import ThreadsWatch
+    from seqbench.plan.config import SuiteConfig
+
+    config = SuiteConfig(threads=2)
+    first, second = make_cell(arch="rnn"), make_cell(arch="gru")
+    watch = ThreadsWatch(config, chosen_here=True)
+    assert watch.request(first).process.threads == 2
+    quiet = ResultRow.for_cell(first, median_s=1.0, threads=2, cpus=2.0, others_cores=0.1)
+    assert watch.observe(quiet) == ""
+    busy = ResultRow.for_cell(first, median_s=1.0, threads=2, cpus=2.0, others_cores=1.6)
+    line = watch.observe(busy)
+    assert line.startswith("other work arrived (1.6 of 2 CPUs busy while rnn-T16")
+    assert "measured with 1 thread instead of 2" in line
+    assert watch.request(second).process.threads == 1
+    assert watch.request(first, round=2).process.threads == 2  # its processes never mix
+    assert watch.observe(busy) == ""  # said once
+    asked = ThreadsWatch(config, chosen_here=False)
+    assert asked.observe(busy) == "" and asked.request(second).process.threads == 2
