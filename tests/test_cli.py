@@ -240,3 +240,12 @@ def test_resume_finishes_the_rounds_a_cell_had_left(cli, tmp_path):
     (final,) = load_run(folder).rows
     assert (final.rounds, final.repeats) == (2, 4)
     assert load_run(folder).samples[row.cell_id][:2] == half
+
+
+def test_noisy_cells_end_the_run_with_one_warning_and_its_advice(cli, tmp_path, monkeypatch):
+    monkeypatch.setattr("seqbench.judge.noise.flag", lambda row: "its interval is ±30%")
+    result = run_cli(cli, tmp_path, "--arch", "rnn", "--mode", "infer")
+    assert result.exit_code == 0, result.output
+    (line,) = [x for x in result.stderr.splitlines() if "measured cell is noisy" in x]
+    assert line.startswith("warning: 1 of 1 measured cell is noisy (")
+    assert line.endswith("see the noise column); what helps: rerun on a quieter machine")

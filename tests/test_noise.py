@@ -11,7 +11,7 @@ import pytest
 
 from seqbench.core.schema import ResultRow
 from seqbench.judge import noise
-from seqbench.judge.noise import findings, flag, slowdown_bound
+from seqbench.judge.noise import findings, flag, noise_advice, slowdown_bound
 from seqbench.machine import look, system
 from seqbench.machine.look import Machine, checks
 from seqbench.machine.system import Counters, interference
@@ -173,6 +173,23 @@ def test_the_slowdown_other_work_could_cause_is_bounded_for_one_thread_only():
     assert slowdown_bound(row(threads=1, others_cores=1.4, cpu_share=0.5)) == pytest.approx(2.0)
     assert slowdown_bound(row(threads=2, others_cores=0.5)) == math.inf  # threads wait
     assert slowdown_bound(row(threads=1, others_cores=0.0, steal_frac=0.2)) == pytest.approx(1.25)
+
+
+def test_the_advice_names_what_steadies_the_noisy_cells():
+    contended = row(threads=2, others_cores=1.0, noisy="x")
+    disagreeing = row(threads=1, processes=3, process_spread=0.08, within_spread=0.01, noisy="x")
+    assert noise_advice([contended]) == [
+        "--threads 1 (threads that share a core with other work wait for each other at every "
+        "parallel step)"
+    ]
+    assert noise_advice([disagreeing, row()]) == [
+        "more processes (--processes 6: the interval is across them, and narrows as their "
+        "number grows)"
+    ]
+    # One thread beside other work: fewer threads cannot help, and nothing else was seen.
+    lonely = row(threads=1, others_cores=1.9, noisy="x")
+    assert noise_advice([lonely]) == ["rerun on a quieter machine"]
+    assert noise_advice([row()]) == ["rerun on a quieter machine"]  # nothing noisy
 
 
 def test_steal_and_throttling_past_five_percent_flag_a_cell():

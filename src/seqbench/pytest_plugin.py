@@ -14,7 +14,7 @@ outcome is in the terminal summary, and --seqbench-fail-on sets the session's ex
 to the gate's: 1 on a regression; with `undecided`, also 3 when too noisy to decide; 2 when
 the runs cannot be compared. --seqbench-disable makes each call one smoke call of each mode.
 
-Each call is measured in --seqbench-processes fresh worker processes (default 3), kept for
+Each call is measured in --seqbench-processes fresh worker processes (default 5), kept for
 the whole session (worker k measures every call's k-th process), so that the comparison is
 across processes: the model, its inputs and its loss go to the workers pickled. A call whose
 objects cannot be pickled (a lambda, a class defined in the test function) is measured in

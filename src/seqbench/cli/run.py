@@ -157,8 +157,8 @@ def _report(session, given: Given) -> None:
         err.print(
             f"[yellow]warning:[/] {noisy} of {format_plural(counts['ok'], 'measured cell')} "
             f"{'is' if noisy == 1 else 'are'} noisy (an interval wider than ±{WIDE_CI:.0%}, "
-            "processes that disagree, or other work on their CPUs; see the noise column): "
-            + "; ".join(noise_advice(measured)),
+            "processes that disagree, or other work on their CPUs; see the noise column); "
+            "what helps: " + "; ".join(noise_advice(measured)),
             markup=True,
         )
     unavailable = {r.device for r in run_.rows if r.status == "skipped"} & set(plan.unavailable)

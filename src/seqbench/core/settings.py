@@ -34,7 +34,7 @@ PANELS = (MATRIX, ACCURACY, TIMING, PROCESS, FAULTS, SCALE_OUT, OUTPUT)
 
 # Worker processes a cell is measured in by default: chosen by benchmarks/interval_coverage.py
 # (see the docs' "When the machine is busy").
-PROCESSES = 3
+PROCESSES = 5
 
 # Where every run is saved, unless told otherwise (`--root`).
 RESULTS_ROOT = "results"
