@@ -7,10 +7,16 @@ time, it runs `--trials` comparisons of each kind and counts their exit codes:
 
 - `ab base base` (identical code) and `ab base slower` (a real slowdown), measured side by
   side in alternating rounds;
-- for contrast, two separate `seqbench run`s of each version, then `seqbench compare`.
+- two separate `seqbench run`s of each version, then `seqbench compare`;
+- two pytest sessions through the plugin (`--seqbench-compare`, `--seqbench-fail-on
+  regression`), the second judged against the first.
 
-Exit 0 is a pass, 1 a reported regression, 3 "too noisy to decide". A gate should never
-report a regression for identical code, and should catch the slowdown:
+`run+compare` and `pytest` measure each cell in `--processes` fresh processes (seqbench's
+default when not given) and judge across them.
+
+Exit 0 is a pass, 1 a reported regression, 3 "too noisy to decide" (for pytest: a session
+that printed UNDECIDED, which `--seqbench-fail-on regression` lets through with exit 0).
+A gate should never report a regression for identical code, and should catch the slowdown:
 
     python benchmarks/gate_error_rates.py --trials 10 --busy 2
 """
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import importlib.metadata
 import json
 import os
 import statistics
@@ -55,6 +62,31 @@ def make_core(shape):
 # Two cells (inference and training), timed as the ci suite times them: 1.5 s of samples.
 CELLS = ["--arch", "gatepkg.models:make_core", "--seq-len", "64", "--batch-size", "16",
          "--hidden", "64", "--mode", "infer,train", "--min-time", "1.5", "--threads", "1"]  # fmt: skip
+
+# The same two cells from a pytest test, through the plugin (the module goes to the
+# session's workers pickled: Core is importable from the repository).
+PYTEST_FILE = """
+import torch
+from gatepkg.models import Core
+
+
+class Shape:
+    input_size = 64
+    hidden = 64
+
+
+def inputs(batch_size, seq_len):
+    return torch.randn(batch_size, seq_len, 64)
+
+
+def square(y):
+    return y.square().mean()
+
+
+def test_core(seqbench):
+    seqbench(Core(Shape()), inputs, seq_len=64, batch_size=16, mode=["infer", "train"],
+             loss=square, min_time=1.5)
+"""
 
 
 def git(repo: Path, *args: str) -> str:
@@ -96,16 +128,18 @@ def ratios_of(stdout: str) -> list[float]:
 
 def ab_trial(repo: Path, out: Path, candidate: str, rounds: int) -> tuple[int, list[float]]:
     done = seqbench(repo, "ab", "base", candidate, *CELLS, "--rounds", str(rounds),
-                    "--out", str(out), "--format", "json")  # fmt: skip
+                    "--root", str(out), "--format", "json")  # fmt: skip
     return done.returncode, ratios_of(done.stdout)
 
 
-def run_compare_trial(repo: Path, out: Path, candidate: str) -> tuple[int, list[float]]:
+def run_compare_trial(
+    repo: Path, out: Path, candidate: str, processes: list[str]
+) -> tuple[int, list[float]]:
     runs = []
     for version in ("base", candidate):
         git(repo, "checkout", "-q", version)
         csv = out / f"rc-{version}-{time.time_ns()}.csv"
-        done = seqbench(repo, "run", *CELLS, "--rounds", "3", "--out", str(out), "--csv",
+        done = seqbench(repo, "run", *CELLS, *processes, "--root", str(out), "--csv",
                         str(csv), "-q")  # fmt: skip
         if done.returncode not in (0, 1):
             raise SystemExit(done.stderr)
@@ -115,6 +149,50 @@ def run_compare_trial(repo: Path, out: Path, candidate: str) -> tuple[int, list[
     return done.returncode, ratios_of(done.stdout)
 
 
+def pytest_trial(
+    repo: Path, out: Path, candidate: str, processes: list[str]
+) -> tuple[int, list[float]]:
+    """A baseline pytest session at `base`, then one at `candidate` gated against it
+    (`--seqbench-fail-on regression`): the second session's exit code, and the ratios
+    `seqbench compare` finds between the two runs."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    from seqbench.storage import list_run_dirs
+
+    (repo / "test_gate.py").write_text(PYTEST_FILE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), *sys.path])}
+    # The plugin by name only where its entry point is not installed (a source checkout):
+    # with the entry point, pytest loads it already and a second -p is an internal error.
+    names = {ep.value for ep in importlib.metadata.entry_points(group="pytest11")}
+    load = [] if "seqbench.pytest_plugin" in names else ["-p", "seqbench.pytest_plugin"]
+    options = [*load, "-q", "-p", "no:cacheprovider",
+               "--seqbench-root", str(out), "--seqbench-threads", "1",
+               *(["--seqbench-processes", processes[1]] if processes else [])]  # fmt: skip
+
+    def session(version: str, *more: str) -> subprocess.CompletedProcess:
+        git(repo, "checkout", "-q", version)
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "test_gate.py", *options, *more],
+            cwd=repo, env=env, capture_output=True, text=True, timeout=3600,
+        )  # fmt: skip
+        if done.returncode not in (0, 1, 3) or "seqbench:" not in done.stdout:
+            raise SystemExit(done.stdout + done.stderr)  # pytest's own 3 is an internal error
+        return done
+
+    session("base", "--seqbench-label", "gate-base")
+    baseline = list_run_dirs(out)[0]
+    if not baseline.name.endswith("gate-base"):
+        raise SystemExit(f"the baseline session saved no run under {out}")
+    done = session(candidate, "--seqbench-compare", str(baseline), "--seqbench-fail-on",
+                   "regression")  # fmt: skip
+    git(repo, "checkout", "-q", "base")
+    judged = seqbench(repo, "compare", str(baseline), str(list_run_dirs(out)[0]), "--format",
+                      "json")  # fmt: skip
+    # Under --seqbench-fail-on regression an undecided gate exits 0 (it lets the change
+    # through): counted as 3 here, as `seqbench compare` would exit.
+    code = 3 if done.returncode == 0 and "seqbench: UNDECIDED" in done.stdout else done.returncode
+    return code, ratios_of(judged.stdout)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10, help="comparisons of each kind")
@@ -122,9 +200,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=10, help="ab's rounds of pairs")
     parser.add_argument("--repeats", type=int, nargs=2, default=(3, 4), metavar=("BASE", "SLOWER"),
                         help="the factory's layers of work in base and slower (default 3 4)")  # fmt: skip
-    parser.add_argument("--kinds", default="ab,run+compare", help="which gates to try")
+    parser.add_argument("--kinds", default="ab,run+compare,pytest", help="which gates to try")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="processes per cell for run+compare and pytest (default: seqbench's)")  # fmt: skip
     args = parser.parse_args()
 
+    processes = [] if args.processes is None else ["--processes", str(args.processes)]
     scratch = Path(tempfile.mkdtemp(prefix="seqbench-gate-"))
     repo = make_repository(scratch / "repo", *args.repeats)
     out = scratch / "results"
@@ -141,8 +222,10 @@ def main() -> int:
                     name = f"{kind:<12} {case}"
                     if kind == "ab":
                         code, found = ab_trial(repo, out, candidate, args.rounds)
+                    elif kind == "pytest":
+                        code, found = pytest_trial(repo, out, candidate, processes)
                     else:
-                        code, found = run_compare_trial(repo, out, candidate)
+                        code, found = run_compare_trial(repo, out, candidate, processes)
                     outcomes.setdefault(name, collections.Counter())[code] += 1
                     ratios[name] += found
                     print(f"trial {trial + 1} {name}: exit {code} ratios {found}", flush=True)
