@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -194,6 +195,8 @@ def pytest_trial(
 
 
 def main() -> int:
+    from neighbours import busy  # beside this script (imported from tests, it is not run)
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10, help="comparisons of each kind")
     parser.add_argument("--busy", type=int, default=2, help="spinning processes beside")
@@ -209,9 +212,8 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="seqbench-gate-"))
     repo = make_repository(scratch / "repo", *args.repeats)
     out = scratch / "results"
-    spinners = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)
-    ]
+    neighbours = contextlib.ExitStack()
+    neighbours.enter_context(busy(args.busy))
     outcomes: dict[str, collections.Counter] = {}
     ratios: dict[str, list[float]] = collections.defaultdict(list)
     started = time.time()
@@ -230,8 +232,7 @@ def main() -> int:
                     ratios[name] += found
                     print(f"trial {trial + 1} {name}: exit {code} ratios {found}", flush=True)
     finally:
-        for proc in spinners:
-            proc.kill()
+        neighbours.close()
     minutes = (time.time() - started) / 60
     print(
         f"\n{args.trials} trials each, {args.busy} busy processes beside, "

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 import collections
-import subprocess
+import contextlib
 import sys
 import tempfile
 import time
@@ -92,6 +92,8 @@ def summary(runs: dict[str, list[Path]], outcomes: dict, started: float) -> None
 
 
 def main() -> int:
+    from neighbours import busy  # beside this script (imported from tests, it is not run)
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10, help="runs of each version")
     parser.add_argument("--busy", type=int, default=2, help="spinning processes beside")
@@ -104,9 +106,8 @@ def main() -> int:
     repo = make_repository(scratch / "repo", **VERSIONS)
     out = scratch / "results"
     out.mkdir()
-    spinners = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)
-    ]
+    neighbours = contextlib.ExitStack()
+    neighbours.enter_context(busy(args.busy))
     started = time.time()
     runs: dict[str, list[Path]] = collections.defaultdict(list)
     outcomes: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
@@ -134,8 +135,7 @@ def main() -> int:
                     outcomes[f"identical {metric}"][gate_exit(a, b, metric)] += 1
             summary(runs, outcomes, started)
     finally:
-        for proc in spinners:
-            proc.kill()
+        neighbours.close()
     print(f"\n{args.trials} trials, {args.busy} busy processes beside")
     return 0
 

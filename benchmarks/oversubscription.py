@@ -14,6 +14,7 @@ share of its CPU time (user + system over wall x threads):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -64,6 +65,8 @@ def measure_once(threads: int, policy: str, args: argparse.Namespace) -> dict:
 
 
 def main() -> int:
+    from neighbours import busy  # beside this script (imported from tests, it is not run)
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--busy", type=int, default=0, help="spinning processes beside (default 0)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
@@ -74,9 +77,8 @@ def main() -> int:
     parser.add_argument("--min-time", type=float, default=0.5, help="timed seconds per cell")
     args = parser.parse_args()
 
-    spinners = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)
-    ]
+    neighbours = contextlib.ExitStack()
+    neighbours.enter_context(busy(args.busy))
     combos = list(itertools.product((1, 2), POLICIES))
     results: dict[tuple[int, str], list[dict]] = {c: [] for c in combos}
     try:
@@ -84,8 +86,7 @@ def main() -> int:
             for combo in combos if round_no % 2 == 0 else combos[::-1]:
                 results[combo].append(measure_once(*combo, args))
     finally:
-        for proc in spinners:
-            proc.kill()
+        neighbours.close()
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(
         f"{args.arch} ({args.direction}) T={args.seq_len} {args.mode}, batch 32, hidden 32; "

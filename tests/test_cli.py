@@ -244,8 +244,18 @@ def test_resume_finishes_the_rounds_a_cell_had_left(cli, tmp_path):
 
 def test_noisy_cells_end_the_run_with_one_warning_and_its_advice(cli, tmp_path, monkeypatch):
     monkeypatch.setattr("seqbench.judge.noise.flag", lambda row: "its interval is ±30%")
+    # Which advice fits depends on the row as measured (tests/test_noise.py holds that); here,
+    # that the run ends with one warning carrying the advice the noise module gives.
+    advised = []
+
+    def advice(rows):
+        advised.append(len(rows))
+        return ["fewer neighbours", "patience"]
+
+    monkeypatch.setattr("seqbench.judge.noise.noise_advice", advice)
     result = run_cli(cli, tmp_path, "--arch", "rnn", "--mode", "infer")
     assert result.exit_code == 0, result.output
     (line,) = [x for x in result.stderr.splitlines() if "measured cell is noisy" in x]
     assert line.startswith("warning: 1 of 1 measured cell is noisy (")
-    assert line.endswith("see the noise column); what helps: rerun on a quieter machine")
+    assert line.endswith("see the noise column); what helps: fewer neighbours; patience")
+    assert advised == [1]

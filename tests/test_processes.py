@@ -5,23 +5,25 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from scipy import stats as sps
 
 from seqbench.cli import app
 from seqbench.core.schema import Measurement, ResultRow
 from seqbench.judge.noise import findings, flag
-from seqbench.judge.stats import across_processes
+from seqbench.judge.stats import RUN_TERM, across_processes, process_ratio
 from seqbench.storage import create_run, load_run
 from tests.helpers import SMALL_FLAGS, add_in_processes, make_cell
 
 
 def test_across_processes_is_the_geometric_mean_of_medians_with_a_prediction_interval():
-    """Where a repeat of the run lands: mean ± t·s·√(1 + 1/n) of the medians' logs."""
+    """Where a repeat of the run lands: mean ± t·s·√(RUN_TERM + 1/n) of the medians' logs,
+    the run's own moment taken as half the processes' variance."""
     groups = [[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [4.0, 8.0, 12.0]]  # medians 2, 4, 8
     across = across_processes(groups)
     logs = [math.log(2), math.log(4), math.log(8)]
-    half = sps.t.ppf(0.975, 2) * math.log(2) * math.sqrt(1 + 1 / 3)  # the logs' sd is ln 2
+    half = sps.t.ppf(0.975, 2) * math.log(2) * math.sqrt(0.5 + 1 / 3)  # the logs' sd is ln 2
     assert across.center == pytest.approx(4.0)
     assert (across.low, across.high) == (
         pytest.approx(math.exp(sum(logs) / 3 - half)),
@@ -110,3 +112,31 @@ def test_threads_follow_other_work_that_arrives_for_the_cells_still_to_come():
     assert watch.observe(busy) == ""  # said once
     asked = ThreadsWatch(config, chosen_here=False)
     assert asked.observe(busy) == "" and asked.request(second).process.threads == 2
+
+
+def test_two_runs_are_compared_with_a_runs_variance_on_each_side():
+    """Welch's interval on the processes' mean log medians, each side's variance
+    s²(RUN_TERM + 1/n), by hand: medians 1, 2, 4 against 2, 4, 8 (a doubling)."""
+    base = [[0.9, 1.0, 1.1], [1.8, 2.0, 2.2], [3.6, 4.0, 4.4]]
+    cand = [[x * 2 for x in g] for g in base]
+    est = process_ratio(base, cand)
+    var = math.log(2) ** 2 * (RUN_TERM + 1 / 3)  # each side's logs have sd ln 2
+    df = (2 * var) ** 2 / (2 * var**2 / 2)
+    half = sps.t.ppf(0.975, df) * math.sqrt(2 * var)
+    assert est.ratio == pytest.approx(2.0)
+    assert (est.ci_low, est.ci_high) == (
+        pytest.approx(2 * math.exp(-half)),
+        pytest.approx(2 * math.exp(half)),
+    )
+
+
+def test_more_processes_narrow_the_comparison_below_a_whole_runs_floor():
+    """The run term is half the processes' variance, not all of it: with ten
+    processes a side the interval is narrower than t·s·√2, below which it could never go
+    if a run's moment were as large as a process's (RUN_TERM = 1), so the undecided
+    message's "rerun with more --processes" is a promise kept."""
+    logs = np.random.default_rng(3).normal(0, 0.05, 10)
+    groups = [[math.exp(x)] for x in logs]
+    s, df = float(np.std(logs, ddof=1)), 18
+    half = math.log(process_ratio(groups, groups).ci_high)
+    assert half < 0.8 * sps.t.ppf(0.975, df) * s * math.sqrt(2)

@@ -154,10 +154,15 @@ def test_a_comparison_with_the_same_model_passes(suite, pytester):
                    "--seqbench-threshold", "5", *ACROSS)  # fmt: skip
     result.assert_outcomes(passed=2)
     assert result.ret == 0
-    result.stdout.fnmatch_lines(
-        ["seqbench: time: *(threshold 500%; *-base -> *-pytest)", "seqbench: PASS"]
-    )
+    result.stdout.fnmatch_lines(["seqbench: time: *(threshold 500%; *-base -> *-pytest)"])
     assert "regression" not in result.stdout.str()
+    # Quiet, this is a PASS. With two busy processes beside the suite, 20 ms cells in three
+    # processes were seen to spread past 500% on both sides: the gate then says it cannot
+    # decide, names what would let it, and (under --seqbench-fail-on regression) passes.
+    verdict = [x for x in result.stdout.lines if x.startswith(("seqbench: PASS", "seqbench: UND"))]
+    assert len(verdict) == 1, result.stdout.str()
+    if verdict[0].startswith("seqbench: UNDECIDED"):
+        assert "more --seqbench-processes" in verdict[0]
 
 
 def test_a_slowdown_fails_the_session_like_seqbench_compare(suite, pytester, cli):

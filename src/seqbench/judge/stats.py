@@ -309,13 +309,25 @@ def _welch(
 # cell's figure and interval are across them: each process's median, in logs (a step's time
 # varies by factors), their mean, and where the next run's figure lands.
 #
-# The next run is another set of processes at another moment, and on this project's machine
-# the figures of runs made one after another spread as much as one run's processes do: the
-# processes of one run share its moment (measured by benchmarks/interval_coverage.py: an
-# interval for the mean of one run's processes held the other runs' median in 8 runs of 10
-# or fewer). So the interval is a prediction interval, mean ± t·s·√(1 + 1/n), the width in
-# which a repeat of the run lands, and two runs are compared with the same variance on each
-# side, s²(1 + 1/n).
+# The next run is another set of processes at another moment, and its figure differs from
+# this run's by more than the processes' spread over √n when the processes of one run share
+# its moment: a run term τ that more processes do not average away. A run's figure has the
+# variance τ² + s²/n, with τ² taken as RUN_TERM·s². The interval is then a prediction
+# interval, mean ± t·s·√(RUN_TERM + 1/n), the width in which a repeat of the run lands, and
+# two runs are compared with that variance on each side.
+#
+# RUN_TERM is measured (benchmarks/interval_coverage.py: ten runs one after another of four
+# cells in 5 processes, which splits the runs' spread into s/√n and τ). Undisturbed, τ came
+# to 0-0.42 s quiet, 0-0.59 s beside one busy process and 0-0.18 s beside two: one run's
+# processes differ more than two runs' figures do (quiet, process SD 4.5-10% against the
+# runs' 2.2-3.7%). Only work that arrived in the middle of a run made τ larger (1.1-1.8 s),
+# and such a cell is flagged noisy, its processes disagreeing, and judged against what the
+# disturbance could explain (noise.slowdown_bound). RUN_TERM = 0.5 (τ = 0.71 s) is above
+# every undisturbed figure: the intervals held in 38, 39 and 39 runs of 40 (quiet, one and
+# two busy processes beside). RUN_TERM = 1 held in 40, 39 and 39, but its interval cannot
+# narrow below t·s·√2 across two runs however many processes they take, so a gate across
+# two runs could not decide on a cell whose processes spread by 4%.
+RUN_TERM = 0.5
 
 
 @dataclass(frozen=True)
@@ -341,7 +353,7 @@ def across_processes(
         raise ValueError("an interval across processes needs at least two processes")
     logs = np.log([median(g) for g in groups])
     n, mean, spread = len(logs), float(logs.mean()), float(logs.std(ddof=1))
-    half = float(sps.t.ppf((1 + confidence) / 2, n - 1)) * spread * math.sqrt(1 + 1 / n)
+    half = float(sps.t.ppf((1 + confidence) / 2, n - 1)) * spread * math.sqrt(RUN_TERM + 1 / n)
     z = float(sps.norm.ppf((1 + confidence) / 2))
     errors = [math.log(hi / lo) / 2 / z for lo, hi in (median_ci(g, confidence) for g in groups)]
     return AcrossProcesses(
@@ -361,8 +373,8 @@ def process_ratio(
 ) -> RatioEstimate:
     """The change between two runs measured in several processes each: the difference of
     their processes' mean log medians, with Welch's interval where each side's variance is
-    that of a run's figure, s²(1 + 1/n) (the processes, not the samples, are the independent
-    measurements, and a run's moment moves them together). The fast ratio compares the
+    that of a run's figure, s²(RUN_TERM + 1/n) (the processes, not the samples, are the
+    independent measurements, and a run's moment moves them together). The fast ratio compares the
     pooled 10th percentiles."""
     b, c = np.log([median(g) for g in baseline]), np.log([median(g) for g in candidate])
     d = _run_difference(b, c, confidence)
@@ -375,7 +387,7 @@ def process_ratio(
 
 
 def _run_difference(b: np.ndarray, c: np.ndarray, confidence: float) -> MeanDifference:
-    """candidate - baseline mean of logs, each side's variance a run's: s²(1 + 1/n)."""
-    vb = float(b.var(ddof=1)) * (1 + 1 / b.size)
-    vc = float(c.var(ddof=1)) * (1 + 1 / c.size)
+    """candidate - baseline mean of logs, each side's variance a run's: s²(RUN_TERM + 1/n)."""
+    vb = float(b.var(ddof=1)) * (RUN_TERM + 1 / b.size)
+    vc = float(c.var(ddof=1)) * (RUN_TERM + 1 / c.size)
     return _welch(float(c.mean() - b.mean()), vb, vc, b.size, c.size, confidence)
