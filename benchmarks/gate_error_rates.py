@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import importlib.metadata
 import json
 import os
@@ -212,12 +211,10 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="seqbench-gate-"))
     repo = make_repository(scratch / "repo", *args.repeats)
     out = scratch / "results"
-    neighbours = contextlib.ExitStack()
-    neighbours.enter_context(busy(args.busy))
     outcomes: dict[str, collections.Counter] = {}
     ratios: dict[str, list[float]] = collections.defaultdict(list)
     started = time.time()
-    try:
+    with busy(args.busy):
         for trial in range(args.trials):
             for kind in args.kinds.split(","):
                 for case, candidate in (("identical", "base"), ("slower", "slower")):
@@ -231,8 +228,6 @@ def main() -> int:
                     outcomes.setdefault(name, collections.Counter())[code] += 1
                     ratios[name] += found
                     print(f"trial {trial + 1} {name}: exit {code} ratios {found}", flush=True)
-    finally:
-        neighbours.close()
     minutes = (time.time() - started) / 60
     print(
         f"\n{args.trials} trials each, {args.busy} busy processes beside, "

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import sys
 import tempfile
 import time
@@ -106,12 +105,10 @@ def main() -> int:
     repo = make_repository(scratch / "repo", **VERSIONS)
     out = scratch / "results"
     out.mkdir()
-    neighbours = contextlib.ExitStack()
-    neighbours.enter_context(busy(args.busy))
     started = time.time()
     runs: dict[str, list[Path]] = collections.defaultdict(list)
     outcomes: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
-    try:
+    with busy(args.busy):
         if args.suite:
             suite_cost(Path.cwd(), out)
             return 0
@@ -134,8 +131,6 @@ def main() -> int:
                 for metric in ("instructions", "time"):
                     outcomes[f"identical {metric}"][gate_exit(a, b, metric)] += 1
             summary(runs, outcomes, started)
-    finally:
-        neighbours.close()
     print(f"\n{args.trials} trials, {args.busy} busy processes beside")
     return 0
 

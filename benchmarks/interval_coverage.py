@@ -26,8 +26,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import scipy.stats
-
 CELLS = ["--arch", "rnn,lstm", "--seq-len", "256", "--batch-size", "32", "--hidden", "64",
          "--mode", "infer,train", "--threads", "1"]  # fmt: skip
 
@@ -107,9 +105,10 @@ RUN_TERMS = (1.0, 0.5, 0.25, 0.0)
 
 def within_term(row: tuple[float, ...], c: float, other: float) -> bool:
     """Whether `other` lies in the interval of `row` recomputed with a run term of c s^2."""
+    from seqbench.judge.stats import prediction_half_width
+
     center, s, n = row[0], row[3], int(row[4])
-    half = float(scipy.stats.t.ppf(0.975, n - 1)) * s * math.sqrt(c + 1 / n)
-    return abs(math.log(other / center)) <= half
+    return abs(math.log(other / center)) <= prediction_half_width(s, n, run_term=c)
 
 
 def run_term(medians: list[float], rows: list[tuple[float, ...]]) -> str:
@@ -118,7 +117,8 @@ def run_term(medians: list[float], rows: list[tuple[float, ...]]) -> str:
     A run's figure is the mean of its n processes' log medians: if runs differed only by
     which processes they drew, its standard deviation would be s/sqrt(n) (s: one run's
     spread across its processes). What the runs spread beyond that is the run's own moment,
-    tau, shared by its processes; seqbench's intervals allow for a run term as large as s.
+    tau, shared by its processes; seqbench's intervals allow for tau² = RUN_TERM·s²
+    (judge/stats.py).
     """
     logs = [math.log(m) for m in medians]
     between = statistics.stdev(logs)

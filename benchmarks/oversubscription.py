@@ -14,7 +14,6 @@ share of its CPU time (user + system over wall x threads):
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import json
 import os
@@ -77,16 +76,12 @@ def main() -> int:
     parser.add_argument("--min-time", type=float, default=0.5, help="timed seconds per cell")
     args = parser.parse_args()
 
-    neighbours = contextlib.ExitStack()
-    neighbours.enter_context(busy(args.busy))
     combos = list(itertools.product((1, 2), POLICIES))
     results: dict[tuple[int, str], list[dict]] = {c: [] for c in combos}
-    try:
+    with busy(args.busy):
         for round_no in range(args.rounds):
             for combo in combos if round_no % 2 == 0 else combos[::-1]:
                 results[combo].append(measure_once(*combo, args))
-    finally:
-        neighbours.close()
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(
         f"{args.arch} ({args.direction}) T={args.seq_len} {args.mode}, batch 32, hidden 32; "

@@ -323,10 +323,8 @@ def _welch(
 # runs' 2.2-3.7%). Only work that arrived in the middle of a run made τ larger (1.1-1.8 s),
 # and such a cell is flagged noisy, its processes disagreeing, and judged against what the
 # disturbance could explain (noise.slowdown_bound). RUN_TERM = 0.5 (τ = 0.71 s) is above
-# every undisturbed figure: the intervals held in 38, 39 and 39 runs of 40 (quiet, one and
-# two busy processes beside). RUN_TERM = 1 held in 40, 39 and 39, but its interval cannot
-# narrow below t·s·√2 across two runs however many processes they take, so a gate across
-# two runs could not decide on a cell whose processes spread by 4%.
+# every undisturbed figure; RUN_TERM = 1 would floor a comparison at t·s·√2 however many
+# processes ran (docs/measuring.md, "A run's own moment", has the coverage of both).
 RUN_TERM = 0.5
 
 
@@ -353,7 +351,7 @@ def across_processes(
         raise ValueError("an interval across processes needs at least two processes")
     logs = np.log([median(g) for g in groups])
     n, mean, spread = len(logs), float(logs.mean()), float(logs.std(ddof=1))
-    half = float(sps.t.ppf((1 + confidence) / 2, n - 1)) * spread * math.sqrt(RUN_TERM + 1 / n)
+    half = prediction_half_width(spread, n, confidence)
     z = float(sps.norm.ppf((1 + confidence) / 2))
     errors = [math.log(hi / lo) / 2 / z for lo, hi in (median_ci(g, confidence) for g in groups)]
     return AcrossProcesses(
@@ -364,6 +362,14 @@ def across_processes(
         math.sqrt(sum(e * e for e in errors) / n),
         n,
     )
+
+
+def prediction_half_width(
+    spread: float, n: int, confidence: float = 0.95, run_term: float = RUN_TERM
+) -> float:
+    """Half the width, in logs, of the interval where a repeat of a run lands: t·s·√(run
+    term + 1/n) for n processes whose medians' logs spread by s."""
+    return float(sps.t.ppf((1 + confidence) / 2, n - 1)) * spread * math.sqrt(run_term + 1 / n)
 
 
 def process_ratio(
