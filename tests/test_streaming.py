@@ -24,6 +24,21 @@ CAUSAL = [
     ("mingru", {"layers": 2}),
     ("minlstm", {"layers": 2}),
     ("lstm-weightdrop", {"layers": 2, "recurrent_dropout": 0.5}),
+    ("mamba", {"layers": 2}),
+    ("mamba2", {"layers": 2}),
+    ("hawk", {"layers": 2}),
+    ("hawk", {"hidden": 128}),  # two gate blocks
+    ("retnet", {"layers": 2}),
+    ("retnet", {"hidden": 128}),  # two heads, two decays
+    ("gla", {"layers": 2}),
+    ("gla", {"hidden": 128}),
+    ("deltanet", {"layers": 2}),
+    ("gated-deltanet", {"layers": 2}),
+    ("gated-deltanet", {"hidden": 128}),
+    ("mlstm", {"layers": 2}),
+    ("mlstm", {"hidden": 128}),
+    ("s4d", {"layers": 2}),
+    ("lru", {"layers": 2}),
 ]
 
 

@@ -40,6 +40,17 @@ BUILTIN_OPTIONS: dict[str, frozenset[str]] = {
     "tcn": _DEPTH_AND_DROPOUT,
     "mingru": _DEPTH_AND_DROPOUT,
     "minlstm": _DEPTH_AND_DROPOUT,
+    # The linear-recurrent and state-space cores (models/mixers.py and its families).
+    "mamba": _DEPTH_AND_DROPOUT,
+    "mamba2": _DEPTH_AND_DROPOUT,
+    "hawk": _DEPTH_AND_DROPOUT,
+    "retnet": _DEPTH_AND_DROPOUT,
+    "gla": _DEPTH_AND_DROPOUT,
+    "s4d": _DEPTH_AND_DROPOUT,
+    "lru": _DEPTH_AND_DROPOUT,
+    "deltanet": _DEPTH_AND_DROPOUT,
+    "gated-deltanet": _DEPTH_AND_DROPOUT,
+    "mlstm": _DEPTH_AND_DROPOUT,
     # Presets that fix their depth (see models/tcn.py and models/minrnn.py).
     "tcn-paper": frozenset({"dropout"}),
     "mingru-paper": frozenset({"dropout"}),

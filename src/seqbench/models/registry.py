@@ -23,11 +23,17 @@ from seqbench.models.base import (
 )
 from seqbench.models.conv import CONV1D
 from seqbench.models.custom import load_factory, load_plugin, plugin_names
+from seqbench.models.deltanet import DELTANET_SPEC, GATED_DELTANET_SPEC
+from seqbench.models.gla import GLA_SPEC, RETNET_SPEC
+from seqbench.models.griffin import HAWK_SPEC
+from seqbench.models.mamba import MAMBA2_SPEC, MAMBA_SPEC
 from seqbench.models.minrnn import minrnn_spec
 from seqbench.models.recurrent import recurrent_spec
+from seqbench.models.ssm import LRU_SPEC, S4D_SPEC
 from seqbench.models.tcn import TCN, TCN_PAPER
 from seqbench.models.transformer import TRANSFORMER, TRANSFORMER_CAUSAL
 from seqbench.models.weightdrop import LSTM_WEIGHTDROP
+from seqbench.models.xlstm import MLSTM_SPEC
 from seqbench.tasks import new_task
 
 __all__ = [
@@ -64,6 +70,16 @@ REGISTRY: dict[str, ArchSpec] = {
         TCN_PAPER,
         minrnn_spec("mingru", paper=True),
         minrnn_spec("minlstm", paper=True),
+        MAMBA_SPEC,
+        MAMBA2_SPEC,
+        HAWK_SPEC,
+        RETNET_SPEC,
+        GLA_SPEC,
+        S4D_SPEC,
+        LRU_SPEC,
+        DELTANET_SPEC,
+        GATED_DELTANET_SPEC,
+        MLSTM_SPEC,
     )
 }
 

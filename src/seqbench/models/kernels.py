@@ -1,0 +1,307 @@
+"""The parallel forms the linear-recurrent and state-space cores share, in plain PyTorch.
+
+Every core in mamba.py, gla.py, griffin.py and ssm.py is a linear recurrence in its state,
+and each has a form that computes a whole sequence without a Python loop over its tokens:
+
+- `decay_attention`: S_t = g_t S_{t-1} + k_t v_tᵀ, o_t = S_tᵀ q_t with a scalar decay g_t per
+  head (RetNet, Mamba-2's SSD). The chunked form of Dao & Gu 2024 (§6) and Sun et al. 2023
+  (§2.3): inside a chunk of C tokens the outputs are a masked, decayed attention (C×C
+  matmuls), and only the C-times-smaller sequence of chunk states is carried in a loop.
+- `vector_decay_attention`: the same with a decay per key channel (GLA, Yang et al. 2024),
+  whose decays cannot be pulled out of the q·k product; inside a chunk the decayed scores
+  are formed pairwise, exp(G_t - G_s) ≤ 1, so no exponent can overflow.
+- `diagonal_scan`: h_t = a_t ⊙ h_{t-1} + b_t elementwise (Mamba's selective scan, Griffin's
+  RG-LRU), in log space: h = exp(A*)(h₀ + Σ exp(log b - A*)) with A* the running sum of
+  log a, summed by `logcumsumexp` (stable whatever the decay) with b split into its
+  positive and negative parts, and restarted every chunk so that A* stays small.
+- `delta_rule`: S_t = g_t (I - β_t k_t k_tᵀ) S_{t-1} + β_t k_t v_tᵀ (DeltaNet, Gated DeltaNet),
+  chunked in the WY form: a triangular solve per chunk instead of a step per token.
+- `causal_fft_conv`: y = K ∗ u for a kernel as long as the sequence (S4D, LRU), by FFT in
+  O(T log T).
+
+Each runs in at least float32 (bfloat16 would lose the sums) and returns the input's dtype.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Tokens per chunk. 64 as in flash-linear-attention's chunked kernels; the pairwise form
+# (vector decays) holds C×C×K numbers per chunk, hence its smaller chunk.
+CHUNK = 64
+PAIRWISE_CHUNK = 16
+
+
+def work_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.promote_types(dtype, torch.float32)
+
+
+class RMSNorm(nn.Module):
+    """x / rms(x) · w over the last dimension (Zhang & Sennrich 2019), computed in float32."""
+
+    def __init__(self, width: int, eps: float = 1e-6, affine: bool = True) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(width)) if affine else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.to(work_dtype(x.dtype))
+        y = (y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype)
+        return y * self.weight if self.weight is not None else y
+
+
+# --------------------------------------------------------------------------- convolutions
+
+
+def causal_conv(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """A depthwise Conv1d built with padding K-1, made causal: (B, T, C) -> (B, T, C)."""
+    return conv(x.transpose(1, 2))[..., : x.shape[1]].transpose(1, 2)
+
+
+def causal_conv_step(
+    conv: nn.Conv1d, x_t: torch.Tensor, window: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token through `causal_conv`: x_t (B, C) and the last K-1 inputs (B, C, K-1)."""
+    full = torch.cat([window, x_t[:, :, None]], dim=-1)  # (B, C, K)
+    y = (full * conv.weight[:, 0, :]).sum(-1)
+    if conv.bias is not None:
+        y = y + conv.bias
+    return y, full[:, :, 1:]
+
+
+def conv_window(conv: nn.Conv1d, batch: int, device, dtype) -> torch.Tensor:
+    return torch.zeros(batch, conv.in_channels, conv.kernel_size[0] - 1, device=device, dtype=dtype)
+
+
+def causal_fft_conv(u: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """y_t = Σ_{s≤t} K_{t-s} u_s along dim 1: u (B, T, D), kernel (T, D), real or complex."""
+    length = u.shape[1]
+    n = 2 * length  # zero-padded: a circular convolution of 2T has no wrap-around in [0, T)
+    if u.is_complex() or kernel.is_complex():
+        y = torch.fft.ifft(torch.fft.fft(u, n=n, dim=1) * torch.fft.fft(kernel, n=n, dim=0), dim=1)
+    else:
+        y = torch.fft.irfft(
+            torch.fft.rfft(u, n=n, dim=1) * torch.fft.rfft(kernel, n=n, dim=0), n=n, dim=1
+        )
+    return y[:, :length]
+
+
+# --------------------------------------------------------------------------- diagonal scans
+
+
+def _scan_chunk(log_a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None) -> torch.Tensor:
+    """h_t = a_t ⊙ h_{t-1} + b_t inside one chunk (dim 1), from h0: (B, C, ...) -> (B, C, ...)."""
+    a_star = log_a.cumsum(dim=1)
+    tiny = torch.finfo(b.dtype).tiny  # log(tiny) stands in for log 0: finite, so autograd is too
+    pos = torch.where(b > 0, b, tiny).log() - a_star
+    neg = torch.where(b < 0, -b, tiny).log() - a_star
+    h = (a_star + torch.logcumsumexp(pos, dim=1)).exp() - (
+        a_star + torch.logcumsumexp(neg, dim=1)
+    ).exp()
+    if h0 is not None:
+        h = h + a_star.exp() * h0[:, None]
+    return h
+
+
+def diagonal_scan(
+    log_a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None, chunk: int = CHUNK
+) -> torch.Tensor:
+    """h_t = a_t ⊙ h_{t-1} + b_t for every t: log_a = log a_t ≤ 0 and b (B, T, ...), h0 (B, ...)."""
+    dtype = b.dtype
+    work = work_dtype(dtype)
+    log_a, b = log_a.to(work), b.to(work)
+    h = h0.to(work) if h0 is not None else None
+    outs = []
+    for start in range(0, b.shape[1], chunk):
+        part = _scan_chunk(log_a[:, start : start + chunk], b[:, start : start + chunk], h)
+        outs.append(part)
+        h = part[:, -1]
+    return torch.cat(outs, dim=1).to(dtype)
+
+
+def scan_chunks(log_a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk: int = CHUNK):
+    """`diagonal_scan` a chunk at a time, for cores whose states are too large to keep for
+    every token (Mamba's (E, N) per token): yields (start, h of the chunk) in float32+."""
+    work = work_dtype(b.dtype)
+    h = h0.to(work)
+    for start in range(0, b.shape[1], chunk):
+        part = _scan_chunk(
+            log_a[:, start : start + chunk].to(work), b[:, start : start + chunk].to(work), h
+        )
+        yield start, part
+        h = part[:, -1]
+
+
+# --------------------------------------------------------------------------- linear attention
+
+
+def to_chunks(x: torch.Tensor, chunk: int) -> torch.Tensor:
+    """(B, H, T, ...) -> (B, H, n, C, ...), zero-padded at the end to whole chunks."""
+    length = x.shape[2]
+    pad = (-length) % chunk
+    if pad:
+        widths = [0, 0] * (x.dim() - 3) + [0, pad]
+        x = F.pad(x, widths)
+    return x.reshape(*x.shape[:2], -1, chunk, *x.shape[3:])
+
+
+def _carry(start: torch.Tensor | None, decay: torch.Tensor, update: torch.Tensor):
+    """Chunk states: S_c = decay_c ⊙ S_{c-1} + U_c. decay (B, H, n, K or 1, 1), update
+    (B, H, n, K, V). Returns the state before each chunk (B, H, n, K, V) and the last."""
+    state = start if start is not None else torch.zeros_like(update[:, :, 0])
+    befores = []
+    for c in range(update.shape[2]):
+        befores.append(state)
+        state = decay[:, :, c] * state + update[:, :, c]
+    return torch.stack(befores, dim=2), state
+
+
+def decay_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    log_g: torch.Tensor,
+    scale: float = 1.0,
+    state: torch.Tensor | None = None,
+    chunk: int = CHUNK,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """o_t = scale · Σ_{s≤t} (q_t·k_s) e^{G_t - G_s} v_s  (+ scale · e^{G_t} S₀ᵀ q_t), G = Σ log g.
+
+    q, k (B, H, T, K); v (B, H, T, V); log_g (B, H, T), ≤ 0; state S₀ (B, H, K, V).
+    Returns o (B, H, T, V) and the state after the last token.
+    """
+    dtype, length = v.dtype, v.shape[2]
+    work = work_dtype(dtype)
+    q, k, v, log_g = (t.to(work) for t in (q, k, v, log_g))
+    chunk = min(chunk, length)
+    qc, kc, vc = to_chunks(q * scale, chunk), to_chunks(k, chunk), to_chunks(v, chunk)
+    g = to_chunks(log_g, chunk).cumsum(-1)  # (B, H, n, C): decay from the chunk's start
+    causal = torch.ones(chunk, chunk, dtype=torch.bool, device=q.device).tril()
+    pair = (g[..., :, None] - g[..., None, :]).masked_fill(~causal, float("-inf")).exp()
+    out = ((qc @ kc.transpose(-1, -2)) * pair) @ vc  # within the chunk
+    to_end = (g[..., -1:] - g).exp()[..., None]  # (B, H, n, C, 1)
+    update = (kc * to_end).transpose(-1, -2) @ vc  # (B, H, n, K, V)
+    befores, last = _carry(
+        state.to(work) if state is not None else None, g[..., -1, None, None].exp(), update
+    )
+    out = out + (qc * g.exp()[..., None]) @ befores  # from the chunks before
+    out = out.reshape(*out.shape[:2], -1, out.shape[-1])[:, :, :length]
+    return out.to(dtype), last
+
+
+def decay_attention_step(
+    q_t: torch.Tensor,
+    k_t: torch.Tensor,
+    v_t: torch.Tensor,
+    log_g_t: torch.Tensor,
+    state: torch.Tensor,
+    scale: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The recurrent form: q_t, k_t (B, H, K), v_t (B, H, V), log_g_t (B, H) or (B, H, K)."""
+    decay = log_g_t.exp()
+    decay = decay[..., None, None] if decay.dim() == 2 else decay[..., None]
+    state = decay * state + k_t[..., :, None] * v_t[..., None, :]
+    return scale * (q_t[..., None, :] @ state)[..., 0, :], state
+
+
+def vector_decay_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    log_g: torch.Tensor,
+    scale: float = 1.0,
+    state: torch.Tensor | None = None,
+    chunk: int = PAIRWISE_CHUNK,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`decay_attention` with a decay per key channel: log_g (B, H, T, K).
+
+    S_t = diag(g_t) S_{t-1} + k_t v_tᵀ; o_t = scale · S_tᵀ q_t.
+    """
+    dtype, length = v.dtype, v.shape[2]
+    work = work_dtype(dtype)
+    q, k, v, log_g = (t.to(work) for t in (q, k, v, log_g))
+    chunk = min(chunk, length)
+    qc, kc, vc = to_chunks(q * scale, chunk), to_chunks(k, chunk), to_chunks(v, chunk)
+    g = to_chunks(log_g, chunk).cumsum(-2)  # (B, H, n, C, K)
+    causal = torch.ones(chunk, chunk, dtype=torch.bool, device=q.device).tril()
+    pair = g[..., :, None, :] - g[..., None, :, :]  # (B, H, n, C, C, K), ≤ 0 where t ≥ s
+    pair = pair.masked_fill(~causal[..., None], float("-inf")).exp()
+    scores = torch.einsum("bhntk,bhnsk,bhntsk->bhnts", qc, kc, pair)
+    out = scores @ vc
+    update = (kc * (g[..., -1:, :] - g).exp()).transpose(-1, -2) @ vc  # (B, H, n, K, V)
+    befores, last = _carry(
+        state.to(work) if state is not None else None, g[..., -1, :, None].exp(), update
+    )
+    out = out + (qc * g.exp()) @ befores
+    out = out.reshape(*out.shape[:2], -1, out.shape[-1])[:, :, :length]
+    return out.to(dtype), last
+
+
+# --------------------------------------------------------------------------- the delta rule
+
+
+def delta_rule(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    beta: torch.Tensor,
+    log_g: torch.Tensor | None = None,
+    scale: float = 1.0,
+    state: torch.Tensor | None = None,
+    chunk: int = CHUNK,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (gated) delta rule, chunked: S_t = g_t (I - β_t k_t k_tᵀ) S_{t-1} + β_t k_t v_tᵀ,
+    o_t = scale · S_tᵀ q_t (Schlag et al. 2021; Yang et al. 2024 and 2025).
+
+    q, k (B, H, T, K); v (B, H, T, V); beta (B, H, T); log_g (B, H, T) or None (DeltaNet).
+    Inside a chunk, with Γ_t the decay since its start and S₀ the state before it, each step
+    writes S_s = g_s S_{s-1} + k_s u_sᵀ, and the corrections u solve one unit lower-triangular
+    system, (I + A) U = β ⊙ V - (βΓ ⊙ K) S₀ with A_sr = β_s (Γ_s/Γ_r) k_s·k_r for r < s (the
+    WY form of Yang et al. 2024, §3): two triangular solves per chunk, all chunks at once, and
+    a loop over the chunks only for S₀.
+    """
+    dtype, length = v.dtype, v.shape[2]
+    work = work_dtype(dtype)
+    q, k, v, beta = (t.to(work) for t in (q, k, v, beta))
+    log_g = torch.zeros_like(beta) if log_g is None else log_g.to(work)
+    chunk = min(chunk, length)
+    qc, kc, vc = to_chunks(q * scale, chunk), to_chunks(k, chunk), to_chunks(v, chunk)
+    bc, g = to_chunks(beta, chunk)[..., None], to_chunks(log_g, chunk).cumsum(-1)
+    lower = torch.ones(chunk, chunk, dtype=torch.bool, device=q.device).tril()
+    pair = (g[..., :, None] - g[..., None, :]).masked_fill(~lower, float("-inf")).exp()
+    eye = torch.eye(chunk, dtype=work, device=q.device)
+    system = eye + (bc * (kc @ kc.transpose(-1, -2)) * pair).tril(-1)
+    fresh = torch.linalg.solve_triangular(system, bc * vc, upper=False, unitriangular=True)
+    reads = torch.linalg.solve_triangular(
+        system, bc * g.exp()[..., None] * kc, upper=False, unitriangular=True
+    )
+    scores = (qc @ kc.transpose(-1, -2)) * pair  # (B, H, n, C, C), causal
+    q_decayed = qc * g.exp()[..., None]
+    k_to_end = kc * (g[..., -1:] - g).exp()[..., None]
+    s = state.to(work) if state is not None else q.new_zeros(*q.shape[:2], k.shape[-1], v.shape[-1])
+    outs = []
+    for c in range(qc.shape[2]):
+        u = fresh[:, :, c] - reads[:, :, c] @ s  # (B, H, C, V)
+        outs.append(q_decayed[:, :, c] @ s + scores[:, :, c] @ u)
+        s = g[:, :, c, -1, None, None].exp() * s + k_to_end[:, :, c].transpose(-1, -2) @ u
+    out = torch.stack(outs, dim=2).reshape(*q.shape[:2], -1, v.shape[-1])[:, :, :length]
+    return out.to(dtype), s
+
+
+def delta_rule_step(
+    q_t: torch.Tensor,
+    k_t: torch.Tensor,
+    v_t: torch.Tensor,
+    beta_t: torch.Tensor,
+    log_g_t: torch.Tensor | None,
+    state: torch.Tensor,
+    scale: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token: q_t, k_t (B, H, K), v_t (B, H, V), beta_t and log_g_t (B, H)."""
+    if log_g_t is not None:
+        state = log_g_t.exp()[..., None, None] * state
+    predicted = (k_t[..., None, :] @ state)[..., 0, :]  # Sᵀk (B, H, V)
+    state = state + k_t[..., :, None] * (beta_t[..., None] * (v_t - predicted))[..., None, :]
+    return scale * (q_t[..., None, :] @ state)[..., 0, :], state

@@ -1,0 +1,245 @@
+"""Mamba's selective SSM block and Mamba-2's SSD block, laid out as the reference code lays
+them out (the parameter names follow `mamba_ssm` and `transformers`, so weights copy across).
+
+Mamba (Gu & Dao 2023, "Mamba: Linear-Time Sequence Modeling with Selective State Spaces",
+§3 and Algorithm 2), width H, E = 2H inner channels, N = 16 states per channel,
+R = ⌈H/16⌉ (dt_rank), a causal depthwise convolution of width 4:
+
+    x, z = in_proj(u)                        (no bias)
+    x = SiLU(conv(x));  Δ, B, C = x_proj(x) split (R, N, N);  Δ = softplus(dt_proj(Δ))
+    h_t = exp(Δ_t A) ⊙ h_{t-1} + (Δ_t x_t) Bᵀ_t     A = -exp(A_log), (E, N) per token
+    y_t = h_t C_t + D ⊙ x_t;   out = out_proj(y ⊙ SiLU(z))
+
+The selective scan runs chunk by chunk in log space (kernels.diagonal_scan), never token by
+token; the (E, N) states of one chunk exist at a time. Initialisation as the paper's: A =
+1..N per channel (S4D-Real), D = 1, Δ's bias the inverse softplus of Δ log-uniform in
+[0.001, 0.1].
+
+Mamba-2 (Dao & Gu 2024, "Transformers are SSMs", §7 and Listing 1): the same block with a
+scalar decay per head, the projections of x, B, C and Δ made at once from the input, a
+gated RMSNorm before the output projection. E = 2H channels in heads of P = 64 (fewer,
+wider heads when E is not a multiple), N = 128 states (`mamba_ssm`'s Mamba2 defaults), one
+group:
+
+    z, xBC, Δ = in_proj(u);  x, B, C = SiLU(conv(xBC));  Δ = softplus(Δ + dt_bias)
+    H_t = exp(Δ_t A_h) H_{t-1} + Δ_t x_t B_tᵀ  (P×N per head);  y_t = H_t C_t + D_h x_t
+    out = out_proj(RMSNorm(y ⊙ SiLU(z)))
+
+which is `decay_attention` with q = C, k = B, v = Δx: the chunked SSD form.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seqbench.models.kernels import (
+    RMSNorm,
+    causal_conv,
+    causal_conv_step,
+    conv_window,
+    decay_attention,
+    decay_attention_step,
+    scan_chunks,
+)
+from seqbench.models.mixers import mixer_spec
+
+EXPAND = 2
+CONV = 4
+MAMBA_STATE = 16
+MAMBA2_STATE = 128
+MAMBA2_HEAD = 64
+DT_RANGE = (0.001, 0.1)
+
+
+def dt_rank(h: int) -> int:
+    return math.ceil(h / 16)
+
+
+def inverse_softplus_dt(size: int) -> torch.Tensor:
+    """Biases whose softplus is Δ log-uniform in DT_RANGE (the papers' initialisation)."""
+    low, high = (math.log(v) for v in DT_RANGE)
+    dt = (torch.rand(size) * (high - low) + low).exp().clamp_min(1e-4)
+    return dt + torch.log(-torch.expm1(-dt))
+
+
+class Mamba(nn.Module):
+    form = "chunked-scan"
+    step_form = "recurrent"
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        inner, rank = EXPAND * width, dt_rank(width)
+        self.in_proj = nn.Linear(width, 2 * inner, bias=False)
+        self.conv1d = nn.Conv1d(inner, inner, CONV, groups=inner, padding=CONV - 1)
+        self.x_proj = nn.Linear(inner, rank + 2 * MAMBA_STATE, bias=False)
+        self.dt_proj = nn.Linear(rank, inner)
+        with torch.no_grad():
+            bound = rank**-0.5
+            self.dt_proj.weight.uniform_(-bound, bound)
+            self.dt_proj.bias.copy_(inverse_softplus_dt(inner))
+        a = torch.arange(1, MAMBA_STATE + 1, dtype=torch.float32).repeat(inner, 1)
+        self.A_log = nn.Parameter(a.log())
+        self.D = nn.Parameter(torch.ones(inner))
+        self.out_proj = nn.Linear(inner, width, bias=False)
+
+    def _selective(self, x: torch.Tensor):
+        """Δ (.., E), B and C (.., N) from the convolved x."""
+        rank = self.dt_proj.in_features
+        dt, B, C = self.x_proj(x).split([rank, MAMBA_STATE, MAMBA_STATE], dim=-1)
+        return F.softplus(self.dt_proj(dt)), B, C
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:  # (B, T, H) -> (B, T, H)
+        x, z = self.in_proj(u).chunk(2, dim=-1)
+        x = F.silu(causal_conv(self.conv1d, x))
+        dt, B, C = self._selective(x)
+        A = -self.A_log.exp()  # (E, N)
+        h0 = x.new_zeros(x.shape[0], *A.shape)
+        ys = []
+        log_a = dt[..., None] * A  # (B, T, E, N)
+        b = (dt * x)[..., None] * B[:, :, None, :]
+        for start, h in scan_chunks(log_a, b, h0):
+            ys.append(
+                torch.einsum("bten,btn->bte", h, C[:, start : start + h.shape[1]].to(h.dtype))
+            )
+        y = torch.cat(ys, dim=1).to(u.dtype) + x * self.D
+        return self.out_proj(y * F.silu(z))
+
+    def init_state(self, batch: int, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        return (
+            conv_window(self.conv1d, batch, device, dtype),
+            torch.zeros(batch, *self.A_log.shape, device=device, dtype=dtype),
+        )
+
+    def step(self, u_t: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
+        window, h = state
+        x, z = self.in_proj(u_t).chunk(2, dim=-1)
+        x, window = causal_conv_step(self.conv1d, x, window)
+        x = F.silu(x)
+        dt, B, C = self._selective(x)
+        A = -self.A_log.exp()
+        h = (dt[..., None] * A).exp() * h + (dt * x)[..., None] * B[:, None, :]
+        y = (h @ C[..., None])[..., 0] + x * self.D
+        return self.out_proj(y * F.silu(z)), (window, h)
+
+
+def mamba_params(h: int) -> int:
+    """in_proj 2EH, conv EK + E, x_proj E(R + 2N), dt_proj RE + E, A_log EN, D E, out_proj EH."""
+    e, r, n = EXPAND * h, dt_rank(h), MAMBA_STATE
+    return 2 * e * h + e * CONV + e + e * (r + 2 * n) + r * e + e + e * n + e + e * h
+
+
+def mamba_flops(h: int, seq_len: int) -> int:
+    """Per token: the projections 2·(2EH + E(R+2N) + RE + EH), the convolution 2·E·K, and the
+    scan 6·E·N (update Δx·B and readout C·h, 2 per multiply-add, plus the decay multiply)."""
+    e, r, n = EXPAND * h, dt_rank(h), MAMBA_STATE
+    matmuls = 2 * (2 * e * h + e * (r + 2 * n) + r * e + e * h)
+    return seq_len * (matmuls + 2 * e * CONV + 6 * e * n)
+
+
+def mamba2_heads(inner: int) -> int:
+    heads = max(1, inner // MAMBA2_HEAD)
+    while inner % heads:
+        heads -= 1
+    return heads
+
+
+class Mamba2(nn.Module):
+    form = "chunked"
+    step_form = "recurrent"
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        inner = EXPAND * width
+        self.heads = mamba2_heads(inner)
+        self.inner = inner
+        conv_dim = inner + 2 * MAMBA2_STATE
+        self.in_proj = nn.Linear(width, inner + conv_dim + self.heads, bias=False)
+        self.conv1d = nn.Conv1d(conv_dim, conv_dim, CONV, groups=conv_dim, padding=CONV - 1)
+        self.dt_bias = nn.Parameter(inverse_softplus_dt(self.heads))
+        self.A_log = nn.Parameter(torch.arange(1, self.heads + 1, dtype=torch.float32).log())
+        self.D = nn.Parameter(torch.ones(self.heads))
+        self.norm = RMSNorm(inner)
+        self.out_proj = nn.Linear(inner, width, bias=False)
+
+    def _split(self, projected: torch.Tensor):
+        conv_dim = self.inner + 2 * MAMBA2_STATE
+        return projected.split([self.inner, conv_dim, self.heads], dim=-1)
+
+    def _out(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(self.norm(y * F.silu(z)))
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:  # (B, T, H) -> (B, T, H)
+        batch, length, _ = u.shape
+        z, xbc, dt = self._split(self.in_proj(u))
+        xbc = F.silu(causal_conv(self.conv1d, xbc))
+        x, B, C = xbc.split([self.inner, MAMBA2_STATE, MAMBA2_STATE], dim=-1)
+        dt = F.softplus(dt + self.dt_bias)  # (B, T, heads)
+        A = -self.A_log.exp()
+        xh = x.reshape(batch, length, self.heads, -1).transpose(1, 2)  # (B, heads, T, P)
+        q = C[:, None].expand(-1, self.heads, -1, -1)
+        k = B[:, None].expand(-1, self.heads, -1, -1)
+        dt_h = dt.transpose(1, 2)  # (B, heads, T)
+        y, _ = decay_attention(q, k, xh * dt_h[..., None], dt_h * A[:, None])
+        y = y + xh * self.D[:, None, None]
+        return self._out(y.transpose(1, 2).reshape(batch, length, self.inner), z)
+
+    def init_state(self, batch: int, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        head = self.inner // self.heads
+        return (
+            conv_window(self.conv1d, batch, device, dtype),
+            torch.zeros(batch, self.heads, MAMBA2_STATE, head, device=device, dtype=dtype),
+        )
+
+    def step(self, u_t: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
+        window, s = state
+        batch = u_t.shape[0]
+        z, xbc, dt = self._split(self.in_proj(u_t))
+        xbc, window = causal_conv_step(self.conv1d, xbc, window)
+        x, B, C = F.silu(xbc).split([self.inner, MAMBA2_STATE, MAMBA2_STATE], dim=-1)
+        dt = F.softplus(dt + self.dt_bias)  # (B, heads)
+        xh = x.reshape(batch, self.heads, -1)  # (B, heads, P)
+        q = C[:, None].expand(-1, self.heads, -1)
+        k = B[:, None].expand(-1, self.heads, -1)
+        y, s = decay_attention_step(q, k, xh * dt[..., None], dt * -self.A_log.exp(), s)
+        y = y + xh * self.D[:, None]
+        return self._out(y.reshape(batch, self.inner), z), (window, s)
+
+
+def mamba2_params(h: int) -> int:
+    """in_proj H(2E + 2N + heads), conv (E+2N)(K+1), dt_bias, A_log, D per head, norm E,
+    out_proj EH."""
+    e, n = EXPAND * h, MAMBA2_STATE
+    heads = mamba2_heads(e)
+    return h * (2 * e + 2 * n + heads) + (e + 2 * n) * (CONV + 1) + 3 * heads + e + e * h
+
+
+def mamba2_flops(h: int, seq_len: int) -> int:
+    """Per token: the projections 2·H(3E + 2N + heads), the convolution 2·(E+2N)·K, and the
+    recurrence 4·E·N (state update Δx·Bᵀ and readout H·C, 2 per multiply-add)."""
+    e, n = EXPAND * h, MAMBA2_STATE
+    heads = mamba2_heads(e)
+    matmuls = 2 * h * (2 * e + 2 * n + heads) + 2 * e * h
+    return seq_len * (matmuls + 2 * (e + 2 * n) * CONV + 4 * e * n)
+
+
+MAMBA_SPEC = mixer_spec(
+    "mamba",
+    "Mamba (Gu & Dao 2023): selective SSM block, expand 2, N = 16, conv 4, chunked log-space scan",
+    "2EH + EK + E + E(R+2N) + RE + E + EN + E + EH, E = 2H, N = 16, K = 4, R = ⌈H/16⌉",
+    Mamba,
+    mamba_params,
+    mamba_flops,
+)
+
+MAMBA2_SPEC = mixer_spec(
+    "mamba2",
+    "Mamba-2 (Dao & Gu 2024): SSD block, scalar decay per head, N = 128, heads of 64, chunked",
+    "H(2E+2N+h) + (E+2N)(K+1) + 3h + E + EH, E = 2H, N = 128, K = 4, h = E/64 heads",
+    Mamba2,
+    mamba2_params,
+    mamba2_flops,
+)
