@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seqbench.models import REGISTRY
+from seqbench.core.timing import FakeClock
+from seqbench.models import REGISTRY, core_shape, normalize_cell
 from seqbench.models.base import CoreShape
+from tests.helpers import FAST, make_cell, measure_cell
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -68,3 +70,43 @@ def test_cores_that_cannot_stream_say_why(arch, options, reason):
     assert reason in core.step_unsupported()
     with pytest.raises(NotImplementedError, match=reason):
         core.init_state(2, "cpu", torch.float32)
+
+
+# --------------------------------------------------------------------------- state_bytes
+
+
+def _state_bytes(arch: str, seq_len: int, **options) -> tuple[int | None, int]:
+    """(measured on the live state by a step-mode cell, the architecture's formula)."""
+    options = {"hidden": 8, **options}
+    cell = normalize_cell(make_cell(arch=arch, mode="step", seq_len=seq_len, embed=5, **options))
+    row = measure_cell(cell, FAST, clock=FakeClock([1.0] * 10, call=True), memory=False).row
+    assert row.status == "ok", row.message
+    return row.state_bytes, REGISTRY[arch].state_bytes(core_shape(cell), seq_len, 4)
+
+
+@pytest.mark.parametrize(("arch", "options"), CAUSAL, ids=lambda v: str(v))
+def test_a_step_row_carries_the_state_bytes_its_formula_gives(arch, options):
+    options = {k: v for k, v in options.items() if k not in ("input_size",)}
+    measured, formula = _state_bytes(arch, 12, **options)
+    assert measured == formula > 0
+
+
+@pytest.mark.parametrize("arch", ["lstm", "mamba", "gated-deltanet", "mlstm", "s4d", "tcn"])
+def test_a_recurrent_state_stays_flat_in_length(arch):
+    assert _state_bytes(arch, 8)[0] == _state_bytes(arch, 64)[0]
+
+
+def test_a_causal_transformer_carries_a_kv_cache_that_grows_linearly_in_length():
+    sizes = [_state_bytes("transformer-causal", t)[0] for t in (8, 16, 64)]
+    # two blocks' worth of nothing else: keys and values of width H per token
+    assert sizes == [2 * t * 8 * 4 for t in (8, 16, 64)]
+
+
+def test_other_modes_have_no_state_bytes():
+    row = measure_cell(
+        normalize_cell(make_cell(arch="mamba", mode="infer")),
+        FAST,
+        clock=FakeClock([1.0] * 10, call=True),
+        memory=False,
+    ).row
+    assert row.status == "ok" and row.state_bytes is None

@@ -40,6 +40,10 @@ Schema history
    `ci_low_s`/`ci_high_s` a 95% Student-t interval across them (it was, and with one process
    still is, the order-statistic interval of one process's pooled samples); `within_spread`,
    what the processes' own samples explain of that spread. Older rows read as one process.
+11 (2026-12-06): `state_bytes`, the bytes one sequence carries from token to token when
+   streaming (step mode), read from the live state after the timed token: an RNN's h (and
+   c), an SSM's state and convolution window, an mLSTM's matrix memory, a causal
+   Transformer's KV cache (which grows with T), a TCN's receptive-field buffers.
 
 """
 
@@ -50,7 +54,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 STATUSES = ("ok", "oom", "error", "timeout", "skipped")
 # infer: a forward pass over whole sequences; train: one optimiser step; step: one token of
@@ -164,6 +168,8 @@ class ResultRow(Cell):
     # Memory the step maps afresh from the OS each time (first-touch page faults): an
     # allocator effect that can depend on what ran before the cell in the same process.
     faults_per_step: float | None = None
+    # Streaming (step mode): the bytes of state one sequence carries between tokens.
+    state_bytes: int | None = None
     # -- what else the machine did while the samples were taken (see seqbench.judge.noise) --
     threads: int | None = None  # torch CPU threads the cell ran with
     cpus: float | None = None  # CPUs the process could use (affinity, cgroup quota)
@@ -291,6 +297,7 @@ _INT = {
     "peak_mem_bytes",
     "peak_rss_bytes",
     "peak_reserved_bytes",
+    "state_bytes",
     "train_steps",
     "memory_horizon",
     "match_params",

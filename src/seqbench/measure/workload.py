@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -33,6 +33,9 @@ class Workload:
     params: int
     core_params: int
     train_step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    # Streaming: the bytes one sequence's state holds after the timed token, read from the
+    # live state the first time the step runs (empty until then, and in other modes).
+    state_bytes: list[int] = field(default_factory=list)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         return autocast(self.cell)
@@ -177,13 +180,23 @@ def _streaming(cell, model, optimizer, x, params, core_params, train_step) -> Wo
         carried.append(state)
         return state
 
+    work = Workload(cell, model, lambda: None, optimizer, inputs, params, core_params, train_step)
+
     def step() -> object:
         state = carried[0] if carried else prefill()
         with torch.inference_mode(), autocast(cell):
-            y, _ = core.step(model.adapter(last)[:, 0], state)  # (B, F)
+            y, after = core.step(model.adapter(last)[:, 0], state)  # (B, F)
+            if not work.state_bytes:
+                work.state_bytes.append(state_nbytes(after) // cell.batch_size)
             return model.head(y)
 
-    return Workload(cell, model, step, optimizer, inputs, params, core_params, train_step)
+    work.step = step
+    return work
+
+
+def state_nbytes(state: object) -> int:
+    """The bytes of every tensor in a (nested) streaming state (counters and flags are not)."""
+    return sum(t.numel() * t.element_size() for t in _tensors(state))
 
 
 def _tensors(state: object) -> list[torch.Tensor]:

@@ -98,6 +98,10 @@ class ArchSpec:
     # How many inputs the last output can read, for a core with a finite window (a TCN):
     # a cell whose sequence is longer is warned about.
     receptive_field: Callable[[CoreShape], int] | None = None
+    # The bytes one sequence carries from token to token when streaming, after seq_len
+    # tokens, at `itemsize` bytes a number: (shape, seq_len, itemsize) -> bytes. None for a
+    # core that cannot stream. A step-mode row measures it on the live state (`state_bytes`).
+    state_bytes: Callable[[CoreShape, int, int], int] | None = None
 
 
 class SequenceModel(nn.Module):

@@ -165,6 +165,12 @@ def deltanet_flops(h: int, seq_len: int, gated: bool = False) -> int:
     return seq_len * (2 * matmuls + 2 * CONV * (2 * h + values) + recurrence)
 
 
+def deltanet_state_bytes(h: int, itemsize: int, gated: bool = False) -> int:
+    """The three convolutions' last K-1 inputs, and d_k × d_v per head."""
+    values = 2 * h if gated else h
+    return ((2 * h + values) * (CONV - 1) + h * values // attention_heads(h)) * itemsize
+
+
 DELTANET_SPEC = mixer_spec(
     "deltanet",
     "DeltaNet (Schlag et al. 2021; Yang et al. 2024): delta-rule fast weights, chunked WY form",
@@ -172,6 +178,7 @@ DELTANET_SPEC = mixer_spec(
     DeltaNet,
     deltanet_params,
     deltanet_flops,
+    lambda h, size: deltanet_state_bytes(h, size),
 )
 
 GATED_DELTANET_SPEC = mixer_spec(
@@ -181,4 +188,5 @@ GATED_DELTANET_SPEC = mixer_spec(
     lambda width: DeltaNet(width, gated=True),
     lambda h: deltanet_params(h, gated=True),
     lambda h, t: deltanet_flops(h, t, gated=True),
+    lambda h, size: deltanet_state_bytes(h, size, gated=True),
 )

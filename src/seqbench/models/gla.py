@@ -194,6 +194,7 @@ RETNET_SPEC = mixer_spec(
     Retention,
     retnet_params,
     retnet_flops,
+    lambda h, size: h * 2 * h // attention_heads(h) * size,  # d_k × d_v per head
 )
 
 GLA_SPEC = mixer_spec(
@@ -203,4 +204,5 @@ GLA_SPEC = mixer_spec(
     GatedLinearAttention,
     gla_params,
     gla_flops,
+    lambda h, size: gla_key_width(h) * h // attention_heads(h) * size,  # d_k × d_v per head
 )

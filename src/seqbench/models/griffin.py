@@ -119,4 +119,5 @@ HAWK_SPEC = mixer_spec(
     RecurrentBlock,
     hawk_params,
     hawk_flops,
+    lambda h, size: h * (CONV - 1 + 1) * size,  # the convolution's last K-1 inputs, and h
 )

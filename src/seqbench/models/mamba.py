@@ -233,6 +233,8 @@ MAMBA_SPEC = mixer_spec(
     Mamba,
     mamba_params,
     mamba_flops,
+    # the convolution's last K-1 inputs and the (E, N) state
+    lambda h, size: EXPAND * h * (CONV - 1 + MAMBA_STATE) * size,
 )
 
 MAMBA2_SPEC = mixer_spec(
@@ -242,4 +244,8 @@ MAMBA2_SPEC = mixer_spec(
     Mamba2,
     mamba2_params,
     mamba2_flops,
+    # the convolution's last K-1 inputs (x, B and C) and the (P, N) state of every head
+    lambda h, size: (
+        ((EXPAND * h + 2 * MAMBA2_STATE) * (CONV - 1) + EXPAND * h * MAMBA2_STATE) * size
+    ),
 )

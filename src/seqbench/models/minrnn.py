@@ -190,6 +190,7 @@ def minrnn_spec(kind: str, paper: bool = False) -> ArchSpec:
         count_params=lambda shape: minrnn_params(kind, shape),
         forward_flops=lambda shape, seq_len: minrnn_flops(kind, shape, seq_len),
         options=BUILTIN_OPTIONS[name],
+        state_bytes=lambda shape, seq_len, size: shape.layers * shape.hidden * size,
         fixed={**ONE_WAY_NO_RECURRENT_DROPOUT, "layers": PAPER_LAYERS}
         if paper
         else ONE_WAY_NO_RECURRENT_DROPOUT,

@@ -87,8 +87,10 @@ def mixer_spec(
     make_mixer: Callable[[int], nn.Module],
     mixer_params: Callable[[int], int],
     mixer_flops: Callable[[int, int], int],
+    mixer_state: Callable[[int, int], int],
     **extra: Any,
 ) -> ArchSpec:
+    """`mixer_state(H, itemsize)`: the bytes one layer's mixer carries per sequence."""
     return ArchSpec(
         name=name,
         summary=summary,
@@ -98,5 +100,6 @@ def mixer_spec(
         forward_flops=lambda shape, seq_len: stack_flops(shape, seq_len, mixer_flops),
         options=BUILTIN_OPTIONS[name],
         fixed=ONE_WAY_NO_RECURRENT_DROPOUT,
+        state_bytes=lambda shape, seq_len, size: shape.layers * mixer_state(shape.hidden, size),
         **extra,
     )

@@ -260,4 +260,10 @@ def recurrent_spec(kind: str) -> ArchSpec:
         count_params=lambda shape: recurrent_params(kind, shape),
         forward_flops=lambda shape, seq_len: recurrent_flops(kind, shape, seq_len),
         options=BUILTIN_OPTIONS[kind],
+        state_bytes=lambda shape, seq_len, size: recurrent_state_bytes(kind, shape, size),
     )
+
+
+def recurrent_state_bytes(kind: str, shape: CoreShape, itemsize: int) -> int:
+    """h per layer, and c too for the LSTM: one direction (a bidirectional core cannot stream)."""
+    return (2 if kind == "lstm" else 1) * shape.layers * shape.hidden * itemsize

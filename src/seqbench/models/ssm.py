@@ -169,6 +169,8 @@ S4D_SPEC = mixer_spec(
     S4D,
     s4d_params,
     s4d_flops,
+    # N/2 complex modes per channel, complex in at least float32
+    lambda h, size: h * S4D_STATE * max(size, 4),
 )
 
 LRU_SPEC = mixer_spec(
@@ -178,4 +180,5 @@ LRU_SPEC = mixer_spec(
     LRU,
     lru_params,
     lru_flops,
+    lambda h, size: 2 * h * max(size, 4),  # N = H complex states, in at least float32
 )

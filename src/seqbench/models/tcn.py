@@ -205,7 +205,18 @@ TCN = ArchSpec(
     options=BUILTIN_OPTIONS["tcn"],
     fixed=ONE_WAY_NO_RECURRENT_DROPOUT,
     receptive_field=lambda shape: receptive_field(KERNEL, shape.layers),
+    state_bytes=lambda shape, seq_len, size: tcn_state_bytes(shape, KERNEL, size),
 )
+
+
+def tcn_state_bytes(shape: CoreShape, k: int, itemsize: int) -> int:
+    """Each convolution keeps the (k-1)·2^i inputs before t that its output reads: block i's
+    first convolution reads its block's input (I wide for the first block), the second H."""
+    numbers = 0
+    for i in range(shape.layers):
+        width_in = shape.input_size if i == 0 else shape.hidden
+        numbers += (width_in + shape.hidden) * (k - 1) * 2**i
+    return numbers * itemsize
 
 
 def _paper_kernel(shape: CoreShape) -> int:
@@ -226,4 +237,5 @@ TCN_PAPER = ArchSpec(
     fixed=ONE_WAY_NO_RECURRENT_DROPOUT,
     sized=lambda seq_len: {"layers": paper_kernel_and_blocks(seq_len)[1]},
     receptive_field=lambda shape: receptive_field(_paper_kernel(shape), shape.layers),
+    state_bytes=lambda shape, seq_len, size: tcn_state_bytes(shape, _paper_kernel(shape), size),
 )

@@ -301,4 +301,6 @@ TRANSFORMER_CAUSAL = ArchSpec(
     forward_flops=transformer_flops,
     options=BUILTIN_OPTIONS["transformer-causal"],
     fixed=ONE_WAY_NO_RECURRENT_DROPOUT,
+    # the KV cache: a key and a value of width H per token and block
+    state_bytes=lambda shape, seq_len, size: 2 * shape.layers * seq_len * shape.hidden * size,
 )

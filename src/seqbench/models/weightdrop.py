@@ -33,6 +33,7 @@ from seqbench.models.recurrent import (
     fused_kernel,
     recurrent_flops,
     recurrent_params,
+    recurrent_state_bytes,
     weight_names,
 )
 
@@ -90,4 +91,5 @@ LSTM_WEIGHTDROP = ArchSpec(
     count_params=lambda shape: recurrent_params("lstm", shape),
     forward_flops=lambda shape, seq_len: recurrent_flops("lstm", shape, seq_len),
     options=BUILTIN_OPTIONS["lstm-weightdrop"],
+    state_bytes=lambda shape, seq_len, size: recurrent_state_bytes("lstm", shape, size),
 )

@@ -188,4 +188,6 @@ MLSTM_SPEC = mixer_spec(
     MLSTM,
     mlstm_params,
     mlstm_flops,
+    # per head C (d_k × d_v), n (d_k) and m
+    lambda h, size: (gla_key_width(h) * (h // attention_heads(h) + 1) + attention_heads(h)) * size,
 )

@@ -101,6 +101,8 @@ TABLE_COLUMNS: tuple[Column, ...] = (
     Column("GFLOP/s", lambda r, _: "-" if r.tflops is None else f"{r.tflops * 1e3:.3g}", drop=1),
     Column("MFU", lambda r, _: "-" if r.mfu is None else f"{r.mfu:.1%}", drop=1),
     Column("peak mem", lambda r, _: format_bytes(r.peak_mem_bytes), drop=6),
+    # streaming: what one sequence carries from token to token (a KV cache grows with T)
+    Column("state/seq", lambda r, _: format_bytes(r.state_bytes), drop=6),
     Column("task", lambda r, _: r.task or "-", "left", fold=True),
     Column("compile", lambda r, _: "yes" if r.compile else "-", "left", fold=True),
     Column(
