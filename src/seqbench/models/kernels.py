@@ -9,11 +9,13 @@ and each has a form that computes a whole sequence without a Python loop over it
   matmuls), and only the C-times-smaller sequence of chunk states is carried in a loop.
 - `vector_decay_attention`: the same with a decay per key channel (GLA, Yang et al. 2024),
   whose decays cannot be pulled out of the q·k product; inside a chunk the decayed scores
-  are formed pairwise, exp(G_t - G_s) ≤ 1, so no exponent can overflow.
-- `diagonal_scan`: h_t = a_t ⊙ h_{t-1} + b_t elementwise (Mamba's selective scan, Griffin's
-  RG-LRU), in log space: h = exp(A*)(h₀ + Σ exp(log b - A*)) with A* the running sum of
-  log a, summed by `logcumsumexp` (stable whatever the decay) with b split into its
-  positive and negative parts, and restarted every chunk so that A* stays small.
+  are formed pairwise within sub-chunks and by matmuls between them, every exponent ≤ 0.
+- `linear_scan`: h_t = a_t ⊙ h_{t-1} + b_t elementwise (Mamba's selective scan, Griffin's
+  RG-LRU). Its decay differs per channel (and per state in Mamba), so it has no matmul
+  form; a parallel scan exists (a log-space `logcumsumexp`, or a prefix scan), but on a
+  CPU it was measured slower than the recurrence itself, which touches each state once per
+  token: `benchmarks/modern_speed.py` and docs/architectures.md say by how much. So this
+  one runs token by token, one fused multiply-add per token on the whole (B, ...) state.
 - `delta_rule`: S_t = g_t (I - β_t k_t k_tᵀ) S_{t-1} + β_t k_t v_tᵀ (DeltaNet, Gated DeltaNet),
   chunked in the WY form: a triangular solve per chunk instead of a step per token.
 - `causal_fft_conv`: y = K ∗ u for a kernel as long as the sequence (S4D, LRU), by FFT in
@@ -28,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Tokens per chunk. 64 as in flash-linear-attention's chunked kernels; the pairwise form
-# (vector decays) holds C×C×K numbers per chunk, hence its smaller chunk.
+# Tokens per chunk, 64 as in flash-linear-attention's chunked kernels; the vector-decay form
+# builds its scores pairwise in sub-chunks of 16 (C×C×K numbers each).
 CHUNK = 64
 PAIRWISE_CHUNK = 16
 
@@ -91,47 +93,21 @@ def causal_fft_conv(u: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- diagonal scans
 
 
-def _scan_chunk(log_a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None) -> torch.Tensor:
-    """h_t = a_t ⊙ h_{t-1} + b_t inside one chunk (dim 1), from h0: (B, C, ...) -> (B, C, ...)."""
-    a_star = log_a.cumsum(dim=1)
-    tiny = torch.finfo(b.dtype).tiny  # log(tiny) stands in for log 0: finite, so autograd is too
-    pos = torch.where(b > 0, b, tiny).log() - a_star
-    neg = torch.where(b < 0, -b, tiny).log() - a_star
-    h = (a_star + torch.logcumsumexp(pos, dim=1)).exp() - (
-        a_star + torch.logcumsumexp(neg, dim=1)
-    ).exp()
-    if h0 is not None:
-        h = h + a_star.exp() * h0[:, None]
-    return h
+def linear_scan(
+    a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """h_t = a_t ⊙ h_{t-1} + b_t for every t, a token at a time: a, b (B, T, ...), h0 (B, ...).
 
-
-def diagonal_scan(
-    log_a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None, chunk: int = CHUNK
-) -> torch.Tensor:
-    """h_t = a_t ⊙ h_{t-1} + b_t for every t: log_a = log a_t ≤ 0 and b (B, T, ...), h0 (B, ...)."""
-    dtype = b.dtype
-    work = work_dtype(dtype)
-    log_a, b = log_a.to(work), b.to(work)
-    h = h0.to(work) if h0 is not None else None
-    outs = []
-    for start in range(0, b.shape[1], chunk):
-        part = _scan_chunk(log_a[:, start : start + chunk], b[:, start : start + chunk], h)
-        outs.append(part)
-        h = part[:, -1]
-    return torch.cat(outs, dim=1).to(dtype)
-
-
-def scan_chunks(log_a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk: int = CHUNK):
-    """`diagonal_scan` a chunk at a time, for cores whose states are too large to keep for
-    every token (Mamba's (E, N) per token): yields (start, h of the chunk) in float32+."""
+    Returns every h_t (B, T, ...) and the last. Accumulates in at least float32.
+    """
     work = work_dtype(b.dtype)
-    h = h0.to(work)
-    for start in range(0, b.shape[1], chunk):
-        part = _scan_chunk(
-            log_a[:, start : start + chunk].to(work), b[:, start : start + chunk].to(work), h
-        )
-        yield start, part
-        h = part[:, -1]
+    a, b = a.to(work), b.to(work)
+    h = h0.to(work) if h0 is not None else torch.zeros_like(b[:, 0])
+    states = []
+    for t in range(b.shape[1]):
+        h = torch.addcmul(b[:, t], a[:, t], h)
+        states.append(h)
+    return torch.stack(states, dim=1), h
 
 
 # --------------------------------------------------------------------------- linear attention
@@ -213,22 +189,45 @@ def vector_decay_attention(
     log_g: torch.Tensor,
     scale: float = 1.0,
     state: torch.Tensor | None = None,
-    chunk: int = PAIRWISE_CHUNK,
+    chunk: int = CHUNK,
+    sub: int = PAIRWISE_CHUNK,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`decay_attention` with a decay per key channel: log_g (B, H, T, K).
 
     S_t = diag(g_t) S_{t-1} + k_t v_tᵀ; o_t = scale · S_tᵀ q_t.
+
+    The decays cannot leave the q·k product, so the chunk's scores are built in sub-chunks
+    of `sub` tokens (GLA's secondary chunking, Yang et al. 2024, §4.2): pairwise inside a
+    sub-chunk, exp(G_t - G_s) ≤ 1 for every key channel; between sub-chunks as one matmul,
+    split at the token r before the later sub-chunk, exp(G_t - G_r)·exp(G_r - G_s), both
+    factors ≤ 1. Nothing can overflow, whatever the decays.
     """
     dtype, length = v.dtype, v.shape[2]
     work = work_dtype(dtype)
     q, k, v, log_g = (t.to(work) for t in (q, k, v, log_g))
     chunk = min(chunk, length)
+    sub = min(sub, chunk)
+    chunk -= chunk % sub  # whole sub-chunks
     qc, kc, vc = to_chunks(q * scale, chunk), to_chunks(k, chunk), to_chunks(v, chunk)
     g = to_chunks(log_g, chunk).cumsum(-2)  # (B, H, n, C, K)
-    causal = torch.ones(chunk, chunk, dtype=torch.bool, device=q.device).tril()
-    pair = g[..., :, None, :] - g[..., None, :, :]  # (B, H, n, C, C, K), ≤ 0 where t ≥ s
-    pair = pair.masked_fill(~causal[..., None], float("-inf")).exp()
-    scores = torch.einsum("bhntk,bhnsk,bhntsk->bhnts", qc, kc, pair)
+    parts = chunk // sub
+    scores = qc.new_zeros(*qc.shape[:-1], chunk)  # (B, H, n, C, C)
+    causal = torch.ones(sub, sub, dtype=torch.bool, device=q.device).tril()
+    for i in range(parts):
+        rows = slice(i * sub, (i + 1) * sub)
+        gi = g[..., rows, :]
+        pair = (gi[..., :, None, :] - gi[..., None, :, :]).masked_fill(
+            ~causal[..., None], -torch.inf
+        )
+        scores[..., rows, rows] = torch.einsum(
+            "...tk,...sk,...tsk->...ts", qc[..., rows, :], kc[..., rows, :], pair.exp()
+        )
+        if i:
+            before = g[..., i * sub - 1 : i * sub, :]  # G_r, r the token before sub-chunk i
+            earlier = slice(0, i * sub)
+            q_part = qc[..., rows, :] * (gi - before).exp()
+            k_part = kc[..., earlier, :] * (before - g[..., earlier, :]).exp()
+            scores[..., rows, earlier] = q_part @ k_part.transpose(-1, -2)
     out = scores @ vc
     update = (kc * (g[..., -1:, :] - g).exp()).transpose(-1, -2) @ vc  # (B, H, n, K, V)
     befores, last = _carry(
@@ -250,7 +249,7 @@ def delta_rule(
     log_g: torch.Tensor | None = None,
     scale: float = 1.0,
     state: torch.Tensor | None = None,
-    chunk: int = CHUNK,
+    chunk: int = CHUNK // 2,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The (gated) delta rule, chunked: S_t = g_t (I - β_t k_t k_tᵀ) S_{t-1} + β_t k_t v_tᵀ,
     o_t = scale · S_tᵀ q_t (Schlag et al. 2021; Yang et al. 2024 and 2025).
@@ -259,33 +258,40 @@ def delta_rule(
     Inside a chunk, with Γ_t the decay since its start and S₀ the state before it, each step
     writes S_s = g_s S_{s-1} + k_s u_sᵀ, and the corrections u solve one unit lower-triangular
     system, (I + A) U = β ⊙ V - (βΓ ⊙ K) S₀ with A_sr = β_s (Γ_s/Γ_r) k_s·k_r for r < s (the
-    WY form of Yang et al. 2024, §3): two triangular solves per chunk, all chunks at once, and
-    a loop over the chunks only for S₀.
+    WY form of Yang et al. 2024, §3): one triangular solve for all chunks at once, and a loop
+    over the chunks only for S₀. Chunks of 32 tokens: measured faster here than 16 or 64.
     """
     dtype, length = v.dtype, v.shape[2]
     work = work_dtype(dtype)
     q, k, v, beta = (t.to(work) for t in (q, k, v, beta))
-    log_g = torch.zeros_like(beta) if log_g is None else log_g.to(work)
     chunk = min(chunk, length)
     qc, kc, vc = to_chunks(q * scale, chunk), to_chunks(k, chunk), to_chunks(v, chunk)
-    bc, g = to_chunks(beta, chunk)[..., None], to_chunks(log_g, chunk).cumsum(-1)
+    bc = to_chunks(beta, chunk)[..., None]
     lower = torch.ones(chunk, chunk, dtype=torch.bool, device=q.device).tril()
-    pair = (g[..., :, None] - g[..., None, :]).masked_fill(~lower, float("-inf")).exp()
+    if log_g is None:  # DeltaNet: no decay to weigh anything by
+        pair, keys_read, q_decayed, k_to_end, keep = lower.to(work), bc * kc, qc, kc, None
+    else:
+        g = to_chunks(log_g.to(work), chunk).cumsum(-1)  # decay since the chunk's start
+        pair = (g[..., :, None] - g[..., None, :]).masked_fill(~lower, float("-inf")).exp()
+        keys_read = bc * g.exp()[..., None] * kc
+        q_decayed = qc * g.exp()[..., None]
+        k_to_end = kc * (g[..., -1:] - g).exp()[..., None]
+        keep = g[..., -1, None, None].exp()  # (B, H, n, 1, 1)
     eye = torch.eye(chunk, dtype=work, device=q.device)
     system = eye + (bc * (kc @ kc.transpose(-1, -2)) * pair).tril(-1)
-    fresh = torch.linalg.solve_triangular(system, bc * vc, upper=False, unitriangular=True)
-    reads = torch.linalg.solve_triangular(
-        system, bc * g.exp()[..., None] * kc, upper=False, unitriangular=True
+    both = torch.linalg.solve_triangular(  # one solve for the two right-hand sides
+        system, torch.cat([bc * vc, keys_read], dim=-1), upper=False, unitriangular=True
     )
+    fresh, reads = both.split([v.shape[-1], k.shape[-1]], dim=-1)
     scores = (qc @ kc.transpose(-1, -2)) * pair  # (B, H, n, C, C), causal
-    q_decayed = qc * g.exp()[..., None]
-    k_to_end = kc * (g[..., -1:] - g).exp()[..., None]
     s = state.to(work) if state is not None else q.new_zeros(*q.shape[:2], k.shape[-1], v.shape[-1])
     outs = []
     for c in range(qc.shape[2]):
         u = fresh[:, :, c] - reads[:, :, c] @ s  # (B, H, C, V)
         outs.append(q_decayed[:, :, c] @ s + scores[:, :, c] @ u)
-        s = g[:, :, c, -1, None, None].exp() * s + k_to_end[:, :, c].transpose(-1, -2) @ u
+        if keep is not None:
+            s = keep[:, :, c] * s
+        s = s + k_to_end[:, :, c].transpose(-1, -2) @ u
     out = torch.stack(outs, dim=2).reshape(*q.shape[:2], -1, v.shape[-1])[:, :, :length]
     return out.to(dtype), s
 

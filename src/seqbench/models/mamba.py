@@ -10,8 +10,11 @@ R = ⌈H/16⌉ (dt_rank), a causal depthwise convolution of width 4:
     h_t = exp(Δ_t A) ⊙ h_{t-1} + (Δ_t x_t) Bᵀ_t     A = -exp(A_log), (E, N) per token
     y_t = h_t C_t + D ⊙ x_t;   out = out_proj(y ⊙ SiLU(z))
 
-The selective scan runs chunk by chunk in log space (kernels.diagonal_scan), never token by
-token; the (E, N) states of one chunk exist at a time. Initialisation as the paper's: A =
+The selective scan (kernels.linear_scan) runs a token at a time over chunks of 64 tokens,
+whose decays exp(ΔA) and inputs ΔxB are made at once and whose outputs are read out with one
+einsum: a decay per channel and state has no matmul form (the reason for Mamba-2), and on a
+CPU the recurrence was measured faster than a parallel log-space scan (docs/architectures.md).
+Only one chunk's (E, N) states exist at a time. Initialisation as the paper's: A =
 1..N per channel (S4D-Real), D = 1, Δ's bias the inverse softplus of Δ log-uniform in
 [0.001, 0.1].
 
@@ -37,13 +40,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqbench.models.kernels import (
+    CHUNK,
     RMSNorm,
     causal_conv,
     causal_conv_step,
     conv_window,
     decay_attention,
     decay_attention_step,
-    scan_chunks,
+    linear_scan,
 )
 from seqbench.models.mixers import mixer_spec
 
@@ -67,7 +71,7 @@ def inverse_softplus_dt(size: int) -> torch.Tensor:
 
 
 class Mamba(nn.Module):
-    form = "chunked-scan"
+    form = "sequential-scan"
     step_form = "recurrent"
 
     def __init__(self, width: int) -> None:
@@ -97,14 +101,13 @@ class Mamba(nn.Module):
         x = F.silu(causal_conv(self.conv1d, x))
         dt, B, C = self._selective(x)
         A = -self.A_log.exp()  # (E, N)
-        h0 = x.new_zeros(x.shape[0], *A.shape)
-        ys = []
-        log_a = dt[..., None] * A  # (B, T, E, N)
-        b = (dt * x)[..., None] * B[:, :, None, :]
-        for start, h in scan_chunks(log_a, b, h0):
-            ys.append(
-                torch.einsum("bten,btn->bte", h, C[:, start : start + h.shape[1]].to(h.dtype))
-            )
+        h, ys = None, []
+        for start in range(0, u.shape[1], CHUNK):
+            part = slice(start, start + CHUNK)
+            decay = (dt[:, part, :, None] * A).exp()  # (B, C, E, N)
+            write = (dt[:, part] * x[:, part])[..., None] * B[:, part, None, :]
+            states, h = linear_scan(decay, write, h)
+            ys.append(torch.einsum("bten,btn->bte", states, C[:, part].to(states.dtype)))
         y = torch.cat(ys, dim=1).to(u.dtype) + x * self.D
         return self.out_proj(y * F.silu(z))
 
@@ -228,7 +231,7 @@ def mamba2_flops(h: int, seq_len: int) -> int:
 
 MAMBA_SPEC = mixer_spec(
     "mamba",
-    "Mamba (Gu & Dao 2023): selective SSM block, expand 2, N = 16, conv 4, chunked log-space scan",
+    "Mamba (Gu & Dao 2023): selective SSM block, expand 2, N = 16, conv 4, sequential scan",
     "2EH + EK + E + E(R+2N) + RE + E + EN + E + EH, E = 2H, N = 16, K = 4, R = ⌈H/16⌉",
     Mamba,
     mamba_params,
