@@ -1,8 +1,9 @@
 """The modern cores against implementations seqbench did not write, weights copied across.
 
 Oracles: `transformers`' pure-PyTorch paths (Mamba's mixer, Mamba-2's, RecurrentGemma's
-recurrent block, xLSTM's mLSTM layer, Qwen3-Next's chunked gated delta rule) and
-flash-linear-attention's naive references (retention, GLA, the delta rules), all from
+recurrent block, xLSTM's mLSTM layer, Qwen3-Next's chunked gated delta rule),
+flash-linear-attention's naive references (retention, GLA, the delta rules) and the
+`xlstm` package's sLSTM layer, all from
 the dev extra. A test whose oracle cannot be imported skips and says why. S4D and LRU have
 no oracle that installs from a package registry: they are checked against two steps worked
 by hand.
@@ -22,7 +23,7 @@ from seqbench.models.griffin import RecurrentBlock
 from seqbench.models.kernels import decay_attention, delta_rule, vector_decay_attention
 from seqbench.models.mamba import MAMBA2_HEAD, MAMBA2_STATE, MAMBA_STATE, Mamba, Mamba2, dt_rank
 from seqbench.models.ssm import LRU, S4D
-from seqbench.models.xlstm import MLSTM
+from seqbench.models.xlstm import MLSTM, SLSTM
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -35,6 +36,7 @@ MODERN = [
     "deltanet",
     "gated-deltanet",
     "mlstm",
+    "slstm",
     "s4d",
     "lru",
 ]
@@ -174,40 +176,129 @@ def test_gla_equals_flash_linear_attention_naive_recurrent_gla(length):
     _close(ours.transpose(1, 2), expected)
 
 
-@pytest.mark.parametrize(("mode", "length"), [("inference", 5), ("inference", 100), ("train", 96)])
-def test_mlstm_equals_transformers_xlstm_layer(mode, length):
-    # 'inference' runs transformers' chunkwise kernel then its recurrent step for the tail;
-    # 'train' the chunkwise kernel alone (whole chunks only)
-    _oracle("transformers")
-    from transformers import xLSTMConfig
-    from transformers.models.xlstm.modeling_xlstm import xLSTMLayer
+MLSTM_CASES = [("inference", 5), ("inference", 100), ("train", 96)]
 
+
+def _mlstm_pair(mode: str, build_oracle) -> tuple[MLSTM, torch.nn.Module]:
     torch.manual_seed(0)
     width = 128  # two heads
     ours = MLSTM(width).eval()
-    config = xLSTMConfig(
-        hidden_size=width,
+    backend = dict(
+        mode=mode,
+        chunk_size=16,
+        eps=1e-6,
+        inference_state_dtype="float32",
+        autocast_kernel_dtype="float32",
+    )
+    layer = dict(
         num_heads=ours.heads,
         qk_dim_factor=0.5,
         v_dim_factor=1.0,
         use_bias=False,
         gate_soft_cap=15.0,
         weight_mode="single",
-        mode=mode,
-        chunk_size=16,
         norm_eps=1e-6,
-        eps=1e-6,
-        inference_state_dtype="float32",
-        autocast_kernel_dtype="float32",
-        num_hidden_layers=1,
     )
-    theirs = xLSTMLayer(config).eval()
+    theirs = build_oracle(width, layer, backend).eval()
     weights = dict(ours.state_dict())
     weights["multihead_norm.weight"] = weights.pop("norm_weight")
     theirs.load_state_dict(weights, strict=True)
-    x = torch.randn(2, length, width)
+    return ours, theirs
+
+
+# 'inference' runs the reference's chunkwise kernel, then its recurrent step for the tail;
+# 'train' the chunkwise kernel alone (whole chunks only).
+
+
+@pytest.mark.parametrize(("mode", "length"), MLSTM_CASES)
+def test_mlstm_equals_the_xlstm_package_mlstm_layer(mode, length):
+    _oracle("xlstm")
+    from mlstm_kernels.torch.backend_module import mLSTMBackendConfig
+    from xlstm.xlstm_large.model import mLSTMLayer, mLSTMLayerConfig
+
+    def build(width, layer, backend):
+        config = mLSTMLayerConfig(
+            embedding_dim=width, mlstm_backend=mLSTMBackendConfig(**backend), **layer
+        )
+        return mLSTMLayer(config)
+
+    ours, theirs = _mlstm_pair(mode, build)
+    x = torch.randn(2, length, ours.v.in_features)
     with torch.no_grad():
         _close(ours(x), theirs(x)[0])
+
+
+@pytest.mark.parametrize(("mode", "length"), MLSTM_CASES)
+def test_mlstm_equals_transformers_own_xlstm_layer(mode, length):
+    _oracle("transformers")
+    from transformers.models.xlstm import modeling_xlstm
+
+    if not hasattr(modeling_xlstm, "xLSTMLayer"):
+        pytest.skip("transformers uses the xlstm package's layer when it is installed")
+    from transformers import xLSTMConfig
+
+    def build(width, layer, backend):
+        config = xLSTMConfig(hidden_size=width, num_hidden_layers=1, **layer, **backend)
+        return modeling_xlstm.xLSTMLayer(config)
+
+    ours, theirs = _mlstm_pair(mode, build)
+    x = torch.randn(2, length, ours.v.in_features)
+    with torch.no_grad():
+        _close(ours(x), theirs(x)[0])
+
+
+def _mixing_slstm(width: int) -> SLSTM:
+    """An sLSTM whose recurrent matrix is not its initial zeros, so memory mixing is tested."""
+    torch.manual_seed(0)
+    core = SLSTM(width).eval()
+    with torch.no_grad():
+        core.recurrent.normal_(0.0, 0.3)
+        core.bias.normal_(0.0, 1.0)
+        core.norm_weight.uniform_(0.5, 1.5)
+    return core
+
+
+@pytest.mark.parametrize("length", LENGTHS)
+def test_slstm_equals_the_xlstm_package_slstm_layer(length):
+    _oracle("xlstm")
+    from xlstm.blocks.slstm.layer import sLSTMLayer, sLSTMLayerConfig
+
+    width = 128  # two heads
+    ours = _mixing_slstm(width)
+    dtypes = {f"dtype{s}": "float32" for s in ("", "_b", "_r", "_w", "_g", "_s")}
+    config = sLSTMLayerConfig(
+        embedding_dim=width, num_heads=ours.heads, conv1d_kernel_size=4, backend="vanilla", **dtypes
+    )
+    theirs = sLSTMLayer(config).eval()
+    size = width // ours.heads
+    with torch.no_grad():
+        theirs.conv1d.conv.weight.copy_(ours.conv1d.weight)
+        theirs.conv1d.conv.bias.copy_(ours.conv1d.bias)
+        # the package's layer feeds its `fgate` projection to the input gate and `igate` to
+        # the forget gate (layer.py: `i, f, z, o = self.fgate(...), self.igate(...), ...`)
+        theirs.fgate.weight.copy_(ours.in_weight[0])
+        theirs.igate.weight.copy_(ours.in_weight[1])
+        theirs.zgate.weight.copy_(ours.in_weight[2])
+        theirs.ogate.weight.copy_(ours.in_weight[3])
+        # its kernel is (heads, gate·out, in); ours (heads, gate, in, out)
+        kernel = ours.recurrent.permute(0, 1, 3, 2).reshape(ours.heads, 4 * size, size)
+        theirs.slstm_cell._recurrent_kernel_.copy_(kernel)
+        theirs.slstm_cell._bias_.copy_(ours.bias.reshape(-1))  # gate-major, as ours
+        theirs.group_norm.weight.copy_(ours.norm_weight - 1)  # its norm scales by 1 + weight
+    x = torch.randn(2, length, width)
+    with torch.no_grad():
+        _close(ours(x), theirs(x))
+
+
+def test_slstm_steps_equal_its_forward_with_memory_mixing():
+    core = _mixing_slstm(128).double()
+    x = torch.randn(2, 9, 128, dtype=torch.float64)
+    with torch.no_grad():
+        full = core(x)
+        state = core.init_state(2, "cpu", torch.float64)
+        for t in range(9):
+            y, state = core.step(x[:, t], state)
+            torch.testing.assert_close(y, full[:, t], rtol=1e-10, atol=1e-12)
 
 
 def _delta_inputs(length: int, heads: int = 3, dk: int = 8, dv: int = 16):

@@ -39,6 +39,7 @@ CAUSAL = [
     ("gated-deltanet", {"hidden": 128}),
     ("mlstm", {"layers": 2}),
     ("mlstm", {"hidden": 128}),
+    ("slstm", {"layers": 2}),
     ("s4d", {"layers": 2}),
     ("lru", {"layers": 2}),
 ]

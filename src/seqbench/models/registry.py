@@ -33,7 +33,7 @@ from seqbench.models.ssm import LRU_SPEC, S4D_SPEC
 from seqbench.models.tcn import TCN, TCN_PAPER
 from seqbench.models.transformer import TRANSFORMER, TRANSFORMER_CAUSAL
 from seqbench.models.weightdrop import LSTM_WEIGHTDROP
-from seqbench.models.xlstm import MLSTM_SPEC
+from seqbench.models.xlstm import MLSTM_SPEC, SLSTM_SPEC
 from seqbench.tasks import new_task
 
 __all__ = [
@@ -80,6 +80,7 @@ REGISTRY: dict[str, ArchSpec] = {
         DELTANET_SPEC,
         GATED_DELTANET_SPEC,
         MLSTM_SPEC,
+        SLSTM_SPEC,
     )
 }
 

@@ -1,5 +1,7 @@
-"""xLSTM's mLSTM: a matrix memory with exponential input gates (Beck et al. 2024, "xLSTM:
-Extended Long Short-Term Memory", §2.3; the layer as in xLSTM 7B, Beck et al. 2025).
+"""xLSTM's two cells (Beck et al. 2024, "xLSTM: Extended Long Short-Term Memory"): the mLSTM
+(§2.3; the layer as in xLSTM 7B, Beck et al. 2025) and the sLSTM (§2.2).
+
+mLSTM.
 
 Per head, with q, k of width d_k and v of width d_v, input gate ĩ_t and forget gate f̃_t
 (pre-activations, soft-capped at ±15), and a stabiliser m that keeps every exponent ≤ 0:
@@ -19,6 +21,21 @@ The layer (xLSTM 7B's mLSTM layer, `weight_mode="single"`, no biases but the gat
 q, k = W x (d_k total H/2), v = W x (H), the gates per head, a LayerNorm per head (weights,
 no bias), the output gate σ(W_o x) ⊙ norm(h), and the output projection. Gate biases start
 as xLSTM 7B's: the input gate at -10, the forget gates spread over [3, 6].
+
+sLSTM. A scalar memory per channel whose gates also read the previous output through a
+recurrent matrix, block-diagonal by head ("memory mixing"), so it has no parallel form:
+`forward` makes every input projection at once and then steps through the tokens.
+
+    ĩ, f̃, z̃, õ = W x_t + R y_{t-1} + b        (i and f from the convolved input)
+    m_t = max(log σ(f̃_t) + m_{t-1}, ĩ_t)
+    c_t = e^{log σ(f̃) + m_{t-1} - m_t} c_{t-1} + e^{ĩ - m_t} tanh(z̃)
+    n_t = e^{log σ(f̃) + m_{t-1} - m_t} n_{t-1} + e^{ĩ - m_t}
+    y_t = σ(õ) ⊙ c_t / n_t
+
+The layer follows the `xlstm` package's sLSTMLayer: a causal depthwise convolution of width
+4 and SiLU feeding the i and f gates, head-wise (block-diagonal) input projections without
+bias, the cell's bias, and a LayerNorm per head. As there, R starts at zero; the forget
+gates' bias spread over [3, 6] (the package's default is a power law over the same role).
 """
 
 from __future__ import annotations
@@ -28,7 +45,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqbench.models.gla import gla_key_width
-from seqbench.models.kernels import CHUNK, to_chunks, work_dtype
+from seqbench.models.kernels import (
+    CHUNK,
+    causal_conv,
+    causal_conv_step,
+    conv_window,
+    to_chunks,
+    work_dtype,
+)
 from seqbench.models.mixers import mixer_spec
 from seqbench.models.transformer import attention_heads
 
@@ -190,4 +214,103 @@ MLSTM_SPEC = mixer_spec(
     mlstm_flops,
     # per head C (d_k × d_v), n (d_k) and m
     lambda h, size: (gla_key_width(h) * (h // attention_heads(h) + 1) + attention_heads(h)) * size,
+)
+
+
+class SLSTM(nn.Module):
+    form = "recurrent"
+    step_form = "recurrent"
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.heads = attention_heads(width)
+        size = width // self.heads
+        self.conv1d = nn.Conv1d(width, width, 4, groups=width, padding=3)
+        # head-wise input projections, (heads, out, in) per gate: i, f, z, o
+        self.in_weight = nn.Parameter(
+            torch.randn(4, self.heads, size, size) * (2 / 5 / size) ** 0.5
+        )
+        self.recurrent = nn.Parameter(torch.zeros(self.heads, 4, size, size))  # y -> gates
+        bias = torch.zeros(4, width)
+        bias[1] = torch.linspace(3.0, 6.0, width)
+        self.bias = nn.Parameter(bias)
+        self.norm_weight = nn.Parameter(torch.ones(width))
+
+    def _project(self, x: torch.Tensor, gate: int) -> torch.Tensor:  # (.., H) -> (.., H)
+        blocks = x.reshape(*x.shape[:-1], self.heads, -1)
+        return torch.einsum("...hi,hoi->...ho", blocks, self.in_weight[gate]).flatten(-2)
+
+    def _inputs(self, u: torch.Tensor, conv: torch.Tensor) -> torch.Tensor:
+        """W x + b for the four gates: (.., 4, H)."""
+        conv = F.silu(conv)
+        gates = [self._project(conv, 0), self._project(conv, 1)]
+        gates += [self._project(u, 2), self._project(u, 3)]
+        return torch.stack(gates, dim=-2) + self.bias
+
+    def _cell(self, pre: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
+        """One token: pre (B, 4, H) from the input, state (y, c, n, m) each (B, H)."""
+        y, c, n, m = state
+        blocks = y.reshape(y.shape[0], self.heads, -1)  # (B, heads, d)
+        mixed = torch.einsum("bhi,hgij->bghj", blocks, self.recurrent).flatten(-2)  # (B, 4, H)
+        i, f, z, o = (pre + mixed).unbind(-2)
+        log_f = F.logsigmoid(f) + m
+        m_new = torch.maximum(log_f, i)
+        keep, write = (log_f - m_new).exp(), (i - m_new).exp()
+        c = keep * c + write * torch.tanh(z)
+        n = keep * n + write
+        y = torch.sigmoid(o) * c / n
+        return y, (y, c, n, m_new)
+
+    def _norm(self, y: torch.Tensor) -> torch.Tensor:  # a LayerNorm per head, (.., H)
+        blocks = y.reshape(*y.shape[:-1], self.heads, -1)
+        work = blocks.to(work_dtype(y.dtype))
+        normed = (work - work.mean(-1, keepdim=True)) * torch.rsqrt(
+            work.var(-1, keepdim=True, unbiased=False) + 1e-5
+        )
+        return normed.flatten(-2).to(y.dtype) * self.norm_weight
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:  # (B, T, H) -> (B, T, H)
+        pre = self._inputs(u, causal_conv(self.conv1d, u))  # (B, T, 4, H)
+        state = self.init_state(u.shape[0], u.device, u.dtype)[1]
+        ys = []
+        for t in range(u.shape[1]):
+            y, state = self._cell(pre[:, t], state)
+            ys.append(y)
+        return self._norm(torch.stack(ys, dim=1))
+
+    def init_state(self, batch: int, device, dtype) -> tuple:
+        width = self.bias.shape[1]
+        zeros = [torch.zeros(batch, width, device=device, dtype=dtype) for _ in range(4)]
+        return conv_window(self.conv1d, batch, device, dtype), tuple(zeros)
+
+    def step(self, u_t: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
+        window, cell = state
+        conv, window = causal_conv_step(self.conv1d, u_t, window)
+        y, cell = self._cell(self._inputs(u_t, conv), cell)
+        return self._norm(y), (window, cell)
+
+
+def slstm_params(h: int) -> int:
+    """The convolution 5H, four head-wise projections and R: 8·H·d (d = H/heads), the bias 4H,
+    the norm H."""
+    size = h // attention_heads(h)
+    return 5 * h + 8 * h * size + 4 * h + h
+
+
+def slstm_flops(h: int, seq_len: int) -> int:
+    """Per token: the head-wise projections and the recurrent matrix, 2·8·H·d; the
+    convolution 2·4·H; the gates and the state are elementwise and not counted."""
+    size = h // attention_heads(h)
+    return seq_len * (16 * h * size + 8 * h)
+
+
+SLSTM_SPEC = mixer_spec(
+    "slstm",
+    "xLSTM's sLSTM (Beck et al. 2024): scalar memory, exponential gates, memory mixing; recurrent",
+    "8·H·d + 10·H, d = H/heads",
+    SLSTM,
+    slstm_params,
+    slstm_flops,
+    # the convolution's last 3 inputs, and y, c, n, m
+    lambda h, size: (3 * h + 4 * h) * size,
 )
