@@ -29,7 +29,7 @@ from seqbench.models.gla import retnet_decays
 from seqbench.models.griffin import RecurrentBlock
 from seqbench.models.mamba import MAMBA2_HEAD, MAMBA2_STATE, MAMBA_STATE, Mamba, Mamba2, dt_rank
 from seqbench.models.ssm import LRU, S4D
-from seqbench.models.xlstm import MLSTM
+from seqbench.models.xlstm import MLSTM, SLSTM
 
 Pair = tuple[str, Callable[[], object], Callable[[], object]]
 
@@ -51,16 +51,63 @@ def _recurrence(block: torch.nn.Module, x: torch.Tensor) -> Callable[[], object]
     return run
 
 
+def _mlstm_oracle(width: int, heads: int) -> torch.nn.Module:
+    """The xlstm package's mLSTM layer (transformers' own copy when the package is absent)."""
+    layer = dict(
+        num_heads=heads, qk_dim_factor=0.5, v_dim_factor=1.0, use_bias=False,
+        gate_soft_cap=15.0, weight_mode="single", norm_eps=1e-6,
+    )  # fmt: skip
+    backend = dict(
+        mode="inference", eps=1e-6, inference_state_dtype="float32",
+        autocast_kernel_dtype="float32",
+    )  # fmt: skip
+    try:
+        from mlstm_kernels.torch.backend_module import mLSTMBackendConfig
+        from xlstm.xlstm_large.model import mLSTMLayer, mLSTMLayerConfig
+    except ImportError:
+        from transformers import xLSTMConfig
+        from transformers.models.xlstm.modeling_xlstm import xLSTMLayer
+
+        return xLSTMLayer(xLSTMConfig(hidden_size=width, num_hidden_layers=1, **layer, **backend))
+    config = mLSTMLayerConfig(
+        embedding_dim=width, mlstm_backend=mLSTMBackendConfig(**backend), **layer
+    )
+    return mLSTMLayer(config)
+
+
+def _slstm_oracle(ours: SLSTM) -> torch.nn.Module:
+    """The xlstm package's sLSTM layer on its vanilla backend, with ours's weights."""
+    from xlstm.blocks.slstm.layer import sLSTMLayer, sLSTMLayerConfig
+
+    width, size = ours.bias.shape[1], ours.bias.shape[1] // ours.heads
+    dtypes = {f"dtype{s}": "float32" for s in ("", "_b", "_r", "_w", "_g", "_s")}
+    theirs = sLSTMLayer(
+        sLSTMLayerConfig(
+            embedding_dim=width, num_heads=ours.heads, conv1d_kernel_size=4,
+            backend="vanilla", **dtypes,
+        )
+    )  # fmt: skip
+    with torch.no_grad():
+        theirs.conv1d.conv.weight.copy_(ours.conv1d.weight)
+        theirs.conv1d.conv.bias.copy_(ours.conv1d.bias)
+        for name, gate in (("fgate", 0), ("igate", 1), ("zgate", 2), ("ogate", 3)):
+            getattr(theirs, name).weight.copy_(ours.in_weight[gate])
+        kernel = ours.recurrent.permute(0, 1, 3, 2).reshape(ours.heads, 4 * size, size)
+        theirs.slstm_cell._recurrent_kernel_.copy_(kernel)
+        theirs.slstm_cell._bias_.copy_(ours.bias.reshape(-1))
+        theirs.group_norm.weight.copy_(ours.norm_weight - 1)
+    return theirs.eval()
+
+
 def pairs(width: int, batch: int, length: int) -> list[Pair]:
     """(name, ours, theirs) for one length; a missing oracle leaves its core out."""
-    from transformers import Mamba2Config, MambaConfig, RecurrentGemmaConfig, xLSTMConfig
+    from transformers import Mamba2Config, MambaConfig, RecurrentGemmaConfig
     from transformers.models.mamba.modeling_mamba import MambaMixer
     from transformers.models.mamba2.modeling_mamba2 import Mamba2Mixer
     from transformers.models.qwen3_next.modeling_qwen3_next import torch_chunk_gated_delta_rule
     from transformers.models.recurrent_gemma.modeling_recurrent_gemma import (
         RecurrentGemmaRecurrentBlock,
     )
-    from transformers.models.xlstm.modeling_xlstm import xLSTMLayer
 
     torch.manual_seed(0)
     x = torch.randn(batch, length, width)
@@ -98,14 +145,14 @@ def pairs(width: int, batch: int, length: int) -> list[Pair]:
     ))  # fmt: skip
 
     mlstm = MLSTM(width).eval()
-    config4 = xLSTMConfig(
-        hidden_size=width, num_heads=mlstm.heads, qk_dim_factor=0.5, v_dim_factor=1.0,
-        use_bias=False, gate_soft_cap=15.0, weight_mode="single", mode="inference",
-        norm_eps=1e-6, eps=1e-6, inference_state_dtype="float32",
-        autocast_kernel_dtype="float32", num_hidden_layers=1,
-    )  # fmt: skip
-    theirs4 = _load(xLSTMLayer(config4), mlstm, {"norm_weight": "multihead_norm.weight"})
-    out.append(("mlstm (transformers xLSTMLayer)", lambda: mlstm(x), lambda: theirs4(x)[0]))
+    theirs4 = _load(
+        _mlstm_oracle(width, mlstm.heads), mlstm, {"norm_weight": "multihead_norm.weight"}
+    )
+    out.append(("mlstm (xlstm mLSTMLayer)", lambda: mlstm(x), lambda: theirs4(x)[0]))
+
+    slstm = SLSTM(width).eval()
+    theirs5 = _slstm_oracle(slstm)
+    out.append(("slstm (xlstm sLSTMLayer, vanilla)", lambda: slstm(x), lambda: theirs5(x)))
 
     # Kernels: heads of 64 key channels at this width, as the blocks use.
     heads = max(1, width // 64)
