@@ -411,3 +411,56 @@ def test_the_parallel_form_holds_at_lengths_that_are_not_whole_chunks(arch):
         full = core(x)
         # the first 33 tokens alone give what the whole sequence gives at those positions
         torch.testing.assert_close(core(x[:, :33]), full[:, :33], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("arch", MODERN)
+def test_every_modern_core_trains_in_bfloat16(arch):
+    torch.manual_seed(0)
+    core = REGISTRY[arch].build(CoreShape(input_size=3, hidden=16)).to(torch.bfloat16)
+    x = torch.randn(2, 70, 3, dtype=torch.bfloat16)
+    y = core(x)
+    assert y.dtype == torch.bfloat16 and torch.isfinite(y).all()
+    y.float().square().mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in core.parameters() if p.grad is not None)
+
+
+# --------------------------------------------------------------------------- FLOPs
+
+
+def _heads(h: int) -> int:
+    return max(1, h // 64)  # at the widths below, 64 divides H whenever H >= 64
+
+
+# What a core's FLOP formula counts per token beyond what torch.utils.flop_counter sees in
+# its recurrent step (which counts matmuls, einsums and the convolutions' windows): the
+# state's elementwise multiply-adds, 2 per multiply-add, as each family's docstring says.
+UNSEEN_BY_THE_COUNTER = {
+    "mamba": lambda h: 4 * (2 * h) * 16,  # decay and ΔxB update of the (E, N) state
+    "mamba2": lambda h: 2 * (2 * h) * 128,  # the rank-one update of the (N, P) states
+    "hawk": lambda h: 0,  # the formula counts no elementwise work
+    "retnet": lambda h: 2 * h * (2 * h) // _heads(h),  # rank-one update, d_k × d_v per head
+    "gla": lambda h: 2 * (h // 2) * h // _heads(h),
+    "deltanet": lambda h: 2 * h * h // _heads(h),
+    "gated-deltanet": lambda h: 2 * h * (2 * h) // _heads(h),
+    "mlstm": lambda h: 2 * (h // 2) * h // _heads(h) + 4 * (h // 2),  # C, and n and n·q
+    "slstm": lambda h: 0,
+    "s4d": lambda h: 4 * h * 64,  # N/2 complex modes: 8 per mode and channel
+    # the counter takes a complex matmul for a real one: B u and C x are 4× what it sees
+    "lru": lambda h: 12 * h * h + 8 * h,
+}
+
+
+@pytest.mark.parametrize("arch", MODERN)
+@pytest.mark.parametrize("hidden", [16, 128])
+def test_flop_formulas_are_what_the_counter_sees_in_a_step_plus_the_state_updates(arch, hidden):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    shape = CoreShape(input_size=5, hidden=hidden, layers=2)
+    core = REGISTRY[arch].build(shape).eval()
+    state = core.init_state(1, "cpu", torch.float32)
+    with torch.no_grad():
+        _, state = core.step(torch.randn(1, 5), state)  # past the first token's special case
+        with FlopCounterMode(display=False) as counter:
+            core.step(torch.randn(1, 5), state)
+    counted = counter.get_total_flops() + 2 * UNSEEN_BY_THE_COUNTER[arch](hidden)
+    assert counted == REGISTRY[arch].forward_flops(shape, 1)
