@@ -8,8 +8,8 @@ a few calls of each, so that whatever the machine does meanwhile falls on both; 
 per length is the median over rounds of the ratio ours / theirs (below 1: ours is faster).
 
 Where the oracle is a kernel rather than a block (flash-linear-attention's references,
-Qwen3-Next's gated delta rule), both sides are the kernel alone, on the same q, k, v and
-gates. S4D and LRU have no oracle: their FFT form is timed against their own recurrence.
+Qwen3-Next's gated delta rule, RWKV-7's diagonal-plus-low-rank recurrence), both sides are
+the kernel alone, on the same q, k, v and gates. S4D and LRU have no oracle: their FFT form is timed against their own recurrence.
 
     python benchmarks/modern_speed.py [--lengths 256,1024,4096] [--rounds 7] [--width 64]
 """
@@ -189,6 +189,17 @@ def pairs(width: int, batch: int, length: int) -> list[Pair]:
             lambda: kernels.decay_attention(q, k, v, decays, scale=scale),
             lambda: naive_retention(q, k, v),
         ))  # fmt: skip
+        from fla.ops.generalized_delta_rule.dplr.naive import dplr_chunkwise
+
+        removal = torch.nn.functional.normalize(torch.randn(batch, heads, length, dk), dim=-1)
+        rate = torch.rand(batch, heads, length, dk)
+        log_w = -(0.5**0.5) * torch.rand(batch, heads, length, dk)
+        if length % 32 == 0:
+            out.append((
+                "rwkv7 dplr (fla naive chunkwise)",
+                lambda: kernels.dplr_attention(q, k, v, -removal, removal * rate, log_w),
+                lambda: dplr_chunkwise(q * dk**0.5, k, v, -removal, removal * rate, log_w),
+            ))  # fmt: skip
         gk = torch.nn.functional.logsigmoid(torch.randn(batch, heads, length, dk)) / 16
         out.append((
             "gla (fla naive recurrent)",

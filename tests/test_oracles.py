@@ -2,7 +2,8 @@
 
 Oracles: `transformers`' pure-PyTorch paths (Mamba's mixer, Mamba-2's, RecurrentGemma's
 recurrent block, xLSTM's mLSTM layer, Qwen3-Next's chunked gated delta rule),
-flash-linear-attention's naive references (retention, GLA, the delta rules) and the
+flash-linear-attention's naive references (retention, GLA, the delta rules, RWKV-7's
+diagonal-plus-low-rank recurrence) and the
 `xlstm` package's sLSTM layer, all from
 the dev extra. A test whose oracle cannot be imported skips and says why. S4D and LRU have
 no oracle that installs from a package registry: they are checked against two steps worked
@@ -20,7 +21,12 @@ from seqbench.models import REGISTRY
 from seqbench.models.base import CoreShape
 from seqbench.models.gla import GatedLinearAttention, Retention, retnet_decays
 from seqbench.models.griffin import RecurrentBlock
-from seqbench.models.kernels import decay_attention, delta_rule, vector_decay_attention
+from seqbench.models.kernels import (
+    decay_attention,
+    delta_rule,
+    dplr_attention,
+    vector_decay_attention,
+)
 from seqbench.models.mamba import MAMBA2_HEAD, MAMBA2_STATE, MAMBA_STATE, Mamba, Mamba2, dt_rank
 from seqbench.models.ssm import LRU, S4D
 from seqbench.models.xlstm import MLSTM, SLSTM
@@ -37,6 +43,7 @@ MODERN = [
     "gated-deltanet",
     "mlstm",
     "slstm",
+    "rwkv7",
     "s4d",
     "lru",
 ]
@@ -301,6 +308,25 @@ def test_slstm_steps_equal_its_forward_with_memory_mixing():
             torch.testing.assert_close(y, full[:, t], rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("length", LENGTHS)
+def test_rwkv7_kernel_equals_flash_linear_attention_dplr_recurrence(length):
+    # RWKV-7 as fla runs it: α = -κ̂, β = κ̂ ⊙ a, decays in [e^-0.61, 1]. fla's RWKV-7 layer
+    # itself runs Triton kernels only, so the block around the kernel is ours alone.
+    _oracle("fla")
+    from fla.ops.generalized_delta_rule.dplr.naive import dplr_recurrence
+
+    torch.manual_seed(0)
+    batch, heads, dk, dv = 2, 3, 8, 8
+    r, k = torch.randn(batch, heads, length, dk), torch.randn(batch, heads, length, dk)
+    v = torch.randn(batch, heads, length, dv)
+    removal = torch.nn.functional.normalize(torch.randn(batch, heads, length, dk), dim=-1)
+    rate = torch.rand(batch, heads, length, dk)
+    log_w = -math.exp(-0.5) * torch.rand(batch, heads, length, dk)
+    expected, _ = dplr_recurrence(r * dk**0.5, k, v, -removal, removal * rate, log_w)
+    ours, _ = dplr_attention(r, k, v, -removal, removal * rate, log_w)
+    _close(ours, expected)
+
+
 def _delta_inputs(length: int, heads: int = 3, dk: int = 8, dv: int = 16):
     torch.manual_seed(0)
     batch = 2
@@ -444,6 +470,7 @@ UNSEEN_BY_THE_COUNTER = {
     "gated-deltanet": lambda h: 2 * h * (2 * h) // _heads(h),
     "mlstm": lambda h: 2 * (h // 2) * h // _heads(h) + 4 * (h // 2),  # C, and n and n·q
     "slstm": lambda h: 0,
+    "rwkv7": lambda h: 6 * h * (h // _heads(h)),  # decay, rank-one correction and write
     "s4d": lambda h: 4 * h * 64,  # N/2 complex modes: 8 per mode and channel
     # the counter takes a complex matmul for a real one: B u and C x are 4× what it sees
     "lru": lambda h: 12 * h * h + 8 * h,

@@ -40,6 +40,8 @@ CAUSAL = [
     ("mlstm", {"layers": 2}),
     ("mlstm", {"hidden": 128}),
     ("slstm", {"layers": 2}),
+    ("rwkv7", {"layers": 2}),
+    ("rwkv7", {"hidden": 128}),
     ("s4d", {"layers": 2}),
     ("lru", {"layers": 2}),
 ]

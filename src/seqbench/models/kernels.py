@@ -182,6 +182,36 @@ def decay_attention_step(
     return scale * (q_t[..., None, :] @ state)[..., 0, :], state
 
 
+def decayed_scores(a: torch.Tensor, b: torch.Tensor, g: torch.Tensor, sub: int) -> torch.Tensor:
+    """Σ_k a_tk b_sk exp(G_tk - G_sk) for s ≤ t, zero above: a, b, G (B, H, n, C, K) chunked,
+    G the running log decay inside each chunk -> (B, H, n, C, C).
+
+    Pairwise inside sub-chunks of `sub` tokens, exp(G_t - G_s) ≤ 1 for every channel; between
+    sub-chunks as one matmul, split at the token r before the later sub-chunk,
+    exp(G_t - G_r)·exp(G_r - G_s), both factors ≤ 1 (GLA's secondary chunking, Yang et al.
+    2024, §4.2). Nothing can overflow, whatever the decays.
+    """
+    chunk = a.shape[-2]
+    scores = a.new_zeros(*a.shape[:-1], chunk)
+    causal = torch.ones(sub, sub, dtype=torch.bool, device=a.device).tril()
+    for i in range(chunk // sub):
+        rows = slice(i * sub, (i + 1) * sub)
+        gi = g[..., rows, :]
+        pair = (gi[..., :, None, :] - gi[..., None, :, :]).masked_fill(
+            ~causal[..., None], -torch.inf
+        )
+        scores[..., rows, rows] = torch.einsum(
+            "...tk,...sk,...tsk->...ts", a[..., rows, :], b[..., rows, :], pair.exp()
+        )
+        if i:
+            before = g[..., i * sub - 1 : i * sub, :]  # G_r, r the token before sub-chunk i
+            earlier = slice(0, i * sub)
+            a_part = a[..., rows, :] * (gi - before).exp()
+            b_part = b[..., earlier, :] * (before - g[..., earlier, :]).exp()
+            scores[..., rows, earlier] = a_part @ b_part.transpose(-1, -2)
+    return scores
+
+
 def vector_decay_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -196,11 +226,7 @@ def vector_decay_attention(
 
     S_t = diag(g_t) S_{t-1} + k_t v_tᵀ; o_t = scale · S_tᵀ q_t.
 
-    The decays cannot leave the q·k product, so the chunk's scores are built in sub-chunks
-    of `sub` tokens (GLA's secondary chunking, Yang et al. 2024, §4.2): pairwise inside a
-    sub-chunk, exp(G_t - G_s) ≤ 1 for every key channel; between sub-chunks as one matmul,
-    split at the token r before the later sub-chunk, exp(G_t - G_r)·exp(G_r - G_s), both
-    factors ≤ 1. Nothing can overflow, whatever the decays.
+    The decays cannot leave the q·k product, so the chunk's scores are `decayed_scores`.
     """
     dtype, length = v.dtype, v.shape[2]
     work = work_dtype(dtype)
@@ -210,24 +236,7 @@ def vector_decay_attention(
     chunk -= chunk % sub  # whole sub-chunks
     qc, kc, vc = to_chunks(q * scale, chunk), to_chunks(k, chunk), to_chunks(v, chunk)
     g = to_chunks(log_g, chunk).cumsum(-2)  # (B, H, n, C, K)
-    parts = chunk // sub
-    scores = qc.new_zeros(*qc.shape[:-1], chunk)  # (B, H, n, C, C)
-    causal = torch.ones(sub, sub, dtype=torch.bool, device=q.device).tril()
-    for i in range(parts):
-        rows = slice(i * sub, (i + 1) * sub)
-        gi = g[..., rows, :]
-        pair = (gi[..., :, None, :] - gi[..., None, :, :]).masked_fill(
-            ~causal[..., None], -torch.inf
-        )
-        scores[..., rows, rows] = torch.einsum(
-            "...tk,...sk,...tsk->...ts", qc[..., rows, :], kc[..., rows, :], pair.exp()
-        )
-        if i:
-            before = g[..., i * sub - 1 : i * sub, :]  # G_r, r the token before sub-chunk i
-            earlier = slice(0, i * sub)
-            q_part = qc[..., rows, :] * (gi - before).exp()
-            k_part = kc[..., earlier, :] * (before - g[..., earlier, :]).exp()
-            scores[..., rows, earlier] = q_part @ k_part.transpose(-1, -2)
+    scores = decayed_scores(qc, kc, g, sub)
     out = scores @ vc
     update = (kc * (g[..., -1:, :] - g).exp()).transpose(-1, -2) @ vc  # (B, H, n, K, V)
     befores, last = _carry(
@@ -236,6 +245,79 @@ def vector_decay_attention(
     out = out + (qc * g.exp()) @ befores
     out = out.reshape(*out.shape[:2], -1, out.shape[-1])[:, :, :length]
     return out.to(dtype), last
+
+
+def dplr_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    alpha: torch.Tensor,
+    beta: torch.Tensor,
+    log_g: torch.Tensor,
+    scale: float = 1.0,
+    state: torch.Tensor | None = None,
+    chunk: int = CHUNK,
+    sub: int = PAIRWISE_CHUNK,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A diagonal-plus-low-rank transition (RWKV-7), chunked:
+    S_t = diag(g_t) S_{t-1} + β_t (α_tᵀ S_{t-1}) + k_t v_tᵀ,  o_t = scale · S_tᵀ q_t.
+
+    q, k, alpha, beta, log_g (B, H, T, K); v (B, H, T, V). Inside a chunk with state S₀ and
+    Γ the decay since its start, S_t = Γ_t S₀ + Σ_{s≤t} Γ_t Γ_s⁻¹ (k_s v_sᵀ + β_s w_sᵀ), and the
+    reads w_s = S_{s-1}ᵀ α_s solve one unit lower-triangular system,
+    (I - A_β) W = A_k V + (α Γ_{s-1}) S₀, A_x[s, r] = Σ_j α_sj (Γ_{s-1}/Γ_r)_j x_rj for r < s
+    (the WY form of the delta rule with a decay per channel). Γ_{s-1} = Γ_s / g_s: the decays
+    must stay away from 0 (RWKV-7's are at least e^-0.61).
+    """
+    dtype, length = v.dtype, v.shape[2]
+    work = work_dtype(dtype)
+    q, k, v, alpha, beta, log_g = (t.to(work) for t in (q, k, v, alpha, beta, log_g))
+    chunk = min(chunk, length)
+    sub = min(sub, chunk)
+    chunk -= chunk % sub
+    qc, kc, vc = to_chunks(q * scale, chunk), to_chunks(k, chunk), to_chunks(v, chunk)
+    ac, bc, step_g = to_chunks(alpha, chunk), to_chunks(beta, chunk), to_chunks(log_g, chunk)
+    g = step_g.cumsum(-2)  # (B, H, n, C, K)
+    reader = ac * (-step_g).exp()  # α_s / g_s, so that its scores carry Γ_{s-1}/Γ_r
+    a_k = decayed_scores(reader, kc, g, sub).tril(-1)
+    a_b = decayed_scores(reader, bc, g, sub).tril(-1)
+    eye = torch.eye(chunk, dtype=work, device=q.device)
+    both = torch.linalg.solve_triangular(
+        eye - a_b, torch.cat([a_k @ vc, reader * g.exp()], dim=-1), upper=False, unitriangular=True
+    )
+    fresh, from_state = both.split([v.shape[-1], k.shape[-1]], dim=-1)
+    q_v = decayed_scores(qc, kc, g, sub) @ vc
+    q_b = decayed_scores(qc, bc, g, sub)
+    q_decayed = qc * g.exp()
+    to_end = (g[..., -1:, :] - g).exp()
+    kv = (kc * to_end).transpose(-1, -2) @ vc  # (B, H, n, K, V)
+    b_end = (bc * to_end).transpose(-1, -2)
+    keep = g[..., -1, :, None].exp()  # (B, H, n, K, 1)
+    s = state.to(work) if state is not None else q.new_zeros(*q.shape[:2], k.shape[-1], v.shape[-1])
+    outs = []
+    for c in range(qc.shape[2]):
+        w = fresh[:, :, c] + from_state[:, :, c] @ s  # (B, H, C, V): what each token reads
+        outs.append(q_decayed[:, :, c] @ s + q_v[:, :, c] + q_b[:, :, c] @ w)
+        s = keep[:, :, c] * s + kv[:, :, c] + b_end[:, :, c] @ w
+    out = torch.stack(outs, dim=2).reshape(*q.shape[:2], -1, v.shape[-1])[:, :, :length]
+    return out.to(dtype), s
+
+
+def dplr_step(
+    q_t: torch.Tensor,
+    k_t: torch.Tensor,
+    v_t: torch.Tensor,
+    alpha_t: torch.Tensor,
+    beta_t: torch.Tensor,
+    log_g_t: torch.Tensor,
+    state: torch.Tensor,
+    scale: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token of `dplr_attention`: every input (B, H, K) but v_t (B, H, V)."""
+    read = (alpha_t[..., None, :] @ state)[..., 0, :]  # αᵀS (B, H, V)
+    state = log_g_t.exp()[..., None] * state + beta_t[..., :, None] * read[..., None, :]
+    state = state + k_t[..., :, None] * v_t[..., None, :]
+    return scale * (q_t[..., None, :] @ state)[..., 0, :], state
 
 
 # --------------------------------------------------------------------------- the delta rule

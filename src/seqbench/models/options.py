@@ -52,6 +52,7 @@ BUILTIN_OPTIONS: dict[str, frozenset[str]] = {
     "gated-deltanet": _DEPTH_AND_DROPOUT,
     "mlstm": _DEPTH_AND_DROPOUT,
     "slstm": _DEPTH_AND_DROPOUT,
+    "rwkv7": _DEPTH_AND_DROPOUT,
     # Presets that fix their depth (see models/tcn.py and models/minrnn.py).
     "tcn-paper": frozenset({"dropout"}),
     "mingru-paper": frozenset({"dropout"}),

@@ -29,6 +29,7 @@ from seqbench.models.griffin import HAWK_SPEC
 from seqbench.models.mamba import MAMBA2_SPEC, MAMBA_SPEC
 from seqbench.models.minrnn import minrnn_spec
 from seqbench.models.recurrent import recurrent_spec
+from seqbench.models.rwkv import RWKV7_SPEC
 from seqbench.models.ssm import LRU_SPEC, S4D_SPEC
 from seqbench.models.tcn import TCN, TCN_PAPER
 from seqbench.models.transformer import TRANSFORMER, TRANSFORMER_CAUSAL
@@ -81,6 +82,7 @@ REGISTRY: dict[str, ArchSpec] = {
         GATED_DELTANET_SPEC,
         MLSTM_SPEC,
         SLSTM_SPEC,
+        RWKV7_SPEC,
     )
 }
 
