@@ -1,7 +1,8 @@
 """The parallel forms the linear-recurrent and state-space cores share, in plain PyTorch.
 
-Every core in mamba.py, gla.py, griffin.py and ssm.py is a linear recurrence in its state,
-and each has a form that computes a whole sequence without a Python loop over its tokens:
+Every core in mamba.py, gla.py, griffin.py, deltanet.py, xlstm.py (the mLSTM), rwkv.py and
+ssm.py is a linear recurrence in its state, and all but two compute a whole sequence
+without a Python loop over its tokens:
 
 - `decay_attention`: S_t = g_t S_{t-1} + k_t v_tᵀ, o_t = S_tᵀ q_t with a scalar decay g_t per
   head (RetNet, Mamba-2's SSD). The chunked form of Dao & Gu 2024 (§6) and Sun et al. 2023
@@ -17,7 +18,8 @@ and each has a form that computes a whole sequence without a Python loop over it
   token: `benchmarks/modern_speed.py` and docs/architectures.md say by how much. So this
   one runs token by token, one fused multiply-add per token on the whole (B, ...) state.
 - `delta_rule`: S_t = g_t (I - β_t k_t k_tᵀ) S_{t-1} + β_t k_t v_tᵀ (DeltaNet, Gated DeltaNet),
-  chunked in the WY form: a triangular solve per chunk instead of a step per token.
+  chunked in the WY form: a triangular solve per chunk instead of a step per token;
+  `dplr_attention` the same with a decay per channel and a general rank-one term (RWKV-7).
 - `causal_fft_conv`: y = K ∗ u for a kernel as long as the sequence (S4D, LRU), by FFT in
   O(T log T).
 
