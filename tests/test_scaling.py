@@ -89,6 +89,17 @@ def test_two_power_laws_cross_where_they_are_equal():
     assert format_crossover(crossing) == "conv1d is faster than lstm below T≈100, lstm above"
 
 
+def test_models_matched_to_equal_parameters_are_compared_whatever_their_widths():
+    # --match-params gives each model its own width; the target is what they share
+    linear = power_rows("lstm", [25, 50, 100, 200, 400], 1.0, scale=1e-3, hidden=96)
+    quadratic = power_rows("transformer-causal", [25, 50, 100, 200, 400], 2.0, scale=1e-5)
+    matched = [dataclasses.replace(r, match_params=50_000) for r in linear + quadratic]
+    (crossing,) = compute_crossovers(compute_fits(matched, "median_s"))
+    assert abs(crossing.length - 100) < 1e-9
+    # without a parameter target, different widths are different experiments
+    assert compute_crossovers(compute_fits(linear + quadratic, "median_s")) == []
+
+
 def test_curves_that_cross_outside_the_measured_lengths_are_not_reported():
     linear = power_rows("lstm", [200, 400, 800], 1.0, scale=1e-3)
     quadratic = power_rows("gru", [200, 400, 800], 2.0, scale=1e-5)

@@ -91,8 +91,10 @@ def series_key(cell: Cell) -> Cell:
 
 def context_key(cell: Cell) -> Cell:
     """What two models must share to be compared: everything but the architecture, its
-    options and the length (a convolution has two layers where an RNN has one)."""
-    return dataclasses.replace(series_key(cell), arch="", **CORE_OPTIONS_DEFAULTS)
+    options and the length (a convolution has two layers where an RNN has one), and the
+    width when the run matched the models' parameters instead (each gets its own)."""
+    hidden = 0 if cell.match_params else cell.hidden
+    return dataclasses.replace(series_key(cell), arch="", hidden=hidden, **CORE_OPTIONS_DEFAULTS)
 
 
 @dataclass(frozen=True)
