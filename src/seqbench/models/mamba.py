@@ -14,7 +14,7 @@ The selective scan (kernels.linear_scan) runs a token at a time over chunks of 6
 whose decays exp(ΔA) and inputs ΔxB are made at once and whose outputs are read out with one
 einsum: a decay per channel and state has no matmul form (the reason for Mamba-2), and on a
 CPU the recurrence was measured faster than a parallel log-space scan (docs/architectures.md).
-Only one chunk's (E, N) states exist at a time. Initialisation as the paper's: A =
+In inference only one chunk's (E, N) states exist at a time. Initialisation as the paper's: A =
 1..N per channel (S4D-Real), D = 1, Δ's bias the inverse softplus of Δ log-uniform in
 [0.001, 0.1].
 
