@@ -59,6 +59,21 @@ def test_series_labels_name_what_tells_them_apart():
     assert chart.y_label == "peak memory (KiB)"
 
 
+def test_a_state_chart_shows_a_kv_cache_growing_and_a_recurrent_state_flat():
+    lengths = [64, 128, 256]
+    rows = [
+        dataclasses.replace(r, mode="step", state_bytes=2 * r.seq_len * 32 * 4)
+        for r in power_rows("transformer-causal", lengths, 1.0)
+    ] + [
+        dataclasses.replace(r, mode="step", state_bytes=256)
+        for r in power_rows("lstm", lengths, 1.0)
+    ]
+    chart = build_chart(rows, "state_bytes")
+    assert [s.label for s in chart.series] == ["transformer-causal  k=1.00", "lstm  k=0.00"]
+    assert chart.y_label == "state per sequence (KiB)"
+    assert chart.series[0].y == (16.0, 32.0, 64.0)
+
+
 def test_an_accuracy_chart_marks_the_pareto_frontier_and_chance():
     chart = build_chart(accuracy_rows(), "metric_value")
     (front,) = chart.frontiers

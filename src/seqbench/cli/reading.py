@@ -152,7 +152,7 @@ def plot(
     run: str = typer.Argument(..., help=RUN_ARGUMENT_HELP),
     metric: str | None = typer.Option(
         None,
-        help="seq_per_s, median_s, peak_mem_bytes or tflops against length; metric_value against cost (default: metric_value when the run has a task, else median_s).",
+        help="seq_per_s, median_s, peak_mem_bytes, tflops or state_bytes (step mode) against length; metric_value against cost (default: metric_value when the run has a task, else median_s).",
     ),
     out: Path | None = typer.Option(
         None, help="Write a .png or .svg file instead of drawing in the terminal."

@@ -30,6 +30,7 @@ PLOT_METRICS: dict[str, str] = {
     "median_s": "step time",
     "peak_mem_bytes": "peak memory",
     "tflops": "arithmetic rate",
+    "state_bytes": "streaming state",
     "metric_value": "accuracy against cost",
 }
 # An axis label names the quantity, then its unit (from `_unit`).
@@ -38,6 +39,7 @@ QUANTITIES: dict[str, str] = {
     "median_s": "median step time",
     "peak_mem_bytes": "peak memory",
     "tflops": "arithmetic rate",
+    "state_bytes": "state per sequence",
 }
 IMAGE_FORMATS: dict[str, str] = {".png": "png", ".svg": "svg"}
 # Point markers, one per series: distinct shapes stay apart without colour too.
@@ -70,7 +72,7 @@ def _unit(metric: str, values: Sequence[float]) -> tuple[float, str]:
             if top * scale >= 1:
                 return scale, unit
         return 1e9, "ns"
-    if metric == "peak_mem_bytes":
+    if metric in ("peak_mem_bytes", "state_bytes"):
         for scale, unit in ((2**-30, "GiB"), (2**-20, "MiB"), (2**-10, "KiB")):
             if top * scale >= 1:
                 return scale, unit
