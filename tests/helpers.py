@@ -100,3 +100,21 @@ def add_in_processes(run, row, samples: list[float], processes: int = 3) -> None
     for k in range(1, processes + 1):
         pooled += samples[(k - 1) * size : k * size]
         run.add(Measurement(dataclasses.replace(row, rounds=k, processes=k), list(pooled)))
+
+
+def wait_for_rows(root, count: int, proc, limit: float = 60):
+    """The run folder under `root` once a `seqbench run` subprocess has saved more than
+    `count` rows (the header is one); an AssertionError if it exits or `limit` s pass."""
+    import time
+
+    from seqbench.storage import ROWS_FILE, list_run_dirs
+
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        for folder in list_run_dirs(root):
+            rows = folder / ROWS_FILE  # the folder comes first, its files after
+            if rows.exists() and len(rows.read_text().splitlines()) > count:
+                return folder
+        time.sleep(0.05)
+    raise AssertionError(f"the run saved {count} rows or fewer in {limit:g} s")

@@ -17,6 +17,7 @@ from seqbench.execute import isolated
 from seqbench.measure.limits import is_out_of_memory
 from seqbench.storage import META_FILE, ROWS_FILE, list_run_dirs, load_run
 from tests.helpers import SMALL_FLAGS as SMALL
+from tests.helpers import wait_for_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -165,18 +166,6 @@ def start_run(tmp_path: Path) -> subprocess.Popen:
         text=True,
         env=env,
     )
-
-
-def wait_for_rows(tmp_path: Path, count: int, proc: subprocess.Popen, limit: float = 60) -> Path:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        for folder in list_run_dirs(tmp_path):
-            rows = folder / ROWS_FILE
-            if rows.exists() and len(rows.read_text().splitlines()) > count:
-                return folder
-        time.sleep(0.05)
-    raise AssertionError("the run saved too few rows in time")
 
 
 def test_ctrl_c_saves_every_finished_cell_and_says_how_to_resume(tmp_path, cli):

@@ -16,6 +16,7 @@ import pytest
 from seqbench.cli import app
 from seqbench.storage import list_run_dirs, load_run
 from tests.helpers import SMALL_FLAGS as SMALL
+from tests.helpers import wait_for_rows
 
 
 def run_cli(cli, tmp_path, *args):
@@ -126,14 +127,7 @@ def start_slow_run(root: Path) -> subprocess.Popen:
 
 
 def wait_for_first_row(root: Path, proc: subprocess.Popen) -> Path:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        for folder in list_run_dirs(root):
-            if len((folder / "results.csv").read_text().splitlines()) > 1:
-                return folder
-        time.sleep(0.1)
-    raise AssertionError("the run saved no row in time")
+    return wait_for_rows(root, 1, proc, limit=120)
 
 
 def test_a_run_whose_process_lives_cannot_be_resumed_until_it_dies(cli, tmp_path):

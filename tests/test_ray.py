@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from seqbench.core.errors import SeqbenchError
 from seqbench.plan.config import SuiteConfig
 from seqbench.storage import create_run, list_run_dirs, load_run
 from tests.helpers import SMALL_FLAGS as SMALL
+from tests.helpers import wait_for_rows
 
 ray = pytest.importorskip("ray")
 
@@ -184,15 +184,7 @@ def test_sigterm_stops_a_ray_run_like_a_local_one(tmp_path):
         [sys.executable, "-m", "seqbench", "run", "--out", str(tmp_path), *args, *SMALL, *RAY],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=TEST_ENV,
     )  # fmt: skip
-    deadline = time.monotonic() + 120
-    folder = None
-    while time.monotonic() < deadline and folder is None:
-        assert proc.poll() is None, proc.communicate()
-        for candidate in list_run_dirs(tmp_path):
-            if len((candidate / "results.csv").read_text().splitlines()) > 1:
-                folder = candidate
-        time.sleep(0.2)
-    assert folder is not None, "no cell finished in time"
+    folder = wait_for_rows(tmp_path, 1, proc, limit=120)
     proc.terminate()
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
