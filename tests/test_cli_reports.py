@@ -175,7 +175,7 @@ def test_plot_in_the_terminal_prints_the_chart(cli, root):
         ),
         (
             ["plot", "latest", "--metric", "speed"],
-            "--metric: expected one of seq_per_s, median_s, peak_mem_bytes, tflops, metric_value; got 'speed'",
+            "--metric: expected one of seq_per_s, median_s, peak_mem_bytes, tflops, state_bytes, metric_value; got 'speed'",
         ),
         (
             ["plot", "latest", "--metric", "metric_value"],
