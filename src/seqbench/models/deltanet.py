@@ -34,7 +34,7 @@ from seqbench.models.kernels import (
     delta_rule_step,
 )
 from seqbench.models.mamba import inverse_softplus_dt
-from seqbench.models.mixers import mixer_spec
+from seqbench.models.mixers import HeadedMixer, mixer_spec
 from seqbench.models.transformer import attention_heads
 
 CONV = 4
@@ -44,7 +44,7 @@ def _short_conv(width: int) -> nn.Conv1d:
     return nn.Conv1d(width, width, CONV, groups=width, padding=CONV - 1, bias=False)
 
 
-class DeltaNet(nn.Module):
+class DeltaNet(HeadedMixer):
     form = "chunked-wy"
     step_form = "recurrent"
 
@@ -66,9 +66,6 @@ class DeltaNet(nn.Module):
             self.g_proj = nn.Linear(width, values, bias=False)
         self.o_norm = RMSNorm(values // self.heads)
         self.o_proj = nn.Linear(values, width, bias=False)
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, W) -> (B, heads, T, W/heads)
-        return x.reshape(*x.shape[:2], self.heads, -1).transpose(1, 2)
 
     def _gates(self, u: torch.Tensor):
         """β and log α (B, T, heads) for u (B, T, H); log α is None without the gate."""

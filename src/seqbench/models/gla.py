@@ -34,7 +34,7 @@ from seqbench.models.kernels import (
     decay_attention_step,
     vector_decay_attention,
 )
-from seqbench.models.mixers import mixer_spec
+from seqbench.models.mixers import HeadedMixer, mixer_spec
 from seqbench.models.transformer import attention_heads
 
 GLA_RANK = 16
@@ -60,7 +60,7 @@ def rotate(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     return torch.cat([a * cos - b * sin, a * sin + b * cos, rest], dim=-1)
 
 
-class Retention(nn.Module):
+class Retention(HeadedMixer):
     form = "chunked"
     step_form = "recurrent"
 
@@ -74,9 +74,6 @@ class Retention(nn.Module):
         self.o_proj = nn.Linear(2 * width, width, bias=False)
         self.norm = RMSNorm(2 * width // self.heads, affine=False)
         self.register_buffer("log_decay", retnet_decays(self.heads), persistent=False)
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, W) -> (B, heads, T, W/heads)
-        return x.reshape(*x.shape[:2], self.heads, -1).transpose(1, 2)
 
     def _out(self, o: torch.Tensor, u: torch.Tensor) -> torch.Tensor:  # o (B, heads, T, dv)
         o = self.norm(o).transpose(1, 2).reshape(*u.shape[:2], -1)
@@ -126,7 +123,7 @@ def gla_key_width(h: int) -> int:
     return heads * max(1, h // (2 * heads))
 
 
-class GatedLinearAttention(nn.Module):
+class GatedLinearAttention(HeadedMixer):
     form = "chunked"
     step_form = "recurrent"
 
@@ -143,9 +140,6 @@ class GatedLinearAttention(nn.Module):
         self.g_proj = nn.Linear(width, width, bias=False)
         self.g_norm = RMSNorm(width // self.heads)
         self.o_proj = nn.Linear(width, width, bias=False)
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(*x.shape[:2], self.heads, -1).transpose(1, 2)
 
     def _qkvg(self, u: torch.Tensor):
         log_g = F.logsigmoid(self.gk_proj(u)) / GLA_NORMALISER

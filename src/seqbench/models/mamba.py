@@ -50,12 +50,13 @@ from seqbench.models.kernels import (
     linear_scan,
 )
 from seqbench.models.mixers import mixer_spec
+from seqbench.models.transformer import attention_heads
 
 EXPAND = 2
 CONV = 4
 MAMBA_STATE = 16
 MAMBA2_STATE = 128
-MAMBA2_HEAD = 64
+MAMBA2_HEAD = 64  # the head width attention_heads aims at, as mamba_ssm's headdim
 DT_RANGE = (0.001, 0.1)
 
 
@@ -143,13 +144,6 @@ def mamba_flops(h: int, seq_len: int) -> int:
     return seq_len * (matmuls + 2 * e * CONV + 6 * e * n)
 
 
-def mamba2_heads(inner: int) -> int:
-    heads = max(1, inner // MAMBA2_HEAD)
-    while inner % heads:
-        heads -= 1
-    return heads
-
-
 class Mamba2(nn.Module):
     form = "chunked"
     step_form = "recurrent"
@@ -157,7 +151,7 @@ class Mamba2(nn.Module):
     def __init__(self, width: int) -> None:
         super().__init__()
         inner = EXPAND * width
-        self.heads = mamba2_heads(inner)
+        self.heads = attention_heads(inner)
         self.inner = inner
         conv_dim = inner + 2 * MAMBA2_STATE
         self.in_proj = nn.Linear(width, inner + conv_dim + self.heads, bias=False)
@@ -216,7 +210,7 @@ def mamba2_params(h: int) -> int:
     """in_proj H(2E + 2N + heads), conv (E+2N)(K+1), dt_bias, A_log, D per head, norm E,
     out_proj EH."""
     e, n = EXPAND * h, MAMBA2_STATE
-    heads = mamba2_heads(e)
+    heads = attention_heads(e)
     return h * (2 * e + 2 * n + heads) + (e + 2 * n) * (CONV + 1) + 3 * heads + e + e * h
 
 
@@ -224,7 +218,7 @@ def mamba2_flops(h: int, seq_len: int) -> int:
     """Per token: the projections 2·H(3E + 2N + heads), the convolution 2·(E+2N)·K, and the
     recurrence 4·E·N (state update Δx·Bᵀ and readout H·C, 2 per multiply-add)."""
     e, n = EXPAND * h, MAMBA2_STATE
-    heads = mamba2_heads(e)
+    heads = attention_heads(e)
     matmuls = 2 * h * (2 * e + 2 * n + heads) + 2 * e * h
     return seq_len * (matmuls + 2 * (e + 2 * n) * CONV + 4 * e * n)
 

@@ -103,3 +103,12 @@ def mixer_spec(
         state_bytes=lambda shape, seq_len, size: shape.layers * mixer_state(shape.hidden, size),
         **extra,
     )
+
+
+class HeadedMixer(nn.Module):
+    """A mixer whose projections split into `self.heads` heads along the last dimension."""
+
+    heads: int
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, W) -> (B, heads, T, W/heads)
+        return x.reshape(*x.shape[:2], self.heads, -1).transpose(1, 2)

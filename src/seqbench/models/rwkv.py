@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqbench.models.kernels import dplr_attention, dplr_step
-from seqbench.models.mixers import mixer_spec
+from seqbench.models.mixers import HeadedMixer, mixer_spec
 from seqbench.models.transformer import attention_heads
 
 DECAY_SCALE = math.exp(-0.5)  # w = exp(-e^{-1/2} σ(·)) ≥ e^{-0.61}
@@ -49,7 +49,7 @@ def gate_rank(h: int) -> int:
     return lora_width(h, 0.6, 0.8)
 
 
-class RWKV7(nn.Module):
+class RWKV7(HeadedMixer):
     form = "chunked-dplr"
     step_form = "recurrent"
 
@@ -74,9 +74,6 @@ class RWKV7(nn.Module):
         self.value = nn.Linear(width, width, bias=False)
         self.output = nn.Linear(width, width, bias=False)
         self.ln_x = nn.GroupNorm(self.heads, width, eps=64e-5)
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, H) -> (B, heads, T, N)
-        return x.reshape(*x.shape[:2], self.heads, -1).transpose(1, 2)
 
     def _branches(self, x: torch.Tensor, previous: torch.Tensor):
         """The kernel's inputs per head, and what the output needs: x, x_{t-1} (B, T, H)."""

@@ -53,7 +53,7 @@ from seqbench.models.kernels import (
     to_chunks,
     work_dtype,
 )
-from seqbench.models.mixers import mixer_spec
+from seqbench.models.mixers import HeadedMixer, mixer_spec
 from seqbench.models.transformer import attention_heads
 
 GATE_CAP = 15.0
@@ -120,7 +120,7 @@ def mlstm_chunked(
     return h.reshape(*h.shape[:2], -1, h.shape[-1])[:, :, :length].to(dtype)
 
 
-class MLSTM(nn.Module):
+class MLSTM(HeadedMixer):
     form = "chunked"
     step_form = "recurrent"
 
@@ -139,9 +139,6 @@ class MLSTM(nn.Module):
             self.fgate_preact.bias.copy_(torch.linspace(3.0, 6.0, self.heads))
         self.norm_weight = nn.Parameter(torch.ones(width))
         self.out_proj = nn.Linear(width, width, bias=False)
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(*x.shape[:2], self.heads, -1).transpose(1, 2)
 
     def _gates(self, u: torch.Tensor):
         i = soft_cap(self.igate_preact(u)).transpose(1, 2)  # (B, heads, T)
