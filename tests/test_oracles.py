@@ -66,20 +66,28 @@ def _close(ours: torch.Tensor, theirs: torch.Tensor) -> None:
     torch.testing.assert_close(ours, theirs, rtol=2e-4, atol=2e-5)
 
 
+# The defaults, and a variant with every setting changed (`mamba(expand=1,d_state=8,d_conv=2)`).
+MAMBA_SETTINGS = [
+    {"expand": 2, "d_state": MAMBA_STATE, "d_conv": 4},
+    {"expand": 1, "d_state": 8, "d_conv": 2},
+]
+
+
 @pytest.mark.parametrize("length", LENGTHS)
-def test_mamba_equals_transformers_mamba_mixer(length):
+@pytest.mark.parametrize("settings", MAMBA_SETTINGS, ids=str)
+def test_mamba_equals_transformers_mamba_mixer(length, settings):
     _oracle("transformers")
     from transformers import MambaConfig
     from transformers.models.mamba.modeling_mamba import MambaMixer
 
     torch.manual_seed(0)
     width = 24
-    ours = Mamba(width).eval()
+    ours = Mamba(width, **settings).eval()
     config = MambaConfig(
         hidden_size=width,
-        state_size=MAMBA_STATE,
-        expand=2,
-        conv_kernel=4,
+        state_size=settings["d_state"],
+        expand=settings["expand"],
+        conv_kernel=settings["d_conv"],
         time_step_rank=dt_rank(width),
         use_bias=False,
         use_conv_bias=True,
@@ -93,23 +101,31 @@ def test_mamba_equals_transformers_mamba_mixer(length):
         _close(ours(x), theirs(x))
 
 
+MAMBA2_SETTINGS = [
+    {"expand": 2, "d_state": MAMBA2_STATE, "d_conv": 4, "head_dim": MAMBA2_HEAD},
+    {"expand": 1, "d_state": 16, "d_conv": 3, "head_dim": 16},
+]
+
+
 @pytest.mark.parametrize("length", LENGTHS)
-def test_mamba2_equals_transformers_mamba2_mixer(length):
+@pytest.mark.parametrize("settings", MAMBA2_SETTINGS, ids=str)
+def test_mamba2_equals_transformers_mamba2_mixer(length, settings):
     _oracle("transformers")
     from transformers import Mamba2Config
     from transformers.models.mamba2.modeling_mamba2 import Mamba2Mixer
 
     torch.manual_seed(0)
-    width = 64  # E = 128: two heads of 64
-    ours = Mamba2(width).eval()
+    width = 64  # E = 128: two heads of 64 (defaults); E = 64: four heads of 16 (the variant)
+    ours = Mamba2(width, **settings).eval()
+    inner = settings["expand"] * width
     config = Mamba2Config(
         hidden_size=width,
-        state_size=MAMBA2_STATE,
-        expand=2,
-        head_dim=MAMBA2_HEAD,
-        num_heads=2 * width // MAMBA2_HEAD,
+        state_size=settings["d_state"],
+        expand=settings["expand"],
+        head_dim=settings["head_dim"],
+        num_heads=inner // settings["head_dim"],
         n_groups=1,
-        conv_kernel=4,
+        conv_kernel=settings["d_conv"],
         use_bias=False,
         use_conv_bias=True,
         hidden_act="silu",
@@ -386,7 +402,7 @@ def test_the_retention_and_gla_blocks_use_the_checked_kernels():
 def test_s4d_two_steps_by_hand():
     torch.manual_seed(0)
     width = 1
-    s4d = S4D(width, state=2).double()  # one complex mode
+    s4d = S4D(width, d_state=2).double()  # one complex mode
     with torch.no_grad():
         s4d.log_dt.fill_(math.log(0.5))
         s4d.log_A_real.fill_(math.log(0.5))
@@ -411,7 +427,7 @@ def test_s4d_two_steps_by_hand():
 
 
 def test_lru_two_steps_by_hand():
-    lru = LRU(1, state=1).double()
+    lru = LRU(1, d_state=1).double()
     with torch.no_grad():
         # λ = exp(-exp(ν) + i·exp(θ)) = 0.5·e^{iπ/2} = 0.5i; γ = exp(γ_log) = 2 (by hand)
         lru.nu_log.fill_(math.log(math.log(2.0)))

@@ -10,10 +10,11 @@ from collections.abc import Mapping, Sequence
 
 from seqbench.core.errors import SeqbenchError
 from seqbench.core.schema import RESULT_COLUMNS, ResultRow
+from seqbench.models.options import split_list
 
 
 def _values(text: str, flag: str) -> list[str]:
-    values = [v.strip() for v in text.split(",")]
+    values = split_list(text)
     if not text.strip() or not all(values):
         raise SeqbenchError(f"{flag}: expected a comma-separated list, got {text!r}")
     return values

@@ -102,6 +102,11 @@ class ArchSpec:
     # tokens, at `itemsize` bytes a number: (shape, seq_len, itemsize) -> bytes. None for a
     # core that cannot stream. A step-mode row measures it on the live state (`state_bytes`).
     state_bytes: Callable[[CoreShape, int, int], int] | None = None
+    # Settings a variant may change, with their defaults (`mamba(d_state=32)`; 0 where the
+    # default follows the width, as the LRU's N = H), and `variant(**settings)`, the entry
+    # for other values (registry.get_arch names it).
+    knobs: dict[str, int] = field(default_factory=dict)
+    variant: Callable[..., ArchSpec] | None = None
 
 
 class SequenceModel(nn.Module):

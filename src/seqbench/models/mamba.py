@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqbench.models.base import ArchSpec
 from seqbench.models.kernels import (
     CHUNK,
     RMSNorm,
@@ -75,18 +76,21 @@ class Mamba(nn.Module):
     form = "sequential-scan"
     step_form = "recurrent"
 
-    def __init__(self, width: int) -> None:
+    def __init__(
+        self, width: int, expand: int = EXPAND, d_state: int = MAMBA_STATE, d_conv: int = CONV
+    ) -> None:
         super().__init__()
-        inner, rank = EXPAND * width, dt_rank(width)
+        inner, rank = expand * width, dt_rank(width)
+        self.d_state = d_state
         self.in_proj = nn.Linear(width, 2 * inner, bias=False)
-        self.conv1d = nn.Conv1d(inner, inner, CONV, groups=inner, padding=CONV - 1)
-        self.x_proj = nn.Linear(inner, rank + 2 * MAMBA_STATE, bias=False)
+        self.conv1d = nn.Conv1d(inner, inner, d_conv, groups=inner, padding=d_conv - 1)
+        self.x_proj = nn.Linear(inner, rank + 2 * d_state, bias=False)
         self.dt_proj = nn.Linear(rank, inner)
         with torch.no_grad():
             bound = rank**-0.5
             self.dt_proj.weight.uniform_(-bound, bound)
             self.dt_proj.bias.copy_(inverse_softplus_dt(inner))
-        a = torch.arange(1, MAMBA_STATE + 1, dtype=torch.float32).repeat(inner, 1)
+        a = torch.arange(1, d_state + 1, dtype=torch.float32).repeat(inner, 1)
         self.A_log = nn.Parameter(a.log())
         self.D = nn.Parameter(torch.ones(inner))
         self.out_proj = nn.Linear(inner, width, bias=False)
@@ -94,7 +98,7 @@ class Mamba(nn.Module):
     def _selective(self, x: torch.Tensor):
         """Δ (.., E), B and C (.., N) from the convolved x."""
         rank = self.dt_proj.in_features
-        dt, B, C = self.x_proj(x).split([rank, MAMBA_STATE, MAMBA_STATE], dim=-1)
+        dt, B, C = self.x_proj(x).split([rank, self.d_state, self.d_state], dim=-1)
         return F.softplus(self.dt_proj(dt)), B, C
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:  # (B, T, H) -> (B, T, H)
@@ -130,32 +134,39 @@ class Mamba(nn.Module):
         return self.out_proj(y * F.silu(z)), (window, h)
 
 
-def mamba_params(h: int) -> int:
+def mamba_params(h: int, expand: int, d_state: int, d_conv: int) -> int:
     """in_proj 2EH, conv EK + E, x_proj E(R + 2N), dt_proj RE + E, A_log EN, D E, out_proj EH."""
-    e, r, n = EXPAND * h, dt_rank(h), MAMBA_STATE
-    return 2 * e * h + e * CONV + e + e * (r + 2 * n) + r * e + e + e * n + e + e * h
+    e, r, n = expand * h, dt_rank(h), d_state
+    return 2 * e * h + e * d_conv + e + e * (r + 2 * n) + r * e + e + e * n + e + e * h
 
 
-def mamba_flops(h: int, seq_len: int) -> int:
+def mamba_flops(h: int, seq_len: int, expand: int, d_state: int, d_conv: int) -> int:
     """Per token: the projections 2·(2EH + E(R+2N) + RE + EH), the convolution 2·E·K, and the
     scan 6·E·N (update Δx·B and readout C·h, 2 per multiply-add, plus the decay multiply)."""
-    e, r, n = EXPAND * h, dt_rank(h), MAMBA_STATE
+    e, r, n = expand * h, dt_rank(h), d_state
     matmuls = 2 * (2 * e * h + e * (r + 2 * n) + r * e + e * h)
-    return seq_len * (matmuls + 2 * e * CONV + 6 * e * n)
+    return seq_len * (matmuls + 2 * e * d_conv + 6 * e * n)
 
 
 class Mamba2(nn.Module):
     form = "chunked"
     step_form = "recurrent"
 
-    def __init__(self, width: int) -> None:
+    def __init__(
+        self,
+        width: int,
+        expand: int = EXPAND,
+        d_state: int = MAMBA2_STATE,
+        d_conv: int = CONV,
+        head_dim: int = MAMBA2_HEAD,
+    ) -> None:
         super().__init__()
-        inner = EXPAND * width
-        self.heads = attention_heads(inner)
-        self.inner = inner
-        conv_dim = inner + 2 * MAMBA2_STATE
+        inner = expand * width
+        self.heads = attention_heads(inner, head_dim)
+        self.inner, self.d_state = inner, d_state
+        conv_dim = inner + 2 * d_state
         self.in_proj = nn.Linear(width, inner + conv_dim + self.heads, bias=False)
-        self.conv1d = nn.Conv1d(conv_dim, conv_dim, CONV, groups=conv_dim, padding=CONV - 1)
+        self.conv1d = nn.Conv1d(conv_dim, conv_dim, d_conv, groups=conv_dim, padding=d_conv - 1)
         self.dt_bias = nn.Parameter(inverse_softplus_dt(self.heads))
         self.A_log = nn.Parameter(torch.arange(1, self.heads + 1, dtype=torch.float32).log())
         self.D = nn.Parameter(torch.ones(self.heads))
@@ -163,7 +174,7 @@ class Mamba2(nn.Module):
         self.out_proj = nn.Linear(inner, width, bias=False)
 
     def _split(self, projected: torch.Tensor):
-        conv_dim = self.inner + 2 * MAMBA2_STATE
+        conv_dim = self.inner + 2 * self.d_state
         return projected.split([self.inner, conv_dim, self.heads], dim=-1)
 
     def _out(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -173,7 +184,7 @@ class Mamba2(nn.Module):
         batch, length, _ = u.shape
         z, xbc, dt = self._split(self.in_proj(u))
         xbc = F.silu(causal_conv(self.conv1d, xbc))
-        x, B, C = xbc.split([self.inner, MAMBA2_STATE, MAMBA2_STATE], dim=-1)
+        x, B, C = xbc.split([self.inner, self.d_state, self.d_state], dim=-1)
         dt = F.softplus(dt + self.dt_bias)  # (B, T, heads)
         A = -self.A_log.exp()
         xh = x.reshape(batch, length, self.heads, -1).transpose(1, 2)  # (B, heads, T, P)
@@ -188,7 +199,7 @@ class Mamba2(nn.Module):
         head = self.inner // self.heads
         return (
             conv_window(self.conv1d, batch, device, dtype),
-            torch.zeros(batch, self.heads, MAMBA2_STATE, head, device=device, dtype=dtype),
+            torch.zeros(batch, self.heads, self.d_state, head, device=device, dtype=dtype),
         )
 
     def step(self, u_t: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
@@ -196,7 +207,7 @@ class Mamba2(nn.Module):
         batch = u_t.shape[0]
         z, xbc, dt = self._split(self.in_proj(u_t))
         xbc, window = causal_conv_step(self.conv1d, xbc, window)
-        x, B, C = F.silu(xbc).split([self.inner, MAMBA2_STATE, MAMBA2_STATE], dim=-1)
+        x, B, C = F.silu(xbc).split([self.inner, self.d_state, self.d_state], dim=-1)
         dt = F.softplus(dt + self.dt_bias)  # (B, heads)
         xh = x.reshape(batch, self.heads, -1)  # (B, heads, P)
         q = C[:, None].expand(-1, self.heads, -1)
@@ -206,43 +217,70 @@ class Mamba2(nn.Module):
         return self._out(y.reshape(batch, self.inner), z), (window, s)
 
 
-def mamba2_params(h: int) -> int:
+def mamba2_params(h: int, expand: int, d_state: int, d_conv: int, head_dim: int) -> int:
     """in_proj H(2E + 2N + heads), conv (E+2N)(K+1), dt_bias, A_log, D per head, norm E,
     out_proj EH."""
-    e, n = EXPAND * h, MAMBA2_STATE
-    heads = attention_heads(e)
-    return h * (2 * e + 2 * n + heads) + (e + 2 * n) * (CONV + 1) + 3 * heads + e + e * h
+    e, n = expand * h, d_state
+    heads = attention_heads(e, head_dim)
+    return h * (2 * e + 2 * n + heads) + (e + 2 * n) * (d_conv + 1) + 3 * heads + e + e * h
 
 
-def mamba2_flops(h: int, seq_len: int) -> int:
+def mamba2_flops(
+    h: int, seq_len: int, expand: int, d_state: int, d_conv: int, head_dim: int
+) -> int:
     """Per token: the projections 2·H(3E + 2N + heads), the convolution 2·(E+2N)·K, and the
     recurrence 4·E·N (state update Δx·Bᵀ and readout H·C, 2 per multiply-add)."""
-    e, n = EXPAND * h, MAMBA2_STATE
-    heads = attention_heads(e)
+    e, n = expand * h, d_state
+    heads = attention_heads(e, head_dim)
     matmuls = 2 * h * (2 * e + 2 * n + heads) + 2 * e * h
-    return seq_len * (matmuls + 2 * (e + 2 * n) * CONV + 4 * e * n)
+    return seq_len * (matmuls + 2 * (e + 2 * n) * d_conv + 4 * e * n)
 
 
-MAMBA_SPEC = mixer_spec(
-    "mamba",
-    "Mamba (Gu & Dao 2023): selective SSM block, expand 2, N = 16, conv 4, sequential scan",
-    "2EH + EK + E + E(R+2N) + RE + E + EN + E + EH, E = 2H, N = 16, K = 4, R = ⌈H/16⌉",
-    Mamba,
-    mamba_params,
-    mamba_flops,
-    # the convolution's last K-1 inputs and the (E, N) state
-    lambda h, size: EXPAND * h * (CONV - 1 + MAMBA_STATE) * size,
-)
+def mamba_spec(expand: int = EXPAND, d_state: int = MAMBA_STATE, d_conv: int = CONV) -> ArchSpec:
+    knobs = {"expand": expand, "d_state": d_state, "d_conv": d_conv}
+    return mixer_spec(
+        "mamba",
+        f"Mamba (Gu & Dao 2023): selective SSM block, expand {expand}, N = {d_state}, "
+        f"conv {d_conv}, sequential scan",
+        "2EH + EK + E + E(R+2N) + RE + E + EN + E + EH, "
+        f"E = {expand}H, N = {d_state}, K = {d_conv}, R = ⌈H/16⌉",
+        Mamba,
+        mamba_params,
+        mamba_flops,
+        # the convolution's last K-1 inputs and the (E, N) state
+        lambda h, size: expand * h * (d_conv - 1 + d_state) * size,
+        knobs=knobs,
+        variant=mamba_spec,
+    )
 
-MAMBA2_SPEC = mixer_spec(
-    "mamba2",
-    "Mamba-2 (Dao & Gu 2024): SSD block, scalar decay per head, N = 128, heads of 64, chunked",
-    "H(2E+2N+h) + (E+2N)(K+1) + 3h + E + EH, E = 2H, N = 128, K = 4, h = E/64 heads",
-    Mamba2,
-    mamba2_params,
-    mamba2_flops,
-    # the convolution's last K-1 inputs (x, B and C) and the (P, N) state of every head
-    lambda h, size: (
-        ((EXPAND * h + 2 * MAMBA2_STATE) * (CONV - 1) + EXPAND * h * MAMBA2_STATE) * size
-    ),
-)
+
+def mamba2_spec(
+    expand: int = EXPAND,
+    d_state: int = MAMBA2_STATE,
+    d_conv: int = CONV,
+    head_dim: int = MAMBA2_HEAD,
+) -> ArchSpec:
+    knobs = {"expand": expand, "d_state": d_state, "d_conv": d_conv, "head_dim": head_dim}
+
+    def state(h: int, size: int) -> int:
+        # the convolution's last K-1 inputs (x, B and C) and the (P, N) state of every head
+        e = expand * h
+        return ((e + 2 * d_state) * (d_conv - 1) + e * d_state) * size
+
+    return mixer_spec(
+        "mamba2",
+        f"Mamba-2 (Dao & Gu 2024): SSD block, scalar decay per head, N = {d_state}, "
+        f"heads of {head_dim}, chunked",
+        "H(2E+2N+h) + (E+2N)(K+1) + 3h + E + EH, "
+        f"E = {expand}H, N = {d_state}, K = {d_conv}, h = E/{head_dim} heads",
+        Mamba2,
+        mamba2_params,
+        mamba2_flops,
+        state,
+        knobs=knobs,
+        variant=mamba2_spec,
+    )
+
+
+MAMBA_SPEC = mamba_spec()
+MAMBA2_SPEC = mamba2_spec()

@@ -14,6 +14,7 @@ shows. Its parameter count is a formula in mixer_params (tests hold it exact).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -88,9 +89,16 @@ def mixer_spec(
     mixer_params: Callable[[int], int],
     mixer_flops: Callable[[int, int], int],
     mixer_state: Callable[[int, int], int],
+    knobs: dict[str, int] | None = None,
     **extra: Any,
 ) -> ArchSpec:
-    """`mixer_state(H, itemsize)`: the bytes one layer's mixer carries per sequence."""
+    """`mixer_state(H, itemsize)`: the bytes one layer's mixer carries per sequence. With
+    `knobs` (a variant's settings), the mixer, its parameter and FLOP formulas take them as
+    keywords; `extra["variant"]` makes the entry for other settings."""
+    if knobs:
+        make_mixer, mixer_params, mixer_flops = (
+            functools.partial(f, **knobs) for f in (make_mixer, mixer_params, mixer_flops)
+        )
     return ArchSpec(
         name=name,
         summary=summary,
@@ -101,6 +109,7 @@ def mixer_spec(
         options=BUILTIN_OPTIONS[name],
         fixed=ONE_WAY_NO_RECURRENT_DROPOUT,
         state_bytes=lambda shape, seq_len, size: shape.layers * mixer_state(shape.hidden, size),
+        knobs=knobs or {},
         **extra,
     )
 

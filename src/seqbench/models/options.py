@@ -1,10 +1,12 @@
 """The options a sequence core may take beyond its width, and which architecture takes which.
 
-Plain data, importing nothing: the readers of saved runs (tables, plots, scaling) need to
+Plain data, importing nothing heavy: the readers of saved runs (tables, plots, scaling) need to
 know which options a row's architecture takes without building it (and importing torch).
 """
 
 from __future__ import annotations
+
+import re
 
 # An architecture lists the options it understands; the others are pinned to the values in
 # its `fixed` map, so that a matrix over `bidirectional` does not measure the same
@@ -63,4 +65,46 @@ BUILTIN_OPTIONS: dict[str, frozenset[str]] = {
 def arch_options(name: str) -> frozenset[str]:
     """The options an architecture takes, known without building it: a built-in's from the
     table; a user's factory or a plugin is taken to take them all."""
-    return BUILTIN_OPTIONS.get(name, _ALL)
+    return BUILTIN_OPTIONS.get(split_variant(name)[0], _ALL)
+
+
+# A variant of a built-in architecture names the settings it changes in parentheses after
+# the name, `mamba(d_state=32,expand=1)`, as a constructor call would: one string, so that
+# everything keyed on `arch` (the results, compare, tables, plots) tells the variant from
+# the default. (Not brackets: the terminal tables would read them as Rich markup.)
+_VARIANT = re.compile(r"(?P<base>[^()]+)\((?P<body>[^()]*)\)")
+
+
+def split_variant(name: str) -> tuple[str, dict[str, str]]:
+    """'mamba(d_state=32, expand=1)' -> ('mamba', {'d_state': '32', 'expand': '1'}); a name
+    without parentheses has no settings. Values stay text: the architecture checks them."""
+    if not is_variant(name):
+        return name, {}
+    match = _VARIANT.fullmatch(name.strip())
+    if match is None:
+        raise ValueError(f"{name!r}: write a variant as name(setting=value,...)")
+    settings: dict[str, str] = {}
+    for item in match["body"].split(","):
+        key, equals, value = (part.strip() for part in item.partition("="))
+        if not key or not equals or not value:
+            raise ValueError(f"{name!r}: expected setting=value in the parentheses, got {item!r}")
+        if key in settings:
+            raise ValueError(f"{name!r}: {key} is set twice")
+        settings[key] = value
+    return match["base"].strip(), settings
+
+
+def is_variant(name: str) -> bool:
+    return "(" in name or ")" in name
+
+
+def split_list(text: str) -> list[str]:
+    """A comma list whose items may be variants: commas inside parentheses do not split."""
+    items, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append(text[start:i].strip())
+            start = i + 1
+    items.append(text[start:].strip())
+    return items

@@ -28,6 +28,7 @@ from seqbench.models.gla import GLA_SPEC, RETNET_SPEC
 from seqbench.models.griffin import HAWK_SPEC
 from seqbench.models.mamba import MAMBA2_SPEC, MAMBA_SPEC
 from seqbench.models.minrnn import minrnn_spec
+from seqbench.models.options import is_variant, split_variant
 from seqbench.models.recurrent import recurrent_spec
 from seqbench.models.rwkv import RWKV7_SPEC
 from seqbench.models.ssm import LRU_SPEC, S4D_SPEC
@@ -92,9 +93,12 @@ TRAIN_FLOPS_FACTOR = 3
 
 
 def get_arch(name: str) -> ArchSpec:
-    """A registered architecture, or a user's 'package.module:factory' (see models/custom.py)."""
+    """A registered architecture, a variant of one ('mamba(d_state=32)'), or a user's
+    'package.module:factory' (see models/custom.py)."""
     if name in REGISTRY:
         return REGISTRY[name]
+    if is_variant(name):
+        return _variant(name)
     if ":" in name:
         return load_factory(name)
     plugin = load_plugin(name)
@@ -105,6 +109,60 @@ def get_arch(name: str) -> ArchSpec:
         f"unknown architecture {name!r}; {did_you_mean(name, known)}choose from: "
         f"{', '.join(known)}, or package.module:factory"
     )
+
+
+_VARIANTS: dict[str, ArchSpec] = {}
+
+
+def _variant(name: str) -> ArchSpec:
+    """A built-in architecture with some of its settings changed, named canonically: the
+    settings in the architecture's order, those at their default left out (so
+    'mamba(expand=2)' is 'mamba', and 'mamba(d_conv=2, expand=1)' is
+    'mamba(expand=1,d_conv=2)')."""
+    if name in _VARIANTS:
+        return _VARIANTS[name]
+    try:
+        base_name, given = split_variant(name)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    base = get_arch(base_name) if base_name in REGISTRY else None
+    if base is None or base.variant is None:
+        with_knobs = [n for n, s in REGISTRY.items() if s.knobs]
+        what = "is not a built-in architecture" if base is None else "has no settings to change"
+        raise ConfigError(
+            f"{name!r}: {base_name} {what}; these take (setting=value): "
+            f"{', '.join(with_knobs)} (seqbench archs lists their settings)"
+        )
+    values: dict[str, int] = {}
+    for key, text in given.items():
+        if key not in base.knobs:
+            takes = ", ".join(f"{k} (default {describe_knob(v)})" for k, v in base.knobs.items())
+            raise ConfigError(
+                f"{name!r}: {base_name} has no setting {key!r}; "
+                f"{did_you_mean(key, list(base.knobs))}it takes {takes}"
+            )
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1 or str(value) != text:
+            raise ConfigError(f"{name!r}: {key} must be a whole number above 0, got {text!r}")
+        values[key] = value
+    changed = {k: values[k] for k in base.knobs if k in values and values[k] != base.knobs[k]}
+    canonical = (
+        f"{base_name}({','.join(f'{k}={v}' for k, v in changed.items())})" if changed else base_name
+    )
+    try:
+        spec = dataclasses.replace(base.variant(**{**base.knobs, **changed}), name=canonical)
+    except ConfigError as exc:
+        raise ConfigError(f"{name!r}: {exc}") from None
+    _VARIANTS[name] = spec
+    return spec
+
+
+def describe_knob(default: int) -> str:
+    """A setting's default as `seqbench archs` and the errors show it (0: follows the width)."""
+    return str(default) if default else "H"
 
 
 def did_you_mean(name: str, known: list[str]) -> str:
@@ -137,6 +195,8 @@ def normalize_cell(cell: Cell) -> Cell:
             pinned["seq_len"] = task.fixed_seq_len
     if spec.sized is not None:
         pinned.update(spec.sized(int(pinned.get("seq_len", cell.seq_len))))
+    if is_variant(cell.arch):  # a variant, named canonically
+        pinned["arch"] = spec.name
     cell = dataclasses.replace(cell, **pinned) if pinned else cell
     if cell.match_params:
         cell = dataclasses.replace(cell, hidden=matched_width(cell, cell.match_params))

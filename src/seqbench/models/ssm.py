@@ -13,7 +13,7 @@ B = 1, C complex normal, zero-order hold:
     y = K ∗ u + D ⊙ u,  then GELU and Linear(H, 2H) + GLU as the paper's layer.
 
 All of log Δ, C, log(-Re A), Im A and D are trained (2H² + 2HN + 4H parameters; N = 64 as
-s4d.py's default, so 32 complex modes per channel).
+s4d.py's default, so 32 complex modes per channel; `s4d(d_state=16)` sets it).
 
 LRU (Orvieto et al. 2023, "Resurrecting Recurrent Neural Networks for Long Sequences", §3
 and Appendix A): N complex states shared by the H channels, λ = exp(-exp(ν) + i·exp(θ)),
@@ -22,7 +22,8 @@ long-range settings), γ = sqrt(1 - |λ|²) normalising the input:
 
     x_t = λ ⊙ x_{t-1} + γ ⊙ (B u_t),   y_t = Re(C x_t) + D ⊙ u_t
 
-with B (N×H) and C (H×N) complex: 4NH + 3N + H parameters, N = H here. The sequence form
+with B (N×H) and C (H×N) complex: 4NH + 3N + H parameters, N = H by default
+(`lru(d_state=256)` sets it). The sequence form
 convolves each state channel with λⁿ by FFT; the paper computes it with a parallel scan.
 
 Neither has a reference implementation that installs from a package registry (the authors'
@@ -38,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqbench.core.errors import ConfigError
+from seqbench.models.base import ArchSpec
 from seqbench.models.kernels import causal_fft_conv, work_dtype
 from seqbench.models.mixers import mixer_spec
 
@@ -51,9 +54,9 @@ class S4D(nn.Module):
     form = "fft-conv"
     step_form = "recurrent"
 
-    def __init__(self, width: int, state: int = S4D_STATE) -> None:
+    def __init__(self, width: int, d_state: int = S4D_STATE) -> None:
         super().__init__()
-        modes = state // 2
+        modes = d_state // 2
         low, high = (math.log(v) for v in S4D_DT)
         self.log_dt = nn.Parameter(torch.rand(width) * (high - low) + low)
         self.C = nn.Parameter(torch.randn(width, modes, 2) * math.sqrt(0.5))  # complex, as reals
@@ -94,23 +97,23 @@ class S4D(nn.Module):
         return self._readout(y), x
 
 
-def s4d_params(h: int) -> int:
-    return 2 * h * h + 2 * h * S4D_STATE + 4 * h
+def s4d_params(h: int, d_state: int = S4D_STATE) -> int:
+    return 2 * h * h + 2 * h * d_state + 4 * h
 
 
-def s4d_flops(h: int, seq_len: int) -> int:
+def s4d_flops(h: int, seq_len: int, d_state: int = S4D_STATE) -> int:
     """Linear(H, 2H): 4·H² per token; the recurrence: 8 per complex mode per channel and token
     (a complex multiply-add is 4 multiplies and 4 adds; state update and readout), 4·H·N."""
-    return seq_len * (4 * h * h + 4 * h * S4D_STATE)
+    return seq_len * (4 * h * h + 4 * h * d_state)
 
 
 class LRU(nn.Module):
     form = "fft-conv"
     step_form = "recurrent"
 
-    def __init__(self, width: int, state: int | None = None) -> None:
+    def __init__(self, width: int, d_state: int = 0) -> None:
         super().__init__()
-        n = state or width
+        n = d_state or width  # 0: N = H
         r_min, r_max = LRU_RADIUS
         radius_sq = torch.rand(n) * (r_max**2 - r_min**2) + r_min**2
         self.nu_log = nn.Parameter((-0.5 * radius_sq.log()).log())
@@ -150,35 +153,51 @@ class LRU(nn.Module):
         return (x @ C.T).real.to(u_t.dtype) + u_t * self.D, x
 
 
-def lru_params(h: int) -> int:
-    n = h
+def lru_params(h: int, d_state: int = 0) -> int:
+    n = d_state or h
     return 4 * n * h + 3 * n + h
 
 
-def lru_flops(h: int, seq_len: int) -> int:
+def lru_flops(h: int, seq_len: int, d_state: int = 0) -> int:
     """B u and C x: two complex N×H matrix-vector products per token, 4 real ones each
-    (16·N·H); the diagonal recurrence, 8·N. N = H."""
-    n = h
+    (16·N·H); the diagonal recurrence, 8·N."""
+    n = d_state or h
     return seq_len * (16 * n * h + 8 * n)
 
 
-S4D_SPEC = mixer_spec(
-    "s4d",
-    "S4D (Gu et al. 2022): diagonal state space, S4D-Lin, ZOH, kernel by FFT; GELU + GLU",
-    "2·H² + 2·H·N + 4·H, N = 64",
-    S4D,
-    s4d_params,
-    s4d_flops,
-    # N/2 complex modes per channel, complex in at least float32
-    lambda h, size: h * S4D_STATE * max(size, 4),
-)
+def s4d_spec(d_state: int = S4D_STATE) -> ArchSpec:
+    if d_state % 2:
+        raise ConfigError(f"d_state counts real numbers (N/2 complex modes): {d_state} is odd")
+    return mixer_spec(
+        "s4d",
+        f"S4D (Gu et al. 2022): diagonal state space, S4D-Lin, ZOH, N = {d_state}, kernel by "
+        "FFT; GELU + GLU",
+        f"2·H² + 2·H·N + 4·H, N = {d_state}",
+        S4D,
+        s4d_params,
+        s4d_flops,
+        # N/2 complex modes per channel, complex in at least float32
+        lambda h, size: h * d_state * max(size, 4),
+        knobs={"d_state": d_state},
+        variant=s4d_spec,
+    )
 
-LRU_SPEC = mixer_spec(
-    "lru",
-    "LRU (Orvieto et al. 2023): complex diagonal linear recurrence, γ-normalised, N = H",
-    "4·N·H + 3·N + H, N = H",
-    LRU,
-    lru_params,
-    lru_flops,
-    lambda h, size: 2 * h * max(size, 4),  # N = H complex states, in at least float32
-)
+
+def lru_spec(d_state: int = 0) -> ArchSpec:
+    n = f"N = {d_state}" if d_state else "N = H"
+    return mixer_spec(
+        "lru",
+        f"LRU (Orvieto et al. 2023): complex diagonal linear recurrence, γ-normalised, {n}",
+        f"4·N·H + 3·N + H, {n}",
+        LRU,
+        lru_params,
+        lru_flops,
+        # N complex states, in at least float32
+        lambda h, size: 2 * (d_state or h) * max(size, 4),
+        knobs={"d_state": d_state},
+        variant=lru_spec,
+    )
+
+
+S4D_SPEC = s4d_spec()
+LRU_SPEC = lru_spec()

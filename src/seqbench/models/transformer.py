@@ -38,9 +38,10 @@ HEAD_WIDTH = 64
 MLP_RATIO = 4
 
 
-def attention_heads(hidden: int) -> int:
-    """About one head per 64 units, at least one, and always a divisor of the width."""
-    heads = max(1, hidden // HEAD_WIDTH)
+def attention_heads(hidden: int, head_width: int = HEAD_WIDTH) -> int:
+    """About one head per `head_width` units (64), at least one, and always a divisor of the
+    width."""
+    heads = max(1, hidden // head_width)
     while hidden % heads:
         heads -= 1
     return heads

@@ -190,12 +190,14 @@ def archs_table(hidden: int = 32, embed: int = 32) -> Table:
     """Every registered architecture, its parameter formula and its core size at one width."""
     from seqbench.models import REGISTRY, CoreShape, count_parameters, get_arch
     from seqbench.models.custom import plugin_names
+    from seqbench.models.registry import describe_knob
 
     table = Table(
         title="Architectures",
         caption=(
             f"I = input width, H = hidden units; example at I={embed}, H={hidden}, one layer "
-            "(a preset at its own depth; tcn-paper sizes itself to the sequence)"
+            "(a preset at its own depth; tcn-paper sizes itself to the sequence). Settings "
+            "in parentheses are the defaults a variant may change: --arch 'mamba(d_state=32)'"
         ),
         box=box.SIMPLE_HEAVY,
         header_style="bold",
@@ -214,6 +216,9 @@ def archs_table(hidden: int = 32, embed: int = 32) -> Table:
         )
 
         options = ", ".join(sorted(spec.options)) or "-"
+        if spec.knobs:  # a variant's settings, with their defaults
+            knobs = ",".join(f"{k}={describe_knob(v)}" for k, v in spec.knobs.items())
+            options += f"; ({knobs})"
         table.add_row(
             spec.name,
             spec.summary,

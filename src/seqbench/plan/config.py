@@ -95,7 +95,8 @@ class Axes:
 
     arch: tuple[str, ...] = axis(
         ("rnn", "lstm", "gru", "conv1d"), Rule(str, "an architecture name", _arch_ok),
-        "Architectures, comma-separated (see `seqbench archs`), or package.module:factory",
+        "Architectures, comma-separated (see `seqbench archs`); a variant changes an "
+        "architecture's settings, 'mamba(d_state=32,expand=1)'; or package.module:factory",
     )  # fmt: skip
     seq_len: tuple[int, ...] = axis((64, 256), SIZE, "Sequence lengths, comma-separated")
     batch_size: tuple[int, ...] = axis((32,), SIZE, "Batch sizes, comma-separated")

@@ -39,6 +39,7 @@ from typing import Any
 
 from seqbench.core.errors import ConfigError
 from seqbench.core.settings import MeasureSettings, Rule, TrainSettings
+from seqbench.models.options import split_list
 from seqbench.plan.config import (
     AXIS_RULES,
     MEASURE_RULES,
@@ -192,7 +193,7 @@ def read_suite(path: Path) -> dict[str, Any]:
 def parse_list(text: str, name: str, flag: str) -> tuple[Any, ...]:
     """A comma list from the command line, typed and checked like a suite file's list."""
     rule = AXIS_RULES[name]
-    items = [item.strip() for item in text.split(",")]
+    items = split_list(text)  # an architecture's variant, `mamba(d_state=32,expand=1)`, is one
     if not text.strip() or any(not item for item in items):
         raise ConfigError(
             f"{flag}: expected a comma-separated list of {rule.expected}s, got {text!r}"
