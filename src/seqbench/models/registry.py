@@ -36,7 +36,7 @@ from seqbench.models.tcn import TCN, TCN_PAPER
 from seqbench.models.transformer import TRANSFORMER, TRANSFORMER_CAUSAL
 from seqbench.models.weightdrop import LSTM_WEIGHTDROP
 from seqbench.models.xlstm import MLSTM_SPEC, SLSTM_SPEC
-from seqbench.tasks import new_task
+from seqbench.tasks import new_task, task_name
 
 __all__ = [
     "CORE_OPTIONS_DEFAULTS",
@@ -191,6 +191,10 @@ def normalize_cell(cell: Cell) -> Cell:
         task = new_task(cell.task)
         if task.inputs == "dense":
             pinned.update(vocab=0, embed=task.channels)
+        elif getattr(task, "vocab_size", None):  # a task with a vocabulary of its own
+            pinned["vocab"] = task.vocab_size
+        if task_name(cell.task) != cell.task:
+            pinned["task"] = task_name(cell.task)
         if task.fixed_seq_len is not None:
             pinned["seq_len"] = task.fixed_seq_len
     if spec.sized is not None:

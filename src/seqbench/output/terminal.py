@@ -236,7 +236,11 @@ def tasks_table(seq_len: int = 200) -> Table:
 
     table = Table(
         title="Tasks",
-        caption=f"chance at T={seq_len} (a task with a length of its own uses that), seed 0",
+        caption=(
+            f"chance at T={seq_len} (a task with a length of its own uses that), seed 0; "
+            "settings in parentheses are defaults a variant may change: "
+            "--task 'mqar(pairs=16,vocab=256)'"
+        ),
         box=box.SIMPLE_HEAVY,
         header_style="bold",
     )
@@ -252,6 +256,9 @@ def tasks_table(seq_len: int = 200) -> Table:
             theory, measured = f"{ready.chance_theory():.4g}", f"{ready.chance():.4g}"
         except ConfigError:
             pass
+        settings = getattr(task, "settings", {})  # the sizes a variant may set, at their defaults
+        if settings:
+            name += f"({','.join(f'{k}={v}' for k, v in settings.items())})"
         table.add_row(name, task.summary, task.metric, str(length), theory, measured)
     return table
 

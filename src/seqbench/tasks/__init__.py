@@ -10,12 +10,14 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from seqbench.core.errors import ConfigError
+from seqbench.models.options import split_variant
 from seqbench.tasks.base import Batch, Task, split_validation
 from seqbench.tasks.mnist1d import Mnist1dTask
 from seqbench.tasks.real import DigitsTask, ImdbTask
+from seqbench.tasks.recall import InductionTask, MqarTask, SelectiveCopyTask
 from seqbench.tasks.synthetic import AddingTask, CopyTask
 
-__all__ = ["Batch", "Task", "TASKS", "new_task"]
+__all__ = ["Batch", "Task", "TASKS", "new_task", "task_name"]
 
 TASKS: dict[str, Callable[[], Task]] = {
     "adding": AddingTask,
@@ -23,17 +25,45 @@ TASKS: dict[str, Callable[[], Task]] = {
     "digits": DigitsTask,
     "imdb": ImdbTask,
     "mnist1d": Mnist1dTask,
+    "mqar": MqarTask,
+    "selective-copy": SelectiveCopyTask,
+    "induction": InductionTask,
 }
 
 
 def new_task(name: str) -> Task:
-    """A fresh, unprepared task: its class attributes describe it; `prepare` loads its data."""
+    """A fresh, unprepared task: its class attributes describe it; `prepare` loads its data.
+    A variant sets the sizes the task declares in `settings`: 'mqar(pairs=16,vocab=256)'."""
     try:
-        return TASKS[name]()
-    except KeyError:
-        raise ConfigError(
-            f"unknown task {name!r}; choose from: {', '.join(TASKS)}, or none"
-        ) from None
+        base, given = split_variant(name)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if base not in TASKS:
+        raise ConfigError(f"unknown task {base!r}; choose from: {', '.join(TASKS)}, or none")
+    settings: dict[str, int] = getattr(TASKS[base], "settings", {})
+    values: dict[str, int] = {}
+    for key, text in given.items():
+        if key not in settings:
+            takes = ", ".join(f"{k} (default {v})" for k, v in settings.items())
+            raise ConfigError(
+                f"{name!r}: the {base} task has no setting {key!r}"
+                + (f"; it takes {takes}" if takes else "")
+            )
+        if not text.isdigit() or int(text) < 1:
+            raise ConfigError(f"{name!r}: {key} must be a whole number above 0, got {text!r}")
+        values[key] = int(text)
+    return TASKS[base](**values) if values else TASKS[base]()
+
+
+def task_name(name: str) -> str:
+    """A task's canonical name: its settings in the task's order, those at their default
+    left out ('mqar(vocab=256, pairs=8)' is 'mqar(vocab=256)')."""
+    base, given = split_variant(name)
+    settings: dict[str, int] = getattr(TASKS[base], "settings", {})
+    changed = [
+        f"{k}={int(given[k])}" for k in settings if k in given and int(given[k]) != settings[k]
+    ]
+    return f"{base}({','.join(changed)})" if changed else base
 
 
 @lru_cache(maxsize=8)

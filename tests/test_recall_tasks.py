@@ -1,0 +1,156 @@
+"""The recall tasks: data laid out as their papers lay it out, chance measured, perfect answers
+scoring 100%, and sizes set by variants (`mqar(pairs=16,vocab=256)`)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from seqbench.core.errors import ConfigError
+from seqbench.measure import skip_reason
+from seqbench.models import normalize_cell
+from seqbench.tasks import new_task, prepared, task_name
+from seqbench.tasks.recall import IGNORE
+from tests.helpers import make_cell
+
+RECALL = ["mqar(pairs=4,vocab=64)", "selective-copy(tokens=4)", "induction"]
+
+
+def _ready(name: str, seq_len: int = 64, seed: int = 0):
+    return prepared(name, seq_len, 0, seed, None)
+
+
+def _one_hot_answers(task, y: torch.Tensor) -> torch.Tensor:
+    """Logits that give every scored target (and token 0 where nothing is scored)."""
+    return F.one_hot(y.clamp_min(0), task.outputs).float() * 10
+
+
+@pytest.mark.parametrize("name", RECALL)
+def test_a_model_given_the_answers_scores_100_percent_and_no_loss(name):
+    task = _ready(name)
+    batch = task.eval_set()
+    assert task.evaluate(_one_hot_answers(task, batch.y), batch.y) == 1.0
+    assert float(task.loss(_one_hot_answers(task, batch.y) * 10, batch.y)) < 1e-6
+
+
+@pytest.mark.parametrize("name", RECALL)
+def test_always_answering_the_most_frequent_token_scores_chance(name):
+    task = _ready(name)
+    batch = task.eval_set()
+    scored = batch.y[batch.y != IGNORE]
+    guess = torch.zeros(*batch.y.shape, task.outputs)
+    guess[..., torch.bincount(scored).argmax()] = 1.0
+    assert task.evaluate(guess, batch.y) == pytest.approx(task.chance())
+    # on 1,000 examples the measured chance is near the theory's
+    assert abs(task.chance() - task.chance_theory()) < 0.02
+
+
+@pytest.mark.parametrize("name", ["mqar(pairs=4,vocab=64)", "selective-copy(tokens=4)"])
+def test_the_loss_and_the_metric_skip_the_tokens_that_are_not_scored(name):
+    task = _ready(name)
+    batch = task.eval_set()
+    logits = _one_hot_answers(task, batch.y)
+    noisy = logits + torch.where(batch.y[..., None] == IGNORE, torch.randn_like(logits) * 50, 0.0)
+    assert task.evaluate(noisy, batch.y) == 1.0
+    assert float(task.loss(noisy * 10, batch.y)) < 1e-6
+
+
+def test_mqar_asks_every_key_once_more_and_scores_its_value():
+    task = _ready("mqar(pairs=8,vocab=64)", seq_len=96)
+    x, y = task.eval_set().x, task.eval_set().y
+    for row in range(20):
+        keys, values = x[row, 0:16:2], x[row, 1:16:2]
+        assert len(set(keys.tolist())) == 8 and all(1 <= k < 32 for k in keys.tolist())
+        assert all(32 <= v < 64 for v in values.tolist())
+        asked = (y[row] != IGNORE).nonzero().flatten()
+        assert len(asked) == 8 and all(p >= 16 and p % 2 == 0 for p in asked.tolist())
+        answer = dict(zip(keys.tolist(), values.tolist(), strict=True))
+        assert {int(x[row, p]): int(y[row, p]) for p in asked} == answer
+    # Zoology's power law: most queries soon after the pairs
+    asked = (y != IGNORE).nonzero()[:, 1]
+    assert (asked < 16 + 40).float().mean() > 0.5
+
+
+def test_selective_copying_repeats_the_scattered_tokens_in_order_at_the_cues():
+    task = _ready("selective-copy(tokens=4)", seq_len=40)
+    x, y = task.eval_set().x, task.eval_set().y
+    assert (x[:, -4:] == 1).all() and (y[:, :-4] == IGNORE).all()
+    for row in range(20):
+        scattered = x[row, :-4][x[row, :-4] != 0]
+        assert scattered.tolist() == y[row, -4:].tolist()
+        assert all(2 <= t < 16 for t in scattered.tolist())
+
+
+def test_induction_answers_the_token_after_the_triggers_first_appearance():
+    task = _ready("induction", seq_len=32)
+    x, y = task.eval_set().x, task.eval_set().y
+    assert y.shape == (1000,) and (x[:, -1] == 0).all()
+    for row in range(20):
+        (first, last) = (x[row] == 0).nonzero().flatten().tolist()
+        assert last == 31 and first < 15 and y[row] == x[row, first + 1] != 0
+
+
+def test_the_same_seed_gives_the_same_sets_and_training_never_sees_them():
+    a, b = _ready("mqar(pairs=4,vocab=64)", seed=3), new_task("mqar(pairs=4,vocab=64)")
+    b.prepare(64, 0, 3, None)
+    assert torch.equal(a.eval_set().x, b.eval_set().x)
+    train = a.train_batch(64, torch.Generator().manual_seed(4))
+    assert not torch.equal(train.x, a.eval_set().x[:64])
+    assert not torch.equal(a.eval_set().x, _ready("mqar(pairs=4,vocab=64)", seed=4).eval_set().x)
+
+
+def test_a_recall_cell_reads_the_tasks_own_vocabulary_named_canonically():
+    cell = normalize_cell(make_cell(task="mqar(vocab=256, pairs=8)", vocab=50, seq_len=64))
+    assert (cell.task, cell.vocab) == ("mqar(vocab=256)", 256)
+    assert normalize_cell(make_cell(task="mqar(pairs=8)", seq_len=64)).task == "mqar"
+    assert task_name("selective-copy(vocab=16,tokens=8)") == "selective-copy(tokens=8)"
+
+
+def test_a_sequence_too_short_or_an_architecture_without_per_step_outputs_is_skipped():
+    short = make_cell(task="mqar(pairs=8)", seq_len=16, vocab=8192)
+    assert skip_reason(short) == "the mqar(pairs=8) task needs seq_len >= 32"
+    conv = make_cell(arch="conv1d", task="selective-copy", seq_len=64)
+    assert "needs one output per step, which conv1d does not give" in skip_reason(conv)
+    assert skip_reason(make_cell(arch="conv1d", task="induction", seq_len=64)) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("mqar(pair=3)", "'mqar(pair=3)': the mqar task has no setting 'pair'; it takes pairs "
+         "(default 8), vocab (default 8192)"),
+        ("mqar(pairs=0)", "pairs must be a whole number above 0, got '0'"),
+        ("mqar(pairs=x)", "pairs must be a whole number above 0, got 'x'"),
+        ("mqar(pairs=40,vocab=64)", "mqar: vocab 64 leaves too few keys and values for 40 pairs"),
+        ("induction(vocab=2)", "induction: vocab must be at least 3, got 2"),
+        ("adding(x=1)", "the adding task has no setting 'x'"),
+        ("recall(x=1)", "unknown task 'recall'; choose from:"),
+    ],
+)  # fmt: skip
+def test_a_wrong_task_variant_is_one_clear_error(name, message):
+    with pytest.raises(ConfigError) as caught:
+        new_task(name)
+    assert message in str(caught.value)
+
+
+def test_recall_tasks_run_and_save_from_the_command_line(cli, tmp_path):
+    from seqbench.cli import app
+    from seqbench.storage import load_run
+    from tests.helpers import FAST_FLAGS
+
+    result = cli.invoke(
+        app,
+        ["run", "--out", str(tmp_path), "--arch", "gru", "--task",
+         "mqar(pairs=2,vocab=16),selective-copy(tokens=2,vocab=8),induction(vocab=8)",
+         "--seq-len", "16", "--hidden", "8", "--batch-size", "4", "--mode", "train",
+         "--train-steps", "3", *FAST_FLAGS],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = {r.task: r for r in load_run("latest", tmp_path).rows}
+    assert set(rows) == {"mqar(pairs=2,vocab=16)", "selective-copy(tokens=2,vocab=8)",
+                         "induction(vocab=8)"}  # fmt: skip
+    for name, row in rows.items():
+        assert row.status == "ok" and row.metric == "accuracy" and row.vocab == new_task(name).vocab
+        assert row.chance_value == pytest.approx(_ready(name, 16).chance())
+        assert 0.0 <= row.metric_value <= 1.0
