@@ -12,6 +12,7 @@ from functools import lru_cache
 from seqbench.core.errors import ConfigError
 from seqbench.models.options import split_variant
 from seqbench.tasks.base import Batch, Task, split_validation
+from seqbench.tasks.listops import ListOpsTask
 from seqbench.tasks.mnist1d import Mnist1dTask
 from seqbench.tasks.real import DigitsTask, ImdbTask
 from seqbench.tasks.recall import InductionTask, MqarTask, SelectiveCopyTask
@@ -28,6 +29,7 @@ TASKS: dict[str, Callable[[], Task]] = {
     "mqar": MqarTask,
     "selective-copy": SelectiveCopyTask,
     "induction": InductionTask,
+    "listops": ListOpsTask,
 }
 
 
