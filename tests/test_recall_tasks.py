@@ -216,3 +216,42 @@ def test_listops_says_when_no_expression_can_have_the_length_asked():
     with pytest.raises(ConfigError, match=r"^listops: almost no expression of depth <= 2 with <= "
                        r"3 arguments is between 8 and 32 tokens$"):  # fmt: skip
         _ready("listops(depth=2,args=3,examples=50)", seq_len=32)
+
+
+def test_recall_is_drawn_against_the_state_each_model_may_keep(cli, tmp_path):
+    from seqbench.cli import app
+    from seqbench.models import REGISTRY, core_shape
+    from seqbench.output.plots import build_chart
+    from seqbench.storage import load_run
+    from tests.helpers import FAST_FLAGS
+
+    result = cli.invoke(
+        app,
+        ["run", "--out", str(tmp_path), "--arch", "lstm,mamba,transformer-causal,transformer",
+         "--task", "induction(vocab=8)", "--seq-len", "16", "--hidden", "8", "--batch-size",
+         "4", "--mode", "train", "--train-steps", "2", *FAST_FLAGS],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = {r.arch: r for r in load_run("latest", tmp_path).rows}
+    for arch in ("lstm", "mamba", "transformer-causal"):  # the formula, as step mode measures
+        cell = rows[arch].cell
+        assert rows[arch].state_bytes == REGISTRY[arch].state_bytes(core_shape(cell), 16, 4) > 0
+    assert rows["transformer"].state_bytes is None  # it cannot stream: no state to keep
+    chart = build_chart(list(rows.values()), "metric_value", against="state_bytes")
+    assert chart.title == "accuracy against state per sequence"
+    drawn = {s.label: (s.x[0], s.y[0]) for s in chart.series}
+    assert set(drawn) == {"lstm", "mamba", "transformer-causal"}
+    assert drawn["lstm"][1] == rows["lstm"].metric_value
+    assert drawn["mamba"][0] / drawn["lstm"][0] == pytest.approx(
+        rows["mamba"].state_bytes / rows["lstm"].state_bytes
+    )
+    svg = tmp_path / "recall.svg"
+    plotted = cli.invoke(
+        app, ["plot", "latest", "--root", str(tmp_path), "--against", "state_bytes", "--out",
+              str(svg)],
+    )  # fmt: skip
+    assert plotted.exit_code == 0, plotted.output
+    assert svg.read_text().startswith("<?xml")
+    wrong = cli.invoke(app, ["plot", "latest", "--root", str(tmp_path), "--against", "flops"])
+    assert wrong.exit_code == 2
+    assert wrong.stderr == "error: --against: expected one of median_s, state_bytes; got 'flops'\n"

@@ -154,6 +154,10 @@ def plot(
         None,
         help="seq_per_s, median_s, peak_mem_bytes, tflops or state_bytes (step mode) against length; metric_value against cost (default: metric_value when the run has a task, else median_s).",
     ),
+    against: str = typer.Option(
+        "median_s",
+        help="What accuracy is drawn against: median_s (the step's time) or state_bytes (what the model may keep between tokens: a recall task's cost).",
+    ),
     out: Path | None = typer.Option(
         None, help="Write a .png or .svg file instead of drawing in the terminal."
     ),
@@ -167,7 +171,8 @@ def plot(
 
     A cost is drawn per model against sequence length on log–log axes, where c·T^k is a
     straight line; the legend gives each model's fitted k. A run with a task plots accuracy
-    against step time instead, with the Pareto frontier (nothing both cheaper and better)
+    against step time instead (or, with --against state_bytes, against the state each model
+    may keep between tokens), with the Pareto frontier (nothing both cheaper and better)
     marked. Without --out the plot is drawn in the terminal (plotext); with it, a PNG or
     SVG file (matplotlib).
     """
@@ -180,7 +185,9 @@ def plot(
     loaded, rows = load_selected(run, root, filters)
     if metric is None:
         metric = "metric_value" if any(r.metric_value is not None for r in rows) else "median_s"
-    chart = build_chart(rows, metric, loaded.run_id)
+        if against != "median_s":
+            metric = "metric_value"
+    chart = build_chart(rows, metric, loaded.run_id, against)
     if out is None:
         show_plot(lambda w, h: render_text(chart, w, h))
     else:

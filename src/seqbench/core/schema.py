@@ -44,6 +44,11 @@ Schema history
    streaming (step mode), read from the live state after the timed token: an RNN's h (and
    c), an SSM's state and convolution window, an mLSTM's matrix memory, a causal
    Transformer's KV cache (which grows with T), a TCN's receptive-field buffers.
+12 (2026-12-07): a task cell of any mode whose core streams carries `state_bytes` too, from
+   the architecture's formula at T (tests hold it equal to the live state), so that recall
+   can be drawn against the memory a model may keep. `arch` and `task` may name a variant,
+   `mamba(d_state=32)`, `mqar(pairs=16)`: its settings in the architecture's or task's order,
+   defaults left out.
 
 """
 
@@ -54,7 +59,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 STATUSES = ("ok", "oom", "error", "timeout", "skipped")
 # infer: a forward pass over whole sequences; train: one optimiser step; step: one token of

@@ -32,7 +32,7 @@ from seqbench.measure.memory import cuda_memory
 from seqbench.measure.timed import time_workload
 from seqbench.measure.training import train_on_task
 from seqbench.measure.workload import build_workload, counted_flops
-from seqbench.models import get_arch, step_flops
+from seqbench.models import core_shape, get_arch, step_flops
 from seqbench.tasks import new_task, prepared
 
 if TYPE_CHECKING:
@@ -156,6 +156,12 @@ def _measure(request: CellRequest, clock: Clock, watch: Stopwatch) -> Measuremen
             train_budget=trained.budget,
         )
         curve = trained.curve
+        # What the model may keep between tokens, beside what it recalls: the formula (held
+        # equal to the live state in step mode, where the state itself is read instead), at
+        # 4 bytes a number: the state follows the float32 embedding, under autocast too
+        spec = get_arch(cell.arch)
+        if spec.state_bytes is not None and work.model.core.step_unsupported() is None:
+            scores["state_bytes"] = spec.state_bytes(core_shape(cell), cell.seq_len, 4)
         if cell.mode != "train":  # what training left behind is not part of an inference step
             work.optimizer.zero_grad(set_to_none=True)
             work.model.eval()

@@ -52,7 +52,7 @@ def time_workload(
         threads=threads,
         cpus=system.usable_cpus(),
         faults_per_step=(minor_faults() - faults_before) / steps,
-        state_bytes=work.state_bytes[0] if work.state_bytes else None,
+        state_bytes=work.state_bytes[0] if work.state_bytes else scores.get("state_bytes"),
     )
     peak, source = None, ""
     if request.memory and device.type == "cuda":

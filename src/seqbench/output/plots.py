@@ -41,6 +41,9 @@ QUANTITIES: dict[str, str] = {
     "tflops": "arithmetic rate",
     "state_bytes": "state per sequence",
 }
+# What accuracy can be drawn against (`--against`): the step's time, or the state the model
+# may keep between tokens (a recall task's fair cost: what it was allowed to remember).
+ACCURACY_AGAINST: dict[str, str] = {"median_s": "step time", "state_bytes": "state per sequence"}
 IMAGE_FORMATS: dict[str, str] = {".png": "png", ".svg": "svg"}
 # Point markers, one per series: distinct shapes stay apart without colour too.
 TEXT_MARKERS = "•+x*o#@%"
@@ -131,12 +134,21 @@ def _series_points(rows: Sequence[ResultRow], metric: str) -> dict[Cell, list[Re
     return {k: sorted(v, key=lambda r: r.seq_len) for k, v in by_key.items()}
 
 
-def build_chart(rows: Sequence[ResultRow], metric: str, run_id: str = "") -> Chart:
-    """The chart `seqbench plot` draws for a run (see the module notes)."""
+def build_chart(
+    rows: Sequence[ResultRow], metric: str, run_id: str = "", against: str = "median_s"
+) -> Chart:
+    """The chart `seqbench plot` draws for a run (see the module notes); `against` is the
+    cost an accuracy chart draws it against."""
     check_metric(metric)
     suffix = f" ({run_id})" if run_id else ""
+    if against not in ACCURACY_AGAINST:
+        raise SeqbenchError(
+            f"--against: expected one of {', '.join(ACCURACY_AGAINST)}; got {against!r}"
+        )
+    if against != "median_s" and metric != "metric_value":
+        raise SeqbenchError(f"--against {against} draws accuracy (metric_value), not {metric}")
     if metric == "metric_value":
-        return _accuracy_chart(rows, suffix)
+        return _accuracy_chart(rows, suffix, against)
     groups = _series_points(rows, metric)
     if not groups:
         raise SeqbenchError(f"nothing to plot: no measured cell has a {metric}")
@@ -170,7 +182,7 @@ def build_chart(rows: Sequence[ResultRow], metric: str, run_id: str = "") -> Cha
     )
 
 
-def _accuracy_chart(rows: Sequence[ResultRow], suffix: str) -> Chart:
+def _accuracy_chart(rows: Sequence[ResultRow], suffix: str, against: str) -> Chart:
     scored = [r for r in rows if r.status == "ok" and r.metric_value is not None and r.median_s]
     if not scored:
         raise SeqbenchError(
@@ -183,16 +195,23 @@ def _accuracy_chart(rows: Sequence[ResultRow], suffix: str) -> Chart:
             f"the run's tasks measure different things ({', '.join(metrics)}): "
             "plot one task at a time (--task NAME)"
         )
-    groups = _series_points(scored, "median_s")
-    scale, unit = _unit("median_s", [r.median_s for r in scored])
+    if against == "state_bytes":
+        scored = [r for r in scored if r.state_bytes]
+        if not scored:
+            raise SeqbenchError(
+                "nothing to plot against state_bytes: no scored cell has one (cores that "
+                "cannot stream keep no state; runs before schema 12 did not record it)"
+            )
+    groups = _series_points(scored, against)
+    scale, unit = _unit(against, [getattr(r, against) for r in scored])
     columns = varying_context(list(groups))
     series = []
     for key, members in groups.items():
-        x_low, x_high = _scaled_intervals(members, "median_s", scale)
+        x_low, x_high = _scaled_intervals(members, against, scale)
         series.append(
             Series(
                 format_series(key, columns),
-                tuple(r.median_s * scale for r in members),
+                tuple(getattr(r, against) * scale for r in members),
                 tuple(r.metric_value for r in members),
                 point_labels=tuple(f"T={r.seq_len}" for r in members),
                 x_low=x_low,
@@ -205,24 +224,26 @@ def _accuracy_chart(rows: Sequence[ResultRow], suffix: str) -> Chart:
     higher = higher_is_better(name)
     chances = {r.chance_value for r in scored if r.chance_value is not None}
     return Chart(
-        title=f"{name} against step time{suffix}",
-        x_label=f"median step time ({unit})",
+        title=f"{name} against {ACCURACY_AGAINST[against]}{suffix}",
+        x_label=f"{QUANTITIES[against]} ({unit})",
         y_label=f"{name} ({'higher' if higher else 'lower'} is better)",
         log_y=False,
         series=tuple(series),
-        frontiers=compute_fronts(scored, scale, higher),
+        frontiers=compute_fronts(scored, scale, higher, against),
         reference=chances.pop() if len(chances) == 1 else None,
         reference_label="chance",
     )
 
 
-def compute_fronts(scored: Sequence[ResultRow], scale: float, higher: bool) -> tuple[Series, ...]:
+def compute_fronts(
+    scored: Sequence[ResultRow], scale: float, higher: bool, against: str = "median_s"
+) -> tuple[Series, ...]:
     """One Pareto front per mode: a training step and an inference step cost different
     things, so neither may dominate the other."""
     modes = list(dict.fromkeys(r.mode for r in scored))
     fronts = []
     for mode in modes:
-        points = [(r.median_s * scale, r.metric_value) for r in scored if r.mode == mode]
+        points = [(getattr(r, against) * scale, r.metric_value) for r in scored if r.mode == mode]
         on_front = compute_pareto(points, higher_is_better=higher)
         label = "Pareto frontier" + (f" ({mode})" if len(modes) > 1 else "")
         fronts.append(
