@@ -255,3 +255,69 @@ def test_recall_is_drawn_against_the_state_each_model_may_keep(cli, tmp_path):
     wrong = cli.invoke(app, ["plot", "latest", "--root", str(tmp_path), "--against", "flops"])
     assert wrong.exit_code == 2
     assert wrong.stderr == "error: --against: expected one of median_s, state_bytes; got 'flops'\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "lengths"),
+    [
+        ("induction", [512, 1024, 2048, 4096]),  # Mamba's: trained at 256, scored to 16×
+        ("induction(extrapolate=3)", [512]),
+        ("induction(extrapolate=1)", []),
+    ],
+)
+def test_induction_is_scored_at_doubled_lengths_up_to_its_limit(name, lengths):
+    assert new_task(name).longer_lengths(256) == lengths
+
+
+class _Blind(torch.nn.Module):
+    """Always answers token 0: the trigger, which is never an answer."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(torch.zeros(len(x), dtype=torch.long), 8).float()
+
+
+class _Induction(torch.nn.Module):
+    """Solves induction exactly, at any length: the token after the trigger's first place."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        first = (x == 0).int().argmax(dim=1)
+        answer = x[torch.arange(len(x)), first + 1]
+        return F.one_hot(answer, 8).float()
+
+
+def test_a_model_that_can_recall_at_any_length_scores_100_percent_at_every_longer_length():
+    import contextlib
+    from types import SimpleNamespace
+
+    from seqbench.core.settings import TrainSettings
+    from seqbench.measure.training import score_longer
+
+    cell = make_cell(task="induction(vocab=8,extrapolate=8)", seq_len=16, vocab=8)
+    work = SimpleNamespace(cell=cell, model=_Induction(), autocast=contextlib.nullcontext)
+    task = new_task(cell.task)
+    assert score_longer(work, task, TrainSettings(), 0) == "32:1 64:1 128:1"
+    blind = SimpleNamespace(cell=cell, model=_Blind(), autocast=work.autocast)
+    scores = score_longer(blind, task, TrainSettings(), 0).split()
+    assert [s.split(":")[0] for s in scores] == ["32", "64", "128"]
+    assert all(float(s.split(":")[1]) == 0 for s in scores)
+    assert score_longer(work, new_task("mqar(pairs=2,vocab=16)"), TrainSettings(), 0) == ""
+
+
+def test_a_trained_induction_row_carries_its_scores_at_longer_lengths(cli, tmp_path):
+    from seqbench.cli import app
+    from seqbench.storage import load_run
+    from tests.helpers import FAST_FLAGS
+
+    result = cli.invoke(
+        app,
+        ["run", "--out", str(tmp_path), "--arch", "gru", "--task",
+         "induction(vocab=8,extrapolate=4),mqar(pairs=2,vocab=16)", "--seq-len", "16",
+         "--hidden", "8", "--batch-size", "4", "--mode", "train", "--train-steps", "3",
+         *FAST_FLAGS],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = {r.task: r for r in load_run("latest", tmp_path).rows}
+    longer = rows["induction(vocab=8,extrapolate=4)"].extrapolation.split()
+    assert [s.split(":")[0] for s in longer] == ["32", "64"]
+    assert all(0 <= float(s.split(":")[1]) <= 1 for s in longer)
+    assert rows["mqar(pairs=2,vocab=16)"].extrapolation == ""

@@ -48,7 +48,8 @@ Schema history
    the architecture's formula at T (tests hold it equal to the live state), so that recall
    can be drawn against the memory a model may keep. `arch` and `task` may name a variant,
    `mamba(d_state=32)`, `mqar(pairs=16)`: its settings in the architecture's or task's order,
-   defaults left out.
+   defaults left out. `extrapolation`: a task scored at longer lengths than it was trained
+   at (induction), "T:score" pairs separated by spaces.
 
 """
 
@@ -208,6 +209,8 @@ class ResultRow(Cell):
     train_budget: str = ""  # what ended training: "steps" or "time" (time depends on load)
     # steps back from the end holding all but 1e-3 of the task loss's input-gradient mass
     memory_horizon: int | None = None
+    # a task scored beyond its training length (induction): "T:score" pairs, space-separated
+    extrapolation: str = ""
     # -- bookkeeping --
     host: str = ""  # the machine that measured the cell
     device_name: str = ""  # the GPU's or CPU's name there
@@ -314,6 +317,7 @@ _BOOL = {"bidirectional", "compile", "tf32"}
 
 _STR = {
     "train_budget",
+    "extrapolation",
     "noisy",
     "instr_note",
     "host",

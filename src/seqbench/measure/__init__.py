@@ -30,7 +30,7 @@ from seqbench.measure.limits import (
 )
 from seqbench.measure.memory import cuda_memory
 from seqbench.measure.timed import time_workload
-from seqbench.measure.training import train_on_task
+from seqbench.measure.training import score_longer, train_on_task
 from seqbench.measure.workload import build_workload, counted_flops
 from seqbench.models import core_shape, get_arch, step_flops
 from seqbench.tasks import new_task, prepared
@@ -154,6 +154,7 @@ def _measure(request: CellRequest, clock: Clock, watch: Stopwatch) -> Measuremen
             validation_value=trained.validation_value,
             steps_to_target=trained.steps_to_target,
             train_budget=trained.budget,
+            extrapolation=score_longer(work, task, train, request.seed),
         )
         curve = trained.curve
         # What the model may keep between tokens, beside what it recalls: the formula (held

@@ -31,17 +31,22 @@ class Trained:
 
 
 def evaluate(
-    model: torch.nn.Module, task: Task, device: torch.device, autocast, batch: Batch | None = None
+    model: torch.nn.Module,
+    task: Task,
+    device: torch.device,
+    autocast,
+    batch: Batch | None = None,
+    chunk: int = EVAL_BATCH,
 ) -> float:
     """The task's metric on a whole set (the test set unless `batch` is given), in inference
-    mode."""
+    mode, `chunk` sequences at a time."""
     batch = task.eval_set() if batch is None else batch
     was_training = model.training
     model.eval()
     outputs = []
     with torch.inference_mode(), autocast():
-        for start in range(0, len(batch.y), EVAL_BATCH):
-            outputs.append(model(batch.x[start : start + EVAL_BATCH].to(device)).float().cpu())
+        for start in range(0, len(batch.y), chunk):
+            outputs.append(model(batch.x[start : start + chunk].to(device)).float().cpu())
     model.train(was_training)
     return task.evaluate(torch.cat(outputs), batch.y)
 
@@ -120,6 +125,22 @@ def train_task(
         budget=budget,
         curve=curve,
     )
+
+
+def score_longer(work: Workload, task: Task, train: TrainSettings, seed: int) -> str:
+    """The trained model's metric at the task's longer lengths ("T:score" pairs), on
+    evaluation sets generated there from the same seed; '' for a task without them. Fewer
+    sequences go through at once as they grow, so a batch holds about as many tokens."""
+    from seqbench.tasks import prepared
+
+    cell = work.cell
+    scores = []
+    for length in getattr(task, "longer_lengths", lambda _: [])(cell.seq_len):
+        longer = prepared(cell.task, length, cell.vocab, seed, train.data)
+        chunk = max(1, EVAL_BATCH * cell.seq_len // length)
+        value = evaluate(work.model, longer, torch.device(cell.device), work.autocast, chunk=chunk)
+        scores.append(f"{length}:{value:.4g}")
+    return " ".join(scores)
 
 
 def train_on_task(work: Workload, task: Task, train: TrainSettings, seed: int) -> Trained:

@@ -114,6 +114,8 @@ TABLE_COLUMNS: tuple[Column, ...] = (
     Column("seed", lambda r, _: str(r.seed) if r.lr else "-", fold=True),
     Column("lr", lambda r, _: f"{r.lr:g}" if r.lr else "-", fold=True),
     Column("score (chance)", lambda r, _: format_score(r), drop=8),
+    # a task scored beyond its training length: "T:score" pairs (induction)
+    Column("at longer T", lambda r, _: r.extrapolation or "-", "left", drop=4),
     Column(
         "to target",
         lambda r, _: (

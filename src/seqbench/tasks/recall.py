@@ -179,14 +179,25 @@ class InductionTask(_Recall):
     """Induction heads. Token 0 is the trigger, tokens 1..V-1 the others. Random tokens, the
     trigger once at a random position in the first half followed by the answer token, and
     the trigger again at the last position; the model answers from its last output. Mamba's
-    setting is V = 16, trained at T = 256 and scored at longer lengths. The best guess that
-    ignores the input answers one token: 1/(V-1) in expectation."""
+    setting is V = 16, trained at T = 256 and scored at longer lengths (here 2T, 4T, ... up
+    to `extrapolate`·T, on evaluation sets generated at those lengths from the same seed).
+    The best guess that ignores the input answers one token: 1/(V-1) in expectation."""
 
     name = "induction"
     summary = "induction heads: after the trigger's second appearance, give what followed its first"
     readout = "summary"
-    settings = {"vocab": 16}
+    # `extrapolate`: scored also at 2, 4, ... up to this many times the training length
+    settings = {"vocab": 16, "extrapolate": 16}
     TRIGGER = 0
+    extrapolate: int
+
+    def longer_lengths(self, seq_len: int) -> list[int]:
+        """The lengths beyond training at which the trained model is scored too."""
+        return [
+            seq_len * 2**k
+            for k in range(1, self.extrapolate.bit_length())
+            if 2**k <= self.extrapolate
+        ]
 
     @property
     def min_seq_len(self) -> int:
