@@ -321,3 +321,18 @@ def test_a_trained_induction_row_carries_its_scores_at_longer_lengths(cli, tmp_p
     assert [s.split(":")[0] for s in longer] == ["32", "64"]
     assert all(0 <= float(s.split(":")[1]) <= 1 for s in longer)
     assert rows["mqar(pairs=2,vocab=16)"].extrapolation == ""
+
+
+def test_gradient_flow_takes_the_loss_at_the_last_scored_step():
+    import math
+
+    from seqbench.core.settings import TrainSettings
+    from seqbench.measure.gradflow import trace_gradient_flow
+
+    # mqar's last step is not a query: its loss there would be empty (NaN, no gradient)
+    cell = normalize_cell(
+        make_cell(arch="lstm", task="mqar(pairs=2,vocab=16)", seq_len=32, mode="train")
+    )
+    profile = trace_gradient_flow(cell, TrainSettings())
+    assert all(math.isfinite(v) for v in profile.initial) and sum(profile.initial) > 0
+    assert profile.initial_horizon > 0

@@ -29,6 +29,7 @@ from seqbench.core.settings import TrainSettings
 from seqbench.measure.training import train_on_task
 from seqbench.measure.workload import Workload, build_workload
 from seqbench.tasks import Task, prepared
+from seqbench.tasks.recall import IGNORE
 
 RELATIVE = 1e-3  # the row's cut-off (`memory_horizon`): the gradient mass left beyond it
 HORIZON_CUTOFFS = (1e-3, 1e-2)  # what `seqbench gradflow` reports
@@ -40,7 +41,12 @@ def _loss(model: torch.nn.Module, h: torch.Tensor, y: torch.Tensor | None, task:
         return model.head(model.core.summary(y_hat)).float().sum()
     if model.readout == "summary":
         return task.loss(model.head(model.core.summary(y_hat)), y)
-    return task.loss(model.head(y_hat[:, -1:]), y[:, -1:])  # the last step's loss
+    # the loss at each sequence's last scored step: the last step, except in a task that
+    # scores only some steps (mqar asks its last query anywhere after the pairs)
+    steps = torch.arange(y.shape[1], device=y.device)
+    last = ((y != IGNORE) * steps).argmax(dim=1)
+    rows = torch.arange(y.shape[0], device=y.device)
+    return task.loss(model.head(y_hat[rows, last][:, None]), y[rows, last][:, None])
 
 
 def input_gradient_norms(
