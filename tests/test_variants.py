@@ -29,6 +29,13 @@ VARIANTS = [
     "mamba2(d_state=16,head_dim=16)",
     "s4d(d_state=16)",
     "lru(d_state=24)",
+    # heads of 8 channels: 4 heads at H = 32, 6 at 48, where the default has one
+    "retnet(head_dim=8)",
+    "gla(head_dim=8)",
+    "deltanet(head_dim=8)",
+    "gated-deltanet(head_dim=8)",
+    "mlstm(head_dim=8)",
+    "rwkv7(head_dim=8)",
 ]
 
 
@@ -38,8 +45,22 @@ def test_a_variants_parameters_equal_its_formula(name, hidden, layers):
     spec = get_arch(name)
     shape = CoreShape(input_size=5, hidden=hidden, layers=layers)
     assert count_parameters(spec.build(shape)) == spec.count_params(shape)
-    base = REGISTRY[name.split("(")[0]]
-    assert spec.count_params(shape) != base.count_params(shape)  # the settings took effect
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_a_variants_formulas_follow_its_settings(name):
+    spec, base = get_arch(name), REGISTRY[name.split("(")[0]]
+    shape = CoreShape(input_size=5, hidden=48, layers=2)
+
+    def formulas(s):
+        return (s.count_params(shape), s.forward_flops(shape, 10), s.state_bytes(shape, 10, 4))
+
+    assert formulas(spec) != formulas(base)  # the settings took effect
+
+
+@pytest.mark.parametrize("name", [v for v in VARIANTS if "head_dim=8" in v])
+def test_heads_follow_head_dim(name):
+    assert get_arch(name).build(CoreShape(5, 48)).mixers[0].heads == 6
 
 
 def test_the_settings_reach_the_built_modules():
@@ -71,6 +92,13 @@ UNSEEN = {
     "mamba2(d_state=16,head_dim=16)": lambda h: 2 * (2 * h) * 16,
     "s4d(d_state=16)": lambda h: 4 * h * 16,
     "lru(d_state=24)": lambda h: 12 * 24 * h + 8 * 24,
+    # as test_oracles' table, with h // 8 heads
+    "retnet(head_dim=8)": lambda h: 2 * h * (2 * h) // (h // 8),
+    "gla(head_dim=8)": lambda h: 2 * (h // 2) * h // (h // 8),
+    "deltanet(head_dim=8)": lambda h: 2 * h * h // (h // 8),
+    "gated-deltanet(head_dim=8)": lambda h: 2 * h * (2 * h) // (h // 8),
+    "mlstm(head_dim=8)": lambda h: 2 * (h // 2) * h // (h // 8) + 4 * (h // 2),
+    "rwkv7(head_dim=8)": lambda h: 6 * h * (h // (h // 8)),
 }
 
 
@@ -148,7 +176,8 @@ def test_matching_parameters_sizes_a_variant_by_its_own_formula():
          "expand (default 2), d_state (default 16), d_conv (default 4)"),
         ("lru(N=3)", "it takes d_state (default H)"),
         ("lstm(hidden=3)", "lstm has no settings to change; these take (setting=value): mamba, "
-         "mamba2, s4d, lru"),
+         "mamba2, retnet, gla, s4d, lru, deltanet, gated-deltanet, mlstm, rwkv7 (seqbench "
+         "archs lists their settings)"),
         ("mamba(d_state=0)", "d_state must be a whole number above 0, got '0'"),
         ("mamba(d_state=1.5)", "d_state must be a whole number above 0, got '1.5'"),
         ("mamba(d_state)", "expected setting=value in the parentheses, got 'd_state'"),

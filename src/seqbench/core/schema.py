@@ -31,25 +31,19 @@ Schema history
    1e-3 of the gradient's mass (was: the summed output of 64 sequences, the steps within
    1e-3 of the peak). `chance_value` is the constant guess's score on the evaluation set
    (was the theoretical value for adding and copy; `seqbench tasks` shows both).
-   Instructions per step counted under callgrind (`run --count-instructions`):
-   `instr_per_step`, `instr_steps` (the steps counted), and `instr_note` (why a cell was not
-   counted; empty when it was, or when counting was not asked for).
+   Instructions per step under callgrind (`run --count-instructions`): `instr_per_step`,
+   `instr_steps` (the steps counted), and `instr_note` (why a cell was not counted).
 10 (2026-12-06): the process is the unit of noise: `processes`, the fresh worker processes
    a cell's samples came from, and `process_spread`, how far their medians spread. With two
    or more, `median_s` is across the processes (the geometric mean of their medians) and
-   `ci_low_s`/`ci_high_s` a 95% Student-t interval across them (it was, and with one process
-   still is, the order-statistic interval of one process's pooled samples); `within_spread`,
-   what the processes' own samples explain of that spread. Older rows read as one process.
-11 (2026-12-06): `state_bytes`, the bytes one sequence carries from token to token when
-   streaming (step mode), read from the live state after the timed token: an RNN's h (and
-   c), an SSM's state and convolution window, an mLSTM's matrix memory, a causal
-   Transformer's KV cache (which grows with T), a TCN's receptive-field buffers.
-12 (2026-12-07): a task cell of any mode whose core streams carries `state_bytes` too, from
-   the architecture's formula at T (tests hold it equal to the live state), so that recall
-   can be drawn against the memory a model may keep. `arch` and `task` may name a variant,
-   `mamba(d_state=32)`, `mqar(pairs=16)`: its settings in the architecture's or task's order,
-   defaults left out. `extrapolation`: a task scored at longer lengths than it was trained
-   at (induction), "T:score" pairs separated by spaces.
+   `ci_low_s`/`ci_high_s` a 95% Student-t interval across them (with one process, the
+   order-statistic interval of its pooled samples); `within_spread`, what the processes'
+   own samples explain of that spread. Older rows read as one process.
+11 (2026-12-06): `state_bytes`, what one sequence carries between tokens when streaming
+   (step mode), read from the live state (h and c, an SSM's state, a KV cache growing in T).
+12 (2026-12-07): a scored task cell whose core streams has `state_bytes` from its formula
+   (held equal to the live state). `arch`/`task` may name a variant, `mamba(d_state=32)`
+   (settings in order, defaults left out). `extrapolation`: "T:score" pairs at longer T.
 
 """
 
@@ -209,8 +203,7 @@ class ResultRow(Cell):
     train_budget: str = ""  # what ended training: "steps" or "time" (time depends on load)
     # steps back from the end holding all but 1e-3 of the task loss's input-gradient mass
     memory_horizon: int | None = None
-    # a task scored beyond its training length (induction): "T:score" pairs, space-separated
-    extrapolation: str = ""
+    extrapolation: str = ""  # scores past the training length: "T:score" pairs (induction)
     # -- bookkeeping --
     host: str = ""  # the machine that measured the cell
     device_name: str = ""  # the GPU's or CPU's name there

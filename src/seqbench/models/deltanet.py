@@ -21,6 +21,8 @@ values H (DeltaNet) or 2H (Gated DeltaNet, expand_v 2); heads of about 64 key ch
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,8 +36,8 @@ from seqbench.models.kernels import (
     delta_rule_step,
 )
 from seqbench.models.mamba import inverse_softplus_dt
-from seqbench.models.mixers import HeadedMixer, mixer_spec
-from seqbench.models.transformer import attention_heads
+from seqbench.models.mixers import HeadedMixer, headed_spec
+from seqbench.models.transformer import HEAD_WIDTH, attention_heads
 
 CONV = 4
 
@@ -48,10 +50,10 @@ class DeltaNet(HeadedMixer):
     form = "chunked-wy"
     step_form = "recurrent"
 
-    def __init__(self, width: int, gated: bool = False) -> None:
+    def __init__(self, width: int, gated: bool = False, head_dim: int = HEAD_WIDTH) -> None:
         super().__init__()
         self.gated = gated
-        self.heads = attention_heads(width)
+        self.heads = attention_heads(width, head_dim)
         values = 2 * width if gated else width
         self.q_proj = nn.Linear(width, width, bias=False)
         self.k_proj = nn.Linear(width, width, bias=False)
@@ -137,10 +139,10 @@ class DeltaNet(HeadedMixer):
         return self._out(o[:, :, None], u_t[:, None])[:, 0], (wq, wk, wv, s)
 
 
-def deltanet_params(h: int, gated: bool = False) -> int:
+def deltanet_params(h: int, gated: bool = False, head_dim: int = HEAD_WIDTH) -> int:
     """q, k: 2H²; v: H·V; β: H·heads; the convolutions 4·(2H + V); the norm V/heads; out V·H;
     gated, also a: H·heads, A and its bias 2·heads, and the output gate H·V. V = H, or 2H gated."""
-    heads = attention_heads(h)
+    heads = attention_heads(h, head_dim)
     values = 2 * h if gated else h
     count = 2 * h * h + h * values + h * heads + CONV * (2 * h + values) + values // heads
     count += values * h
@@ -149,11 +151,11 @@ def deltanet_params(h: int, gated: bool = False) -> int:
     return count
 
 
-def deltanet_flops(h: int, seq_len: int, gated: bool = False) -> int:
+def deltanet_flops(h: int, seq_len: int, gated: bool = False, head_dim: int = HEAD_WIDTH) -> int:
     """Per token: the projections (2 per multiply-add), the convolutions 2·4 per channel, and
     the delta rule's 6·d_k·d_v per head (the prediction Sᵀk, the rank-one update, the
     readout Sᵀq)."""
-    heads = attention_heads(h)
+    heads = attention_heads(h, head_dim)
     values = 2 * h if gated else h
     matmuls = 2 * h * h + h * values + h * heads + values * h
     if gated:
@@ -162,28 +164,31 @@ def deltanet_flops(h: int, seq_len: int, gated: bool = False) -> int:
     return seq_len * (2 * matmuls + 2 * CONV * (2 * h + values) + recurrence)
 
 
-def deltanet_state_bytes(h: int, itemsize: int, gated: bool = False) -> int:
+def deltanet_state_bytes(
+    h: int, itemsize: int, gated: bool = False, head_dim: int = HEAD_WIDTH
+) -> int:
     """The three convolutions' last K-1 inputs, and d_k × d_v per head."""
     values = 2 * h if gated else h
-    return ((2 * h + values) * (CONV - 1) + h * values // attention_heads(h)) * itemsize
+    heads = attention_heads(h, head_dim)
+    return ((2 * h + values) * (CONV - 1) + h * values // heads) * itemsize
 
 
-DELTANET_SPEC = mixer_spec(
+DELTANET_SPEC = headed_spec(
     "deltanet",
     "DeltaNet (Schlag et al. 2021; Yang et al. 2024): delta-rule fast weights, chunked WY form",
     "4H² + H·heads + 12H + H/heads",
     DeltaNet,
     deltanet_params,
     deltanet_flops,
-    lambda h, size: deltanet_state_bytes(h, size),
-)
+    lambda h, size, hd: deltanet_state_bytes(h, size, head_dim=hd),
+)()
 
-GATED_DELTANET_SPEC = mixer_spec(
+GATED_DELTANET_SPEC = headed_spec(
     "gated-deltanet",
     "Gated DeltaNet (Yang et al. 2025): delta rule with Mamba-2's decay gate, chunked WY form",
     "8H² + 2H·heads + 2·heads + 16H + 2H/heads",
-    lambda width: DeltaNet(width, gated=True),
-    lambda h: deltanet_params(h, gated=True),
-    lambda h, t: deltanet_flops(h, t, gated=True),
-    lambda h, size: deltanet_state_bytes(h, size, gated=True),
-)
+    functools.partial(DeltaNet, gated=True),
+    functools.partial(deltanet_params, gated=True),
+    functools.partial(deltanet_flops, gated=True),
+    lambda h, size, hd: deltanet_state_bytes(h, size, gated=True, head_dim=hd),
+)()

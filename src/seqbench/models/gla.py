@@ -34,8 +34,8 @@ from seqbench.models.kernels import (
     decay_attention_step,
     vector_decay_attention,
 )
-from seqbench.models.mixers import HeadedMixer, mixer_spec
-from seqbench.models.transformer import attention_heads
+from seqbench.models.mixers import HeadedMixer, headed_spec
+from seqbench.models.transformer import HEAD_WIDTH, attention_heads
 
 GLA_RANK = 16
 GLA_NORMALISER = 16
@@ -64,9 +64,9 @@ class Retention(HeadedMixer):
     form = "chunked"
     step_form = "recurrent"
 
-    def __init__(self, width: int) -> None:
+    def __init__(self, width: int, head_dim: int = HEAD_WIDTH) -> None:
         super().__init__()
-        self.heads = attention_heads(width)
+        self.heads = attention_heads(width, head_dim)
         self.q_proj = nn.Linear(width, width, bias=False)
         self.k_proj = nn.Linear(width, width, bias=False)
         self.v_proj = nn.Linear(width, 2 * width, bias=False)
@@ -106,20 +106,20 @@ class Retention(HeadedMixer):
         return self._out(o[:, :, None], u)[:, 0], (s, position + 1)
 
 
-def retnet_params(h: int) -> int:
+def retnet_params(h: int, head_dim: int = HEAD_WIDTH) -> int:
     return 8 * h * h
 
 
-def retnet_flops(h: int, seq_len: int) -> int:
+def retnet_flops(h: int, seq_len: int, head_dim: int = HEAD_WIDTH) -> int:
     """Per token: projections 2·8H², the recurrence 4·d_k·d_v per head (update and readout,
     2 per multiply-add): 8·H²/heads."""
-    heads = attention_heads(h)
+    heads = attention_heads(h, head_dim)
     return seq_len * (16 * h * h + 4 * h * (2 * h) // heads)
 
 
-def gla_key_width(h: int) -> int:
+def gla_key_width(h: int, head_dim: int = HEAD_WIDTH) -> int:
     """Keys are half the width (expand_k ½), at least one channel per head."""
-    heads = attention_heads(h)
+    heads = attention_heads(h, head_dim)
     return heads * max(1, h // (2 * heads))
 
 
@@ -127,10 +127,10 @@ class GatedLinearAttention(HeadedMixer):
     form = "chunked"
     step_form = "recurrent"
 
-    def __init__(self, width: int) -> None:
+    def __init__(self, width: int, head_dim: int = HEAD_WIDTH) -> None:
         super().__init__()
-        self.heads = attention_heads(width)
-        keys = gla_key_width(width)
+        self.heads = attention_heads(width, head_dim)
+        keys = gla_key_width(width, head_dim)
         self.q_proj = nn.Linear(width, keys, bias=False)
         self.k_proj = nn.Linear(width, keys, bias=False)
         self.v_proj = nn.Linear(width, width, bias=False)
@@ -166,37 +166,38 @@ class GatedLinearAttention(HeadedMixer):
         return self._out(o[:, :, None], u)[:, 0], s
 
 
-def gla_params(h: int) -> int:
+def gla_params(h: int, head_dim: int = HEAD_WIDTH) -> int:
     """q, k: 2·H·K; v, output gate, out: 3·H²; the gate's low rank: 16·H + 16·K + K; the
     norm's weights: H/heads. K = gla_key_width(H)."""
-    k = gla_key_width(h)
-    return 2 * h * k + 3 * h * h + GLA_RANK * h + GLA_RANK * k + k + h // attention_heads(h)
+    k, heads = gla_key_width(h, head_dim), attention_heads(h, head_dim)
+    return 2 * h * k + 3 * h * h + GLA_RANK * h + GLA_RANK * k + k + h // heads
 
 
-def gla_flops(h: int, seq_len: int) -> int:
+def gla_flops(h: int, seq_len: int, head_dim: int = HEAD_WIDTH) -> int:
     """Per token: the projections 2·(2HK + 3H² + 16H + 16K), the recurrence 4·d_k·d_v per
     head (update and readout; the decay's multiply is elementwise and not counted)."""
-    k, heads = gla_key_width(h), attention_heads(h)
+    k, heads = gla_key_width(h, head_dim), attention_heads(h, head_dim)
     matmuls = 2 * (2 * h * k + 3 * h * h + GLA_RANK * h + GLA_RANK * k)
     return seq_len * (matmuls + 4 * k * h // heads)
 
 
-RETNET_SPEC = mixer_spec(
+RETNET_SPEC = headed_spec(
     "retnet",
     "RetNet (Sun et al. 2023): multi-scale retention, fixed decay per head, rotary, chunked",
     "8·H²",
     Retention,
     retnet_params,
     retnet_flops,
-    lambda h, size: h * 2 * h // attention_heads(h) * size,  # d_k × d_v per head
-)
+    lambda h, size, hd: h * 2 * h // attention_heads(h, hd) * size,  # d_k × d_v per head
+)()
 
-GLA_SPEC = mixer_spec(
+GLA_SPEC = headed_spec(
     "gla",
     "GLA (Yang et al. 2024): gated linear attention, decay per key channel, chunked",
     "2HK + 3H² + 16H + 17K + H/heads, K = H/2",
     GatedLinearAttention,
     gla_params,
     gla_flops,
-    lambda h, size: gla_key_width(h) * h // attention_heads(h) * size,  # d_k × d_v per head
-)
+    # d_k × d_v per head
+    lambda h, size, hd: gla_key_width(h, hd) * h // attention_heads(h, hd) * size,
+)()

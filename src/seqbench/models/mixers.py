@@ -25,6 +25,7 @@ from torch import nn
 from seqbench.models.base import ONE_WAY_NO_RECURRENT_DROPOUT, ArchSpec, CoreShape, SequenceCore
 from seqbench.models.kernels import RMSNorm
 from seqbench.models.options import BUILTIN_OPTIONS
+from seqbench.models.transformer import HEAD_WIDTH
 
 
 class MixerStack(SequenceCore):
@@ -112,6 +113,35 @@ def mixer_spec(
         knobs=knobs or {},
         **extra,
     )
+
+
+def headed_spec(
+    name: str,
+    summary: str,
+    param_formula: str,
+    make_mixer: Callable[..., nn.Module],
+    mixer_params: Callable[..., int],
+    mixer_flops: Callable[..., int],
+    mixer_state: Callable[[int, int, int], int],
+) -> Callable[..., ArchSpec]:
+    """`mixer_spec` for a mixer whose heads are `head_dim` channels wide (64: about one per
+    64 channels, down to a divisor of H, as the transformer's): (head_dim) -> its entry, the
+    variant `name(head_dim=N)` included. `mixer_state(H, itemsize, head_dim)`."""
+
+    def spec(head_dim: int = HEAD_WIDTH) -> ArchSpec:
+        return mixer_spec(
+            name,
+            f"{summary}; heads of {head_dim}",
+            param_formula,
+            make_mixer,
+            mixer_params,
+            mixer_flops,
+            lambda h, size: mixer_state(h, size, head_dim),
+            knobs={"head_dim": head_dim},
+            variant=spec,
+        )
+
+    return spec
 
 
 class HeadedMixer(nn.Module):

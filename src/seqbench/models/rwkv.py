@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqbench.models.kernels import dplr_attention, dplr_step
-from seqbench.models.mixers import HeadedMixer, mixer_spec
-from seqbench.models.transformer import attention_heads
+from seqbench.models.mixers import HeadedMixer, headed_spec
+from seqbench.models.transformer import HEAD_WIDTH, attention_heads
 
 DECAY_SCALE = math.exp(-0.5)  # w = exp(-e^{-1/2} σ(·)) ≥ e^{-0.61}
 BRANCHES = ("r", "w", "k", "v", "a", "g")
@@ -53,9 +53,9 @@ class RWKV7(HeadedMixer):
     form = "chunked-dplr"
     step_form = "recurrent"
 
-    def __init__(self, width: int) -> None:
+    def __init__(self, width: int, head_dim: int = HEAD_WIDTH) -> None:
         super().__init__()
-        self.heads = attention_heads(width)
+        self.heads = attention_heads(width, head_dim)
         d_w, d_g = decay_rank(width), gate_rank(width)
         self.mix = nn.Parameter(torch.rand(len(BRANCHES), width))  # x + (x_{t-1} - x) ⊙ mix
         self.w0 = nn.Parameter(torch.linspace(-6.0, 1.0, width))  # slow to fast channels
@@ -120,23 +120,23 @@ class RWKV7(HeadedMixer):
         )
 
 
-def rwkv7_params(h: int) -> int:
+def rwkv7_params(h: int, head_dim: int = HEAD_WIDTH) -> int:
     """r, k, v, o: 4H²; the lerps 6H; decay and a: 2·(H + 2·H·D_w); the gate 2·H·D_g; k_k, k_a,
     r_k: 3H; the GroupNorm 2H."""
     d_w, d_g = decay_rank(h), gate_rank(h)
     return 4 * h * h + 6 * h + 2 * (h + 2 * h * d_w) + 2 * h * d_g + 3 * h + 2 * h
 
 
-def rwkv7_flops(h: int, seq_len: int) -> int:
+def rwkv7_flops(h: int, seq_len: int, head_dim: int = HEAD_WIDTH) -> int:
     """Per token: r, k, v, o 8H², the low-rank maps 2·(4·H·D_w + 2·H·D_g), the state's read
     αᵀS and readout Sᵀr (counted by the counter), and its decay, rank-one correction and
     write, 2 per multiply-add: 10·N² per head in all (N = H/heads)."""
     d_w, d_g = decay_rank(h), gate_rank(h)
-    size = h // attention_heads(h)
+    size = h // attention_heads(h, head_dim)
     return seq_len * (8 * h * h + 2 * (4 * h * d_w + 2 * h * d_g) + 10 * size * h)
 
 
-RWKV7_SPEC = mixer_spec(
+RWKV7_SPEC = headed_spec(
     "rwkv7",
     "RWKV-7 (Peng et al. 2025): time mixing, decay plus rank-one correction per head, chunked",
     "4H² + 17H + 4H·D_w + 2H·D_g, D_w = max(32, 1.8√H), D_g = max(32, 0.6·H^0.8)",
@@ -144,5 +144,5 @@ RWKV7_SPEC = mixer_spec(
     rwkv7_params,
     rwkv7_flops,
     # the last token's x, and N × N per head
-    lambda h, size: (h + h * (h // attention_heads(h))) * size,
-)
+    lambda h, size, hd: (h + h * (h // attention_heads(h, hd))) * size,
+)()

@@ -53,8 +53,8 @@ from seqbench.models.kernels import (
     to_chunks,
     work_dtype,
 )
-from seqbench.models.mixers import HeadedMixer, mixer_spec
-from seqbench.models.transformer import attention_heads
+from seqbench.models.mixers import HeadedMixer, headed_spec, mixer_spec
+from seqbench.models.transformer import HEAD_WIDTH, attention_heads
 
 GATE_CAP = 15.0
 EPS = 1e-6
@@ -124,10 +124,10 @@ class MLSTM(HeadedMixer):
     form = "chunked"
     step_form = "recurrent"
 
-    def __init__(self, width: int) -> None:
+    def __init__(self, width: int, head_dim: int = HEAD_WIDTH) -> None:
         super().__init__()
-        self.heads = attention_heads(width)
-        keys = gla_key_width(width)
+        self.heads = attention_heads(width, head_dim)
+        keys = gla_key_width(width, head_dim)
         self.q = nn.Linear(width, keys, bias=False)
         self.k = nn.Linear(width, keys, bias=False)
         self.v = nn.Linear(width, width, bias=False)
@@ -187,31 +187,36 @@ class MLSTM(HeadedMixer):
         return self._out(h[:, :, None], u)[:, 0], (C, n, m_new)
 
 
-def mlstm_params(h: int) -> int:
+def mlstm_params(h: int, head_dim: int = HEAD_WIDTH) -> int:
     """q, k: 2·H·K; v and the output gate: 2·H²; the gates 2·(H + 1)·heads; the norm H; the
     output projection H². K = H/2."""
-    k, heads = gla_key_width(h), attention_heads(h)
+    k, heads = gla_key_width(h, head_dim), attention_heads(h, head_dim)
     return 2 * h * k + 3 * h * h + 2 * (h + 1) * heads + h
 
 
-def mlstm_flops(h: int, seq_len: int) -> int:
+def mlstm_flops(h: int, seq_len: int, head_dim: int = HEAD_WIDTH) -> int:
     """Per token: the projections 2·(2HK + 3H² + 2H·heads), the recurrence 4·d_k·d_v per head
     (update and readout) plus 4·d_k for the normaliser."""
-    k, heads = gla_key_width(h), attention_heads(h)
+    k, heads = gla_key_width(h, head_dim), attention_heads(h, head_dim)
     matmuls = 2 * (2 * h * k + 3 * h * h + 2 * h * heads)
     return seq_len * (matmuls + 4 * k * h // heads + 4 * k)
 
 
-MLSTM_SPEC = mixer_spec(
+def mlstm_state(h: int, size: int, head_dim: int) -> int:
+    """Per head C (d_k × d_v), n (d_k) and m."""
+    heads = attention_heads(h, head_dim)
+    return (gla_key_width(h, head_dim) * (h // heads + 1) + heads) * size
+
+
+MLSTM_SPEC = headed_spec(
     "mlstm",
     "xLSTM's mLSTM (Beck et al. 2024): matrix memory, exponential gates with stabiliser, chunked",
     "2HK + 3H² + 2(H+1)·heads + H, K = H/2",
     MLSTM,
     mlstm_params,
     mlstm_flops,
-    # per head C (d_k × d_v), n (d_k) and m
-    lambda h, size: (gla_key_width(h) * (h // attention_heads(h) + 1) + attention_heads(h)) * size,
-)
+    mlstm_state,
+)()
 
 
 class SLSTM(nn.Module):

@@ -134,10 +134,8 @@ class Axes:
     # "" (or "none" in files and flags): speed only
     task: tuple[str, ...] = axis(
         ("",), Rule(str, "a task name or none", _task_ok),
-        "Accuracy tasks, comma-separated (see `seqbench tasks`): adding, copy, digits, imdb, "
-        "mnist1d, mqar, selective-copy, induction, listops, or none; a variant sets a task's "
-        "sizes, "
-        "'mqar(pairs=16,vocab=256)'",
+        "Accuracy tasks, comma-separated (`seqbench tasks` lists them), or none; a variant "
+        "sets a task's sizes: 'mqar(pairs=16,vocab=256)'",
         panel=ACCURACY, default_text="none: speed only",
     )  # fmt: skip
     compile: tuple[bool, ...] = axis(
