@@ -119,8 +119,10 @@ def test_a_sequence_too_short_or_an_architecture_without_per_step_outputs_is_ski
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("mqar(pair=3)", "'mqar(pair=3)': the mqar task has no setting 'pair'; it takes pairs "
-         "(default 8), vocab (default 8192)"),
+        ("mqar(pair=3)", "'mqar(pair=3)': the mqar task has no setting 'pair'; did you mean "
+         "'pairs'? it takes pairs (default 8), vocab (default 8192)"),
+        ("selectivecopy", "unknown task 'selectivecopy'; did you mean 'selective-copy'? choose "
+         "from:"),
         ("mqar(pairs=0)", "pairs must be a whole number above 0, got '0'"),
         ("mqar(pairs=x)", "pairs must be a whole number above 0, got 'x'"),
         ("mqar(pairs=40,vocab=64)", "mqar: vocab 64 leaves too few keys and values for 40 pairs"),

@@ -108,3 +108,12 @@ def split_list(text: str) -> list[str]:
             start = i + 1
     items.append(text[start:].strip())
     return items
+
+
+def did_you_mean(name: str, known: list[str]) -> str:
+    """'did you mean 'lstm'? ' for a near miss (any case), else ''."""
+    import difflib
+
+    lowered = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+    return f"did you mean {lowered[close[0]]!r}? " if close else ""

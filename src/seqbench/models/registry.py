@@ -28,7 +28,7 @@ from seqbench.models.gla import GLA_SPEC, RETNET_SPEC
 from seqbench.models.griffin import HAWK_SPEC
 from seqbench.models.mamba import MAMBA2_SPEC, MAMBA_SPEC
 from seqbench.models.minrnn import minrnn_spec
-from seqbench.models.options import is_variant, split_variant
+from seqbench.models.options import did_you_mean, is_variant, split_variant
 from seqbench.models.recurrent import recurrent_spec
 from seqbench.models.rwkv import RWKV7_SPEC
 from seqbench.models.ssm import LRU_SPEC, S4D_SPEC
@@ -163,15 +163,6 @@ def _variant(name: str) -> ArchSpec:
 def describe_knob(default: int) -> str:
     """A setting's default as `seqbench archs` and the errors show it (0: follows the width)."""
     return str(default) if default else "H"
-
-
-def did_you_mean(name: str, known: list[str]) -> str:
-    """'did you mean 'lstm'? ' for a near miss (any case), else ''."""
-    import difflib
-
-    lowered = {k.lower(): k for k in known}
-    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
-    return f"did you mean {lowered[close[0]]!r}? " if close else ""
 
 
 def normalize_cell(cell: Cell) -> Cell:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from seqbench.core.errors import ConfigError
-from seqbench.models.options import split_variant
+from seqbench.models.options import did_you_mean, split_variant
 from seqbench.tasks.base import Batch, Task, split_validation
 from seqbench.tasks.listops import ListOpsTask
 from seqbench.tasks.mnist1d import Mnist1dTask
@@ -41,7 +41,10 @@ def new_task(name: str) -> Task:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     if base not in TASKS:
-        raise ConfigError(f"unknown task {base!r}; choose from: {', '.join(TASKS)}, or none")
+        raise ConfigError(
+            f"unknown task {base!r}; {did_you_mean(base, list(TASKS))}choose from: "
+            f"{', '.join(TASKS)}, or none"
+        )
     settings: dict[str, int] = getattr(TASKS[base], "settings", {})
     values: dict[str, int] = {}
     for key, text in given.items():
@@ -49,7 +52,7 @@ def new_task(name: str) -> Task:
             takes = ", ".join(f"{k} (default {v})" for k, v in settings.items())
             raise ConfigError(
                 f"{name!r}: the {base} task has no setting {key!r}"
-                + (f"; it takes {takes}" if takes else "")
+                + (f"; {did_you_mean(key, list(settings))}it takes {takes}" if takes else "")
             )
         if not text.isdigit() or int(text) < 1:
             raise ConfigError(f"{name!r}: {key} must be a whole number above 0, got {text!r}")
