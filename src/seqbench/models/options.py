@@ -94,6 +94,34 @@ def split_variant(name: str) -> tuple[str, dict[str, str]]:
     return match["base"].strip(), settings
 
 
+def variant_settings(
+    name: str, owner: str, defaults: dict[str, int], describe=str
+) -> tuple[str, dict[str, int]]:
+    """The base name of a variant and the settings it changes from `defaults`, each checked:
+    a name `owner` declares, a whole number above 0. Raises ValueError with one line that
+    names the variant; `describe` shows a default in it."""
+    base, given = split_variant(name)
+    values: dict[str, int] = {}
+    for key, text in given.items():
+        if key not in defaults:
+            takes = ", ".join(f"{k} (default {describe(v)})" for k, v in defaults.items())
+            raise ValueError(
+                f"{name!r}: {owner} has no setting {key!r}; "
+                f"{did_you_mean(key, list(defaults))}it takes {takes}"
+            )
+        if not text.isdigit() or int(text) < 1:
+            raise ValueError(f"{name!r}: {key} must be a whole number above 0, got {text!r}")
+        values[key] = int(text)
+    return base, values
+
+
+def canonical_name(base: str, defaults: dict[str, int], values: dict[str, int]) -> str:
+    """The settings that differ from the defaults, in the defaults' order: equal models get
+    equal names ('mamba(expand=2)' is 'mamba')."""
+    changed = [f"{k}={values[k]}" for k in defaults if k in values and values[k] != defaults[k]]
+    return f"{base}({','.join(changed)})" if changed else base
+
+
 def is_variant(name: str) -> bool:
     return "(" in name or ")" in name
 

@@ -28,7 +28,7 @@ from seqbench.models.gla import GLA_SPEC, RETNET_SPEC
 from seqbench.models.griffin import HAWK_SPEC
 from seqbench.models.mamba import MAMBA2_SPEC, MAMBA_SPEC
 from seqbench.models.minrnn import minrnn_spec
-from seqbench.models.options import did_you_mean, is_variant, split_variant
+from seqbench.models.options import canonical_name, did_you_mean, is_variant, variant_settings
 from seqbench.models.recurrent import recurrent_spec
 from seqbench.models.rwkv import RWKV7_SPEC
 from seqbench.models.ssm import LRU_SPEC, S4D_SPEC
@@ -121,11 +121,8 @@ def _variant(name: str) -> ArchSpec:
     'mamba(expand=1,d_conv=2)')."""
     if name in _VARIANTS:
         return _VARIANTS[name]
-    try:
-        base_name, given = split_variant(name)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    base = get_arch(base_name) if base_name in REGISTRY else None
+    base_name = name.partition("(")[0].strip()
+    base = REGISTRY.get(base_name)
     if base is None or base.variant is None:
         with_knobs = [n for n, s in REGISTRY.items() if s.knobs]
         what = "is not a built-in architecture" if base is None else "has no settings to change"
@@ -133,29 +130,14 @@ def _variant(name: str) -> ArchSpec:
             f"{name!r}: {base_name} {what}; these take (setting=value): "
             f"{', '.join(with_knobs)} (seqbench archs lists their settings)"
         )
-    values: dict[str, int] = {}
-    for key, text in given.items():
-        if key not in base.knobs:
-            takes = ", ".join(f"{k} (default {describe_knob(v)})" for k, v in base.knobs.items())
-            raise ConfigError(
-                f"{name!r}: {base_name} has no setting {key!r}; "
-                f"{did_you_mean(key, list(base.knobs))}it takes {takes}"
-            )
-        try:
-            value = int(text)
-        except ValueError:
-            value = 0
-        if value < 1 or str(value) != text:
-            raise ConfigError(f"{name!r}: {key} must be a whole number above 0, got {text!r}")
-        values[key] = value
-    changed = {k: values[k] for k in base.knobs if k in values and values[k] != base.knobs[k]}
-    canonical = (
-        f"{base_name}({','.join(f'{k}={v}' for k, v in changed.items())})" if changed else base_name
-    )
     try:
-        spec = dataclasses.replace(base.variant(**{**base.knobs, **changed}), name=canonical)
+        _, values = variant_settings(name, base_name, base.knobs, describe_knob)
+        spec = base.variant(**{**base.knobs, **values})
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     except ConfigError as exc:
         raise ConfigError(f"{name!r}: {exc}") from None
+    spec = dataclasses.replace(spec, name=canonical_name(base_name, base.knobs, values))
     _VARIANTS[name] = spec
     return spec
 

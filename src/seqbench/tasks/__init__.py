@@ -10,7 +10,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from seqbench.core.errors import ConfigError
-from seqbench.models.options import did_you_mean, split_variant
+from seqbench.models.options import canonical_name, did_you_mean, variant_settings
 from seqbench.tasks.base import Batch, Task, split_validation
 from seqbench.tasks.listops import ListOpsTask
 from seqbench.tasks.mnist1d import Mnist1dTask
@@ -36,39 +36,26 @@ TASKS: dict[str, Callable[[], Task]] = {
 def new_task(name: str) -> Task:
     """A fresh, unprepared task: its class attributes describe it; `prepare` loads its data.
     A variant sets the sizes the task declares in `settings`: 'mqar(pairs=16,vocab=256)'."""
-    try:
-        base, given = split_variant(name)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    base = name.partition("(")[0].strip()
     if base not in TASKS:
         raise ConfigError(
             f"unknown task {base!r}; {did_you_mean(base, list(TASKS))}choose from: "
             f"{', '.join(TASKS)}, or none"
         )
     settings: dict[str, int] = getattr(TASKS[base], "settings", {})
-    values: dict[str, int] = {}
-    for key, text in given.items():
-        if key not in settings:
-            takes = ", ".join(f"{k} (default {v})" for k, v in settings.items())
-            raise ConfigError(
-                f"{name!r}: the {base} task has no setting {key!r}"
-                + (f"; {did_you_mean(key, list(settings))}it takes {takes}" if takes else "")
-            )
-        if not text.isdigit() or int(text) < 1:
-            raise ConfigError(f"{name!r}: {key} must be a whole number above 0, got {text!r}")
-        values[key] = int(text)
+    try:
+        _, values = variant_settings(name, f"the {base} task", settings)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     return TASKS[base](**values) if values else TASKS[base]()
 
 
 def task_name(name: str) -> str:
     """A task's canonical name: its settings in the task's order, those at their default
     left out ('mqar(vocab=256, pairs=8)' is 'mqar(vocab=256)')."""
-    base, given = split_variant(name)
+    base = name.partition("(")[0].strip()
     settings: dict[str, int] = getattr(TASKS[base], "settings", {})
-    changed = [
-        f"{k}={int(given[k])}" for k in settings if k in given and int(given[k]) != settings[k]
-    ]
-    return f"{base}({','.join(changed)})" if changed else base
+    return canonical_name(base, settings, variant_settings(name, base, settings)[1])
 
 
 @lru_cache(maxsize=8)
