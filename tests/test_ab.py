@@ -61,9 +61,13 @@ def test_four_times_the_work_is_a_regression(cli, in_repo, tmp_path):
     assert cand.meta.env["git_commit"] == git(in_repo, "rev-parse", "slower^{commit}")
     assert base.rows[0].params == cand.rows[0].params  # same model, more work
     assert base.rows[0].rounds == cand.rows[0].rounds == 6
-    # The per-round figures behind the verdict: each round's fastest tenth, six of them.
+    # The per-round figures behind the verdict: each round's fastest tenth, six of them. A
+    # round's tenth is at most its median, so the fastest round's is at most the row's
+    # (how far the others stray is the load's to decide: one round was seen past 1.5x the
+    # median with two busy processes beside the suite).
     (figures,) = base.meta.ab["rounds"].values()
-    assert len(figures) == 6 and all(f <= base.rows[0].median_s * 1.5 for f in figures)
+    assert len(figures) == 6 and all(f > 0 for f in figures)
+    assert min(figures) <= base.rows[0].median_s
     assert git(in_repo, "worktree", "list").count("\n") == 0  # the worktrees are gone
     # One side alone cannot be finished by `run`: its cells were measured against the other's.
     refused = cli.invoke(app, ["run", "--out", str(tmp_path), "--resume", base.run_id])
