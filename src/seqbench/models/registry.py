@@ -166,8 +166,9 @@ def normalize_cell(cell: Cell) -> Cell:
             pinned.update(vocab=0, embed=task.channels)
         elif getattr(task, "vocab_size", None):  # a task with a vocabulary of its own
             pinned["vocab"] = task.vocab_size
-        if task_name(cell.task) != cell.task:
-            pinned["task"] = task_name(cell.task)
+        canonical = task_name(cell.task)
+        if canonical != cell.task:
+            pinned["task"] = canonical
         if task.fixed_seq_len is not None:
             pinned["seq_len"] = task.fixed_seq_len
     if spec.sized is not None:

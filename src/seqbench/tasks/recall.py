@@ -193,11 +193,7 @@ class InductionTask(_Recall):
 
     def longer_lengths(self, seq_len: int) -> list[int]:
         """The lengths beyond training at which the trained model is scored too."""
-        return [
-            seq_len * 2**k
-            for k in range(1, self.extrapolate.bit_length())
-            if 2**k <= self.extrapolate
-        ]
+        return [seq_len * 2**k for k in range(1, self.extrapolate.bit_length())]
 
     @property
     def min_seq_len(self) -> int:
