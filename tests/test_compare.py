@@ -547,3 +547,23 @@ def test_one_process_on_a_side_is_undecided_not_a_verdict(tmp_path):
     assert result.verdict == "inconclusive" and result.undecided
     assert result.note.startswith("one process on the baseline:")
     assert "--processes 3" in result.note and "seqbench ab" in result.note
+
+
+def test_a_regression_that_page_faults_says_so(tmp_path):
+    # Seen on identical code: a host that slowed every cell of the second run, where one
+    # cell's steps went from 0.01 page faults each to 95. The verdict stands (new
+    # allocations in the code look the same); the note says where to look.
+    cell = make_cell()
+    base_samples, slow = lognormal(1, 40), [x * 1.5 for x in lognormal(2, 40)]
+    base = make_run(tmp_path, [(row_for(cell, base_samples, faults_per_step=0.01), base_samples)])
+    notes = {}
+    for faults in (95.0, 5.0, None):
+        cand = make_run(tmp_path, [(row_for(cell, slow, faults_per_step=faults), slow)])
+        (result,) = compare_runs(base, cand).cells
+        assert result.verdict == "regression"
+        notes[faults] = result.note
+    assert notes[95.0] == (
+        "its steps page-fault 95 times each, 0.01 before: new allocations in the code, "
+        "or the machine reclaiming memory"
+    )
+    assert notes[5.0] == notes[None] == ""

@@ -218,6 +218,8 @@ def _compare_cell(
             verdict = "inconclusive"
         else:
             note = f"larger than the other work could explain (at most x{bound:.2f})"
+    if verdict == "regression":
+        note = "; ".join(filter(None, (note, noise.faults_note(base, cand))))
     return judged(
         cell, verdict, note, est, b, c, len(base_groups), len(cand_groups), threshold,
         metric.lower_is_better,

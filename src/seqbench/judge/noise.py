@@ -166,3 +166,22 @@ def summarize(rows: list[Any]) -> dict[str, Any]:
         "throttled_frac_max": extreme("throttled_frac"),
         "ctx_switches_per_step_max": extreme("ctx_switches_per_step"),
     }
+
+
+# A regression whose steps page-fault at least this often, and ten times as often as the
+# baseline's, says so (seen once: 0.01 faults a step, then 95 in a run 90 s later on
+# identical code that the machine had slowed).
+FAULTS_NOTE = 10.0
+
+
+def faults_note(base: Any, cand: Any) -> str:
+    """Why a slowdown might lie in memory rather than in the computation: the candidate's
+    steps page-fault far more often than the baseline's (new allocations in the code, or
+    the machine reclaiming memory), or nothing."""
+    b, c = base.faults_per_step, cand.faults_per_step
+    if b is None or c is None or c < FAULTS_NOTE or c < 10 * b:
+        return ""
+    return (
+        f"its steps page-fault {c:,.0f} times each, {b:.2g} before: new allocations in the "
+        "code, or the machine reclaiming memory"
+    )
