@@ -21,4 +21,7 @@ __all__ = ["app", "main"]
 
 def main() -> None:
     """Console-script entry point."""
+    from seqbench.cli import streams
+
+    streams.guard()
     app()

@@ -3,7 +3,7 @@
 Exit codes: 0 success; 1 the run finished but some cells could not be measured (an error,
 or a device that is not here), or a comparison found a regression; 2 bad input (flags,
 suite files, result files); 130 interrupted (Ctrl-C, SIGTERM), with every finished cell
-saved.
+saved; 74 standard output refused a write (a full device, a closed pipe: see cli.streams).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from seqbench.cli import streams
 from seqbench.core.version import __version__
 
 
@@ -30,6 +31,8 @@ class OneLineErrors(TyperGroup):
             return super().main(args, prog_name, complete_var, False, **extra)
         try:
             code = super().main(args, prog_name, complete_var, False, **extra)
+        except streams.StdoutRefused as exc:
+            streams.give_up(exc)
         except exceptions.UsageError as exc:
             where = exc.ctx.command_path if exc.ctx is not None else "seqbench"
             message = " ".join(exc.format_message().split())
@@ -41,9 +44,16 @@ class OneLineErrors(TyperGroup):
         except typer.Abort:
             print("interrupted", file=sys.stderr)
             sys.exit(130)
+        streams.flush_or_give_up()
         if code == 130:  # a second Ctrl-C must not break into the interpreter's exit
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         sys.exit(code if isinstance(code, int) else 0)
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except streams.StdoutRefused as exc:  # before Click's own OSError handling sees it
+            streams.give_up(exc)
 
 
 def _click_exceptions() -> Any:

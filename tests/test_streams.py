@@ -1,0 +1,85 @@
+"""The terminal's streams: a stdout that refuses writes is exit 74 and one line, never a
+verdict's exit code or a traceback; a terminal that cannot encode "±" gets ASCII. Real
+processes, real devices (/dev/full) and real pipes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import SMALL_FLAGS, power_rows, save_run
+
+ROOT = Path(__file__).resolve().parents[1]
+FULL = Path("/dev/full")
+needs_full = pytest.mark.skipif(not FULL.exists(), reason="needs /dev/full (Linux)")
+
+
+def seqbench(*args: str, stdout=subprocess.PIPE, **env: str) -> subprocess.CompletedProcess:
+    path = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
+    return subprocess.run(
+        [sys.executable, "-m", "seqbench", *args],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": path, "COLUMNS": "120", **env},
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def saved(tmp_path) -> str:
+    return str(save_run(tmp_path, power_rows("lstm", [16, 32], 1.0)).path)
+
+
+@needs_full
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["show", "{run}"],
+        ["export", "{run}", "--format", "json"],
+        ["compare", "{run}", "{run}"],
+        ["compare", "{run}", "{run}", "--format", "json"],
+        ["runs", "--root", "{root}"],
+    ],
+)
+def test_a_full_stdout_is_exit_74_and_one_line(saved, command):
+    args = [part.format(run=saved, root=str(Path(saved).parent)) for part in command]
+    with FULL.open("w") as full:
+        done = seqbench(*args, stdout=full)
+    assert done.returncode == 74, done.stderr
+    assert done.stderr == "error: could not write to standard output: No space left on device\n"
+
+
+@needs_full
+def test_a_run_whose_stdout_is_full_keeps_its_rows_and_exits_74(tmp_path):
+    with FULL.open("w") as full:
+        done = seqbench(
+            "run", "--arch", "rnn", "--seq-len", "8", "--mode", "infer", "--format", "json",
+            "--out", str(tmp_path), *SMALL_FLAGS, stdout=full,
+        )  # fmt: skip
+    assert done.returncode == 74, done.stderr
+    assert done.stderr.endswith("error: could not write to standard output: No space left on device\n")
+    assert "Traceback" not in done.stderr
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert len((folder / "results.csv").read_text().splitlines()) == 2  # header and the cell
+
+
+def test_a_closed_pipe_is_exit_74_without_a_word(saved):
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first write: every write is EPIPE
+    with os.fdopen(write, "w") as pipe:
+        done = seqbench("compare", saved, saved, stdout=pipe)
+    assert (done.returncode, done.stderr) == (74, "")
+
+
+def test_an_ascii_terminal_gets_ascii(saved):
+    done = seqbench("show", saved, PYTHONIOENCODING="ascii")
+    assert done.returncode == 0, done.stderr
+    assert "median +/- IQR/2" in done.stdout
+    assert all(ord(char) < 128 for char in done.stdout)
+    exported = seqbench("export", saved, "--format", "json", PYTHONIOENCODING="ascii")
+    assert exported.returncode == 0 and len(json.loads(exported.stdout)) == 2
