@@ -127,6 +127,17 @@ def hangs_on_build(shape):
     time.sleep(600)
 
 
+class _Endless(_Faulty):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(600)
+        return self.proj(x)
+
+
+def hangs_on_forward(shape):
+    """Builds at once; its forward pass never returns, even on the probe's 64 steps."""
+    return _Endless(shape)
+
+
 def crashes_on_build(shape):
     """Kills its own process with SIGSEGV while being built."""
     os.kill(os.getpid(), signal.SIGSEGV)

@@ -83,13 +83,41 @@ def test_a_factory_that_crashes_or_exits_while_built_is_one_line(cli, tmp_path, 
 def test_a_factory_that_hangs_while_built_is_stopped(cli, tmp_path, monkeypatch):
     from seqbench.models import custom
 
-    monkeypatch.setattr(custom, "PROBE_TIMEOUT_S", 8.0)
+    monkeypatch.setattr(custom, "BUILD_TIMEOUT_S", 5.0)  # from the factory's start
     custom.probe_factory.cache_clear()
     result = run_cli(cli, tmp_path, "--arch", "tests.fault_archs:hangs_on_build")
     assert one_line_error(result) == (
-        "error: --arch: tests.fault_archs:hangs_on_build: importing and building it took over "
-        "8 s (does its module wait for something?)"
+        "error: --arch: tests.fault_archs:hangs_on_build: its factory did not return within "
+        "5 s (does it wait for something?)"
     )
+
+
+def test_a_module_that_hangs_on_import_is_stopped_at_the_import(cli, tmp_path, monkeypatch):
+    from seqbench.models import custom
+
+    (tmp_path / "waits.py").write_text("import time\ntime.sleep(600)\ndef factory(shape): pass\n")
+    monkeypatch.chdir(tmp_path)  # a user's models live in the current folder
+    monkeypatch.setattr(custom, "IMPORT_TIMEOUT_S", 5.0)
+    custom.probe_factory.cache_clear()
+    result = run_cli(cli, tmp_path, "--arch", "waits:factory")
+    assert one_line_error(result) == (
+        "error: --arch: waits:factory: importing its module did not finish within 5 s "
+        "(does it wait for something?)"
+    )
+
+
+def test_a_forward_pass_that_never_returns_is_stopped_at_the_cell_timeout(cli, tmp_path):
+    # Not after the probe's two minutes: the run said how long a cell may take.
+    from seqbench.models import custom
+
+    custom.probe_factory.cache_clear()
+    arch = "tests.fault_archs:hangs_on_forward"
+    result = run_cli(cli, tmp_path, "--arch", arch, "--cell-timeout", "2")
+    assert one_line_error(result) == (
+        f"error: --arch: {arch}: its forward pass on a (1, 64, 8) probe input did not return "
+        "within 2 s (--cell-timeout)"
+    )
+    assert list_run_dirs(tmp_path / "results") == []
 
 
 def test_a_model_calling_sys_exit_ends_its_cell_not_the_run(cli, tmp_path):

@@ -30,13 +30,14 @@ FILTER_COLUMNS = ("arch", "mode", "device", "task")
 def stdout():
     from rich.console import Console
 
-    return Console(highlight=False)
+    # No emoji codes: "model:factory: ..." is a user's architecture, not ":factory:".
+    return Console(highlight=False, emoji=False)
 
 
 def stderr():
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

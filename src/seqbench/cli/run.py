@@ -25,8 +25,15 @@ EXIT_CANNOT_SAVE = 74
 
 def requested(given: Given) -> tuple[dict[str, tuple], dict[str, Any]]:
     """The axes and settings the command line sets, each checked as a suite's would be."""
+    from seqbench.models.custom import limit_forward
     from seqbench.plan.suites import check_setting, parse_list
 
+    settings = {
+        option.name: check_setting(option.name, value, option.flag)
+        for option, value in given.of_kind(SETTING)
+    }
+    # Before the architectures are checked: a user's module is probed under the cell timeout.
+    limit_forward(settings.get("cell_timeout"))
     axes: dict[str, tuple] = {}
     for option, value in given.of_kind(AXIS, SWITCH_AXIS):
         axes[option.name] = (
@@ -39,10 +46,6 @@ def requested(given: Given) -> tuple[dict[str, tuple], dict[str, Any]]:
         if seeds < 1:
             raise SeqbenchError(f"--seeds: expected a positive number of seeds, got {seeds}")
         axes["seed"] = tuple(range(seeds))
-    settings = {
-        option.name: check_setting(option.name, value, option.flag)
-        for option, value in given.of_kind(SETTING)
-    }
     return axes, settings
 
 

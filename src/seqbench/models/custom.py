@@ -13,6 +13,7 @@ import importlib.metadata
 import os
 import sys
 from functools import cache
+from typing import Any
 
 import torch
 from torch import nn
@@ -65,45 +66,120 @@ def wrap(name: str, module: object, shape: CoreShape) -> ForeignCore:
     return ForeignCore(module, int(out.shape[-1]))
 
 
-# How long a user's module may take to import and build in its probe process (torch's own
-# import, a few seconds, included).
-PROBE_TIMEOUT_S = 120.0
+# How long a user's module may take to import in its probe process (torch's own import, a
+# few seconds, included), then its factory to return, then its forward pass on the probe
+# input, each from its start; the forward pass gets the run's cell timeout instead where
+# one is given (limit_forward).
+IMPORT_TIMEOUT_S = 120.0
+BUILD_TIMEOUT_S = 120.0
+
+# What the probe process says as it goes, one word a line: each step as it is done.
+OK = "ok"
+STEPS = ("imported", "built", OK)
+
+# The most the forward pass on the probe input may take when a run gives a cell timeout.
+# Set by whoever knows the run's settings before its architectures are checked.
+forward_limit: float | None = None
+
+
+def limit_forward(seconds: float | None) -> None:
+    """Let the probe's forward pass take at most `seconds` (a run's --cell-timeout)."""
+    global forward_limit
+    forward_limit = seconds
 
 
 @cache
 def probe_factory(name: str) -> None:
     """Import and build 'package.module:factory' in a process of its own (models/probe.py):
-    a module that hangs, crashes or exits there is one ConfigError here, not a lost run."""
+    a module that hangs, crashes or exits there is one ConfigError here, not a lost run, and
+    one that hangs is stopped at the step it hangs in (import, factory, forward pass)."""
     import signal
     import subprocess
+    import tempfile
 
     from seqbench.machine.launch import Launch
 
-    timeout = PROBE_TIMEOUT_S
-
-    try:
-        done = subprocess.run(
+    with tempfile.TemporaryFile("w+") as err:  # a file: a chatty module cannot fill a pipe
+        proc = subprocess.Popen(
             [sys.executable, "-m", "seqbench.models.probe", name],
-            capture_output=True, text=True, timeout=timeout, env=Launch().environment(),
+            stdout=subprocess.PIPE, stderr=err, text=True, env=Launch().environment(),
         )  # fmt: skip
-    except subprocess.TimeoutExpired:
-        raise ConfigError(
-            f"{name}: importing and building it took over {timeout:g} s (does its module wait for something?)"
-        ) from None
-    last = next((line for line in reversed(done.stderr.splitlines()) if line.strip()), "")
-    if done.returncode == 2 and last:
+        done, hung = _steps_done(proc, forward_limit)
+        err.seek(0)
+        last = next((line for line in reversed(err.read().splitlines()) if line.strip()), "")
+    if hung is not None:
+        raise ConfigError(f"{name}: {hung}")
+    if proc.returncode == 2 and last:
         raise ConfigError(last)
-    if done.returncode < 0:
+    if proc.returncode < 0:
         try:
-            how = signal.Signals(-done.returncode).name
+            how = signal.Signals(-proc.returncode).name
         except ValueError:
-            how = f"signal {-done.returncode}"
+            how = f"signal {-proc.returncode}"
         raise ConfigError(f"{name}: importing or building it killed the process ({how})")
-    if done.returncode != 0 or done.stdout.strip() != "ok":
+    if proc.returncode != 0 or OK not in done:
         said = f": {last}" if last else ""
         raise ConfigError(
-            f"{name}: importing or building it ended the process (exit code {done.returncode}, sys.exit?){said}"
+            f"{name}: importing or building it ended the process (exit code {proc.returncode}, sys.exit?){said}"
         )
+
+
+def _steps_done(proc: Any, forward_limit: float | None) -> tuple[list[str], str | None]:
+    """The steps a probe process said it finished, and why it was stopped if one hung (it
+    is killed then): each step has its limit from its start (see IMPORT_TIMEOUT_S)."""
+    import selectors
+    import time
+
+    done: list[str] = []
+    deadline = time.monotonic() + IMPORT_TIMEOUT_S
+    pending = ""
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                proc.kill()
+                proc.wait()
+                return done, _hung(done, forward_limit)
+            if not sel.select(min(left, 1.0)):
+                continue
+            chunk = os.read(proc.stdout.fileno(), 4096).decode(errors="replace")
+            if not chunk:  # the process closed its output: it is ending
+                break
+            pending += chunk
+            *lines, pending = pending.split("\n")
+            for line in lines:
+                if line.strip() in STEPS[:2]:
+                    done.append(line.strip())
+                    deadline = time.monotonic() + _limit(done, forward_limit)
+                elif line.strip() == OK:
+                    done.append(OK)
+    proc.wait()
+    return done, None
+
+
+def _limit(done: list[str], forward_limit: float | None) -> float:
+    """The time the next step may take, given the steps done."""
+    if len(done) == 1:
+        return BUILD_TIMEOUT_S
+    return forward_limit if forward_limit is not None else BUILD_TIMEOUT_S
+
+
+def _hung(done: list[str], forward_limit: float | None) -> str:
+    """What the probe was doing when it was stopped, for one line of error."""
+    from seqbench.models import core_shape_example
+
+    if len(done) >= 2:
+        why = " (--cell-timeout)" if forward_limit is not None else ""
+        return (
+            f"its forward pass on a (1, {PROBE_LEN}, {core_shape_example().input_size}) probe "
+            f"input did not return within {_limit(done, forward_limit):g} s{why}"
+        )
+    if done:
+        return (
+            f"its factory did not return within {BUILD_TIMEOUT_S:g} s (does it wait for something?)"
+        )
+    return f"importing its module did not finish within {IMPORT_TIMEOUT_S:g} s (does it wait for something?)"
 
 
 def import_named(name: str, flag: str = "--arch", kind: str = "factory") -> object:
@@ -159,17 +235,21 @@ def load_plugin(name: str) -> ArchSpec | None:
     return spec_from_factory(name, factory, f"plugin architecture from {found[0].value}")
 
 
+def build_module(name: str, factory: Any, shape: CoreShape) -> object:
+    """What the user's factory returns for `shape`; its failure is one line."""
+    try:
+        return factory(shape)
+    except (Exception, SystemExit) as exc:
+        raise ConfigError(f"{name}: the factory failed: {_first_line(exc)}") from None
+
+
 def spec_from_factory(name: str, factory: object, origin: str) -> ArchSpec:
     """An ArchSpec around a user's factory (see the module docstring for its signature)."""
     if not callable(factory):
         raise ConfigError(f"{name}: {name.partition(':')[2] or name!r} is not callable")
 
     def build(shape: CoreShape) -> ForeignCore:
-        try:
-            module = factory(shape)
-        except (Exception, SystemExit) as exc:
-            raise ConfigError(f"{name}: the factory failed: {_first_line(exc)}") from None
-        return wrap(name, module, shape)
+        return wrap(name, build_module(name, factory, shape), shape)
 
     doc = (factory.__doc__ or "").strip().splitlines()
     return ArchSpec(

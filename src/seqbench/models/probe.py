@@ -3,26 +3,30 @@
     python -m seqbench.models.probe package.module:factory
 
 A factory is the user's code: its module may hang on import, crash the interpreter, or call
-`sys.exit`. The configuration check runs it here first, under a time limit, so that any of
-those costs one line of error instead of the run. Prints `ok` on success; a problem seqbench
-can name is one line on stderr and exit 2.
+`sys.exit`. The configuration check runs it here first, under time limits, so that any of
+those costs one line of error instead of the run. The process says each step as it is
+done, one word a line (`imported`, `built`, then `ok` once the module's forward pass on a
+probe input returned), so that a step that hangs can be named; a problem seqbench can name
+is one line on stderr and exit 2.
 """
 
 from __future__ import annotations
 
 import sys
 
-OK = "ok"
-
 
 def main(argv: list[str]) -> int:
     from seqbench.core.errors import SeqbenchError
-    from seqbench.models import core_shape_example, get_arch
+    from seqbench.models import core_shape_example
+    from seqbench.models.custom import OK, STEPS, build_module, import_named, wrap
 
+    name = argv[0]
     try:
-        spec = get_arch(argv[0])
-        if spec.count_params is None:
-            spec.build(core_shape_example())
+        factory = import_named(name)
+        print(STEPS[0], flush=True)
+        module = build_module(name, factory, core_shape_example())
+        print(STEPS[1], flush=True)
+        wrap(name, module, core_shape_example())
     except SeqbenchError as exc:
         print(exc, file=sys.stderr)
         return 2
