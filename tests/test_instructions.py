@@ -239,3 +239,31 @@ def test_ab_gates_on_the_counts_of_both_versions(cli, tmp_path, monkeypatch):
     assert "1 cell regressed (instructions, more than 2%)" in data["failures"]
     base = load_run(data["baseline"], tmp_path / "out")
     assert base.meta.env["valgrind"].startswith("valgrind-")
+
+
+def test_a_valgrind_that_hangs_at_start_costs_one_wait_and_no_cell(cli, tmp_path, monkeypatch):
+    # A valgrind that never starts its worker: the start-up is given up after READY_S, once
+    # for the run; every timed cell is saved with the reason it has no count.
+    from seqbench.execute import callgrind
+
+    bin_dir, log = tmp_path / "bin", tmp_path / "started"
+    bin_dir.mkdir()
+    fake = bin_dir / "valgrind"
+    fake.write_text(
+        f'#!/bin/sh\n[ "$1" = --version ] && echo valgrind-3.99 && exit 0\n'
+        f"echo started >> {log}\nexec sleep 600\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(callgrind, "READY_S", 3.0)
+    args = ["run", "--arch", "rnn", "--seq-len", "8,16", "--mode", "infer", "--batch-size", "2"]
+    flags = ["--hidden", "4", "--min-time", "0", "--processes", "1", "--warmup-time", "0"]
+    result = cli.invoke(
+        app, [*args, *flags, "--count-instructions", "--cell-timeout", "10", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    rows = load_run("latest", tmp_path).rows
+    assert [(r.status, r.instr_note) for r in rows] == [
+        ("ok", "the callgrind worker did not start within 3 s")
+    ] * 2
+    assert log.read_text() == "started\n"  # tried once, not once per cell

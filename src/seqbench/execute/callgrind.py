@@ -32,8 +32,10 @@ from seqbench.machine.launch import Launch
 # Steps one count spans; the count is per step, so more steps only average the few
 # instructions that differ from step to step.
 COUNT_STEPS = 5
-# Seconds the simulated worker may take to start (import torch) before it is given up.
-READY_S = 600.0
+# Seconds the simulated worker may take to start (import torch) before it is given up, for
+# the rest of the run: 9 s here with instrumentation switched on after the import, 70 s
+# with it on from the start, each a few times that on a busy machine.
+READY_S = 300.0
 INSTALL_HINT = "valgrind is not installed: `apt-get install valgrind` (or your system's package)"
 OUT_VARIABLE = "SEQBENCH_CALLGRIND_OUT"  # as seqbench.measure.instructions reads it
 
@@ -72,6 +74,9 @@ class CountingWorker:
         self._folder: str | None = None
         self._worker: Worker | None = None
         self.startup_s: float | None = None  # what starting the simulated worker took
+        # Why the worker could not start: then it is not tried again in this run (a valgrind
+        # that hangs at start-up would cost READY_S for every cell).
+        self.broken: str | None = None
 
     def _launch(self, out: str) -> Launch:
         prefix = (
@@ -101,9 +106,14 @@ class CountingWorker:
         self._worker = Worker(self._launch(str(Path(self._folder) / "callgrind.out")))
         ready = self._worker.wait_ready(READY_S)
         if not ready:
-            reason = self._worker._death() if self._worker._proc.poll() is not None else ""
-            self.close()
-            return f"the callgrind worker did not start{': ' + reason if reason else ''}"
+            if self._worker._proc.poll() is not None:
+                said = self._worker._death()
+                reason = f"the callgrind worker did not start: {said}"
+            else:
+                reason = f"the callgrind worker did not start within {READY_S:g} s"
+            self.close(kill=True)
+            self.broken = reason
+            return reason
         if not self._instrument_at_start and not _instrument_on(ready["ready"]):
             self.close()
             self._instrument_at_start = True
@@ -113,6 +123,8 @@ class CountingWorker:
 
     def count(self, request: CellRequest, steps: int = COUNT_STEPS) -> Measurement | str:
         """The counting row of `request`'s cell, or why it could not be counted."""
+        if self.broken:
+            return self.broken
         if self._worker is None or not self._worker.alive:
             self.close()
             reason = self._start()
@@ -120,9 +132,9 @@ class CountingWorker:
                 return reason
         return self._worker.measure(counting_request(request, steps))
 
-    def close(self) -> None:
+    def close(self, *, kill: bool = False) -> None:
         if self._worker is not None:
-            self._worker.close()
+            self._worker.close(kill=kill)
             self._worker = None
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
@@ -176,6 +188,7 @@ class CountingExecutor:
         self.steps = steps
         self.reason = unavailable_reason()
         self._counter = CountingWorker(launch)
+        self._interrupted = False
 
     def __enter__(self) -> CountingExecutor:
         self.inner.__enter__()
@@ -198,6 +211,8 @@ class CountingExecutor:
         self.inner.submit(request)
 
     def next_finished(self) -> tuple[CellRequest, Measurement]:
+        if self._interrupted:  # the cell whose count was interrupted has been handed over
+            raise KeyboardInterrupt
         request, measurement = self.inner.next_finished()
         if request.round != 1 or measurement.row.status != "ok":
             return request, measurement
@@ -205,7 +220,13 @@ class CountingExecutor:
             return request, with_count(measurement, "only CPU cells can be counted")
         if self.reason:
             return request, with_count(measurement, self.reason)
-        return request, with_count(measurement, self._counter.count(request, self.steps))
+        try:
+            counted = self._counter.count(request, self.steps)
+        except KeyboardInterrupt:
+            # The cell is timed: hand it over to be saved, and stop at the next call.
+            self._interrupted = True
+            counted = "counting was interrupted"
+        return request, with_count(measurement, counted)
 
     def cancel(self, which: Callable[[CellRequest], bool], reason: str) -> None:
         self.inner.cancel(which, reason)
