@@ -62,7 +62,9 @@ def test_a_run_whose_stdout_is_full_keeps_its_rows_and_exits_74(tmp_path):
             "--out", str(tmp_path), *SMALL_FLAGS, stdout=full,
         )  # fmt: skip
     assert done.returncode == 74, done.stderr
-    assert done.stderr.endswith("error: could not write to standard output: No space left on device\n")
+    assert done.stderr.endswith(
+        "error: could not write to standard output: No space left on device\n"
+    )
     assert "Traceback" not in done.stderr
     (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert len((folder / "results.csv").read_text().splitlines()) == 2  # header and the cell
@@ -83,3 +85,22 @@ def test_an_ascii_terminal_gets_ascii(saved):
     assert all(ord(char) < 128 for char in done.stdout)
     exported = seqbench("export", saved, "--format", "json", PYTHONIOENCODING="ascii")
     assert exported.returncode == 0 and len(json.loads(exported.stdout)) == 2
+
+
+def test_a_torch_that_cannot_load_under_a_memory_limit_is_one_line(tmp_path):
+    import resource
+
+    def limit_address_space() -> None:  # `ulimit -v 400000`: torch's libraries do not fit
+        resource.setrlimit(resource.RLIMIT_AS, (400_000 * 1024, resource.RLIM_INFINITY))
+
+    path = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
+    done = subprocess.run(
+        [sys.executable, "-m", "seqbench", "run", "--arch", "rnn", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, preexec_fn=limit_address_space,
+        env={**os.environ, "PYTHONPATH": path},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("error: torch could not be loaded: ")
+    assert line.endswith("(this process may map at most 391 MiB: ulimit -v)")
+    assert list(tmp_path.iterdir()) == []  # no run was begun

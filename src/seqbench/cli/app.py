@@ -54,6 +54,32 @@ class OneLineErrors(TyperGroup):
             return super().invoke(ctx)
         except streams.StdoutRefused as exc:  # before Click's own OSError handling sees it
             streams.give_up(exc)
+        except (ImportError, OSError) as exc:
+            why = torch_unloadable(exc)
+            if why is None:
+                raise
+            _one_line(why)
+            sys.exit(2)
+
+
+def torch_unloadable(exc: BaseException) -> str | None:
+    """One line for a torch that cannot be imported (not installed, or its libraries cannot
+    be mapped under a memory limit), or None for any other import or OS error."""
+    import os
+    import resource
+
+    tb, inside = exc.__traceback__, getattr(exc, "name", None) in ("torch", "torch._C")
+    while tb is not None and not inside:
+        inside = tb.tb_frame.f_code.co_filename.endswith(os.path.join("torch", "__init__.py"))
+        tb = tb.tb_next
+    if not inside:
+        return None
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    limit, _ = resource.getrlimit(resource.RLIMIT_AS)
+    hint = ""
+    if limit != resource.RLIM_INFINITY:
+        hint = f" (this process may map at most {limit / 2**20:,.0f} MiB: ulimit -v)"
+    return f"torch could not be loaded: {first}{hint}"
 
 
 def _click_exceptions() -> Any:
