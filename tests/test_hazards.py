@@ -64,6 +64,25 @@ def test_an_infinite_value_in_a_suite_file_is_refused(cli, tmp_path):
     )
 
 
+def test_an_empty_suite_file_is_refused_not_run_as_the_quick_suite(cli, tmp_path):
+    suite = tmp_path / "empty.toml"
+    suite.write_text("")
+    result = run_cli(cli, tmp_path, "--suite", str(suite))
+    assert one_line_error(result) == (
+        f"error: {suite}: the suite is empty; give at least a [matrix] table"
+    )
+    assert list_run_dirs(tmp_path / "results") == []
+
+
+def test_a_suite_saved_with_a_byte_order_mark_and_crlf_reads_as_written(tmp_path):
+    from seqbench.plan.suites import read_suite
+
+    suite = tmp_path / "windows.toml"
+    suite.write_bytes(b'\xef\xbb\xbf[matrix]\r\narch = ["lstm", "gru"]\r\nseq_len = [32]\r\n')
+    (matrix,) = read_suite(suite)["matrices"]
+    assert matrix["arch"] == ("lstm", "gru") and matrix["seq_len"] == (32,)
+
+
 # ----------------------------------------------------------------- the user's own code
 
 

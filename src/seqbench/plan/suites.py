@@ -155,7 +155,8 @@ def find_suite(name: str | Path) -> Path:
 def read_suite(path: Path) -> dict[str, Any]:
     """Parse a suite file into checked pieces: top-level values, matrices, measure, run."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: a byte-order mark, as some Windows editors write, is not part of the TOML
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
@@ -163,6 +164,8 @@ def read_suite(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     where = str(path)
+    if not data:  # most likely the wrong file, or one not saved yet: not the quick suite
+        raise ConfigError(f"{where}: the suite is empty; give at least a [matrix] table")
     unknown = [k for k in data if k not in SECTIONS and k not in TOP_RULES]
     if unknown:
         raise ConfigError(
