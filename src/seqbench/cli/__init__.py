@@ -21,7 +21,18 @@ __all__ = ["app", "main"]
 
 def main() -> None:
     """Console-script entry point."""
+    import os
+    import sys
+
     from seqbench.cli import streams
 
     streams.guard()
+    try:
+        os.getcwd()
+    except FileNotFoundError:  # relative paths (results/, suites, --csv) mean nothing now
+        print(
+            "error: the current folder no longer exists (deleted or moved): cd to another",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     app()

@@ -122,8 +122,12 @@ def _section(
 def suite_dirs() -> list[Path]:
     """Where named suites are looked up, in order."""
     package = Path(__file__).resolve().parents[1]  # src/seqbench
+    try:
+        here = [Path.cwd() / "benchmarks"]
+    except FileNotFoundError:  # the current folder was deleted: the command says so
+        here = []
     return [
-        Path.cwd() / "benchmarks",
+        *here,
         package / "suites",  # an installed wheel carries the suites here (see pyproject.toml)
         package.parents[1] / "benchmarks",  # an editable install or a source checkout
     ]
