@@ -83,17 +83,6 @@ def test_a_suite_saved_with_a_byte_order_mark_and_crlf_reads_as_written(tmp_path
     assert matrix["arch"] == ("lstm", "gru") and matrix["seq_len"] == (32,)
 
 
-@pytest.mark.parametrize("command", [["run"], ["show", "latest"]])
-def test_a_list_option_given_twice_is_refused_not_halved(cli, tmp_path, command):
-    # Click keeps the last value: `--arch rnn --arch gru` would measure the GRU alone.
-    result = cli.invoke(app, [*command, "--arch", "rnn", "--arch=gru", "--root", str(tmp_path)])
-    assert one_line_error(result) == (
-        "error: --arch is given twice (the first would be dropped in silence): give one "
-        "comma-separated list (--arch a,b)"
-    )
-    assert list_run_dirs(tmp_path) == []
-
-
 def test_a_current_folder_that_was_deleted_is_one_line(tmp_path):
     gone = tmp_path / "gone"
     gone.mkdir()

@@ -29,13 +29,6 @@ class OneLineErrors(TyperGroup):
         exceptions = _click_exceptions()
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, **extra)
-        repeated = _repeated_option(sys.argv[1:] if args is None else list(args))
-        if repeated:
-            _one_line(
-                f"{repeated} is given twice (the first would be dropped in silence): give one "
-                f"comma-separated list ({repeated} a,b)"
-            )
-            sys.exit(2)
         try:
             code = super().main(args, prog_name, complete_var, False, **extra)
         except streams.StdoutRefused as exc:
@@ -67,26 +60,6 @@ class OneLineErrors(TyperGroup):
                 raise
             _one_line(why)
             sys.exit(2)
-
-
-def _repeated_option(args: list[str]) -> str | None:
-    """The first list-valued option given twice (`--arch rnn --arch gru`), or None: Click
-    keeps the last in silence, where the user most likely meant both. Each of these takes a
-    comma-separated list; a setting given twice is overridden, as in most tools."""
-    from seqbench.cli.options import AXIS, SWITCH_AXIS
-    from seqbench.cli.run_options import RUN_OPTIONS
-
-    lists = {option.flag for option in RUN_OPTIONS if option.kind in (AXIS, SWITCH_AXIS)}
-    seen: set[str] = set()
-    for token in args:
-        if token == "--":
-            break
-        name = token.split("=", 1)[0]
-        if name in lists:
-            if name in seen:
-                return name
-            seen.add(name)
-    return None
 
 
 def torch_unloadable(exc: BaseException) -> str | None:
