@@ -112,3 +112,65 @@ def test_outside_a_repository_refs_are_one_line(cli, tmp_path, monkeypatch, repo
     )
     assert result.exit_code == 2
     assert f"--repo {tmp_path}: not a git repository" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory):
+    """A repository whose `base` measures, `old` holds a seqbench from before its worker
+    existed (the package, without `seqbench.execute`), and `raising` a factory that fails in
+    every cell. The checkout is at `base`."""
+    root = make_repository(tmp_path_factory.mktemp("broken") / "repo", base=2, slower=3)
+    (root / "seqbench").mkdir()
+    (root / "seqbench" / "__init__.py").write_text("")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "old")
+    git(root, "tag", "old")
+    git(root, "rm", "-rq", "seqbench")
+    (root / "gatepkg" / "models.py").write_text(
+        "def make_core(shape):\n    raise RuntimeError('this version cannot build its model')\n"
+    )
+    git(root, "commit", "-qam", "raising")
+    git(root, "tag", "raising")
+    git(root, "checkout", "-q", "base")
+    return root
+
+
+@pytest.fixture
+def in_broken(broken, monkeypatch):
+    monkeypatch.chdir(broken)
+    monkeypatch.syspath_prepend(str(broken))
+    return broken
+
+
+@pytest.mark.parametrize(
+    ("args", "side"), [(["old", "base"], "baseline"), (["base", "old"], "candidate")]
+)
+def test_a_version_whose_worker_cannot_start_is_an_error_on_either_side(
+    cli, in_broken, tmp_path, args, side
+):
+    result = ab(cli, tmp_path / "out", *args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == "" and "Traceback" not in result.output
+    assert result.stderr.splitlines()[-1] == (
+        f"error: the {side} (old) cannot be measured: seqbench's worker does not start there "
+        "(ModuleNotFoundError: No module named 'seqbench.execute')"
+    )
+    assert not (tmp_path / "out").exists()  # said before anything was measured or saved
+    assert git(in_broken, "worktree", "list").count("\n") == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "side"), [(["raising", "base"], "baseline"), (["base", "raising"], "candidate")]
+)
+def test_a_version_whose_every_cell_fails_is_an_error_on_either_side(
+    cli, in_broken, tmp_path, args, side
+):
+    result = ab(cli, tmp_path, *args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == "" and "Traceback" not in result.output
+    assert result.stderr.splitlines()[-1] == (
+        f"error: the {side} (raising) cannot be measured: none of its cells ran (error: "
+        "ConfigError: gatepkg.models:make_core: the factory failed: RuntimeError: this "
+        "version cannot build its model)"
+    )
+    assert git(in_broken, "worktree", "list").count("\n") == 0

@@ -191,6 +191,16 @@ def test_bad_input_is_one_line_and_exit_2(cli, root, args, message):
     one_error_line(invoke(cli, root, *args), message)
 
 
+@pytest.mark.parametrize("command", [["show", "latest"], ["export", "latest"]])
+def test_a_run_with_no_rows_yet_says_so(cli, root, command):
+    from seqbench.storage import create_run
+
+    started = create_run(root, label="started", config={"label": "started"}, env={}, plan=[])
+    one_error_line(
+        invoke(cli, root, *command), f"{started.run_id} has no measured cells yet (it is running)"
+    )
+
+
 @pytest.mark.parametrize("command", [["export", "latest"], ["plot", "latest"]])
 def test_an_unwritable_out_is_one_line_and_exit_2(cli, root, tmp_path, command):
     blocker = tmp_path / "a-file"

@@ -567,3 +567,32 @@ def test_a_regression_that_page_faults_says_so(tmp_path):
         "or the machine reclaiming memory"
     )
     assert notes[5.0] == notes[None] == ""
+
+
+def test_a_run_that_lost_its_median_column_is_damaged_not_passed(cli, pair):
+    rows = pair["same"] / "results.csv"
+    table = [line.split(",") for line in rows.read_text().splitlines()]  # no quoted fields
+    at = table[0].index("median_s")
+    rows.write_text("".join(",".join(r[:at] + r[at + 1 :]) + "\n" for r in table))
+    for args in (["compare", str(pair["base"]), str(pair["same"])], ["show", str(pair["same"])]):
+        result = cli.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert result.stderr == (
+            f"error: {rows}: damaged results (no median_s column: the measured cells' times "
+            "are lost)\n"
+        )
+
+
+@pytest.mark.parametrize("bad", ["nan", "-0.001", "0", "inf"])
+def test_samples_that_cannot_be_times_are_damage_not_a_verdict(cli, pair, bad):
+    samples = pair["same"] / "samples.csv"
+    lines = samples.read_text().splitlines(keepends=True)
+    cell_id, _, round_no = lines[1].split(",")
+    lines[1] = f"{cell_id},{bad},{round_no}"
+    samples.write_text("".join(lines))
+    result = cli.invoke(app, ["compare", str(pair["base"]), str(pair["same"])])
+    assert result.exit_code == 2, result.output
+    # One line, and no numpy warnings before it.
+    assert result.stderr == (
+        f"error: {samples}: damaged samples (line 2: {bad} is not a time in seconds)\n"
+    )

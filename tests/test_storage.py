@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -45,6 +47,14 @@ def ok_row(**overrides) -> ResultRow:
         mem_source="cpu_profiler",
         wall_s=0.5,
     )
+
+
+def _drop_column(path: Path, name: str) -> None:
+    table = list(csv.reader(io.StringIO(path.read_text())))
+    at = table[0].index(name)
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([r[:at] + r[at + 1 :] for r in table])
+    path.write_text(buf.getvalue())
 
 
 def new_run(root: Path, **kw):
@@ -189,6 +199,20 @@ def test_runs_are_listed_newest_first_and_latest_resolves(tmp_path):
         (lambda p: (p / META_FILE).write_text("[1, 2]"), "not seqbench metadata"),
         (lambda p: (p / META_FILE).write_text(""), "metadata file is empty"),
         (lambda p: (p / SAMPLES_FILE).write_text("a,b,c\n1,2,3\n"), "not a seqbench samples file"),
+        # What a verdict needs: the measured cells' times, and samples that are times.
+        (
+            lambda p: _drop_column(p / ROWS_FILE, "median_s"),
+            "damaged results (no median_s column: the measured cells' times are lost)",
+        ),
+        *(
+            (
+                lambda p, bad=bad: (p / SAMPLES_FILE).write_text(
+                    (p / SAMPLES_FILE).read_text().replace(",0.1,", f",{bad},")
+                ),
+                f"damaged samples (line 2: {bad} is not a time in seconds)",
+            )
+            for bad in ("nan", "-0.1", "0.0", "inf")
+        ),
     ],
 )
 def test_damaged_files_give_one_clear_line(tmp_path, damage, message):

@@ -82,6 +82,9 @@ def load_selected(ref: str, root: Path, filters: dict[str, str | None]):
     from seqbench.storage import load_run
 
     loaded = load_run(ref, root)
+    if not loaded.rows:  # a run whose first cell has not finished (or never will)
+        state = f" (it is {loaded.meta.state})" if loaded.meta.state else ""
+        raise SeqbenchError(f"{loaded.run_id} has no measured cells yet{state}")
     rows = select_rows(loaded.rows, filters)
     if not rows:
         asked = " ".join(f"--{c} {v}" for c, v in filters.items() if v is not None)

@@ -123,16 +123,33 @@ def _measure(session, given: Given) -> None:
         err.print(f"resume with: {_resume_command(run_, given)}", markup=False, soft_wrap=True)
         raise typer.Exit(130) from None
     except OSError as exc:  # the disk filled up, the folder went away...
-        run_ = session.run
-        if run_ is None:
-            raise
-        err.print(
-            f"error: cannot save the results in {run_.path} ({exc.strerror or exc}); the cells "
-            f"finished before are kept there: make room and resume with: {_resume_command(run_, given)}",
-            markup=False,
-            soft_wrap=True,
-        )
+        err.print(f"error: {_cannot_save(session, given, exc)}", markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_CANNOT_SAVE) from None
+
+
+def _cannot_save(session, given: Given, exc: OSError) -> str:
+    """The line for results that could not be written: where (the run folder, or the --csv
+    copy), why, and what was kept."""
+    from seqbench.storage import CannotSave
+
+    run_, reason = session.run, exc.strerror or exc
+    target = exc.target if isinstance(exc, CannotSave) else None
+    copy = target is not None and target == given.csv
+    if run_ is None:  # the run could not be created: no folder is left behind
+        if target is None:
+            raise exc
+        where = f"--csv {given.csv}" if copy else str(given.root)
+        return f"cannot save the results in {where} ({reason}); nothing was measured"
+    resume = f"make room and resume with: {_resume_command(run_, given)}"
+    if copy:
+        return (
+            f"cannot write the rows to --csv {given.csv} ({reason}); the cells finished "
+            f"before are kept in {run_.path}: {resume}"
+        )
+    return (
+        f"cannot save the results in {run_.path} ({reason}); the cells finished before are "
+        f"kept there: {resume}"
+    )
 
 
 def _report(session, given: Given) -> None:

@@ -220,11 +220,19 @@ class ABSession:
         )  # fmt: skip
 
     def __enter__(self) -> ABSession:
-        from seqbench.execute.versions import checked_out
+        from seqbench.execute.versions import checked_out, worker_problem
 
         stack = contextlib.ExitStack()
         try:
             versions = stack.enter_context(checked_out(self.versions, self.repo))
+            # A version that cannot start a worker would fail every cell: an error of the
+            # comparison, said before anything is measured or saved.
+            for side, version in zip(SIDES, versions, strict=True):
+                if problem := worker_problem(version):
+                    raise SeqbenchError(
+                        f"the {side} ({version.name}) cannot be measured: seqbench's worker "
+                        f"does not start there ({problem})"
+                    )
             devices = [c.device for c in self.plan.cells]
             sessions = []
             for side, version in zip(SIDES, versions, strict=True):

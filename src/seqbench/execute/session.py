@@ -87,6 +87,20 @@ def _notices(config: SuiteConfig, the_plan: Plan, threads_warning: str) -> list[
     return lines
 
 
+def _check_copy(csv: Path, run_id: str = "") -> list[str]:
+    """Refuse, before anything exists, a --csv file that cannot be written or that another
+    run is writing; and the line to say when it holds another run's rows, which this run
+    replaces."""
+    from seqbench.storage import check_writable, copy_lock, copy_owner
+
+    check_writable(csv, "--csv")
+    copy_lock(csv).check()  # the lock the run takes is the one that counts
+    owner = copy_owner(csv)
+    if owner and owner != run_id:
+        return [f"--csv {csv} holds the rows of run {owner}; this run replaces them"]
+    return []
+
+
 def _look() -> Machine:
     from seqbench.machine.look import look
 
@@ -148,12 +162,10 @@ class Session:
         plugin call by call); `executor` replaces the one the configuration asks for;
         `extras` go into the run's metadata; `env_hook` turns the environment taken here
         into the one the run records."""
-        from seqbench.storage import check_writable
-
         the_plan = make_plan(config) if the_plan is None else the_plan
         measured, warning = choose_threads(config, machine or _look())
-        if csv is not None:  # refused before anything exists, so no empty run is left
-            check_writable(csv, "--csv")
+        # Refused before anything exists, so no empty run is left.
+        copy = _check_copy(csv) if csv is not None else []
         return cls(
             config,
             measured,
@@ -163,7 +175,7 @@ class Session:
             executor=executor,
             extras=extras,
             env_hook=env_hook,
-            notices=_notices(measured, the_plan, warning),
+            notices=_notices(measured, the_plan, warning) + copy,
         )
 
     @classmethod
@@ -186,7 +198,7 @@ class Session:
         recorded. `retry_errors` measures failed and timed-out cells again."""
         from seqbench.plan.config import apply_overrides
         from seqbench.plan.suites import resolve_config
-        from seqbench.storage import check_writable, reopen_run
+        from seqbench.storage import reopen_run
 
         run = reopen_run(ref, root)
         try:
@@ -213,8 +225,7 @@ class Session:
                 if changed:  # recorded: how the rest of the run's cells were protected
                     config = dataclasses.replace(saved, **changed)
                     run.meta.protection_changes.append(changed)
-            if csv is not None:
-                check_writable(csv, "--csv")
+            copy = _check_copy(csv, run.run_id) if csv is not None else []
             if retry_errors:
                 run.meta.retried.append(run.forget_failures(("error", "timeout")))
             the_plan = make_plan(config)
@@ -231,7 +242,7 @@ class Session:
             root=root,
             csv=csv,
             run=run,
-            notices=_notices(measured, the_plan, warning),
+            notices=_notices(measured, the_plan, warning) + copy,
         )
 
     # ------------------------------------------------------------------ its life
@@ -264,6 +275,7 @@ class Session:
             devices = list(run.meta.env.get("device_names", {}))
             check_same_environment(run, environment(self.config, devices, executor))
             run.extra_csv = self.csv
+            run.claim()  # its --csv copy too
             self.env = run.meta.env
             return run
         env = environment(self.config, [c.device for c in self.plan.cells], executor)

@@ -98,6 +98,29 @@ def _as_it_is(repo: Path) -> Version:
     return Version(".", Launch(path=_import_paths(repo), cwd=str(repo)), commit, dirty)
 
 
+def worker_problem(version: Version) -> str | None:
+    """Why seqbench's worker cannot start in `version` (the last line of its error: a ref from
+    before the worker existed, a working tree that does not import), or None if it starts."""
+    launch = version.launch
+    try:
+        done = subprocess.run(
+            [launch.python, "-c", "import seqbench.execute.worker"],
+            capture_output=True,
+            text=True,
+            env=launch.environment(),
+            cwd=launch.cwd,
+            timeout=120,
+        )
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    except subprocess.TimeoutExpired:
+        return "importing it took more than 120 s"
+    if done.returncode == 0:
+        return None
+    last = [line for line in done.stderr.splitlines() if line.strip()][-1:]
+    return last[0].strip() if last else f"exit code {done.returncode}"
+
+
 @contextlib.contextmanager
 def checked_out(names: tuple[str, str], repo: Path) -> Iterator[tuple[Version, ...]]:
     """The versions named, ready to run; their worktrees removed afterwards."""

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from seqbench.core.errors import SeqbenchError
 from seqbench.core.settings import THRESHOLD
 from seqbench.judge.compare import (
     Comparison,
@@ -116,6 +117,26 @@ class Judged:
     verdict: Gate
 
 
+def check_measured(run: Run, side: str) -> None:
+    """Refuse a side of `ab` that measured none of its cells. A baseline that measured
+    nothing leaves nothing to compare (the candidate is not measured where the baseline
+    failed); a candidate whose every cell failed with an error could not run at all, which is
+    not a verdict on the change. A candidate that ran out of memory or time everywhere did
+    run: that stays a regression."""
+    if any(r.status == "ok" for r in run.rows):
+        return
+    errors = [r for r in run.rows if r.status == "error"]
+    if side == "candidate" and not errors:
+        return
+    version = (run.meta.ab or {}).get("version") or run.run_id
+    first = (errors or run.rows)[:1]
+    why = ""
+    if first:  # the first failure's first line: what every cell ran into, most often
+        message = (first[0].message.splitlines() or [""])[0]
+        why = f" ({first[0].status}{': ' if message else ''}{message})"
+    raise SeqbenchError(f"the {side} ({version}) cannot be measured: none of its cells ran{why}")
+
+
 def judge_ab(
     baseline: Run,
     candidate: Run,
@@ -125,7 +146,10 @@ def judge_ab(
     fail_on_improvement: bool = False,
 ) -> Judged:
     """The verdict on two runs measured side by side (`seqbench ab`, `seqbench.ab`): time
-    judged on the per-round pairs, and instruction counts beside it when both sides counted."""
+    judged on the per-round pairs, and instruction counts beside it when both sides counted.
+    A version that measured none of its cells raises `SeqbenchError` (see `check_measured`)."""
+    check_measured(baseline, "baseline")
+    check_measured(candidate, "candidate")
     comparison = compare_paired(baseline, candidate, pairs, threshold=threshold)
     beside = None
     if counted(baseline) and counted(candidate):  # --count-instructions: gated on counts too

@@ -72,6 +72,9 @@ def wrap(name: str, module: object, shape: CoreShape) -> ForeignCore:
 # one is given (limit_forward).
 IMPORT_TIMEOUT_S = 120.0
 BUILD_TIMEOUT_S = 120.0
+# Beyond the cell timeout, for the probe's forward pass: a fresh process's first call does
+# lazy set-up (kernels chosen, memory mapped), and a busy machine may not run it at once.
+FORWARD_GRACE_S = 10.0
 
 # What the probe process says as it goes, one word a line: each step as it is done.
 OK = "ok"
@@ -162,7 +165,7 @@ def _limit(done: list[str], forward_limit: float | None) -> float:
     """The time the next step may take, given the steps done."""
     if len(done) == 1:
         return BUILD_TIMEOUT_S
-    return forward_limit if forward_limit is not None else BUILD_TIMEOUT_S
+    return forward_limit + FORWARD_GRACE_S if forward_limit is not None else BUILD_TIMEOUT_S
 
 
 def _hung(done: list[str], forward_limit: float | None) -> str:
@@ -170,7 +173,11 @@ def _hung(done: list[str], forward_limit: float | None) -> str:
     from seqbench.models import core_shape_example
 
     if len(done) >= 2:
-        why = " (--cell-timeout)" if forward_limit is not None else ""
+        why = ""
+        if forward_limit is not None:
+            why = (
+                f" (--cell-timeout {forward_limit:g} s, and {FORWARD_GRACE_S:g} s for a first call)"
+            )
         return (
             f"its forward pass on a (1, {PROBE_LEN}, {core_shape_example().input_size}) probe "
             f"input did not return within {_limit(done, forward_limit):g} s{why}"

@@ -24,14 +24,17 @@ from seqbench.storage.files import (
     META_FILE,
     ROWS_FILE,
     SAMPLES_FILE,
+    CannotSave,
     atomic_write,
     check_writable,
+    copy_owner,
     new_run_dir,
     now_iso,
     render_samples,
     sidecars,
     write_rows_file,
 )
+from seqbench.storage.lock import copy_lock
 from seqbench.storage.meta import META_FORMAT, RunMeta
 from seqbench.storage.read import (
     ROWS_FORMATS,
@@ -52,11 +55,14 @@ __all__ = [
     "ROWS_FILE",
     "ROWS_FORMATS",
     "SAMPLES_FILE",
+    "CannotSave",
     "Run",
     "RunMeta",
     "RunSummary",
     "atomic_write",
     "check_writable",
+    "copy_lock",
+    "copy_owner",
     "create_run",
     "list_run_dirs",
     "load_run",

@@ -152,7 +152,8 @@ Batch = tuple[str, int, list[float]]
 
 def read_samples_table(text: str, source: str) -> tuple[list[Batch], bool, bool]:
     """A samples CSV as batches, whether a torn tail was dropped, and whether it is the
-    older two-column form (whose lines count as round 1: all of them belong to the row)."""
+    older two-column form (whose lines count as round 1: all of them belong to the row).
+    A sample that is not a positive, finite number of seconds makes the file damaged."""
     if not text:
         raise ResultsError(f"{source}: cannot read samples (the file is empty)")
     body, torn = complete_part(text)
@@ -181,7 +182,12 @@ def read_samples_table(text: str, source: str) -> tuple[list[Batch], bool, bool]
             if this != key:
                 key, values = this, []
                 batches.append((this[0], int(this[1]), values))
-            values.append(float(fields[1]))
+            value = float(fields[1])
+            if not 0.0 < value < math.inf:  # NaN, zero, negative or infinite: not a time
+                raise ResultsError(
+                    f"{source}: damaged samples (line {n}: {fields[1]} is not a time in seconds)"
+                )
+            values.append(value)
     except ValueError as exc:
         raise ResultsError(f"{source}: cannot read samples ({exc})") from None
     return batches, torn, old

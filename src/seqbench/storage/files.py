@@ -10,6 +10,7 @@ import os
 import re
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from seqbench.core.errors import ResultsError
@@ -98,6 +99,26 @@ def sidecars(rows_path: Path) -> tuple[Path, Path]:
     return Path(f"{stem}.samples.csv"), Path(f"{stem}.meta.json")
 
 
+class CannotSave(OSError):
+    """Writing one of a run's files failed (a full disk, a folder removed). `target` is the
+    rows file whose files those are: the run folder's results.csv, or the --csv copy."""
+
+    def __init__(self, target: Path, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror or str(cause))
+        self.target = target
+
+
+@contextlib.contextmanager
+def saving(target: Path) -> Iterator[None]:
+    """Turn an OSError while writing the files of the rows file `target` into CannotSave."""
+    try:
+        yield
+    except CannotSave:
+        raise
+    except OSError as exc:
+        raise CannotSave(target, exc) from exc
+
+
 # A cell's samples as (round, count) batches, in order: the rounds they were measured in.
 Rounds = dict[str, list[tuple[int, int]]]
 
@@ -181,6 +202,22 @@ def owning_run(path: Path) -> Path | None:
             except (OSError, ValueError, AttributeError, RecursionError):
                 continue
     return None
+
+
+def copy_owner(rows_path: Path) -> str | None:
+    """The run whose rows a rows file holds, as the metadata beside it names it: None when
+    there is no such file, or nothing readable names a run."""
+    meta_path = sidecars(Path(rows_path))[1]
+    try:
+        if not Path(rows_path).is_file():
+            return None
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(meta, dict) or meta.get("format") != META_FORMAT:
+        return None
+    run_id = meta.get("run_id")
+    return run_id if isinstance(run_id, str) and run_id else None
 
 
 def check_writable(path: Path, flag: str, *, special_ok: bool = False) -> None:

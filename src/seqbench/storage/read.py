@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import collections
 import json
+import os
+import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,11 +38,11 @@ def resolve_run_path(ref: str | Path, root: Path) -> Path:
             raise ResultsError(f"{root}: no saved runs")
         return runs[0] / ROWS_FILE
     path = Path(ref)
-    if not path.exists() and (root / text).exists():
+    if not _exists(path) and _exists(root / text):
         path = root / text
     if path.is_dir():
         rows = path / ROWS_FILE
-        if not rows.exists():
+        if not _exists(rows, f"{path}: cannot read the run folder"):
             raise ResultsError(f"{path}: not a seqbench run folder (no {ROWS_FILE})")
         return rows
     if path.is_file():
@@ -57,12 +60,47 @@ def resolve_run_path(ref: str | Path, root: Path) -> Path:
     raise ResultsError(f"{text}: no such run or results file (looked in {root} too)")
 
 
+def _exists(path: Path, what: str = "") -> bool:
+    """Whether `path` is there; a folder on the way that cannot be looked into (mode 000) is
+    one line, `what` or the path, with the reason."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        where = what or f"{path}: cannot read it"
+        raise ResultsError(f"{where} ({exc.strerror or exc})") from None
+    return True
+
+
+# How `new_run_dir` names a run folder: <UTC time>-<label>.
+RUN_NAME = re.compile(r"\d{8}-\d{6}-")
+
+
+def _is_run_dir(entry: os.DirEntry) -> bool:
+    """A folder holding metadata, or named like a run that cannot be looked into: listed
+    (and, when read, reported) rather than left out as if it were not there."""
+    try:
+        if not entry.is_dir():
+            return False
+        return stat.S_ISREG(os.stat(os.path.join(entry.path, META_FILE)).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:  # mode 000, say
+        return bool(RUN_NAME.match(entry.name))
+
+
 def list_run_dirs(root: Path) -> list[Path]:
     """Run folders under `root`, newest first: by the time in their name, then by the
-    nanosecond creation time in their metadata (runs started within one second), then name."""
-    if not root.is_dir():
-        return []
-    found = [p for p in root.iterdir() if p.is_dir() and (p / META_FILE).is_file()]
+    nanosecond creation time in their metadata (runs started within one second), then name.
+    A folder named like a run that cannot be read is among them (reading it says why)."""
+    try:
+        if not root.is_dir():
+            return []
+        with os.scandir(root) as entries:
+            found = [Path(e.path) for e in entries if _is_run_dir(e)]
+    except OSError as exc:
+        raise ResultsError(f"{root}: cannot list its runs ({exc.strerror or exc})") from None
     # Only runs that tie on the second need their metadata read.
     ties = collections.Counter(p.name[:15] for p in found)
     return sorted(
@@ -82,12 +120,13 @@ def _created_ns(folder: Path) -> int:
 
 
 def _read_meta(path: Path) -> RunMeta:
-    if not path.exists():
+    if not _exists(path, f"{path.parent}: cannot read the run folder"):
         raise ResultsError(f"{path}: metadata file is missing")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"{path}: cannot read metadata ({exc})") from None
+        reason = getattr(exc, "strerror", None) or exc
+        raise ResultsError(f"{path}: cannot read metadata ({reason})") from None
     if not text.strip():
         raise ResultsError(f"{path}: metadata file is empty")
     try:
@@ -140,6 +179,12 @@ def _to_rows(records: list[dict[str, Any]], source: str) -> list[ResultRow]:
             rows.append(ResultRow.from_dict(record))
         except (ValueError, TypeError) as exc:
             raise ResultsError(f"{source}: damaged results (row {i + 1}: {exc})") from None
+        # Every seqbench since the first wrote `median_s`: a measured row without the column
+        # lost its time, and a comparison or a table would pass over it in silence.
+        if "median_s" not in record and rows[-1].status == "ok":
+            raise ResultsError(
+                f"{source}: damaged results (no median_s column: the measured cells' times are lost)"
+            )
     return rows
 
 
@@ -208,7 +253,7 @@ def load_run(ref: str | Path, root: str | Path = RESULTS_ROOT) -> Run:
     samples: dict[str, list[float]] = {}
     rounds: Rounds = {}
     dead = 0
-    if samples_path.exists():
+    if _exists(samples_path):
         text = _read_text(samples_path, "samples")
         batches, torn, old = read_samples_table(text, str(samples_path))
         clean = clean and not (torn or old)
@@ -270,9 +315,14 @@ def _summarize(folder: Path, root: Path) -> RunSummary:
     samples_path, meta_path = sidecars(rows_path)
     meta = _read_meta(meta_path)
     rows = Run(folder, meta, _read_rows(rows_path)[0]).rows
-    if samples_path.exists():
-        with open(samples_path, encoding="utf-8", errors="replace") as fh:
-            columns = tuple(header_of(fh.readline()))
+    if _exists(samples_path):
+        try:
+            with open(samples_path, encoding="utf-8", errors="replace") as fh:
+                columns = tuple(header_of(fh.readline()))
+        except OSError as exc:
+            raise ResultsError(
+                f"{samples_path}: cannot read samples ({exc.strerror or exc})"
+            ) from None
         if columns not in (SAMPLES_COLUMNS, OLD_SAMPLES_COLUMNS):
             raise ResultsError(f"{samples_path}: not a seqbench samples file")
     return RunSummary(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,9 +23,10 @@ from seqbench.storage.files import (
     now_iso,
     render_meta,
     render_samples,
+    saving,
     sidecars,
 )
-from seqbench.storage.lock import RunLock
+from seqbench.storage.lock import RunLock, WriterLock, copy_lock
 from seqbench.storage.meta import RunMeta
 
 
@@ -68,6 +71,7 @@ class Run:
         self._disk: dict[Path, _OnDisk] = {}  # the files that are known to match memory
         self._meta_pending = False  # a resume's new state, saved with the first write
         self._lock = RunLock(path)  # held while this process may write the run
+        self._copy_lock: WriterLock | None = None  # and the --csv copy, while it has one
         self._order: tuple[int, int, dict[str, int]] = (0, -1, {})
         self.rows = rows
         self.samples = samples or {}
@@ -182,7 +186,8 @@ class Run:
         self._sync()
         row, cell_id = measurement.row, measurement.row.cell_id
         if measurement.curve and row.status == "ok":  # before the row that names it
-            append_curve(self.path / ROWS_FILE, cell_id, measurement.curve)
+            with saving(self.path / ROWS_FILE):
+                append_curve(self.path / ROWS_FILE, cell_id, measurement.curve)
             self.curves[cell_id] = list(measurement.curve)
         round_no = row.rounds or 1
         earlier = self._rows.get(cell_id)
@@ -221,9 +226,10 @@ class Run:
         for rows_path in self._targets():
             disk = self._disk[rows_path]
             disk.clean = False  # an interrupt from here on leaves what `finish` must redo
-            if batch:
-                append_synced(sidecars(rows_path)[0], batch)
-            append_synced(rows_path, line)
+            with saving(rows_path):
+                if batch:
+                    append_synced(sidecars(rows_path)[0], batch)
+                append_synced(rows_path, line)
             disk.row_ids.append(cell_id)
             disk.dead_samples += dead
             disk.clean = True
@@ -244,19 +250,30 @@ class Run:
         state or a measured ceiling, never for each cell."""
         text = render_meta(self.meta)
         for rows_path in self._targets():
-            atomic_write(sidecars(rows_path)[1], text)
+            with saving(rows_path):
+                atomic_write(sidecars(rows_path)[1], text)
         self._meta_pending = False
 
     def claim(self) -> None:
-        """Become the run's only writer (see storage/lock.py), or raise one line naming the
-        process that is."""
+        """Become the only writer of the run and of its --csv copy (see storage/lock.py), or
+        raise one line naming the process that is."""
         if not self._lock.held:
-            self._lock.acquire()
+            with saving(self.path / ROWS_FILE):
+                self._lock.acquire()
+        if self.extra_csv is not None and self._copy_lock is None:
+            lock = copy_lock(self.extra_csv)
+            with saving(self.extra_csv):
+                lock.path.parent.mkdir(parents=True, exist_ok=True)
+                lock.acquire()
+            self._copy_lock = lock
 
     def close(self) -> None:
         """Stop writing the run without finishing it, as a process that died would: another
         process may resume it."""
         self._lock.release()
+        if self._copy_lock is not None:
+            self._copy_lock.release()
+            self._copy_lock = None
 
     def finish(self, state: str) -> None:
         """Mark the run complete or interrupted; compact files that need it, once; and let
@@ -265,13 +282,22 @@ class Run:
         self.meta.finished_at = now_iso()
         order = [r.cell_id for r in self.rows]
         try:
-            for rows_path in self._targets():
-                disk = self._disk.get(rows_path)
-                if disk is None or not disk.clean or disk.dead_samples or disk.row_ids != order:
-                    self._write_whole(rows_path, meta=False)
+            try:
+                for rows_path in self._targets():
+                    disk = self._disk.get(rows_path)
+                    if disk is None or not disk.clean or disk.dead_samples or disk.row_ids != order:
+                        self._write_whole(rows_path, meta=False)
+            except OSError:
+                # Every cell is on disk already (appended): only tidying the files failed, a
+                # rewrite that needs room for a second copy of them. The state says so where
+                # there is room for that, and a resume tidies them.
+                self.meta.state = "interrupted"
+                with contextlib.suppress(OSError):
+                    self.save_meta()
+                raise
             self.save_meta()
         finally:
-            self._lock.release()
+            self.close()
 
     def save(self) -> None:
         """Rewrite every file whole, from memory."""
@@ -286,11 +312,12 @@ class Run:
         rows = self.rows
         live = {r.cell_id: self._samples[r.cell_id] for r in rows if r.cell_id in self._samples}
         samples_path, meta_path = sidecars(rows_path)
-        # Samples first: a row never commits samples that are not there yet.
-        atomic_write(samples_path, render_samples(live, self._rounds))
-        if meta:
-            atomic_write(meta_path, render_meta(self.meta))
-        atomic_write(rows_path, render_rows(rows))
+        with saving(rows_path):
+            # Samples first: a row never commits samples that are not there yet.
+            atomic_write(samples_path, render_samples(live, self._rounds))
+            if meta:
+                atomic_write(meta_path, render_meta(self.meta))
+            atomic_write(rows_path, render_rows(rows))
         self._disk[rows_path] = _OnDisk([r.cell_id for r in rows])
 
 
@@ -315,6 +342,11 @@ def create_run(
         plan=plan,
     )
     run = Run(path, meta, extra_csv=extra_csv)
-    run.claim()
-    run.save()
+    try:
+        run.claim()
+        run.save()
+    except BaseException:  # refused, or no room: no empty run is left behind
+        run.close()
+        shutil.rmtree(path, ignore_errors=True)
+        raise
     return run
