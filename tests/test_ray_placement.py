@@ -3,6 +3,8 @@ cluster it joins, and what it records. (tests/test_ray.py runs a real local clus
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 pytest.importorskip("ray")
@@ -51,9 +53,18 @@ class FakeRay:
         return [refs[0]], refs[1:]
 
     def get(self, ref):
+        from ray import exceptions as rex
+
         _, options, request = next(s for s in self.submitted if s[0] is ref)
+        placed = options.get("scheduling_strategy")
+        node = placed.node_id if placed is not None else "g" * 56
+        if any(n["NodeID"] == node and not n["Alive"] for n in self._nodes):
+            raise rex.TaskUnschedulableError(
+                "The node specified via NodeAffinitySchedulingStrategy doesn't exist any more "
+                "or is infeasible, and soft=False was specified."
+            )
         row = ResultRow.for_cell(make_cell(**request["cell"]), median_s=1e-3)
-        return {"row": row.to_dict(), "samples": [1e-3], "host": "worker-host"}
+        return {"row": row.to_dict(), "samples": [1e-3], "host": "worker-host", "node": node}
 
     def cancel(self, ref, force=False):
         self.cancelled.append(ref)
@@ -68,7 +79,7 @@ NODES = [
 
 @pytest.fixture
 def fake(monkeypatch):
-    cluster = FakeRay(NODES)
+    cluster = FakeRay(copy.deepcopy(NODES))
     monkeypatch.setattr(ray_executor, "require_ray", lambda: cluster)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     return cluster
@@ -137,6 +148,8 @@ def test_a_failure_row_names_the_node_the_cell_was_on(fake):
         _, measurement = executor.next_finished()
     assert measurement.row.status == "error" and measurement.row.host == "small"
     assert measurement.row.message.startswith("the Ray node was lost")
+    # Two nodes may share a host: the row names the node, and the threads it was given.
+    assert (measurement.row.node, measurement.row.threads) == ("a" * 56, 2)
 
 
 @pytest.mark.parametrize(
@@ -155,3 +168,54 @@ def test_a_cluster_that_cannot_be_joined_is_one_line(fake, error, message):
     fake.init = refuse
     with pytest.raises(SeqbenchError, match=message), ray_executor.RayExecutor("10.0.0.1:6379"):
         pass
+
+
+def test_a_node_that_dies_costs_its_running_cells_and_nothing_more(fake):
+    # The big node dies with a cell placed on it that had not started: that cell goes to the
+    # node left (with its CPUs as threads), the node is dropped and a notice says so; a node
+    # that joins later takes cells.
+    with ray_executor.RayExecutor(cpu_cells_per_node=1) as executor:
+        executor.submit(request(16))  # on "a" (2 CPUs)
+        executor.submit(request(32))  # on "b" (4 CPUs)
+        fake._nodes[1]["Alive"] = False
+        done = [executor.next_finished()[1].row for _ in range(2)]
+        assert [(r.status, r.seq_len, r.node[0], r.threads) for r in done] == [
+            ("ok", 16, "a", None),  # the fake's row: threads as the worker would report them
+            ("ok", 32, "a", None),
+        ]
+        assert [o["scheduling_strategy"].node_id[0] for _, o, _ in fake.submitted] == [
+            "a",
+            "b",
+            "a",
+        ]
+        assert fake.submitted[2][2]["process"]["threads"] == 2  # the living node's CPUs
+        assert executor.capacity == 1 and executor.describe()["ray_nodes"] == 1
+        assert executor.notices == [
+            f"Ray node big ({'b' * 8}) left the cluster: the cells running on it are lost, the "
+            "others go to the 1 node left"
+        ]
+        executor.notices.clear()
+        fake._nodes.append(
+            {
+                "NodeID": "d" * 56,
+                "Alive": True,
+                "Resources": {"CPU": 8.0},
+                "NodeManagerHostname": "new",
+            }
+        )
+        executor.submit(request(48))
+        executor.submit(request(64))
+        assert [o["scheduling_strategy"].node_id[0] for _, o, _ in fake.submitted[3:]] == ["a", "d"]
+        assert executor.notices == [
+            f"Ray node new ({'d' * 8}) joined the cluster: it takes cells from now on, 8 CPUs each"
+        ]
+
+
+def test_a_cell_whose_node_is_gone_and_no_other_is_left_is_an_error_row(fake):
+    with ray_executor.RayExecutor(cpu_cells_per_node=1) as executor:
+        for node in fake._nodes:
+            node["Alive"] = False
+        executor.submit(request(16))
+        _, measurement = executor.next_finished()
+    assert measurement.row.status == "error"
+    assert measurement.row.message == "no Ray node with CPUs is left in the cluster to run it"

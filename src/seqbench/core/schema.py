@@ -44,6 +44,7 @@ Schema history
 12 (2026-12-07): a scored task cell whose core streams has `state_bytes` from its formula
    (held equal to the live state). `arch`/`task` may name a variant, `mamba(d_state=32)`
    (settings in order, defaults left out). `extrapolation`: "T:score" pairs at longer T.
+13 (2026-12-07): `node`, the Ray node a cell was placed on (two nodes may share a host).
 
 """
 
@@ -54,7 +55,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 
 STATUSES = ("ok", "oom", "error", "timeout", "skipped")
 # infer: a forward pass over whole sequences; train: one optimiser step; step: one token of
@@ -206,13 +207,13 @@ class ResultRow(Cell):
     extrapolation: str = ""  # scores past the training length: "T:score" pairs (induction)
     # -- bookkeeping --
     host: str = ""  # the machine that measured the cell
+    node: str = ""  # the Ray node it was placed on (empty off Ray)
     device_name: str = ""  # the GPU's or CPU's name there
     wall_s: float | None = None
     status: str = "ok"
     message: str = ""
-    cell_id: str = (
-        ""  # stored (Cell computes it), so that a loaded row keeps the id it was saved with
-    )
+    # stored (Cell computes it), so that a loaded row keeps the id it was saved with
+    cell_id: str = ""
 
     def __post_init__(self) -> None:
         if not self.cell_id:
@@ -314,6 +315,7 @@ _STR = {
     "noisy",
     "instr_note",
     "host",
+    "node",
     "device_name",
     "task",
     "metric",
@@ -349,10 +351,8 @@ def _coerce(name: str, value: Any) -> Any:
     if name in _BOOL:
         if isinstance(value, str):
             lowered = value.strip().lower()
-            if lowered in ("true", "1", "yes"):
-                return True
-            if lowered in ("false", "0", "no"):
-                return False
+            if lowered in ("true", "1", "yes", "false", "0", "no"):
+                return lowered in ("true", "1", "yes")
             raise ValueError(f"column {name}: {value!r} is not a boolean")
         return bool(value)
     if name in _INT:

@@ -11,7 +11,10 @@ Timing isolation is the point, so the scheduling rules are strict:
   next; a failed task is not retried (a retry would hide a crash, and time a cell twice);
 - no more cells are submitted than the cluster can run at once, so a cell's time limit
   starts when it starts; a cell past it (plus a start-up grace) is cancelled, its worker
-  killed, and recorded as a `timeout`.
+  killed, and recorded as a `timeout`;
+- the node list follows the cluster: a node that dies is dropped (the cells in flight on it
+  become error rows; those placed on it that had not started go to the living nodes), a
+  node that joins takes cells from then on, and each change is one notice for the user.
 
 Without --ray-address (or RAY_ADDRESS) seqbench starts a cluster of its own on this machine
 and stops it at the end, rather than joining whatever cluster happens to be running. While
@@ -37,6 +40,9 @@ from seqbench.core.timing import Stopwatch
 from seqbench.execute.isolated import STARTUP_GRACE_S
 from seqbench.machine.launch import import_path
 
+# How many times a cell is placed on a node that dies before it starts, before it is an error.
+PLACEMENTS = 3
+
 
 def require_ray() -> Any:
     try:
@@ -50,10 +56,13 @@ def _measure_task(request: dict[str, Any]) -> dict[str, Any]:
     """Runs in the Ray worker: the same code path as an isolated local cell."""
     import socket
 
+    import ray
+
     from seqbench.execute.worker import serve
 
     answer = serve(request)
     answer["host"] = socket.gethostname()
+    answer["node"] = ray.get_runtime_context().get_node_id()
     return answer
 
 
@@ -115,7 +124,11 @@ class RayExecutor:
     def __init__(self, address: str | None = None, cpu_cells_per_node: int = 1) -> None:
         self._address = address or os.environ.get("RAY_ADDRESS") or None
         self._cpu_cells_per_node = cpu_cells_per_node
-        self._pending: dict[Any, tuple[CellRequest, Stopwatch, _Node | None]] = {}
+        # Each task: its request as sent, its clock, its node, and the request as given
+        # (before the node's threads were filled in), to place again if its node dies.
+        self._pending: dict[Any, tuple[CellRequest, Stopwatch, _Node | None, CellRequest]] = {}
+        self._placed: dict[tuple[str, int], int] = {}  # times each (cell, round) was placed
+        self.notices: list[str] = []  # what the user should hear (the session says it)
         self._done: list[tuple[CellRequest, Measurement]] = []
         self._ray: Any = None
         self._remote: Any = None
@@ -151,9 +164,9 @@ class RayExecutor:
                 self._owned = True
             self._ray = ray
             self._remote = ray.remote(max_calls=1, max_retries=0)(_measure_task)
-            self._nodes = self._cpu_nodes()
-            gpus = sum(int(n["Resources"].get("GPU", 0)) for n in self._alive())
-            self.capacity = max(1, sum(n.slots for n in self._nodes) + gpus)
+            alive = self._alive()
+            self._nodes = self._cpu_nodes(alive)
+            self._set_capacity(alive)
         except BaseException:
             self.__exit__()
             raise
@@ -173,9 +186,37 @@ class RayExecutor:
     def _alive(self) -> list[dict[str, Any]]:
         return [n for n in self._ray.nodes() if n.get("Alive")]
 
-    def _cpu_nodes(self) -> list[_Node]:
+    def _set_capacity(self, alive: list[dict[str, Any]]) -> None:
+        gpus = sum(int(n["Resources"].get("GPU", 0)) for n in alive)
+        self.capacity = max(1, sum(n.slots for n in self._nodes) + gpus)
+
+    def _refresh(self) -> None:
+        """Follow the cluster: drop the CPU nodes that died, take on those that joined, and
+        say so (a node's cells in flight are lost with it; nothing else is)."""
+        alive = self._alive()
+        ids = {n["NodeID"] for n in alive}
+        known = {n.node_id for n in self._nodes}
+        lost = [n for n in self._nodes if n.node_id not in ids]
+        joined = [n for n in self._cpu_nodes(alive) if n.node_id not in known]
+        if not lost and not joined:
+            return
+        self._nodes = [n for n in self._nodes if n.node_id in ids] + joined
+        self._set_capacity(alive)
+        left = f"{len(self._nodes)} node{'s' if len(self._nodes) != 1 else ''}"
+        for n in lost:
+            self.notices.append(
+                f"Ray node {n.host} ({n.node_id[:8]}) left the cluster: the cells running on "
+                f"it are lost, the others go to the {left} left"
+            )
+        for n in joined:
+            self.notices.append(
+                f"Ray node {n.host} ({n.node_id[:8]}) joined the cluster: it takes cells from "
+                f"now on, {n.cpus} CPUs each"
+            )
+
+    def _cpu_nodes(self, alive: list[dict[str, Any]]) -> list[_Node]:
         nodes = []
-        for node in self._alive():
+        for node in alive:
             cpus = int(node["Resources"].get("CPU", 0))
             if cpus:
                 share = max(1, cpus // self._cpu_cells_per_node)
@@ -196,11 +237,19 @@ class RayExecutor:
         }
 
     def submit(self, request: CellRequest) -> None:
+        given = request
+        key = (request.cell.cell_id, request.round)
+        self._placed[key] = self._placed.get(key, 0) + 1
         if request.cell.device.startswith("cuda"):
             task, node = self._remote.options(num_gpus=1, num_cpus=1), None
         else:
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+            self._refresh()
+            if not self._nodes:
+                message = "no Ray node with CPUs is left in the cluster to run it"
+                self._done.append((request, self._failed(request, None, "error", message)))
+                return
             # The freest node (Ray's own accounting queues a cell if all are full).
             node = max(self._nodes, key=lambda n: n.slots - n.busy)
             node.busy += 1
@@ -211,32 +260,41 @@ class RayExecutor:
             task = self._remote.options(
                 num_cpus=node.cpus, num_gpus=0, scheduling_strategy=strategy
             )
-        self._pending[task.remote(request.to_dict())] = (request, Stopwatch(), node)
+        self._pending[task.remote(request.to_dict())] = (request, Stopwatch(), node, given)
 
     def next_finished(self) -> tuple[CellRequest, Measurement]:
         while not self._done:
             deadline = self._next_deadline()
             ready, _ = self._ray.wait(list(self._pending), num_returns=1, timeout=deadline)
             if ready:
-                request, _, node = self._release(ready[0])
-                self._done.append((request, self._collect(ready[0], request, node)))
+                request, _, node, given = self._release(ready[0])
+                measurement = self._collect(ready[0], request, node)
+                if measurement is None:  # placed on a node that died before it started
+                    self._refresh()
+                    key = (request.cell.cell_id, request.round)
+                    if self._placed.get(key, 0) < PLACEMENTS:
+                        self.submit(given)
+                        continue
+                    message = f"its Ray node was lost before it started, {PLACEMENTS} times"
+                    measurement = self._failed(request, node, "error", message)
+                self._done.append((request, measurement))
             self._expire()
         return self._done.pop(0)
 
     def cancel(self, which: Callable[[CellRequest], bool], reason: str) -> None:
         from seqbench.measure import failure
 
-        for ref, (request, _, _) in list(self._pending.items()):
+        for ref, (request, *_) in list(self._pending.items()):
             if which(request):
                 self._ray.cancel(ref, force=True)
                 self._release(ref)
                 self._done.append((request, failure(request.cell, "skipped", reason)))
 
-    def _release(self, ref: Any) -> tuple[CellRequest, Stopwatch, _Node | None]:
-        request, watch, node = self._pending.pop(ref)
+    def _release(self, ref: Any) -> tuple[CellRequest, Stopwatch, _Node | None, CellRequest]:
+        request, watch, node, given = self._pending.pop(ref)
         if node is not None:
             node.busy -= 1
-        return request, watch, node
+        return request, watch, node, given
 
     def _limit(self, request: CellRequest) -> float | None:
         return None if request.timeout is None else request.timeout + STARTUP_GRACE_S
@@ -245,18 +303,18 @@ class RayExecutor:
         """Seconds until the first submitted cell runs out of time (None: no limit)."""
         left = [
             limit - watch.elapsed()
-            for request, watch, _ in self._pending.values()
+            for request, watch, *_ in self._pending.values()
             if (limit := self._limit(request)) is not None
         ]
         return max(0.0, min(left)) if left else None
 
     def _expire(self) -> None:
         """Cancel and kill the tasks past their limit: each becomes a timeout row."""
-        for ref, (request, watch, _) in list(self._pending.items()):
+        for ref, (request, watch, *_) in list(self._pending.items()):
             limit = self._limit(request)
             if limit is not None and watch.elapsed() >= limit:
                 self._ray.cancel(ref, force=True)
-                _, _, node = self._release(ref)
+                _, _, node, _ = self._release(ref)
                 message = f"the cell's Ray task stopped answering; killed after {limit:g} s"
                 self._done.append((request, self._failed(request, node, "timeout", message, watch)))
 
@@ -264,24 +322,33 @@ class RayExecutor:
     def _failed(
         request: CellRequest, node: _Node | None, status: str, message: str, watch=None
     ) -> Measurement:
-        """A failure row that says where it happened: the node the cell was placed on."""
+        """A failure row that says where it happened: the node the cell was placed on, and
+        the threads it was given there."""
         from seqbench.measure import failure
 
         wall_s = None if watch is None else watch.elapsed()
-        where = {"host": node.host} if node is not None else {}
+        where: dict[str, Any] = {"threads": request.process.threads}
+        if node is not None:
+            where |= {"host": node.host, "node": node.node_id}
         return failure(request.cell, status, message, wall_s=wall_s, **where)
 
-    def _collect(self, ref: Any, request: CellRequest, node: _Node | None) -> Measurement:
+    def _collect(self, ref: Any, request: CellRequest, node: _Node | None) -> Measurement | None:
         """A finished task's measurement; a crashed worker, a lost node or a failed task
-        becomes a row with the reason."""
+        becomes a row with the reason. None for a task that never started because the node
+        it was placed on is gone (to be placed again)."""
         from ray import exceptions as rex
 
         try:
             answer = self._ray.get(ref)
+        except rex.TaskUnschedulableError:
+            if node is not None and node.node_id not in {n["NodeID"] for n in self._alive()}:
+                return None
+            raise
         except rex.WorkerCrashedError:
             message = "the Ray worker died while measuring the cell"
             return self._failed(request, node, "error", message)
         except (rex.NodeDiedError, rex.ObjectLostError, rex.OwnerDiedError) as exc:
+            self._refresh()
             message = f"the Ray node was lost: {_first_line(exc)}"
             return self._failed(request, node, "error", message)
         except rex.RayTaskError as exc:
@@ -291,7 +358,6 @@ class RayExecutor:
             )
         except rex.RayError as exc:
             return self._failed(request, node, "error", f"Ray: {_first_line(exc)}")
-        # The row names the node's host, whatever the cell's own row said.
-        return Measurement.from_dict(
-            {**answer, "row": {**answer["row"], "host": answer.get("host", "")}}
-        )
+        # The row names the node and its host, whatever the cell's own row said.
+        where = {"host": answer.get("host", ""), "node": answer.get("node", "")}
+        return Measurement.from_dict({**answer, "row": {**answer["row"], **where}})

@@ -341,6 +341,10 @@ class Session:
             return
         for event in self._scheduler.iter_plan(cells):
             yield event
+            # What the backend saw meanwhile (a Ray node that left or joined the cluster).
+            said = getattr(self.executor, "notices", None)
+            while said:
+                yield Notice(said.pop(0))
             if isinstance(event, CellFinished) and (
                 line := self.threads.observe(event.measurement.row)
             ):
