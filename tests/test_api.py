@@ -145,6 +145,32 @@ def test_names_that_do_not_import_are_one_line_errors():
                                 loss=lambda y: y.sum())  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        ({"model": "tests.api_models:Nope"},
+         "tests.api_models:Nope: module 'tests.api_models' has no attribute 'Nope'"),
+        ({"model": "no_such_module:small"},
+         "no_such_module:small: cannot import 'no_such_module'"),
+        ({"loss": "tests.api_models:no_loss"},
+         "tests.api_models:no_loss: module 'tests.api_models' has no attribute 'no_loss'"),
+        ({"target": "tests.api_models"}, "target 'tests.api_models': expected "
+                                         "'package.module:attribute'"),
+        ({"model": "tests.api_models:__name__"},
+         "model 'tests.api_models:__name__' is a str, not an nn.Module or a factory of one"),
+    ],
+)  # fmt: skip
+def test_an_isolated_modules_names_are_found_before_any_cell_runs(tmp_path, names, message):
+    """The docs: a caller's mistake raises SeqbenchError; with isolate=True it was an
+    error row from the fresh process instead. Now nothing is measured, no run is saved."""
+    given = {"model": "tests.api_models:small", "inputs": "tests.api_models:small_inputs",
+             **names}  # fmt: skip
+    with pytest.raises(seqbench.SeqbenchError) as error:
+        seqbench.measure_module(**given, isolate=True, out=tmp_path, **QUICK)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_callers_torch_threads_are_given_back():
     torch.set_num_threads(2)
     frame = seqbench.measure_module(nn.Linear(2, 2), torch.zeros(1, 2, 2), **QUICK)

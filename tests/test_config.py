@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,89 @@ def test_bad_flag_values_get_one_clear_line(name, text, message):
         parse_list(text, name, "--x")
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+# --------------------------------------------------------------------------- values that mean nothing
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("train", "target", "-1", "target: expected a score >= 0 (no task's metric is negative), "
+                                  "got -1.0"),
+        ("measure", "precision", "1.5", "precision: expected a fraction in [0, 1) (0 turns it "
+                                        "off), got 1.5"),
+    ],
+)  # fmt: skip
+def test_a_value_no_run_can_use_is_refused_by_every_front(
+    tmp_path, cli, section, key, value, message
+):
+    """The rule is the declaration's: a suite file, a flag and a keyword of seqbench.run all
+    refuse the value before anything is measured."""
+    import seqbench
+    from seqbench.cli import app
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        resolve_config(write(tmp_path, f"[{section}]\n{key} = {value}\n"))
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        seqbench.run(**{key: float(value)}, task="adding", arch="rnn", seq_len=8)
+    flag = "--" + key.replace("_", "-")
+    result = cli.invoke(app, ["run", flag, value, "--task", "adding", "--root", str(tmp_path)])
+    assert (result.exit_code, result.stderr) == (2, f"error: {flag}: {message.split(': ', 1)[1]}\n")
+    assert not list(tmp_path.glob("*/results.csv"))
+
+
+@pytest.mark.parametrize("precision", [0.0, 0.05, 0.999])
+def test_a_precision_in_range_is_accepted(precision):
+    assert resolve_config(settings={"precision": precision}).measure.precision == precision
+
+
+@pytest.mark.parametrize(
+    ("tasks", "refused"),
+    [((), True), (("adding", "copy"), True), (("mqar(pairs=16)",), True), (("imdb",), False),
+     (("adding", "imdb"), False)],
+)  # fmt: skip
+def test_data_is_refused_unless_a_task_of_the_run_reads_it(tasks, refused):
+    axes = {"task": tasks} if tasks else {}
+    build = lambda: resolve_config(axes=axes, settings={"data": "/data/imdb.npz"})  # noqa: E731
+    if not refused:
+        assert build().train.data == "/data/imdb.npz"
+        return
+    with pytest.raises(ConfigError) as info:
+        build()
+    assert str(info.value) == (
+        "data '/data/imdb.npz': only the imdb task reads a local dataset, and this run has "
+        f"none (its tasks: {', '.join(tasks) or 'none'}); leave data out, or add the imdb task"
+    )
+
+
+def test_data_in_a_suite_file_for_a_task_that_generates_its_own_is_refused(tmp_path, cli):
+    from seqbench.cli import app
+
+    path = write(tmp_path, "[matrix]\ntask = ['adding']\n[train]\ndata = 'imdb.npz'\n")
+    small = ["--arch", "rnn", "--seq-len", "8", "--mode", "train", "--train-steps", "1",
+             "--min-time", "0", "--processes", "1", "--no-ceiling"]  # fmt: skip
+    result = cli.invoke(app, ["run", "--suite", str(path), *small, "--root", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: data 'imdb.npz': only the imdb task reads")
+    assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("task", "target", "message"),
+    [
+        ("digits", 1.5, "target 1.5: the digits task's accuracy lies in [0, 1], so it can never "
+                        "reach it"),
+        ("mqar", 2.0, "target 2: the mqar task's accuracy lies in [0, 1]"),
+        ("digits", 0.9, None),
+        ("adding", 1.5, None),  # mse: any score >= 0 can be reached
+        ("copy", 0.0, None),
+    ],
+)  # fmt: skip
+def test_a_target_outside_the_range_of_a_tasks_metric_is_refused(task, target, message):
+    build = lambda: resolve_config(axes={"task": (task,)}, settings={"target": target})  # noqa: E731
+    if message is None:
+        assert build().train.target == target
+        return
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -197,6 +198,77 @@ def test_steal_and_throttling_past_five_percent_flag_a_cell():
         "steal took 8% of its time; throttled took 20% of its time"
     )
     assert flag(row(steal_frac=0.05, throttled_frac=0.05)) == ""
+
+
+STOPPED = (
+    "its process was off the CPUs for 36% of its timed time, with no other work to explain it "
+    "(stopped or suspended, or its step waited)"
+)
+
+
+@pytest.mark.parametrize(
+    ("values", "reasons"),
+    [
+        # The report: suspended for 3 s of the timing, cpu_share 0.64, nothing else running.
+        (dict(threads=1, cpu_share=0.64), [("off CPU 36%", STOPPED)]),
+        # Two threads that got 0.64 of a core's time between them: even the one that times
+        # the steps cannot have been running all along.
+        (dict(threads=2, cpu_share=0.32), [("off CPU 36%", STOPPED)]),
+        # Two threads on a partly serial step: 0.9 of a core, the timing thread at work.
+        (dict(threads=2, cpu_share=0.45), []),
+        (dict(threads=1, cpu_share=0.8), []),  # what tolerated sharing could cost: not flagged
+        (dict(threads=1, cpu_share=0.97), []),
+        # A busy machine lowers cpu_share too: said by the rule that explains it, once.
+        (dict(threads=1, cpu_share=0.4, others_cores=1.8),
+         [("1.8 busy cores", "its 1 thread shared 2 CPUs with 1.8 cores of other work")]),
+        # A CUDA cell's host thread may sleep while the device works.
+        (dict(threads=1, cpu_share=0.1, device="cuda"), []),
+    ],
+)  # fmt: skip
+def test_a_process_off_the_cpus_for_a_large_part_of_its_timed_time_is_flagged(values, reasons):
+    assert findings(row(**values)) == reasons
+
+
+def test_a_stopped_cell_is_discounted_by_the_time_it_ran_and_gets_no_thread_advice():
+    stopped = row(threads=2, cpu_share=0.32)
+    assert noise.disturbances(stopped) == [STOPPED]
+    assert slowdown_bound(stopped) == pytest.approx(1 / 0.32)  # it ran at least 32% of the time
+    assert noise_advice([dataclasses.replace(stopped, noisy=flag(stopped))]) == [
+        "rerun on a quieter machine"
+    ]
+
+
+def spin(cpu_seconds: float) -> None:
+    """Keep this process on a CPU until it has used `cpu_seconds` of CPU time."""
+    start = time.process_time()
+    while time.process_time() - start < cpu_seconds:
+        pass
+
+
+def test_a_process_that_was_not_running_during_its_samples_is_flagged_from_its_counters(
+    tmp_path,
+):
+    """Real counters around a stretch of work and a stretch of not running (asleep here,
+    stopped in the report: to the counters the same). No /proc/stat under tmp_path, so no
+    other work is seen, whatever this machine is doing."""
+    before = system.read_counters(tmp_path)
+    spin(0.05)
+    time.sleep(0.2)
+    seen = interference(before, system.read_counters(tmp_path), threads=1, steps=10, root=tmp_path)
+    assert seen["others_cores"] is None
+    stopped = row(threads=1, **{k: seen[k] for k in ("cpu_share", "others_cores")})
+    (short, full), *_ = findings(stopped)
+    assert short.startswith("off CPU ") and "with no other work to explain it" in full
+    assert noise.off_cpu(stopped) > 0.75  # 0.05 s of CPU time in 0.25 s or more
+
+
+def test_the_cpu_time_is_read_finer_than_a_clock_tick():
+    """os.times() counts 10 ms ticks: a pass of a few milliseconds read 0 or 10 ms of CPU
+    time, and so cpu_share 0 (off the CPUs all along) or 2."""
+    before = system.read_counters()
+    spin(0.003)
+    used = system.read_counters().cpu_s - before.cpu_s
+    assert 0.003 <= used < 0.009
 
 
 def test_every_reason_is_kept_in_the_flag():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import re
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -52,7 +53,7 @@ from models import Stack, REPEAT, inputs, square_loss
 
 def test_stack_infers(seqbench):
     rows = seqbench(Stack(REPEAT), inputs, seq_len=[8, 16], batch_size=4)
-    assert rows is None or list(rows.status) == ["ok", "ok"]
+    assert rows.empty or list(rows.status) == ["ok", "ok"]
 
 def test_stack_trains(seqbench):
     seqbench(Stack(REPEAT), inputs, mode="train", seq_len=8, batch_size=4, loss=square_loss)
@@ -217,6 +218,81 @@ def test_a_missing_baseline_and_bad_options_are_usage_errors(suite):
     result.stderr.fnmatch_lines(["ERROR: --seqbench-min-time: expected a number of seconds >= 0*"])
     result = suite("--seqbench-threshold", "0")
     result.stderr.fnmatch_lines(["ERROR: --seqbench-threshold: expected a fraction > 0*"])
+
+
+def unusable_roots(tmp_path):
+    """Results roots no run can be saved under, with what the OS says of each."""
+    (tmp_path / "a-file").write_text("")
+    roots = [(tmp_path / "a-file" / "results", "Not a directory")]
+    if Path("/proc").is_dir():  # the report's own: /proc takes no new folders, even as root
+        roots.append((Path("/proc/nope"), "No such file or directory"))
+    return roots
+
+
+@pytest.mark.parametrize("flag", ["--seqbench-out", "--seqbench-root"])
+def test_an_unusable_results_root_is_a_usage_error_before_any_test_runs(suite, tmp_path, flag):
+    for root, why in unusable_roots(tmp_path):
+        result = suite(flag, str(root))
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(
+            [f"ERROR: {flag} {root}: cannot save the session's run there ({why})"]
+        )
+        assert "Traceback" not in result.stderr.str() and "passed" not in result.stdout.str()
+
+
+def test_a_results_root_given_is_checked_and_left_as_it_was(suite, tmp_path):
+    """The check makes the folders it tries and removes them: a session that measures
+    nothing leaves nothing behind."""
+    root = tmp_path / "new" / "deeper"
+    suite("--seqbench-root", str(root), "--seqbench-disable").assert_outcomes(passed=2)
+    assert not (tmp_path / "new").exists()
+
+
+def test_an_unusable_default_root_fails_each_measuring_test_in_one_line(suite, pytester):
+    """The default root is not checked before the tests (the plugin loads in every pytest
+    session, most of which measure nothing): a test that measures fails in one line."""
+    (pytester.path / "results").write_text("not a folder")
+    result = suite("-k", "infers")
+    result.assert_outcomes(failed=1, deselected=1)
+    result.stdout.fnmatch_lines(
+        ["*seqbench: --seqbench-root results: cannot create the results root (File exists)"]
+    )
+    assert "Traceback" not in result.stdout.str() and "ResultsError" not in result.stdout.str()
+
+
+def docs_example() -> tuple[str, str]:
+    """docs/python.md's `mymodel.py` and its pytest example (`test_tagger_speed.py`)."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "python.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    model = next(c for c in code if "class Tagger" in c)
+    tests = next(c for c in code if "def test_tagger_infers(seqbench)" in c)
+    return model, tests
+
+
+@pytest.mark.parametrize(
+    "how",
+    [["--seqbench-disable"], pytest.param(["-p", "xdist", "-n", "2"], marks=pytest.mark.slow)],
+    ids=["disabled", "xdist"],
+)
+def test_the_documented_example_passes_when_nothing_is_measured(pytester, how):
+    """Under xdist and with --seqbench-disable the fixture measures nothing; the docs'
+    example checks the rows it returns, so it must get rows it can check: none, with the
+    contract's columns."""
+    if "xdist" in how:
+        pytest.importorskip("xdist")
+    model, tests = docs_example()
+    columns = """
+from seqbench.core.schema import RESULT_COLUMNS
+
+def test_no_rows_but_the_columns(seqbench):
+    rows = seqbench(Tagger(), ids, seq_len=[64, 256], batch_size=16)
+    assert rows.empty and list(rows.columns) == list(RESULT_COLUMNS)
+"""
+    pytester.makepyfile(mymodel=model, test_tagger_speed=tests + columns)
+    pytester.syspathinsert()
+    result = pytester.runpytest(*plugin_args(), *QUICK, *how)
+    result.assert_outcomes(passed=3)
+    assert not (pytester.path / "results").exists()
 
 
 @pytest.mark.slow

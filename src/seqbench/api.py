@@ -207,6 +207,8 @@ def measure_module(
             "a live module cannot be sent to another process"
         )
     user = None if isolate else _live(spec, model, inputs, target, loss, optimizer)
+    if isolate:
+        _check_names(spec)
     sizes_from = user.inputs if user is not None else _load(spec.inputs, "inputs")
     config, cells = module_plan(
         label, sizes_from, mode=mode, seq_len=seq_len, batch_size=batch_size,
@@ -245,6 +247,19 @@ def _spec(model, inputs, target, loss, optimizer) -> ModuleSpec:
             f"model given by name: give {live[0]} by name too ('package.module:attribute')"
         )
     return ModuleSpec(model, inputs, target, loss, optimizer)
+
+
+def _check_names(spec: ModuleSpec) -> None:
+    """Find each name an isolated cell will load, here, so that a mistake in one (a module
+    or an attribute that is not there) raises now rather than failing every cell. Nothing
+    is called: building the model is the fresh process's."""
+    for what in ("model", "target", "loss", "optimizer"):
+        name = getattr(spec, what)
+        found = None if name is None else _load(name, what)
+        if what == "model" and not callable(found):
+            raise ConfigError(
+                f"model {name!r} is a {type(found).__name__}, not an nn.Module or a factory of one"
+            )
 
 
 def _load(name: str, what: str) -> Any:

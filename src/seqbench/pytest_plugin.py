@@ -21,8 +21,9 @@ objects cannot be pickled (a lambda, a class defined in the test function) is me
 this process instead, the summary says so, and a comparison cannot decide on it.
 
 pytest-xdist: timing tests in parallel workers contend for the same cores, so under
-`-n N` (N > 0) nothing is measured: each call is a smoke call, the terminal summary says
-so, and --seqbench-compare is refused. Run timing tests with `-n 0`.
+`-n N` (N > 0) nothing is measured: each call is a smoke call that returns no rows (a frame
+with the columns), the terminal summary says so, and --seqbench-compare is refused. Run
+timing tests with `-n 0`.
 
 This module is long because it is a whole front in one file, as pytest loads a plugin: its
 options, the fixture, the session's run and the comparison at the end. It imports only
@@ -150,8 +151,44 @@ def pytest_configure(config: pytest.Config) -> None:
             "(parallel workers contend for the same cores): run with -n 0"
         )
     state.check()
+    if config.getoption("seqbench_root") != RESULTS_ROOT and not state.xdist:
+        _check_root(state.root, _root_flag(config))
     if state.compare and not hasattr(config, "workerinput"):
         state.load_baseline()
+
+
+def _root_flag(config: pytest.Config) -> str:
+    """The results root's option as the user spelled it (--seqbench-out is its old name)."""
+    old = any(str(a).startswith("--seqbench-out") for a in config.invocation_params.args)
+    return "--seqbench-out" if old else "--seqbench-root"
+
+
+def _check_root(root: Path, flag: str) -> None:
+    """A usage error, before any test runs, for a results root the session's run could not
+    be saved under: a folder made and written there as the run will be, then removed (a
+    session that measures nothing leaves nothing behind). Only a root given explicitly:
+    the plugin loads in every pytest session, and the default is checked when it is used."""
+    import contextlib
+    import os
+    import tempfile
+
+    made = []
+    try:
+        for folder in [*reversed(root.parents), root]:
+            if not folder.exists():
+                folder.mkdir()
+                made.append(folder)
+        fd, probe = tempfile.mkstemp(prefix=".seqbench-", dir=root)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise pytest.UsageError(
+            f"{flag} {root}: cannot save the session's run there ({exc.strerror or exc})"
+        ) from None
+    finally:
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 STATE = pytest.StashKey["SessionState"]()
@@ -233,9 +270,11 @@ class SessionState:
             pytest.fail(f"seqbench: {exc}", pytrace=False)
         user = UserModule(model, inputs, **options)
         self._smoke(user, cells)
-        if self.disabled:
+        if self.disabled:  # no rows, but the columns: a test's checks over them still run
+            from seqbench.core.schema import rows_to_frame
+
             self.smoke_calls += 1
-            return None
+            return rows_to_frame([])
         return self._measure(config, cells, user)
 
     def _smoke(self, user: Any, cells: list) -> None:
@@ -259,6 +298,7 @@ class SessionState:
         import dataclasses
         import tempfile
 
+        from seqbench.core.errors import SeqbenchError
         from seqbench.execute.isolated import ProcessWorkerExecutor
         from seqbench.execute.session import Session
         from seqbench.plan.cells import Plan
@@ -266,12 +306,18 @@ class SessionState:
         config = dataclasses.replace(
             config, label=self.label, description="pytest session", matrices=(), source="pytest"
         )
+        try:
+            session = Session.start(
+                config,
+                root=self.root,
+                the_plan=Plan([], {}),
+                executor=ProcessWorkerExecutor(keep=True),
+            )
+            self.session = session.__enter__()
+        except SeqbenchError as exc:  # a results root it cannot write: one line, no traceback
+            pytest.fail(f"seqbench: {str(exc).replace('--out', '--seqbench-root')}", pytrace=False)
         self.folder = tempfile.TemporaryDirectory(prefix="seqbench-pytest-")
-        session = Session.start(
-            config, root=self.root, the_plan=Plan([], {}), executor=ProcessWorkerExecutor(keep=True)
-        )
         self.thread_warning = next(iter(session.notices), "")
-        self.session = session.__enter__()
 
     def _measure(self, config: SuiteConfig, cells: list, user: Any) -> Any:
         import dataclasses
@@ -392,8 +438,9 @@ def _default_label(node: Any) -> str:
 def seqbench(request: pytest.FixtureRequest):
     """Measure a model: `seqbench(model, inputs, mode="infer", seq_len=None,
     batch_size=None, loss=None, optimizer=None, target=None, device="cpu",
-    dtype="float32", label=None, key=None)` returns the rows as a DataFrame (None with
-    --seqbench-disable or under xdist). The test fails if the step raises, never on speed.
+    dtype="float32", label=None, key=None)` returns the rows as a DataFrame (with
+    --seqbench-disable or under xdist, nothing is measured: no rows, the same columns). The
+    test fails if the step raises, never on speed.
     See `seqbench.measure_module` for the arguments."""
     state: SessionState = request.config.stash[STATE]
 

@@ -156,7 +156,8 @@ class MeasureSettings:
     max_repeats: int = setting(1000, POSITIVE_INT, "Timing samples per cell, at most", module=True)
     precision: float = setting(
         0.0,
-        Rule(float, "a fraction >= 0 (0 turns it off)", lambda v: v >= 0),
+        # A half-width of the whole median or more bounds nothing: a time is never below 0.
+        Rule(float, "a fraction in [0, 1) (0 turns it off)", lambda v: 0 <= v < 1),
         "Stop a cell early once its median's 95% CI half-width is this fraction (0: off)",
         module=True,
     )
@@ -221,9 +222,11 @@ class TrainSettings:
     train_time: float | None = setting(
         None, POSITIVE_SECONDS, "Seconds of training per task cell, at most", panel=ACCURACY
     )
+    # No task's metric is negative (core.schema.METRIC_RANGES); the range of the tasks a
+    # run has is checked with them (plan.combined).
     target: float | None = setting(
         None,
-        Rule(float, "a number"),
+        Rule(float, "a score >= 0 (no task's metric is negative)", lambda v: v >= 0),
         "Record the training time and steps until the validation score first reaches this "
         "(time_to_target_s, steps_to_target)",
         panel=ACCURACY,
@@ -248,6 +251,7 @@ class TrainSettings:
         1.0, Rule(float, "a gradient norm >= 0 (0: off)", lambda v: v >= 0),
         "Gradient-norm clipping with Adam (0 turns it off)", panel=ACCURACY,
     )  # fmt: skip
+    # Only a task that reads a local dataset (`reads_data`) may be given one (plan.combined).
     data: str | None = setting(
         None, Rule(str, "a path"), "A local dataset: Keras' imdb.npz or the aclImdb folder "
         "(imdb task)", panel=ACCURACY,

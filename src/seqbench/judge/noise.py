@@ -22,6 +22,15 @@ the CPUs it could use (`CONTENTION` cores of slack), or steal or throttling took
 `system.STOLEN` of its time. Those levels were chosen on a 2-core machine: quiet, no cell of the
 quick suite crosses them; with two busy processes beside it, every cell run with two
 threads does (benchmarks/oversubscription.py shows why that matters).
+
+A CPU cell is also flagged when its process was off the CPUs for more than `OFF_CPU` of
+its timed time and none of the rules above explains it: stopped (SIGSTOP, a debugger, a
+suspended laptop), or its step waiting on something other than the CPU. A CPU cell's
+process always has a thread at work while it runs (the one that times the steps), so it
+was running for no more of the time than the CPU time it got over wall time, `cpu_share`
+x threads: one minus that is the least it was off. Its median may survive a stop that
+lands in a few samples, but the samples are not one running process's. CUDA and MPS cells
+are not judged this way: their host thread may sleep while it waits for the device.
 """
 
 from __future__ import annotations
@@ -38,6 +47,12 @@ CONTENTION = 0.25  # cores of demand beyond the CPUs before a cell counts as con
 # explain (and by more than SPREAD_FLOOR, which no timing needs to resolve).
 DISAGREE = 3.0
 SPREAD_FLOOR = 0.02
+# Off the CPUs for more than this share of the timed time, unexplained: flagged. It lies
+# above what the sharing the rules tolerate can cost a thread (CONTENTION cores beyond the
+# CPUs take at most 0.25/1.25 = 20% of one CPU's time, 11% of two CPUs') and a scheduler's
+# time slice in a pass of a tenth of a second; a stop of a quarter of the time, spread
+# over the samples, would make each up to a third slower, three times the gate's 10%.
+OFF_CPU = 0.25
 
 
 def findings(row: Any) -> list[tuple[str, str]]:
@@ -49,8 +64,8 @@ def findings(row: Any) -> list[tuple[str, str]]:
 
 def disturbances(row: Any) -> list[str]:
     """The reasons other work on the machine disturbed a cell (busy cores, steal,
-    throttling), in full: not how far its figures spread, which an interval across
-    processes already holds."""
+    throttling), or its process being off the CPUs (stopped), in full: not how far its
+    figures spread, which an interval across processes already holds."""
     return [full for _, full in _disturbed(row)]
 
 
@@ -58,7 +73,8 @@ def slowdown_bound(row: Any) -> float:
     """The most that the other work seen around a disturbed cell could have slowed it: 1.0
     for an undisturbed cell. One thread that shares the CPUs with others' busy cores gets at
     least its fair share, so it waits at most (its threads + their cores) / CPUs times as
-    long, or 1 / `cpu_share` where the CPU time it got says more; steal and throttling take
+    long, or 1 / `cpu_share` where the CPU time it got says more (a stopped process, too,
+    ran at least `cpu_share` of the time); steal and throttling take
     their share on top. Several threads that share a core with other work have no bound
     (each parallel step waits for the slowest: benchmarks/oversubscription.py measured 1000x),
     so that is infinite."""
@@ -103,6 +119,22 @@ def _spread(row: Any) -> list[tuple[str, str]]:
 
 
 def _disturbed(row: Any) -> list[tuple[str, str]]:
+    """Other work on the cell's CPUs, a hypervisor's steal, or cgroup throttling; failing
+    those, a process off the CPUs for a large part of its timed time."""
+    found = _other_work(row)
+    off = off_cpu(row)
+    if not found and off > OFF_CPU:
+        found.append(
+            (
+                f"off CPU {off:.0%}",
+                f"its process was off the CPUs for {off:.0%} of its timed time, with no other "
+                "work to explain it (stopped or suspended, or its step waited)",
+            )
+        )
+    return found
+
+
+def _other_work(row: Any) -> list[tuple[str, str]]:
     """Other work on the cell's CPUs, a hypervisor's steal, or cgroup throttling."""
     found = []
     threads = (row.threads or 1) if row.device == "cpu" else 1
@@ -123,12 +155,21 @@ def _disturbed(row: Any) -> list[tuple[str, str]]:
     return found
 
 
+def off_cpu(row: Any) -> float:
+    """The least share of a CPU cell's timed time its process was not running (see the
+    module notes): 0.0 where unknown, or for a CUDA or MPS cell."""
+    share = getattr(row, "cpu_share", None)
+    if share is None or row.device != "cpu":
+        return 0.0
+    return max(0.0, 1.0 - share * (row.threads or 1))
+
+
 def noise_advice(rows: list[Any]) -> list[str]:
     """What would steady the noisy ones among measured rows, most useful first (see the docs'
     "When the machine is busy" for the measurements behind each)."""
     noisy = [r for r in rows if r.noisy]
     advice = []
-    if any((r.threads or 1) > 1 and _disturbed(r) for r in noisy):
+    if any((r.threads or 1) > 1 and _other_work(r) for r in noisy):
         advice.append(
             "--threads 1 (threads that share a core with other work wait for each other at "
             "every parallel step)"

@@ -157,11 +157,12 @@ class Counters:
 
 def read_counters(root: Path = ROOT) -> Counters:
     ticks = cpu_ticks(root, affinity())
-    times = os.times()
+    # getrusage's CPU time is the scheduler's, to the microsecond; os.times() counts whole
+    # clock ticks (10 ms at 100 Hz), a tenth of a pass of a tenth of a second.
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return Counters(
         watch=Stopwatch(),
-        cpu_s=times.user + times.system,
+        cpu_s=usage.ru_utime + usage.ru_stime,
         involuntary=usage.ru_nivcsw,
         busy_ticks=None if ticks is None else ticks[0],
         steal_ticks=None if ticks is None else ticks[1],

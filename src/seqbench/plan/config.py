@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from seqbench.core import devices
-from seqbench.core.errors import ConfigError, SeqbenchError
+from seqbench.core.errors import SeqbenchError
 from seqbench.core.request import CellRequest, ModuleSpec
 from seqbench.core.schema import DTYPES, MODES, Cell
 from seqbench.core.settings import (
@@ -44,6 +44,7 @@ from seqbench.core.settings import (
     rules_of,
     setting,
 )
+from seqbench.plan.combined import check_combination
 
 if TYPE_CHECKING:
     from seqbench.storage import Run
@@ -333,15 +334,11 @@ def apply_overrides(
             key
         ] = value
     measure = dataclasses.replace(config.measure, **sections["measure"])
-    if measure.max_repeats < measure.min_repeats:
-        raise ConfigError(
-            f"max_repeats ({measure.max_repeats}) is below min_repeats ({measure.min_repeats})"
-        )
     axes = dict(axes or {})
     matrices = config.matrices
     if "arch" in axes and len(matrices) > 1:
         matrices = _archs_among_matrices(matrices, tuple(axes.pop("arch")))
-    return dataclasses.replace(
+    config = dataclasses.replace(
         config,
         matrices=tuple(dataclasses.replace(m, **axes) for m in matrices),
         measure=measure,
@@ -349,6 +346,7 @@ def apply_overrides(
         **sections["run"],
         **sections["top"],
     )
+    return check_combination(config)  # the rules between settings (plan.combined)
 
 
 def _archs_among_matrices(matrices: tuple[Axes, ...], archs: tuple[str, ...]) -> tuple[Axes, ...]:

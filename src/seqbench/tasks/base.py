@@ -36,6 +36,8 @@ class Task(Protocol):
     higher_is_better: bool
     optimizer: str  # "adam" (with gradient clipping) or "rmsprop"
     fixed_seq_len: int | None  # a length the data dictates, else None
+    # Does `prepare` read `data` (a local dataset)? Absent: no, and giving one is refused.
+    reads_data: bool
     min_seq_len: int
 
     def prepare(self, seq_len: int, vocab: int, seed: int, data: str | None) -> None:

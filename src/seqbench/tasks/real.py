@@ -209,6 +209,7 @@ class ImdbTask(_Classification):
 
     name = "imdb"
     summary = "IMDB sentiment from a local imdb.npz or aclImdb folder (--data; accuracy)"
+    reads_data = True  # `data` is its dataset; no other task reads one
     inputs = "tokens"
     channels = 0
     outputs = 1
