@@ -230,7 +230,9 @@ class ResultRow(Cell):
         return cls(**dataclasses.asdict(cell), **values)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # Every column is a scalar: a shallow dict (dataclasses.asdict copies deeply, and
+        # took 6 of the 12 s of exporting 20,000 rows as JSON).
+        return {name: getattr(self, name) for name in _COLUMNS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ResultRow:
@@ -239,11 +241,7 @@ class ResultRow(Cell):
         Unknown keys are ignored so that files written by a newer schema still load;
         missing optional columns take their defaults.
         """
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if f.name not in data:
-                continue
-            values[f.name] = _coerce(f.name, data[f.name])
+        values = {name: _COERCE[name](data[name]) for name in _COLUMNS if name in data}
         missing = [
             name for name in REQUIRED_KEY_COLUMNS if name not in values or values[name] is None
         ]
@@ -281,55 +279,18 @@ class Measurement:
         )
 
 
-_INT = {
-    "threads",
-    "seq_len",
-    "batch_size",
-    "hidden",
-    "layers",
-    "vocab",
-    "embed",
-    "params",
-    "core_params",
-    "flops_per_seq",
-    "repeats",
-    "inner_loops",
-    "rounds",
-    "processes",
-    "peak_mem_bytes",
-    "peak_rss_bytes",
-    "peak_reserved_bytes",
-    "state_bytes",
-    "train_steps",
-    "memory_horizon",
-    "match_params",
-    "seed",
-    "steps_to_target",
-    "instr_steps",
-}
-_BOOL = {"bidirectional", "compile", "tf32"}
-
-_STR = {
-    "train_budget",
-    "extrapolation",
-    "noisy",
-    "instr_note",
-    "host",
-    "node",
-    "device_name",
-    "task",
-    "metric",
-    "arch",
-    "device",
-    "dtype",
-    "mode",
-    "kernel",
-    "kernel_note",
-    "mem_source",
-    "status",
-    "message",
-    "cell_id",
-}
+_INT = frozenset({
+    "threads", "seq_len", "batch_size", "hidden", "layers", "vocab", "embed", "params",
+    "core_params", "flops_per_seq", "repeats", "inner_loops", "rounds", "processes",
+    "peak_mem_bytes", "peak_rss_bytes", "peak_reserved_bytes", "state_bytes", "train_steps",
+    "memory_horizon", "match_params", "seed", "steps_to_target", "instr_steps",
+})  # fmt: skip
+_BOOL = frozenset({"bidirectional", "compile", "tf32"})
+_STR = frozenset({
+    "train_budget", "extrapolation", "noisy", "instr_note", "host", "node", "device_name", "task",
+    "metric", "arch", "device", "dtype", "mode", "kernel", "kernel_note", "mem_source", "status",
+    "message", "cell_id",
+})  # fmt: skip
 
 
 def column_type(name: str) -> type:
@@ -341,6 +302,17 @@ def column_type(name: str) -> type:
 
 def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or value == ""
+
+
+def _coercer(name: str) -> Any:
+    """`_coerce` for one column, with a fast path for the strings a CSV file holds."""
+    if name in _STR:
+        return lambda v: v if type(v) is str else _coerce(name, v)
+    if name in _INT:
+        return lambda v: int(v) if type(v) is str and v.isdigit() else _coerce(name, v)
+    if name in _BOOL:
+        return lambda v: _coerce(name, v)
+    return lambda v: (float(v) if v else None) if type(v) is str else _coerce(name, v)
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -362,6 +334,9 @@ def _coerce(name: str, value: Any) -> Any:
         return int(number)
     return float(value)
 
+
+_COLUMNS = tuple(f.name for f in dataclasses.fields(ResultRow))
+_COERCE = {name: _coercer(name) for name in _COLUMNS}
 
 # Task metrics that improve downwards, by the name in the `metric` column; every other metric
 # (accuracy) improves upwards. Tasks take their direction from here, so a reader of saved

@@ -1,4 +1,4 @@
-"""JSON: a list of row objects; 'not measured' is null."""
+"""JSON: a list of row objects, one a line; 'not measured' is null."""
 
 from __future__ import annotations
 
@@ -13,4 +13,8 @@ class JsonExporter:
     binary = False
 
     def render(self, rows: list[ResultRow]) -> str:
-        return json.dumps([r.to_dict() for r in rows], indent=2) + "\n"
+        # One row a line, each encoded by json's C encoder (indent= takes the pure-Python one,
+        # 4 of the 12 s of exporting 20,000 rows).
+        if not rows:
+            return "[]\n"
+        return "[\n" + ",\n".join("  " + json.dumps(r.to_dict()) for r in rows) + "\n]\n"

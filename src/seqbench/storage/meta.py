@@ -46,6 +46,9 @@ class RunMeta:
     ab: dict[str, Any] | None = None  # one side of `seqbench ab`: side, version, partner...
     frontier: dict[str, Any] | None = None  # arch -> the frontier found
     module: dict[str, Any] | None = None  # the user's module measure_module measured
+    # What `seqbench runs` lists (cells, statuses, devices), written when the run finishes,
+    # so that listing runs costs the same whatever their size.
+    summary: dict[str, Any] | None = None
     # Keys this seqbench does not know (a newer one wrote them): kept, and written back.
     extra: dict[str, Any] = field(default_factory=dict)
     # Keys every run writes that the file lacked, and known keys whose values had the wrong
@@ -92,7 +95,7 @@ _FIELDS = {f.name: f for f in dataclasses.fields(RunMeta)}
 _FIRST = ("format", "schema_version", "run_id", "label", "state", "created_at", "created_ns",
           "finished_at", "env", "config", "plan")  # fmt: skip
 _OPTIONAL = tuple(n for n in _FIELDS if n not in _FIRST and n not in ("extra", "missing"))
-_NULLABLE = ("created_ns", "finished_at", "noise", "ab", "frontier", "module")
+_NULLABLE = ("created_ns", "finished_at", "noise", "ab", "frontier", "module", "summary")
 _TYPES: dict[str, type | tuple[type, ...]] = {
     "format": str,
     "schema_version": int,
@@ -114,4 +117,5 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "ab": dict,
     "frontier": dict,
     "module": dict,
+    "summary": dict,
 }

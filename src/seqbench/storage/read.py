@@ -314,7 +314,14 @@ def _summarize(folder: Path, root: Path) -> RunSummary:
     rows_path = resolve_run_path(folder, root)
     samples_path, meta_path = sidecars(rows_path)
     meta = _read_meta(meta_path)
-    rows = Run(folder, meta, _read_rows(rows_path)[0]).rows
+    summary = _finished_summary(meta, rows_path)
+    if summary is None:  # still running (or killed while it ran): count its rows
+        rows = Run(folder, meta, _read_rows(rows_path)[0]).rows
+        summary = {
+            "cells": len(rows),
+            "statuses": dict(collections.Counter(r.status for r in rows)),
+            "devices": list(dict.fromkeys(r.device for r in rows)),
+        }
     if _exists(samples_path):
         try:
             with open(samples_path, encoding="utf-8", errors="replace") as fh:
@@ -330,10 +337,29 @@ def _summarize(folder: Path, root: Path) -> RunSummary:
         label=meta.label,
         created_at=meta.created_at,
         state=meta.state,
-        devices=tuple(dict.fromkeys(r.device for r in rows)),
-        cells=len(rows),
-        statuses=dict(collections.Counter(r.status for r in rows)),
+        devices=tuple(summary["devices"]),
+        cells=summary["cells"],
+        statuses=dict(summary["statuses"]),
     )
+
+
+def _finished_summary(meta: RunMeta, rows_path: Path) -> dict[str, Any] | None:
+    """A finished run's summary from its metadata, its rows file checked by its header only
+    (a file that lost a column a verdict needs is damaged, as when its rows are read); None
+    when the run has no summary (still running, killed, or written before there was one)."""
+    summary = meta.summary
+    if meta.state not in ("complete", "interrupted") or not summary or rows_path.suffix != ".csv":
+        return None
+    try:
+        with open(rows_path, encoding="utf-8", errors="replace") as fh:
+            columns = header_of(fh.readline())
+    except OSError as exc:
+        raise ResultsError(f"{rows_path}: cannot read it ({exc.strerror or exc})") from None
+    if "cell_id" not in columns or (
+        summary.get("statuses", {}).get("ok") and "median_s" not in columns
+    ):
+        return None  # read the rows, which says what is wrong with them
+    return summary
 
 
 def summarize_runs(root: Path) -> list[RunSummary]:

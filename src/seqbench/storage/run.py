@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import shutil
 import time
@@ -280,6 +281,11 @@ class Run:
         another writer have it."""
         self.meta.state = state
         self.meta.finished_at = now_iso()
+        self.meta.summary = {
+            "cells": len(self.rows),
+            "statuses": dict(collections.Counter(r.status for r in self.rows)),
+            "devices": list(dict.fromkeys(r.device for r in self.rows)),
+        }
         order = [r.cell_id for r in self.rows]
         try:
             try:
