@@ -170,3 +170,22 @@ def test_ab_from_python_gives_the_verdict_and_both_runs(tmp_path, monkeypatch):
         base.meta.ab["partner"] == cand.run_id and base.meta.state == cand.meta.state == "complete"
     )
     assert base.meta.noise == noise.summarize(base.rows)
+
+
+def test_a_plan_that_takes_hours_is_announced_before_it_starts():
+    from seqbench.execute.session import _notices
+    from seqbench.plan.cells import make_plan
+
+    lengths = ",".join(str(8 * k) for k in range(1, 41))
+    long = resolve_config(
+        axes={"arch": ("rnn", "lstm", "gru", "conv1d"), "seq_len": tuple(int(t) for t in lengths.split(",")),
+              "batch_size": (1, 2, 4, 8, 16), "hidden": (8, 16, 32, 64, 128)},
+        settings={"min_time": 2.0, "processes": 5},
+    )  # fmt: skip
+    lines = _notices(long, make_plan(long), "")
+    assert lines[-1] == (
+        "this plan is 8,000 cells: at least 5.6 hours of timing alone (2 s of samples and 5 "
+        "warm-ups of 0.1 s a cell); Ctrl-C keeps what finished, and --resume goes on from there"
+    )
+    short = resolve_config(axes={"arch": ("rnn",)}, settings={})
+    assert not any("hours" in line for line in _notices(short, make_plan(short), ""))

@@ -71,6 +71,10 @@ def summary_of(run: Run) -> dict[str, Any]:
     return noise.summarize(run.rows)
 
 
+# A plan whose timing alone takes this long is announced before it starts.
+LONG_RUN_S = 3600.0
+
+
 def _notices(config: SuiteConfig, the_plan: Plan, threads_warning: str) -> list[str]:
     """What a user should hear before the cells run, in the order a front says it."""
     lines = [threads_warning] if threads_warning else []
@@ -78,6 +82,15 @@ def _notices(config: SuiteConfig, the_plan: Plan, threads_warning: str) -> list[
         n = the_plan.count_on(device)
         lines.append(f"{why}: skipping its {n} cell{'' if n == 1 else 's'}")
     lines += the_plan.warnings
+    measure, cells = config.measure, len(the_plan.cells)
+    floor = cells * (measure.min_time + measure.warmup_time * measure.passes)
+    if floor >= LONG_RUN_S:  # said before it starts, not found out in the morning
+        lines.append(
+            f"this plan is {cells:,} cells: at least {floor / 3600:,.1f} hours of timing alone "
+            f"({measure.min_time:g} s of samples and {measure.passes} warm-up"
+            f"{'s' if measure.passes > 1 else ''} of {measure.warmup_time:g} s a cell); Ctrl-C "
+            "keeps what finished, and --resume goes on from there"
+        )
     if config.count_instructions:
         from seqbench.execute.callgrind import unavailable_reason
 
