@@ -618,3 +618,13 @@ def test_an_interrupt_swallowed_by_a_finaliser_still_stops_the_run_at_the_next_c
         with pytest.raises(KeyboardInterrupt):
             stopped()
     assert signal.getsignal(signal.SIGINT) is before
+
+
+@pytest.mark.parametrize("command", [["runs"], ["show", "latest"], ["history"]])
+def test_a_results_root_that_is_a_file_is_one_line(cli, tmp_path, command):
+    afile = tmp_path / "results"
+    afile.write_text("not a folder")
+    result = cli.invoke(app, [*command, "--root", str(afile)])
+    assert one_line_error(result) == (
+        f"error: {afile}: not a folder (the results root holds run folders)"
+    )

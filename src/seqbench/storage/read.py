@@ -96,6 +96,8 @@ def list_run_dirs(root: Path) -> list[Path]:
     A folder named like a run that cannot be read is among them (reading it says why)."""
     try:
         if not root.is_dir():
+            if root.exists():  # a file where the results folder should be: say so
+                raise ResultsError(f"{root}: not a folder (the results root holds run folders)")
             return []
         with os.scandir(root) as entries:
             found = [Path(e.path) for e in entries if _is_run_dir(e)]
