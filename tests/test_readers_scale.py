@@ -78,3 +78,27 @@ def test_rows_export_as_json_one_a_line_and_read_back(cli, tmp_path):
     out = tmp_path / "rows.json"
     cli.invoke(app, ["export", str(run.path), "--out", str(out)])
     assert [r.to_dict() for r in load_run(str(out)).rows] == [r.to_dict() for r in run.rows]
+
+
+def test_a_report_lists_its_first_cells_and_says_where_the_rest_are(monkeypatch):
+    from seqbench.output import report
+    from seqbench.storage.meta import RunMeta
+
+    monkeypatch.setattr(report, "REPORT_ROWS", 3)
+    rows = power_rows("lstm", [16, 32, 64, 128, 256], 1.0)
+    page = report.format_run_report(rows, RunMeta(run_id="r1", label="big"))
+    results = page.split("<h2>Results</h2>")[1].split("<h2>")[0]
+    assert results.count("<tr") == 1 + 3  # the header and three cells
+    assert "The first 3 of 5 cells; seqbench export gives every row" in results
+
+
+def test_a_long_series_draws_its_points_thinned_and_fits_them_all():
+    from seqbench.output import plots
+
+    lengths = list(range(8, 8 + 4 * 500, 4))  # 500 lengths
+    chart = plots.build_chart(power_rows("gru", lengths, 1.5), "median_s")
+    (series,) = chart.series
+    assert len(series.x) == plots.MAX_POINTS and series.x[0] == 8 and series.x[-1] == lengths[-1]
+    assert abs(series.fit.exponent - 1.5) < 1e-9  # from every point, exact for a power law
+    short = plots.build_chart(power_rows("gru", lengths[:50], 1.5), "median_s")
+    assert len(short.series[0].x) == 50

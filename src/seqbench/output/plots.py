@@ -134,6 +134,18 @@ def _series_points(rows: Sequence[ResultRow], metric: str) -> dict[Cell, list[Re
     return {k: sorted(v, key=lambda r: r.seq_len) for k, v in by_key.items()}
 
 
+# The most points a series draws: past it, evenly spaced ones (the first and last kept) stand
+# for the rest, which the fit still uses (5,000 lengths made a 15 MB page of SVG).
+MAX_POINTS = 200
+
+
+def _thinned(members: list[ResultRow]) -> list[ResultRow]:
+    if len(members) <= MAX_POINTS:
+        return members
+    step = (len(members) - 1) / (MAX_POINTS - 1)
+    return [members[round(i * step)] for i in range(MAX_POINTS)]
+
+
 def build_chart(
     rows: Sequence[ResultRow], metric: str, run_id: str = "", against: str = "median_s"
 ) -> Chart:
@@ -155,10 +167,13 @@ def build_chart(
     scale, unit = _unit(metric, [getattr(r, metric) for g in groups.values() for r in g])
     columns = varying_context(list(groups))
     series = []
-    for key, members in groups.items():
+    for key, every in groups.items():
+        xs = tuple(float(r.seq_len) for r in every)
+        ys = tuple(getattr(r, metric) * scale for r in every)
+        fit = fit_power_law(xs, ys) if len(every) >= MIN_LENGTHS else None  # on every point
+        members = _thinned(every)
         xs = tuple(float(r.seq_len) for r in members)
         ys = tuple(getattr(r, metric) * scale for r in members)
-        fit = fit_power_law(xs, ys) if len(members) >= MIN_LENGTHS else None
         label = format_series(key, columns)
         low, high = _scaled_intervals(members, metric, scale)
         series.append(

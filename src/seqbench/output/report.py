@@ -99,6 +99,10 @@ def figures_section(title: str, figures: Sequence[Figure], prefix: str = "") -> 
     return Section(title, format_figures_html(figures, prefix))
 
 
+# The most cells a report's results table lists (a 20,000-row table was 6 MB of HTML).
+REPORT_ROWS = 1000
+
+
 def run_sections(
     rows: Sequence[ResultRow], meta: RunMeta, figures: Sequence[Figure] | None = None
 ) -> list[Section]:
@@ -106,7 +110,13 @@ def run_sections(
     rows = list(rows)
     run_id = meta.run_id
     drawn = compute_run_figures(rows, run_id) if figures is None else list(figures)
-    sections = [Section("Results", scroll(format_table_html(format_table(rows))), "results")]
+    table = format_table_html(format_table(rows[:REPORT_ROWS]))
+    if len(rows) > REPORT_ROWS:  # a page stays readable: the run's files hold every row
+        table += format_lines_html([
+            f"The first {REPORT_ROWS:,} of {len(rows):,} cells; seqbench export gives every "
+            "row, and the plots draw up to 200 lengths of each model (the fits use them all)."
+        ])  # fmt: skip
+    sections = [Section("Results", scroll(table), "results")]
     if drawn:
         sections.append(figures_section("Plots", drawn, "run"))
     scaling = compute_scaling(rows)
