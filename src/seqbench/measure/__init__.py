@@ -175,7 +175,11 @@ def _measure(request: CellRequest, clock: Clock, watch: Stopwatch) -> Measuremen
     if cell.compile:
         compiled = f"compiled ({request.compile_backend})"
         note = f"{note}; {compiled}" if note else compiled
-    flops = step_flops(cell) if get_arch(cell.arch).forward_flops else counted_flops(work)
+    if get_arch(cell.arch).forward_flops:
+        flops = step_flops(cell)
+    else:
+        flops, uncounted = counted_flops(work)
+        note = "; ".join(filter(None, (note, uncounted)))
     return time_workload(
         work, request, clock, watch, flops=flops, kernel=kernel, note=note,
         scores=scores, memory_before=before, curve=curve,

@@ -233,7 +233,9 @@ def measure_user(
     training = user.model.training
     try:
         work = build_user_workload(request.cell, user, request.seed)
-        flops = counted_flops(work)
-        return time_workload(work, request, clock, watch, flops=flops, kernel="user module")
+        flops, uncounted = counted_flops(work)
+        return time_workload(
+            work, request, clock, watch, flops=flops, kernel="user module", note=uncounted
+        )
     finally:
         user.model.train(training)

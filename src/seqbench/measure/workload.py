@@ -41,23 +41,19 @@ class Workload:
         return autocast(self.cell)
 
 
-def counted_flops(work: Workload) -> int | None:
-    """FLOPs per sequence of one step, counted by running it under torch.utils.flop_counter:
-    for models without a formula (a user's module). The counter sees the same operations
-    the formulas count (matmuls and convolutions, 2 per multiply-add) but a training step's
-    real backward pass, not the formulas' 3x the forward. The step runs once more, before
-    anything is timed. None in streaming mode, under torch.compile (the counter would see
-    the compiler's own work), and when it sees nothing to count (an opaque fused kernel)."""
+def counted_flops(work: Workload) -> tuple[int | None, str]:
+    """FLOPs per sequence of one step, counted as it runs (measure.flops): for models without
+    a formula (a user's module). The counter sees the same operations the formulas count
+    (matmuls and convolutions, 2 per multiply-add) but a training step's real backward pass,
+    not the formulas' 3x the forward. The step runs once more, before anything is timed.
+    None in streaming mode and under torch.compile (the counter would see the compiler's own
+    work); None with a note when a heavy kernel has no formula or counting failed."""
     cell = work.cell
     if cell.mode == "step" or cell.compile:
-        return None
-    from torch.utils.flop_counter import FlopCounterMode
+        return None, ""
+    from seqbench.measure.flops import count_step
 
-    counter = FlopCounterMode(display=False)
-    with counter:
-        work.step()
-    total = counter.get_total_flops()
-    return round(total / cell.batch_size) if total > 0 else None
+    return count_step(work.step, cell.batch_size)
 
 
 def autocast(cell: Cell) -> contextlib.AbstractContextManager:
