@@ -250,10 +250,15 @@ def build_module(name: str, factory: Any, shape: CoreShape) -> object:
         raise ConfigError(f"{name}: the factory failed: {_first_line(exc)}") from None
 
 
-def spec_from_factory(name: str, factory: object, origin: str) -> ArchSpec:
-    """An ArchSpec around a user's factory (see the module docstring for its signature)."""
+def check_callable(name: str, factory: object) -> None:
+    """A factory must be something to call; one line naming it otherwise."""
     if not callable(factory):
         raise ConfigError(f"{name}: {name.partition(':')[2] or name!r} is not callable")
+
+
+def spec_from_factory(name: str, factory: object, origin: str) -> ArchSpec:
+    """An ArchSpec around a user's factory (see the module docstring for its signature)."""
+    check_callable(name, factory)
 
     def build(shape: CoreShape) -> ForeignCore:
         return wrap(name, build_module(name, factory, shape), shape)

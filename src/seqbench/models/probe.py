@@ -18,12 +18,13 @@ import sys
 def main(argv: list[str]) -> int:
     from seqbench.core.errors import SeqbenchError
     from seqbench.models import core_shape_example
-    from seqbench.models.custom import OK, STEPS, build_module, import_named, wrap
+    from seqbench.models.custom import OK, STEPS, build_module, check_callable, import_named, wrap
 
     name = argv[0]
     try:
         factory = import_named(name)
         print(STEPS[0], flush=True)
+        check_callable(name, factory)
         module = build_module(name, factory, core_shape_example())
         print(STEPS[1], flush=True)
         wrap(name, module, core_shape_example())
