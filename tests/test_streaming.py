@@ -48,6 +48,34 @@ CAUSAL = [
 
 
 @pytest.mark.parametrize(("arch", "options"), CAUSAL, ids=lambda v: str(v))
+def test_training_gradients_of_the_whole_sequence_equal_those_of_stepping(arch, options):
+    # What a training step differentiates: the parallel, chunked or looped form that train
+    # cells time must give the gradients the token-by-token form gives (a separate code
+    # path), past one chunk (64 tokens), for the input and every parameter.
+    torch.manual_seed(0)
+    shape = CoreShape(**{"input_size": 5, "hidden": 8, **options})
+    core = REGISTRY[arch].build(shape).double().eval()
+    x = torch.randn(2, 70, shape.input_size, dtype=torch.float64, requires_grad=True)
+    params = [p for p in core.parameters() if p.requires_grad]
+    full = core(x)
+    weights = torch.randn(full.shape, dtype=torch.float64)
+    want = torch.autograd.grad((full * weights).sum(), [x, *params], allow_unused=True)
+    state = core.init_state(2, x.device, x.dtype)
+    steps = []
+    for x_t in x.unbind(1):
+        y_t, state = core.step(x_t, state)
+        steps.append(y_t)
+    got = torch.autograd.grad(
+        (torch.stack(steps, 1) * weights).sum(), [x, *params], allow_unused=True
+    )
+    for g_want, g_got in zip(want, got, strict=True):
+        if g_want is None or g_got is None:
+            assert g_want is None and g_got is None
+            continue
+        torch.testing.assert_close(g_got, g_want, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize(("arch", "options"), CAUSAL, ids=lambda v: str(v))
 def test_stepping_token_by_token_equals_the_whole_sequence(arch, options):
     torch.manual_seed(0)
     shape = CoreShape(**{"input_size": 5, "hidden": 8, **options})

@@ -5,18 +5,15 @@ ssm.py is a linear recurrence in its state, and all but two compute a whole sequ
 without a Python loop over its tokens:
 
 - `decay_attention`: S_t = g_t S_{t-1} + k_t v_tᵀ, o_t = S_tᵀ q_t with a scalar decay g_t per
-  head (RetNet, Mamba-2's SSD). The chunked form of Dao & Gu 2024 (§6) and Sun et al. 2023
-  (§2.3): inside a chunk of C tokens the outputs are a masked, decayed attention (C×C
-  matmuls), and only the C-times-smaller sequence of chunk states is carried in a loop.
+  head (RetNet, Mamba-2's SSD), chunked (Dao & Gu 2024, §6; Sun et al. 2023, §2.3): inside
+  a chunk of C tokens a masked, decayed attention; only chunk states are carried in a loop.
 - `vector_decay_attention`: the same with a decay per key channel (GLA, Yang et al. 2024),
   whose decays cannot be pulled out of the q·k product; inside a chunk the decayed scores
   are formed pairwise within sub-chunks and by matmuls between them, every exponent ≤ 0.
 - `linear_scan`: h_t = a_t ⊙ h_{t-1} + b_t elementwise (Mamba's selective scan, Griffin's
-  RG-LRU). Its decay differs per channel (and per state in Mamba), so it has no matmul
-  form; a parallel scan exists (a log-space `logcumsumexp`, or a prefix scan), but on a
-  CPU it was measured slower than the recurrence itself, which touches each state once per
-  token: `benchmarks/modern_speed.py` and docs/architectures.md say by how much. So this
-  one runs token by token, one fused multiply-add per token on the whole (B, ...) state.
+  RG-LRU), with no matmul form (a decay per channel and state). A parallel scan (log-space
+  `logcumsumexp`, a prefix scan) was measured slower on a CPU than this token loop, one
+  fused multiply-add per token (`benchmarks/modern_speed.py`, docs/architectures.md).
 - `delta_rule`: S_t = g_t (I - β_t k_t k_tᵀ) S_{t-1} + β_t k_t v_tᵀ (DeltaNet, Gated DeltaNet),
   chunked in the WY form: a triangular solve per chunk instead of a step per token;
   `dplr_attention` the same with a decay per channel and a general rank-one term (RWKV-7).
@@ -95,19 +92,23 @@ def causal_fft_conv(u: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- diagonal scans
 
 
+def along(dim: int, *tensors: torch.Tensor):
+    """The tensors' slices along `dim`, for a loop: unbound, as indexing each slice zero-fills a
+    whole tensor in its backward (O(T²) over a loop: 83% of a Mamba training step at T = 64)."""
+    return zip(*(t.unbind(dim) for t in tensors), strict=True)
+
+
 def linear_scan(
     a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """h_t = a_t ⊙ h_{t-1} + b_t for every t, a token at a time: a, b (B, T, ...), h0 (B, ...).
-
-    Returns every h_t (B, T, ...) and the last. Accumulates in at least float32.
-    """
+    Returns every h_t (B, T, ...) and the last. Accumulates in at least float32."""
     work = work_dtype(b.dtype)
     a, b = a.to(work), b.to(work)
     h = h0.to(work) if h0 is not None else torch.zeros_like(b[:, 0])
     states = []
-    for t in range(b.shape[1]):
-        h = torch.addcmul(b[:, t], a[:, t], h)
+    for a_t, b_t in along(1, a, b):
+        h = torch.addcmul(b_t, a_t, h)
         states.append(h)
     return torch.stack(states, dim=1), h
 
@@ -120,8 +121,7 @@ def to_chunks(x: torch.Tensor, chunk: int) -> torch.Tensor:
     length = x.shape[2]
     pad = (-length) % chunk
     if pad:
-        widths = [0, 0] * (x.dim() - 3) + [0, pad]
-        x = F.pad(x, widths)
+        x = F.pad(x, [0, 0] * (x.dim() - 3) + [0, pad])
     return x.reshape(*x.shape[:2], -1, chunk, *x.shape[3:])
 
 
@@ -130,9 +130,9 @@ def _carry(start: torch.Tensor | None, decay: torch.Tensor, update: torch.Tensor
     (B, H, n, K, V). Returns the state before each chunk (B, H, n, K, V) and the last."""
     state = start if start is not None else torch.zeros_like(update[:, :, 0])
     befores = []
-    for c in range(update.shape[2]):
+    for decay_c, update_c in along(2, decay, update):
         befores.append(state)
-        state = decay[:, :, c] * state + update[:, :, c]
+        state = decay_c * state + update_c
     return torch.stack(befores, dim=2), state
 
 
@@ -297,10 +297,11 @@ def dplr_attention(
     keep = g[..., -1, :, None].exp()  # (B, H, n, K, 1)
     s = state.to(work) if state is not None else q.new_zeros(*q.shape[:2], k.shape[-1], v.shape[-1])
     outs = []
-    for c in range(qc.shape[2]):
-        w = fresh[:, :, c] + from_state[:, :, c] @ s  # (B, H, C, V): what each token reads
-        outs.append(q_decayed[:, :, c] @ s + q_v[:, :, c] + q_b[:, :, c] @ w)
-        s = keep[:, :, c] * s + kv[:, :, c] + b_end[:, :, c] @ w
+    chunks = along(2, fresh, from_state, q_decayed, q_v, q_b, keep, kv, b_end)
+    for fresh_c, from_state_c, q_decayed_c, q_v_c, q_b_c, keep_c, kv_c, b_end_c in chunks:
+        w = fresh_c + from_state_c @ s  # (B, H, C, V): what each token reads
+        outs.append(q_decayed_c @ s + q_v_c + q_b_c @ w)
+        s = keep_c * s + kv_c + b_end_c @ w
     out = torch.stack(outs, dim=2).reshape(*q.shape[:2], -1, v.shape[-1])[:, :, :length]
     return out.to(dtype), s
 
@@ -370,12 +371,13 @@ def delta_rule(
     scores = (qc @ kc.transpose(-1, -2)) * pair  # (B, H, n, C, C), causal
     s = state.to(work) if state is not None else q.new_zeros(*q.shape[:2], k.shape[-1], v.shape[-1])
     outs = []
-    for c in range(qc.shape[2]):
-        u = fresh[:, :, c] - reads[:, :, c] @ s  # (B, H, C, V)
-        outs.append(q_decayed[:, :, c] @ s + scores[:, :, c] @ u)
-        if keep is not None:
-            s = keep[:, :, c] * s
-        s = s + k_to_end[:, :, c].transpose(-1, -2) @ u
+    keeps = keep if keep is not None else q.new_ones(()).expand(*qc.shape[:3], 1, 1)
+    for fresh_c, reads_c, q_decayed_c, scores_c, k_to_end_c, keep_c in along(
+        2, fresh, reads, q_decayed, scores, k_to_end, keeps
+    ):
+        u = fresh_c - reads_c @ s  # (B, H, C, V)
+        outs.append(q_decayed_c @ s + scores_c @ u)
+        s = keep_c * s + k_to_end_c.transpose(-1, -2) @ u
     out = torch.stack(outs, dim=2).reshape(*q.shape[:2], -1, v.shape[-1])[:, :, :length]
     return out.to(dtype), s
 

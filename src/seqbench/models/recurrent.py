@@ -50,16 +50,17 @@ def recurrent_scan(
     c = x.new_zeros(batch, hidden)
     out: list[torch.Tensor] = [h] * steps
     order = range(steps - 1, -1, -1) if reverse else range(steps)
+    xws = xw.unbind(1)  # unbound, not indexed: see kernels.along
     for t in order:
         hw = F.linear(h if h_mask is None else h * h_mask, w_hh, b_hh)  # (B, G*H)
         if kind == "rnn":
-            h = torch.tanh(xw[:, t] + hw)
+            h = torch.tanh(xws[t] + hw)
         elif kind == "lstm":
-            i, f, g, o = (xw[:, t] + hw).chunk(4, dim=1)
+            i, f, g, o = (xws[t] + hw).chunk(4, dim=1)
             c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
             h = torch.sigmoid(o) * torch.tanh(c)
         else:  # gru; PyTorch keeps b_hn inside the reset gate's product
-            xr, xz, xn = xw[:, t].chunk(3, dim=1)
+            xr, xz, xn = xws[t].chunk(3, dim=1)
             hr, hz, hn = hw.chunk(3, dim=1)
             r = torch.sigmoid(xr + hr)
             z = torch.sigmoid(xz + hz)

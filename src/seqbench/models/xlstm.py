@@ -47,6 +47,7 @@ from torch import nn
 from seqbench.models.gla import gla_key_width
 from seqbench.models.kernels import (
     CHUNK,
+    along,
     causal_conv,
     causal_conv_step,
     conv_window,
@@ -107,11 +108,11 @@ def mlstm_chunked(
     C = q.new_zeros(*q.shape[:2], k.shape[-1], v.shape[-1], dtype=work)
     n = q.new_zeros(*q.shape[:2], k.shape[-1], dtype=work)
     befores_C, befores_n = [], []
-    for c in range(qc.shape[2]):
+    for keep_c, writes_C_c, writes_n_c in along(2, keep, writes_C, writes_n):
         befores_C.append(C)
         befores_n.append(n)
-        C = keep[:, :, c, None, None] * C + writes_C[:, :, c]
-        n = keep[:, :, c, None] * n + writes_n[:, :, c]
+        C = keep_c[:, :, None, None] * C + writes_C_c
+        n = keep_c[:, :, None] * n + writes_n_c
     C_in, n_in = torch.stack(befores_C, 2), torch.stack(befores_n, 2)
     numerator = numerator + from_before[..., None] * (qc @ C_in)
     qn = qn + from_before * (qc * n_in[..., None, :]).sum(-1)
@@ -275,8 +276,8 @@ class SLSTM(nn.Module):
         pre = self._inputs(u, causal_conv(self.conv1d, u))  # (B, T, 4, H)
         state = self.init_state(u.shape[0], u.device, u.dtype)[1]
         ys = []
-        for t in range(u.shape[1]):
-            y, state = self._cell(pre[:, t], state)
+        for pre_t in pre.unbind(1):  # unbound, not indexed: see kernels.along
+            y, state = self._cell(pre_t, state)
             ys.append(y)
         return self._norm(torch.stack(ys, dim=1))
 
