@@ -170,7 +170,8 @@ def test_a_version_whose_every_cell_fails_is_an_error_on_either_side(
     assert result.stdout == "" and "Traceback" not in result.output
     assert result.stderr.splitlines()[-1] == (
         f"error: the {side} (raising) cannot be measured: none of its cells ran (error: "
-        "ConfigError: gatepkg.models:make_core: the factory failed: RuntimeError: this "
+        "ConfigError: gatepkg.models:make_core: the factory failed at input_size 32 "
+        "(--embed), hidden 32, layers 1, T 32: RuntimeError: this "
         "version cannot build its model)"
     )
     assert git(in_broken, "worktree", "list").count("\n") == 0

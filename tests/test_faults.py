@@ -309,6 +309,6 @@ def test_resume_of_something_that_is_not_a_run_is_one_line(cli, tmp_path, target
 def test_a_broken_user_architecture_is_one_line(cli, tmp_path, arch, message):
     result = cli.invoke(app, ["run", "--out", str(tmp_path), "--arch", arch])
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: --arch: ")
+    assert result.stderr.startswith(f"error: {arch}: " if ":" in arch else "error: --arch: ")
     assert message in result.stderr
     assert result.stderr.count("\n") == 1

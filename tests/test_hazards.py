@@ -108,13 +108,34 @@ def test_a_current_folder_that_was_deleted_is_one_line(tmp_path):
     ("arch", "message"),
     [
         ("crashes_on_build", "importing or building it killed the process (SIGSEGV)"),
-        ("exits_on_build", "the factory failed: SystemExit: 0"),
+        (
+            "exits_on_build",
+            # built at the run's first cell (run_cli's --embed 4 --hidden 4, T = 64)
+            "the factory failed at input_size 4 (--embed), hidden 4, layers 1, T 64: SystemExit: 0",
+        ),
     ],
 )
 def test_a_factory_that_crashes_or_exits_while_built_is_one_line(cli, tmp_path, arch, message):
     result = run_cli(cli, tmp_path, "--arch", f"tests.fault_archs:{arch}")
-    assert one_line_error(result) == f"error: --arch: tests.fault_archs:{arch}: {message}"
+    assert one_line_error(result) == f"error: tests.fault_archs:{arch}: {message}"
     assert list_run_dirs(tmp_path / "results") == []
+
+
+def test_a_factory_is_first_built_at_the_shape_the_run_asks_for(cli, tmp_path):
+    # Not at a made-up one-layer shape: a factory that needs two layers (RWKV's divides by
+    # layers - 1) runs with --layers 2, and with one layer the line names the shape it got.
+    arch = "tests.fault_archs:needs_two_layers"
+    result = run_cli(cli, tmp_path, "--arch", arch, "--layers", "2", "--seq-len", "32",
+                     "--embed", "6", "--mode", "infer")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    row = load_run("latest", tmp_path / "results").rows[0]
+    assert (row.status, row.layers, row.embed) == ("ok", 2, 6)
+    result = run_cli(cli, tmp_path, "--arch", arch, "--layers", "1,2", "--seq-len", "32,64",
+                     "--embed", "6")  # fmt: skip
+    assert one_line_error(result) == (
+        f"error: {arch}: the factory failed at input_size 6 (--embed), hidden 4, layers 1, "
+        "T 32: ZeroDivisionError: float division by zero"
+    )
 
 
 def test_a_factory_that_hangs_while_built_is_stopped(cli, tmp_path, monkeypatch):
@@ -124,7 +145,7 @@ def test_a_factory_that_hangs_while_built_is_stopped(cli, tmp_path, monkeypatch)
     custom.probe_factory.cache_clear()
     result = run_cli(cli, tmp_path, "--arch", "tests.fault_archs:hangs_on_build")
     assert one_line_error(result) == (
-        "error: --arch: tests.fault_archs:hangs_on_build: its factory did not return within "
+        "error: tests.fault_archs:hangs_on_build: its factory did not return within "
         "5 s (does it wait for something?)"
     )
 
@@ -138,7 +159,7 @@ def test_a_module_that_hangs_on_import_is_stopped_at_the_import(cli, tmp_path, m
     custom.probe_factory.cache_clear()
     result = run_cli(cli, tmp_path, "--arch", "waits:factory")
     assert one_line_error(result) == (
-        "error: --arch: waits:factory: importing its module did not finish within 5 s "
+        "error: waits:factory: importing its module did not finish within 5 s "
         "(does it wait for something?)"
     )
 
@@ -152,7 +173,7 @@ def test_a_forward_pass_that_never_returns_is_stopped_at_the_cell_timeout(cli, t
     arch = "tests.fault_archs:hangs_on_forward"
     result = run_cli(cli, tmp_path, "--arch", arch, "--cell-timeout", "2")
     assert one_line_error(result) == (
-        f"error: --arch: {arch}: its forward pass on a (1, 64, 8) probe input did not return "
+        f"error: {arch}: its forward pass on a (1, 64, 4) probe input did not return "
         "within 12 s (--cell-timeout 2 s, and 10 s for a first call)"
     )
     assert list_run_dirs(tmp_path / "results") == []

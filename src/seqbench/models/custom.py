@@ -21,8 +21,20 @@ from torch import nn
 from seqbench.core.errors import ConfigError
 from seqbench.models.base import CORE_OPTIONS, ArchSpec, CoreShape, SequenceCore
 
-# The input a factory's module is probed with, to learn its output width.
+# The length of the input a factory's module is probed with, to learn its output width
+# (short whatever the cells' length: the cell itself measures that).
 PROBE_LEN = 64
+
+
+def describe_shape(shape: CoreShape) -> str:
+    """The shape a factory is built at, as the run's settings name it, for a message."""
+    parts = [f"input_size {shape.input_size} (--embed)", f"hidden {shape.hidden}"]
+    parts.append(f"layers {shape.layers}")
+    if shape.bidirectional:
+        parts.append("bidirectional")
+    if shape.seq_len:
+        parts.append(f"T {shape.seq_len}")
+    return ", ".join(parts)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -52,13 +64,14 @@ def wrap(name: str, module: object, shape: CoreShape) -> ForeignCore:
         raise ConfigError(
             f"{name}: the factory returned {type(module).__name__}, not a torch.nn.Module"
         )
-    probe = torch.zeros(1, PROBE_LEN, shape.input_size)
+    length = PROBE_LEN
+    probe = torch.zeros(1, length, shape.input_size)
     try:
         with torch.no_grad():
             out = module(probe)
     except Exception as exc:
         raise ConfigError(
-            f"{name}: its module fails on a (1, {PROBE_LEN}, {shape.input_size}) input: {_first_line(exc)}"
+            f"{name}: its module fails on a (1, {length}, {shape.input_size}) input: {_first_line(exc)}"
         ) from None
     if not isinstance(out, torch.Tensor) or out.dim() not in (2, 3) or out.shape[0] != 1:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
@@ -92,10 +105,13 @@ def limit_forward(seconds: float | None) -> None:
 
 
 @cache
-def probe_factory(name: str) -> None:
-    """Import and build 'package.module:factory' in a process of its own (models/probe.py):
-    a module that hangs, crashes or exits there is one ConfigError here, not a lost run, and
-    one that hangs is stopped at the step it hangs in (import, factory, forward pass)."""
+def probe_factory(name: str, shape: CoreShape) -> None:
+    """Import and build 'package.module:factory' at `shape` (the first cell's a run will
+    measure) in a process of its own (models/probe.py): a module that hangs, crashes or exits
+    there is one ConfigError here, not a lost run, and one that hangs is stopped at the step
+    it hangs in (import, factory, forward pass)."""
+    import dataclasses
+    import json
     import signal
     import subprocess
     import tempfile
@@ -104,10 +120,11 @@ def probe_factory(name: str) -> None:
 
     with tempfile.TemporaryFile("w+") as err:  # a file: a chatty module cannot fill a pipe
         proc = subprocess.Popen(
-            [sys.executable, "-m", "seqbench.models.probe", name],
+            [sys.executable, "-m", "seqbench.models.probe", name,
+             json.dumps(dataclasses.asdict(shape))],
             stdout=subprocess.PIPE, stderr=err, text=True, env=Launch().environment(),
         )  # fmt: skip
-        done, hung = _steps_done(proc, forward_limit)
+        done, hung = _steps_done(proc, forward_limit, shape)
         err.seek(0)
         last = next((line for line in reversed(err.read().splitlines()) if line.strip()), "")
     if hung is not None:
@@ -127,7 +144,9 @@ def probe_factory(name: str) -> None:
         )
 
 
-def _steps_done(proc: Any, forward_limit: float | None) -> tuple[list[str], str | None]:
+def _steps_done(
+    proc: Any, forward_limit: float | None, shape: CoreShape
+) -> tuple[list[str], str | None]:
     """The steps a probe process said it finished, and why it was stopped if one hung (it
     is killed then): each step has its limit from its start (see IMPORT_TIMEOUT_S)."""
     import selectors
@@ -143,7 +162,7 @@ def _steps_done(proc: Any, forward_limit: float | None) -> tuple[list[str], str 
             if left <= 0:
                 proc.kill()
                 proc.wait()
-                return done, _hung(done, forward_limit)
+                return done, _hung(done, forward_limit, shape)
             if not sel.select(min(left, 1.0)):
                 continue
             chunk = os.read(proc.stdout.fileno(), 4096).decode(errors="replace")
@@ -168,10 +187,8 @@ def _limit(done: list[str], forward_limit: float | None) -> float:
     return forward_limit + FORWARD_GRACE_S if forward_limit is not None else BUILD_TIMEOUT_S
 
 
-def _hung(done: list[str], forward_limit: float | None) -> str:
+def _hung(done: list[str], forward_limit: float | None, shape: CoreShape) -> str:
     """What the probe was doing when it was stopped, for one line of error."""
-    from seqbench.models import core_shape_example
-
     if len(done) >= 2:
         why = ""
         if forward_limit is not None:
@@ -179,7 +196,7 @@ def _hung(done: list[str], forward_limit: float | None) -> str:
                 f" (--cell-timeout {forward_limit:g} s, and {FORWARD_GRACE_S:g} s for a first call)"
             )
         return (
-            f"its forward pass on a (1, {PROBE_LEN}, {core_shape_example().input_size}) probe "
+            f"its forward pass on a (1, {PROBE_LEN}, {shape.input_size}) probe "
             f"input did not return within {_limit(done, forward_limit):g} s{why}"
         )
     if done:
@@ -189,12 +206,18 @@ def _hung(done: list[str], forward_limit: float | None) -> str:
     return f"importing its module did not finish within {IMPORT_TIMEOUT_S:g} s (does it wait for something?)"
 
 
-def import_named(name: str, flag: str = "--arch", kind: str = "factory") -> object:
-    """The object 'package.module:attribute' names (a factory, or a user's module and its
-    inputs for seqbench.api); import problems become one clear line."""
+def check_factory_name(name: str, flag: str = "--arch", kind: str = "factory") -> None:
+    """'package.module:attribute', or one line saying what was expected."""
     module_name, _, attr = name.partition(":")
     if not module_name or not attr:
         raise ConfigError(f"{flag} {name!r}: expected 'package.module:{kind}'")
+
+
+def import_named(name: str, flag: str = "--arch", kind: str = "factory") -> object:
+    """The object 'package.module:attribute' names (a factory, or a user's module and its
+    inputs for seqbench.api); import problems become one clear line."""
+    check_factory_name(name, flag, kind)
+    module_name, _, attr = name.partition(":")
     # Like `python -m`, look in the current directory too: a user's models usually live there.
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.append(os.getcwd())
@@ -243,11 +266,13 @@ def load_plugin(name: str) -> ArchSpec | None:
 
 
 def build_module(name: str, factory: Any, shape: CoreShape) -> object:
-    """What the user's factory returns for `shape`; its failure is one line."""
+    """What the user's factory returns for `shape`; its failure is one line naming it."""
     try:
         return factory(shape)
     except (Exception, SystemExit) as exc:
-        raise ConfigError(f"{name}: the factory failed: {_first_line(exc)}") from None
+        raise ConfigError(
+            f"{name}: the factory failed at {describe_shape(shape)}: {_first_line(exc)}"
+        ) from None
 
 
 def check_callable(name: str, factory: object) -> None:

@@ -1,6 +1,6 @@
 """Import and build a user's architecture in a process of its own, before seqbench trusts it.
 
-    python -m seqbench.models.probe package.module:factory
+    python -m seqbench.models.probe package.module:factory '{"input_size": 32, "hidden": 32, ...}'
 
 A factory is the user's code: its module may hang on import, crash the interpreter, or call
 `sys.exit`. The configuration check runs it here first, under time limits, so that any of
@@ -16,18 +16,20 @@ import sys
 
 
 def main(argv: list[str]) -> int:
+    import json
+
     from seqbench.core.errors import SeqbenchError
-    from seqbench.models import core_shape_example
+    from seqbench.models.base import CoreShape
     from seqbench.models.custom import OK, STEPS, build_module, check_callable, import_named, wrap
 
-    name = argv[0]
+    name, shape = argv[0], CoreShape(**json.loads(argv[1]))
     try:
         factory = import_named(name)
         print(STEPS[0], flush=True)
         check_callable(name, factory)
-        module = build_module(name, factory, core_shape_example())
+        module = build_module(name, factory, shape)
         print(STEPS[1], flush=True)
-        wrap(name, module, core_shape_example())
+        wrap(name, module, shape)
     except SeqbenchError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -160,6 +160,20 @@ def normalize_cell(cell: Cell) -> Cell:
         for name in CORE_OPTIONS
         if name not in spec.options
     }
+    pinned.update(task_pins(cell))
+    if spec.sized is not None:
+        pinned.update(spec.sized(int(pinned.get("seq_len", cell.seq_len))))
+    if is_variant(cell.arch):  # a variant, named canonically
+        pinned["arch"] = spec.name
+    cell = dataclasses.replace(cell, **pinned) if pinned else cell
+    if cell.match_params:
+        cell = dataclasses.replace(cell, hidden=matched_width(cell, cell.match_params))
+    return cell
+
+
+def task_pins(cell: Cell) -> dict[str, object]:
+    """What the cell's task decides (see normalize_cell), whatever the architecture."""
+    pinned: dict[str, object] = {}
     if cell.task:
         task = new_task(cell.task)
         if task.inputs == "dense":
@@ -171,14 +185,7 @@ def normalize_cell(cell: Cell) -> Cell:
             pinned["task"] = canonical
         if task.fixed_seq_len is not None:
             pinned["seq_len"] = task.fixed_seq_len
-    if spec.sized is not None:
-        pinned.update(spec.sized(int(pinned.get("seq_len", cell.seq_len))))
-    if is_variant(cell.arch):  # a variant, named canonically
-        pinned["arch"] = spec.name
-    cell = dataclasses.replace(cell, **pinned) if pinned else cell
-    if cell.match_params:
-        cell = dataclasses.replace(cell, hidden=matched_width(cell, cell.match_params))
-    return cell
+    return pinned
 
 
 def short_sight(cell: Cell) -> str | None:
@@ -255,11 +262,6 @@ def core_shape(cell: Cell) -> CoreShape:
         recurrent_dropout=cell.recurrent_dropout,
         seq_len=cell.seq_len,
     )
-
-
-def core_shape_example() -> CoreShape:
-    """A small shape for checking that an architecture builds at all."""
-    return CoreShape(input_size=8, hidden=8)
 
 
 def build_model(cell: Cell) -> SequenceModel:

@@ -4,11 +4,15 @@ before they run."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from seqbench.core.schema import Cell
-from seqbench.plan.config import SuiteConfig
+
+if TYPE_CHECKING:
+    from seqbench.plan.config import Axes, SuiteConfig
 
 # The order cells run in: one model at a time, shortest sequence first (so that an
 # out-of-memory cell is met before the larger ones), inference before training.
@@ -42,10 +46,7 @@ def plan(config: SuiteConfig) -> list[Cell]:
 
     Seeds and rates multiply task cells only: a speed cell is measured once, with the first
     seed and no rate (lr 0). A rate of 0 on the axis stands for the task's default rate."""
-    from seqbench.core import devices
     from seqbench.models import normalize_cell
-    from seqbench.tasks import new_task
-    from seqbench.tasks.base import default_lr
 
     cells: dict[Cell, None] = {}
     for axes in config.matrices:
@@ -53,14 +54,37 @@ def plan(config: SuiteConfig) -> list[Cell]:
             sorted(getattr(axes, n)) if n in _ASCENDING else getattr(axes, n) for n in _PLAN_ORDER
         ]
         for values in itertools.product(*lists):
-            raw = dict(zip(_PLAN_ORDER, values, strict=True))
-            raw["device"] = devices.resolve(raw["device"])
-            if not raw["task"]:
-                raw["seed"], raw["lr"] = axes.seed[0], 0.0
-            elif not raw["lr"]:
-                raw["lr"] = default_lr(new_task(raw["task"]))
-            cells[normalize_cell(Cell(**raw))] = None
+            raw = raw_cell(axes, dict(zip(_PLAN_ORDER, values, strict=True)))
+            cells[normalize_cell(raw)] = None
     return list(cells)
+
+
+def raw_cell(axes: Axes, raw: dict) -> Cell:
+    """The cell of one combination of `axes`' values, before its architecture and task pin
+    what they decide (models.normalize_cell)."""
+    from seqbench.core import devices
+    from seqbench.tasks import new_task
+    from seqbench.tasks.base import default_lr
+
+    raw["device"] = devices.resolve(raw["device"])
+    if not raw["task"]:
+        raw["seed"], raw["lr"] = axes.seed[0], 0.0
+    elif not raw["lr"]:
+        raw["lr"] = default_lr(new_task(raw["task"]))
+    return Cell(**raw)
+
+
+def first_cell(axes: Axes, arch: str) -> Cell:
+    """The first cell of `axes` that measures `arch` (plan order: each axis's first value,
+    the smallest batch and length), before normalize_cell: what a user's factory is first
+    built for, checked before its module is imported here (plan.combined)."""
+    from seqbench.models import task_pins
+
+    raw = {
+        n: min(getattr(axes, n)) if n in _ASCENDING else getattr(axes, n)[0] for n in _PLAN_ORDER
+    }
+    cell = raw_cell(axes, {**raw, "arch": arch})
+    return dataclasses.replace(cell, **task_pins(cell))
 
 
 @dataclass(frozen=True)

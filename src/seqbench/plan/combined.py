@@ -26,6 +26,7 @@ def check_combination(config: SuiteConfig) -> SuiteConfig:
         raise ConfigError(
             f"max_repeats ({measure.max_repeats}) is below min_repeats ({measure.min_repeats})"
         )
+    _check_foreign_archs(config)
     train = config.train
     if train.data is None and train.target is None:
         return config
@@ -61,3 +62,27 @@ def _check_data(data: str, tasks: list[str], classes: dict) -> None:
         f"data {data!r}: only the {which} task reads a local dataset, and this run has none "
         f"(its tasks: {', '.join(tasks) or 'none'}); leave data out, or add the {which} task"
     )
+
+
+def _check_foreign_archs(config: SuiteConfig) -> None:
+    """Each architecture seqbench has no formula for (a user's 'package.module:factory', an
+    installed plugin) is built, and run forward once, at the shape of the first cell the run
+    will measure with it: a factory's own rules (RWKV's `layers - 1`) then meet the layers,
+    width and input the run asks for, never a made-up shape, and its failure is one line
+    naming that shape. A user's factory is tried in a process of its own before its module
+    is imported here (models.custom.probe_factory): one that hangs or crashes costs a line."""
+    from seqbench.models.options import BUILTIN_OPTIONS, is_variant
+
+    if all(n in BUILTIN_OPTIONS or is_variant(n) for m in config.matrices for n in m.arch):
+        return  # seqbench's own (and torch not needed to say so)
+    from seqbench.models import core_shape, get_arch
+    from seqbench.models.custom import plugin_names, probe_factory
+    from seqbench.plan.cells import first_cell
+
+    plugins = set(plugin_names())
+    for axes in config.matrices:
+        for name in axes.arch:
+            if ":" in name:
+                probe_factory(name, core_shape(first_cell(axes, name)))
+            elif name in plugins:  # an installed package's: built here
+                get_arch(name).build(core_shape(first_cell(axes, name)))

@@ -60,15 +60,16 @@ __all__ = [
 
 
 def _arch_ok(value: str) -> bool:
-    """Known, or a user factory that imports and builds; else a ConfigError that says why."""
-    from seqbench.models import core_shape_example, get_arch
-    from seqbench.models.custom import probe_factory
+    """Known, or named as a user factory is ('package.module:factory', imported and built
+    at the first cell's shape once the whole configuration is known: plan.combined); else
+    a ConfigError that says why."""
+    from seqbench.models import get_arch
+    from seqbench.models.custom import check_factory_name
 
-    if ":" in value:  # the user's code: tried in a process of its own before this one
-        probe_factory(value)
-    spec = get_arch(value)
-    if spec.count_params is None:  # a user's factory: build it once, small, to check it
-        spec.build(core_shape_example())
+    if ":" in value:  # the user's code: not imported here, but tried in a process of its own
+        check_factory_name(value)
+        return True
+    get_arch(value)
     return True
 
 
