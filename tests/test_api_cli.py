@@ -66,6 +66,24 @@ def test_measure_module_agrees_with_seqbench_run_on_a_factory_model(cli, tmp_pat
     assert list(frame.mem_source) == [r.mem_source for r in run.rows]
     assert list(frame.threads) == [r.threads for r in run.rows] == [1] * 4
     assert (frame.repeats >= 3).all() and all(r.repeats >= 3 for r in run.rows)
+    # The same kind of thing is named alike, whichever way it came in.
+    assert list(frame.kernel) == [r.kernel for r in run.rows] == ["user module"] * 4
+
+
+def test_a_user_module_streams_through_its_own_step_or_says_how_it_could(cli, tmp_path):
+    run = cli_run(
+        cli, tmp_path, "--arch", f"{FACTORY},tests.api_models:streaming_core", "--seq-len", "8",
+        "--batch-size", "2", "--hidden", "16", "--vocab", "50", "--embed", "8", "--mode", "step",
+    )  # fmt: skip
+    rows = {r.arch: r for r in run.rows}
+    plain, streaming = rows[FACTORY], rows["tests.api_models:streaming_core"]
+    assert (plain.status, plain.message) == (
+        "skipped",
+        f"no streaming step: {FACTORY} has no streaming step (give its module "
+        "init_state(batch, device, dtype) and step(x_t, state) -> (y_t, state) methods)",
+    )
+    assert (streaming.status, streaming.kernel) == ("ok", "user module")
+    assert streaming.median_s > 0 and streaming.state_bytes == 16 * 4  # H float32 a sequence
 
 
 @pytest.mark.slow

@@ -30,6 +30,7 @@ from seqbench.measure.limits import CellSkipped
 from seqbench.measure.timed import time_workload
 from seqbench.measure.workload import Workload, autocast, counted_flops
 from seqbench.models import count_parameters
+from seqbench.models.custom import USER_KERNEL
 
 DEFAULT_LR = 1e-3
 
@@ -235,7 +236,7 @@ def measure_user(
         work = build_user_workload(request.cell, user, request.seed)
         flops, uncounted = counted_flops(work)
         return time_workload(
-            work, request, clock, watch, flops=flops, kernel="user module", note=uncounted
+            work, request, clock, watch, flops=flops, kernel=USER_KERNEL, note=uncounted
         )
     finally:
         user.model.train(training)

@@ -21,6 +21,10 @@ from torch import nn
 from seqbench.core.errors import ConfigError
 from seqbench.models.base import CORE_OPTIONS, ArchSpec, CoreShape, SequenceCore
 
+# The `kernel` a user's module is recorded with, from --arch and from seqbench.measure_module
+# alike: what ran inside it is its own.
+USER_KERNEL = "user module"
+
 # The length of the input a factory's module is probed with, to learn its output width
 # (short whatever the cells' length: the cell itself measures that).
 PROBE_LEN = 64
@@ -43,12 +47,15 @@ def _first_line(exc: BaseException) -> str:
 
 
 class ForeignCore(SequenceCore):
-    """Wraps a user's module: (B, T, I) -> (B, T', F); 2-D outputs become one step."""
+    """Wraps a user's module: (B, T, I) -> (B, T', F); 2-D outputs become one step. A module
+    with `init_state(batch, device, dtype)` and `step(x_t, state) -> (y_t, state)` methods
+    streams (`--mode step`) through them."""
 
-    def __init__(self, module: nn.Module, out_features: int) -> None:
+    def __init__(self, module: nn.Module, out_features: int, name: str = "") -> None:
         super().__init__()
         self.module = module
         self.out_features = out_features
+        self.name = name
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.module(x)
@@ -56,6 +63,30 @@ class ForeignCore(SequenceCore):
 
     def summary(self, y: torch.Tensor) -> torch.Tensor:  # (B, T', F) -> (B, F): the last step
         return y[:, -1]
+
+    def implementation(self, training: bool, device: str, dtype: str) -> tuple[str, str]:
+        return (USER_KERNEL, "")
+
+    def step_implementation(self, device: str, dtype: str) -> tuple[str, str]:
+        return (USER_KERNEL, "")
+
+    def step_unsupported(self) -> str | None:
+        if all(callable(getattr(self.module, m, None)) for m in ("init_state", "step")):
+            return None
+        return (
+            f"{self.name or 'a user module'} has no streaming step (give its module "
+            "init_state(batch, device, dtype) and step(x_t, state) -> (y_t, state) methods)"
+        )
+
+    def init_state(self, batch: int, device: torch.device | str, dtype: torch.dtype) -> Any:
+        if reason := self.step_unsupported():
+            raise NotImplementedError(reason)
+        return self.module.init_state(batch, device, dtype)
+
+    def step(self, x_t: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        if reason := self.step_unsupported():
+            raise NotImplementedError(reason)
+        return self.module.step(x_t, state)
 
 
 def wrap(name: str, module: object, shape: CoreShape) -> ForeignCore:
@@ -76,7 +107,7 @@ def wrap(name: str, module: object, shape: CoreShape) -> ForeignCore:
     if not isinstance(out, torch.Tensor) or out.dim() not in (2, 3) or out.shape[0] != 1:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ConfigError(f"{name}: its module must return (B, F) or (B, T, F) features, got {got}")
-    return ForeignCore(module, int(out.shape[-1]))
+    return ForeignCore(module, int(out.shape[-1]), name)
 
 
 # How long a user's module may take to import in its probe process (torch's own import, a
