@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from seqbench.core.errors import ConfigError
+from seqbench.models import build_model, count_parameters
 from seqbench.plan.cells import plan
 from seqbench.plan.config import Axes, SuiteConfig
 from seqbench.plan.suites import parse_list, resolve_config
@@ -36,9 +37,15 @@ def test_the_default_run_covers_every_seed_architecture_in_both_modes():
 def test_seed_suite_holds_the_seed_models():
     config = resolve_config(BENCHMARKS / "seed.toml")
     cells = plan(config)
+    # The seed's Conv1D reads an embedding of 128 (`Embedding(max_features, 128)`), its
+    # recurrent models one of 32.
     assert {(c.seq_len, c.batch_size, c.hidden, c.embed, c.vocab) for c in cells} == {
-        (500, 128, 32, 32, 10_000)
+        (500, 128, 32, 32, 10_000),
+        (500, 128, 32, 128, 10_000),
     }
+    assert {c.embed for c in cells if c.arch == "conv1d"} == {128}
+    # Keras' model.summary() of the seed's Conv1D model: 1,315,937 parameters.
+    assert {count_parameters(build_model(c)) for c in cells if c.arch == "conv1d"} == {1_315_937}
     models = {(c.arch, c.layers, c.bidirectional, c.dropout, c.recurrent_dropout) for c in cells}
     assert models == {
         ("rnn", 1, False, 0.0, 0.0),
@@ -64,8 +71,8 @@ def test_flags_replace_an_axis_in_every_matrix():
 
 
 def test_arch_on_a_suite_with_variants_picks_among_its_matrices():
-    # seed.toml: main [rnn, lstm, gru, conv1d]; variants: lstm x2 layers, bidirectional
-    # lstm, gru with dropout. --arch lstm keeps the LSTMs the suite has, and no variant
+    # seed.toml: main [rnn, lstm, gru]; variants: conv1d on an embedding of 128, lstm x2
+    # layers, bidirectional lstm, gru with dropout. --arch lstm keeps the LSTMs the suite has, and no variant
     # turns into an LSTM it never had (the gru-dropout one used to).
     models = {
         (c.arch, c.layers, c.bidirectional, c.dropout)

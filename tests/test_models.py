@@ -61,6 +61,21 @@ def test_lstm_has_four_times_and_gru_three_times_the_simple_rnn_core():
     assert count_parameters(REGISTRY["gru"].build(shape)) / rnn == 3.0
 
 
+@pytest.mark.parametrize(
+    ("arch", "gates", "keras"),
+    # The seed's layers on 32 inputs as Keras counts them (model.summary()): one bias vector
+    # per gate block for SimpleRNN and LSTM, G·H·(I + H) + G·H; two for GRU, whose default
+    # reset_after=True keeps the recurrent bias apart, as PyTorch does.
+    [("rnn", 1, 2_080), ("lstm", 4, 8_320), ("gru", 3, 6_336)],
+)
+def test_pytorch_cores_count_one_more_bias_vector_than_keras_simple_rnn_and_lstm(
+    arch, gates, keras
+):
+    ours = count_parameters(REGISTRY[arch].build(CoreShape(input_size=32, hidden=32)))
+    assert ours - keras == (0 if arch == "gru" else gates * 32)
+    assert (ours, keras) in {(2_112, 2_080), (8_448, 8_320), (6_336, 6_336)}
+
+
 @pytest.mark.parametrize("arch", list(REGISTRY))
 def test_whole_model_parameters_are_embedding_core_and_head(arch):
     cell = normalize_cell(make_cell(arch=arch, seq_len=64, bidirectional=True, layers=2))
