@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -37,6 +38,30 @@ def test_warm_up_runs_first_and_is_not_sampled():
     assert samples == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]  # the two 9 s warm-up steps are gone
     assert number == 1
     assert len(calls) == 9
+
+
+class CoarseClock:
+    """A clock that reads whole ticks of 1 ms, timing a step of 0.3 ms (a CUDA event's
+    resolution against a tiny kernel): spans shorter than a tick read zero."""
+
+    def __init__(self) -> None:
+        self.spans: list[int] = []
+
+    def time(self, fn, number: int) -> float:
+        self.spans.append(number)
+        return math.floor(number * 0.3) / 1000
+
+
+def test_a_step_below_the_clocks_resolution_is_never_a_zero_sample():
+    # Written, a zero sample made the run's own samples unreadable (not a time in seconds).
+    clock = CoarseClock()
+    settings = dataclasses.replace(PLAIN, min_time=0.0, min_repeats=5, max_repeats=5)
+    samples, number = sample_times(lambda: None, clock, settings)
+    assert number == 4 and clock.spans[:4] == [1, 1, 2, 4]  # widened until a tick is seen
+    assert samples == [1e-3 / 4] * 5  # per step, and never zero
+    never = FakeClock([0.0] * 100)
+    with pytest.raises(RuntimeError, match="the clock read no time for 1,048,576 steps"):
+        sample_times(lambda: None, never, settings)
 
 
 def test_sampling_stops_once_the_time_budget_is_spent_and_enough_samples_exist():

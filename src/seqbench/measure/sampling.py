@@ -33,7 +33,24 @@ def warm_up(step: Callable[[], object], clock: Clock, settings: MeasureSettings)
         last = clock.time(step, 1)
         warm_steps += 1
         warm_time += last
-    return max(1, math.ceil(settings.min_sample_s / last)) if last > 0 else 1
+    number = 1
+    while last <= 0:  # a step below the clock's resolution: a span the clock can see
+        number = _wider(number)
+        last = clock.time(step, number) / number
+    return max(number, math.ceil(settings.min_sample_s / last))
+
+
+# The most steps one sample may span while looking for one the clock can read (a step that
+# takes no time at all would otherwise be a zero sample, which is not a time).
+MAX_SPAN = 2**20
+
+
+def _wider(number: int) -> int:
+    if number >= MAX_SPAN:
+        raise RuntimeError(
+            f"the clock read no time for {number:,} steps in a row: it cannot time this step"
+        )
+    return number * 2
 
 
 def take_samples(
@@ -46,6 +63,9 @@ def take_samples(
     timed = 0.0
     while len(samples) < settings.max_repeats:
         elapsed = clock.time(step, number)
+        if elapsed <= 0:  # below the clock's resolution this time: never a sample of zero
+            number = _wider(number)
+            continue
         samples.append(elapsed / number)
         timed += elapsed
         if len(samples) < settings.min_repeats:
