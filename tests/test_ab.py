@@ -117,8 +117,8 @@ def test_outside_a_repository_refs_are_one_line(cli, tmp_path, monkeypatch, repo
 @pytest.fixture(scope="module")
 def broken(tmp_path_factory):
     """A repository whose `base` measures, `old` holds a seqbench from before its worker
-    existed (the package, without `seqbench.execute`), and `raising` a factory that fails in
-    every cell. The checkout is at `base`."""
+    existed (the package, without `seqbench.execute`), `raising` a factory that fails in
+    every cell and `partial` one that fails past T = 32. The checkout is at `base`."""
     root = make_repository(tmp_path_factory.mktemp("broken") / "repo", base=2, slower=3)
     (root / "seqbench").mkdir()
     (root / "seqbench" / "__init__.py").write_text("")
@@ -131,6 +131,15 @@ def broken(tmp_path_factory):
     )
     git(root, "commit", "-qam", "raising")
     git(root, "tag", "raising")
+    (root / "gatepkg" / "models.py").write_text(
+        "from torch import nn\n\n"
+        "def make_core(shape):\n"
+        "    if shape.seq_len > 32:\n"
+        "        raise RuntimeError('this version cannot build long models')\n"
+        "    return nn.Linear(shape.input_size, shape.hidden)\n"
+    )
+    git(root, "commit", "-qam", "partial")
+    git(root, "tag", "partial")
     git(root, "checkout", "-q", "base")
     return root
 
@@ -175,3 +184,20 @@ def test_a_version_whose_every_cell_fails_is_an_error_on_either_side(
         "version cannot build its model)"
     )
     assert git(in_broken, "worktree", "list").count("\n") == 0
+
+
+def test_a_cell_one_version_fails_is_still_measured_in_the_other(cli, in_broken, tmp_path):
+    # The baseline breaks the longer cell and the candidate mends it: the candidate's row is
+    # there to show it (it used to be skipped once the baseline had failed), measured once.
+    result = cli.invoke(
+        app,
+        ["ab", "partial", "base", "--arch", "gatepkg.models:make_core", *CELL, *QUICK,
+         "--seq-len", "32,64", "--threads", "1", "--out", str(tmp_path), "--format", "json"],
+    )  # fmt: skip
+    assert "Traceback" not in result.output
+    runs = {p.name.rsplit("-", 1)[-1]: load_run(p.name, tmp_path) for p in tmp_path.iterdir()}
+    by_length = {side: {r.seq_len: r for r in run.rows} for side, run in runs.items()}
+    assert by_length["baseline"][64].status == "error"
+    assert "cannot build long models" in by_length["baseline"][64].message
+    assert by_length["candidate"][64].status == "ok"
+    assert by_length["baseline"][32].status == by_length["candidate"][32].status == "ok"

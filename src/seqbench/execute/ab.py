@@ -83,7 +83,8 @@ def ab_config(config: SuiteConfig) -> SuiteConfig:
 def alternate(sessions: tuple[Session, Session], cells: list[Cell], pairs: dict[str, Pairs]):
     """Measure `cells` with two sessions (baseline, candidate) in alternating pairs, filling
     `pairs`; yields the events. A cell that fails in either version is not measured again
-    (its rows say why)."""
+    after that round, whose pair is finished (so both versions have the cell's row: a
+    candidate that mends what the baseline broke shows it)."""
     from seqbench.judge.stats import fast_quantile  # SciPy: loaded when measuring, not at start
 
     rounds = sessions[0].config.measure.rounds
@@ -99,9 +100,8 @@ def alternate(sessions: tuple[Session, Session], cells: list[Cell], pairs: dict[
                 raw, recorded = session.measure_pass(session.config.request(cell, round_no))
                 yield CellFinished(recorded, index, total, round_no)
                 index += 1
-                if raw.row.status != "ok":
-                    break
-                figures[side] = fast_quantile(raw.samples)
+                if raw.row.status == "ok":
+                    figures[side] = fast_quantile(raw.samples)
             if len(figures) < 2:
                 break  # one version failed this cell: its row says why
             pairs[cell.cell_id].baseline.append(figures[0])
