@@ -81,7 +81,7 @@ def load_selected(ref: str, root: Path, filters: dict[str, str | None]):
     from seqbench.cli.select import select_rows
     from seqbench.storage import load_run
 
-    loaded = load_run(ref, root)
+    loaded = load_run(ref, root, samples=False)  # read when first needed, if ever
     if not loaded.rows:  # a run whose first cell has not finished (or never will)
         state = f" (it is {loaded.meta.state})" if loaded.meta.state else ""
         raise SeqbenchError(f"{loaded.run_id} has no measured cells yet{state}")

@@ -99,7 +99,19 @@ def _records(text: str) -> list[list[str]]:
 
 
 def read_rows_table(text: str, source: str, *, appended: bool) -> tuple[list[dict], bool]:
-    """The records of a results CSV, as {column: text}, and whether a torn tail was dropped.
+    """The records of a results CSV, as {column: text}, and whether a torn tail was dropped
+    (see `read_rows_columns`)."""
+    columns, count, torn = read_rows_columns(text, source, appended=appended)
+    names = list(columns)
+    records = zip(*columns.values(), strict=True)
+    return [dict(zip(names, fields, strict=True)) for fields in records], torn
+
+
+def read_rows_columns(
+    text: str, source: str, *, appended: bool
+) -> tuple[dict[str, list[str]], int, bool]:
+    """A results CSV column by column ({column: every record's text}), its number of
+    records, and whether a torn tail was dropped.
 
     `appended`: the file grows by appends, so an incomplete last record is a crash's torn
     line and is dropped; otherwise it is read, and is damage if it does not parse.
@@ -120,16 +132,20 @@ def read_rows_table(text: str, source: str, *, appended: bool) -> tuple[list[dic
     header, *lines = records
     check_columns(header, source)
     width = len(header)
-    table = []
     for i, fields in enumerate(lines, start=1):
-        if len(fields) > width:
-            raise ResultsError(
-                f"{source}: damaged results (row {i}: {len(fields)} fields, the header has {width})"
-            )
-        # A short record's missing fields are empty, as pandas read them: a row cut short
-        # loses its status and is reported, rather than loading as `ok`.
-        table.append(dict(zip(header, fields + [""] * (width - len(fields)), strict=True)))
-    return table, torn
+        if len(fields) != width:
+            if len(fields) > width:
+                raise ResultsError(
+                    f"{source}: damaged results (row {i}: {len(fields)} fields, the header has {width})"
+                )
+            # A short record's missing fields are empty, as pandas read them: a row cut
+            # short loses its status and is reported, rather than loading as `ok`.
+            lines[i - 1] = fields + [""] * (width - len(fields))
+    if lines:
+        columns = dict(zip(header, map(list, zip(*lines, strict=True)), strict=True))
+    else:
+        columns = {name: [] for name in header}
+    return columns, len(lines), torn
 
 
 def check_columns(columns: Any, source: str, where: str = "") -> None:

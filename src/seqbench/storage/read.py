@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from seqbench.core.errors import ResultsError, require
-from seqbench.core.schema import SCHEMA_VERSION, ResultRow
+from seqbench.core.schema import SCHEMA_VERSION, ResultRow, RowError, rows_from_columns
 from seqbench.core.settings import RESULTS_ROOT
 from seqbench.storage.csvio import (
     OLD_SAMPLES_COLUMNS,
@@ -20,6 +20,7 @@ from seqbench.storage.csvio import (
     SAMPLES_COLUMNS,
     check_columns,
     header_of,
+    read_rows_columns,
     read_rows_table,
     read_samples_table,
 )
@@ -240,36 +241,62 @@ def _read_rows(rows_path: Path) -> tuple[list[ResultRow], bool]:
     text = _read_text(rows_path, "results")
     if not text:
         raise ResultsError(f"{rows_path}: results file is empty")
-    records, torn = read_rows_table(text, str(rows_path), appended=True)
+    columns, count, torn = read_rows_columns(text, str(rows_path), appended=True)
     current = text.startswith(ROWS_HEADER)
-    return _to_rows(records, str(rows_path)), current and not torn
+    return _columns_to_rows(columns, count, str(rows_path)), current and not torn
 
 
-def load_run(ref: str | Path, root: str | Path = RESULTS_ROOT) -> Run:
-    """Load a saved run (see `resolve_run_path`); damaged files raise one clear `ResultsError`."""
+def _columns_to_rows(columns: dict[str, list[str]], count: int, source: str) -> list[ResultRow]:
+    """`_to_rows` for a table read column by column (a run's own CSV, the large case)."""
+    try:
+        rows = rows_from_columns(columns, count)
+    except RowError as exc:
+        raise ResultsError(f"{source}: damaged results (row {exc.index + 1}: {exc})") from None
+    if "median_s" not in columns and any(r.status == "ok" for r in rows):
+        raise ResultsError(
+            f"{source}: damaged results (no median_s column: the measured cells' times are lost)"
+        )
+    return rows
+
+
+def load_run(ref: str | Path, root: str | Path = RESULTS_ROOT, *, samples: bool = True) -> Run:
+    """Load a saved run (see `resolve_run_path`); damaged files raise one clear `ResultsError`.
+
+    `samples=False` leaves the samples file to be read when the run's samples are first
+    needed (a table of the rows never needs them; at 200,000 rows they were a third of the
+    time `show` took), and its damage to be found then."""
     rows_path = resolve_run_path(ref, Path(root))
     samples_path, meta_path = sidecars(rows_path)
     meta = _read_meta(meta_path)
     lines, clean = _read_rows(rows_path)
     latest = {r.cell_id: r for r in lines}  # a cell's last line is its row
-    samples: dict[str, list[float]] = {}
-    rounds: Rounds = {}
-    dead = 0
-    if _exists(samples_path):
-        text = _read_text(samples_path, "samples")
-        batches, torn, old = read_samples_table(text, str(samples_path))
-        clean = clean and not (torn or old)
-        for cell_id, round_no, values in batches:
-            row = latest.get(cell_id)
-            if row is None or round_no > (row.rounds or 1):
-                clean = False  # measured, never committed: gone before the next append
-            elif row.status != "ok":
-                dead += len(values)
-            else:
-                samples.setdefault(cell_id, []).extend(values)
-                rounds.setdefault(cell_id, []).append((round_no, len(values)))
-    on_disk = _OnDisk([r.cell_id for r in lines], dead, clean)
-    run = Run._loaded(rows_path, meta, lines, samples, rounds, on_disk)
+
+    def read_samples() -> tuple[dict[str, list[float]], Rounds, int, bool]:
+        found: dict[str, list[float]] = {}
+        rounds: Rounds = {}
+        dead, fits = 0, True
+        if _exists(samples_path):
+            text = _read_text(samples_path, "samples")
+            batches, torn, old = read_samples_table(text, str(samples_path))
+            fits = not (torn or old)
+            for cell_id, round_no, values in batches:
+                row = latest.get(cell_id)
+                if row is None or round_no > (row.rounds or 1):
+                    fits = False  # measured, never committed: gone before the next append
+                elif row.status != "ok":
+                    dead += len(values)
+                else:
+                    found.setdefault(cell_id, []).extend(values)
+                    rounds.setdefault(cell_id, []).append((round_no, len(values)))
+        return found, rounds, dead, fits
+
+    if samples:
+        found, rounds, dead, fits = read_samples()
+        on_disk = _OnDisk([r.cell_id for r in lines], dead, clean and fits)
+        run = Run._loaded(rows_path, meta, lines, found, rounds, on_disk)
+    else:
+        on_disk = _OnDisk([r.cell_id for r in lines], 0, clean)
+        run = Run._loaded_lazily(rows_path, meta, lines, on_disk, read_samples)
     try:
         run.curves = read_curves(rows_path)
     except ResultsError as exc:  # the rows are still good: the curves alone are lost

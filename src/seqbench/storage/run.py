@@ -6,7 +6,7 @@ import collections
 import contextlib
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,9 @@ class Run:
         self._lock = RunLock(path)  # held while this process may write the run
         self._copy_lock: WriterLock | None = None  # and the --csv copy, while it has one
         self._order: tuple[int, int, dict[str, int]] = (0, -1, {})
+        # Reads the samples file when they are first needed (load_run(samples=False)): a
+        # table of a run's rows never needs its samples, which are most of its bytes.
+        self._pending: tuple[Callable[[], tuple[dict, Rounds, int, bool]], Path] | None = None
         self.rows = rows
         self.samples = samples or {}
 
@@ -94,6 +97,51 @@ class Run:
         run._samples, run._rounds = samples, rounds
         run._disk[rows_path] = on_disk
         return run
+
+    @classmethod
+    def _loaded_lazily(
+        cls,
+        rows_path: Path,
+        meta: RunMeta,
+        lines: list[ResultRow],
+        on_disk: _OnDisk,
+        read_samples: Callable[[], tuple[dict, Rounds, int, bool]],
+    ) -> Run:
+        """`_loaded`, with the samples read on first use: `read_samples()` gives them, their
+        rounds, the dead sample lines and whether the samples file may take appends."""
+        run = cls._loaded(rows_path, meta, lines, {}, {}, on_disk)
+        run._pending = (read_samples, rows_path)
+        return run
+
+    def _load_pending(self) -> None:
+        if self._pending is None:
+            return
+        (read_samples, rows_path), self._pending = self._pending, None
+        samples, rounds, dead, clean = read_samples()
+        self._samples_store, self._rounds_store = samples, rounds
+        disk = self._disk.get(rows_path)
+        if disk is not None:
+            disk.dead_samples += dead
+            disk.clean = disk.clean and clean
+
+    # The samples and their rounds, read first if they are still on disk only.
+    @property
+    def _samples(self) -> dict[str, list[float]]:
+        self._load_pending()
+        return self._samples_store
+
+    @_samples.setter
+    def _samples(self, samples: dict[str, list[float]]) -> None:
+        self._samples_store = samples
+
+    @property
+    def _rounds(self) -> Rounds:
+        self._load_pending()
+        return self._rounds_store
+
+    @_rounds.setter
+    def _rounds(self, rounds: Rounds) -> None:
+        self._rounds_store = rounds
 
     @property
     def run_id(self) -> str:
@@ -122,6 +170,7 @@ class Run:
 
     @samples.setter
     def samples(self, samples: dict[str, list[float]]) -> None:
+        self._pending = None  # replaced whole: what the file holds no longer matters
         self._samples = {k: [float(v) for v in vs] for k, vs in samples.items()}
         self._rounds = {}
         self._disk.clear()
@@ -239,6 +288,7 @@ class Run:
         """Make the files fit for appending: a file not written yet (a new --csv target) or
         holding what must not stay (see `_OnDisk.clean`) is rewritten whole, once; a resumed
         run's metadata says it is running again."""
+        self._load_pending()  # what the samples file holds decides whether it takes appends
         for rows_path in self._targets():
             disk = self._disk.get(rows_path)
             if disk is None or not disk.clean:
@@ -287,6 +337,7 @@ class Run:
             "devices": list(dict.fromkeys(r.device for r in self.rows)),
         }
         order = [r.cell_id for r in self.rows]
+        self._load_pending()
         try:
             try:
                 for rows_path in self._targets():
