@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from seqbench.storage import (
     reopen_run,
     summarize_runs,
 )
+from seqbench.storage import read as read_module
 from seqbench.storage.lock import LOCK_FILE
 from tests.helpers import make_cell
 
@@ -83,6 +85,38 @@ def test_a_saved_run_loads_back_equal(tmp_path):
     assert loaded.meta.state == "complete"
     assert loaded.meta.plan == ["a", "b"]
     assert loaded.run_id == run.path.name
+
+
+def test_a_large_run_read_by_pandas_loads_what_the_exact_reader_loads(tmp_path, monkeypatch):
+    # Past TYPED_READ_CHARS a run's rows are parsed by pandas, typed column by column: the
+    # rows must be equal, value for value and type for type (1 == 1.0 would hide an int
+    # read as a float), whatever is empty, quoted or boolean.
+    from seqbench.storage import csvio
+
+    run = new_run(tmp_path)
+    rows = [
+        ok_row(),
+        replace(ok_row(arch="gru", bidirectional=True, dropout=0.25), tf32=True, noisy="steal"),
+        replace(ok_row(seq_len=7), extrapolation="128:0.5 256:0.25", state_bytes=4096, mfu=None),
+        ResultRow.for_cell(
+            make_cell(device="cuda"), status="skipped", message='cuda is not, "here", available'
+        ),
+    ]
+    for row in rows:
+        run.add(Measurement(row, [0.1, 0.2] if row.status == "ok" else []))
+    run.finish("complete")
+    exact = load_run(run.path).rows
+    used = []
+    typed = csvio.read_rows_typed
+    monkeypatch.setattr(csvio, "TYPED_READ_CHARS", 0)
+    monkeypatch.setattr(read_module, "read_rows_typed", lambda t: used.append(typed(t)) or used[-1])
+    fast = load_run(run.path).rows
+    assert used and used[0] is not None  # pandas read it
+    assert fast == exact == rows
+    for got, want in zip(fast, exact, strict=True):
+        assert [type(getattr(got, c)) for c in RESULT_COLUMNS] == [
+            type(getattr(want, c)) for c in RESULT_COLUMNS
+        ]
 
 
 def test_the_csv_has_the_contract_columns_in_order(tmp_path):

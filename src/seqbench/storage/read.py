@@ -22,6 +22,7 @@ from seqbench.storage.csvio import (
     header_of,
     read_rows_columns,
     read_rows_table,
+    read_rows_typed,
     read_samples_table,
 )
 from seqbench.storage.curves import read_curves
@@ -241,15 +242,21 @@ def _read_rows(rows_path: Path) -> tuple[list[ResultRow], bool]:
     text = _read_text(rows_path, "results")
     if not text:
         raise ResultsError(f"{rows_path}: results file is empty")
-    columns, count, torn = read_rows_columns(text, str(rows_path), appended=True)
     current = text.startswith(ROWS_HEADER)
-    return _columns_to_rows(columns, count, str(rows_path)), current and not torn
+    typed = read_rows_typed(text)
+    if typed is not None:
+        columns, count, torn = typed
+    else:  # anything unusual: the reader that says what is wrong, and where
+        columns, count, torn = read_rows_columns(text, str(rows_path), appended=True)
+    return _columns_to_rows(columns, count, str(rows_path), typed is not None), current and not torn
 
 
-def _columns_to_rows(columns: dict[str, list[str]], count: int, source: str) -> list[ResultRow]:
+def _columns_to_rows(
+    columns: dict[str, list[Any]], count: int, source: str, typed: bool = False
+) -> list[ResultRow]:
     """`_to_rows` for a table read column by column (a run's own CSV, the large case)."""
     try:
-        rows = rows_from_columns(columns, count)
+        rows = rows_from_columns(columns, count, typed=typed)
     except RowError as exc:
         raise ResultsError(f"{source}: damaged results (row {exc.index + 1}: {exc})") from None
     if "median_s" not in columns and any(r.status == "ok" for r in rows):
