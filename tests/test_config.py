@@ -213,7 +213,12 @@ def test_comma_lists_from_flags(name, text, expected):
         ("seq_len", "0", "--x: expected a positive integer below 2**31, got 0"),
         ("seq_len", "-5", "--x: expected a positive integer below 2**31, got -5"),
         ("seq_len", "ten", "--x: expected a positive integer below 2**31, got 'ten'"),
-        ("batch_size", "8,", "--x: expected a comma-separated list"),
+        (
+            "batch_size",
+            "8,",
+            "--x: expected a comma-separated list, each a positive integer below 2**31, got '8,'",
+        ),
+        ("arch", "", "--x: expected a comma-separated list, each an architecture name, got ''"),
         ("arch", "lstm,transformer9", "--x: unknown architecture 'transformer9'"),
         ("device", "tpu", "--x: expected one of cpu, cuda, mps, auto or cuda:N, got 'tpu'"),
         ("dtype", "float64", "--x: expected one of float32, bfloat16, float16, got 'float64'"),

@@ -203,7 +203,7 @@ def parse_list(text: str, name: str, flag: str) -> tuple[Any, ...]:
     items = split_list(text)  # an architecture's variant, `mamba(d_state=32,expand=1)`, is one
     if not text.strip() or any(not item for item in items):
         raise ConfigError(
-            f"{flag}: expected a comma-separated list of {rule.expected}s, got {text!r}"
+            f"{flag}: expected a comma-separated list, each {rule.expected}, got {text!r}"
         )
     return _axis([_from_text(item, rule, flag) for item in items], name, flag)
 
