@@ -259,3 +259,26 @@ def test_noisy_cells_end_the_run_with_one_warning_and_its_advice(cli, tmp_path, 
     assert line.startswith("warning: 1 of 1 measured cell is noisy (")
     assert line.endswith("see the noise column); what helps: fewer neighbours; patience")
     assert advised == [1]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "--root", "", "--arch", "rnn"],
+        ["run", "--csv", "", "--arch", "rnn"],
+        ["runs", "--root", ""],
+        ["show", "latest", "--root", ""],
+        ["export", "latest", "--out", ""],
+        ["report", "latest", "--html", ""],
+    ],
+)
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(
+    cli, tmp_path, args, monkeypatch
+):
+    # `--root ''` was Path(''), the current folder: a whole run saved among the user's files.
+    monkeypatch.chdir(tmp_path)
+    result = cli.invoke(app, args)
+    assert result.exit_code != 0
+    assert "expected a path, got ''" in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []

@@ -596,3 +596,15 @@ def test_samples_that_cannot_be_times_are_damage_not_a_verdict(cli, pair, bad):
     assert result.stderr == (
         f"error: {samples}: damaged samples (line 2: {bad} is not a time in seconds)\n"
     )
+
+
+def test_a_run_compared_with_itself_is_refused_not_judged(cli, pair):
+    # `compare latest latest` said UNDECIDED (exit 3), a verdict on nothing.
+    base = pair["base"]
+    for args in ([str(base), str(base)], [str(base), str(base / "results.csv")]):
+        result = cli.invoke(app, ["compare", *args])
+        assert result.exit_code == 2, result.output
+        assert result.stderr == (
+            f"error: {args[0]} and {args[1]} are the same run ({base.name}): a run compared "
+            "with itself says nothing; give two runs (or `seqbench ab` two versions)\n"
+        )

@@ -73,7 +73,9 @@ def filter_option(column: str) -> Any:
 
 
 def root_option() -> Any:
-    return typer.Option(Path(RESULTS_ROOT), "--root", help=ROOT_HELP)
+    from seqbench.cli.options import path_value
+
+    return typer.Option(Path(RESULTS_ROOT), "--root", help=ROOT_HELP, parser=path_value)
 
 
 def load_selected(ref: str, root: Path, filters: dict[str, str | None]):

@@ -68,6 +68,11 @@ def compare(
     if output_format not in ("table", "markdown", "json"):
         raise SeqbenchError(f"--format: expected table, markdown or json, got {output_format!r}")
     runs = load_run(baseline, root), load_run(candidate, root)
+    if runs[0].path.resolve() == runs[1].path.resolve():  # `compare latest latest`
+        raise SeqbenchError(
+            f"{baseline} and {candidate} are the same run ({runs[0].run_id}): a run compared "
+            "with itself says nothing; give two runs (or `seqbench ab` two versions)"
+        )
     result = compare_runs(
         *runs,
         metric=metric,

@@ -18,6 +18,7 @@ from seqbench.cli.common import (
     user_errors,
     write_image,
 )
+from seqbench.cli.options import path_value
 
 
 @app.command()
@@ -26,7 +27,9 @@ def curves(
     run: str = typer.Argument(..., help=RUN_ARGUMENT_HELP),
     x: str = typer.Option("step", "--x", help="step (training steps) or time (training seconds)."),
     out: Path | None = typer.Option(
-        None, help="Write a .png or .svg file instead of drawing in the terminal."
+        None,
+        help="Write a .png or .svg file instead of drawing in the terminal.",
+        parser=path_value,
     ),
     arch: str | None = filter_option("arch"),
     mode: str | None = filter_option("mode"),

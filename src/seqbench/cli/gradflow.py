@@ -9,6 +9,7 @@ import typer
 
 from seqbench.cli.app import app
 from seqbench.cli.common import plot_format, show_plot, stdout, user_errors, write_image
+from seqbench.cli.options import path_value
 from seqbench.core.errors import SeqbenchError
 
 
@@ -39,7 +40,9 @@ def gradflow(
     plot: bool = typer.Option(
         False, "--plot", help="Also draw the norms against distance in the terminal."
     ),
-    out: Path | None = typer.Option(None, help="Also write that plot to a .png or .svg file."),
+    out: Path | None = typer.Option(
+        None, help="Also write that plot to a .png or .svg file.", parser=path_value
+    ),
 ) -> None:
     """How far back the task's loss reaches: the vanishing gradient as a number.
 

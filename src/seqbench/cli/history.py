@@ -20,6 +20,7 @@ from seqbench.cli.common import (
     write_file,
     write_image,
 )
+from seqbench.cli.options import path_value
 from seqbench.core.errors import SeqbenchError
 from seqbench.core.settings import THRESHOLD
 
@@ -45,10 +46,13 @@ def history(
         help="commit (the measured commit's time), run (when the run was made), or auto: commit when every run records its commit's time.",
     ),
     out: Path | None = typer.Option(
-        None, help="Also draw every cell's history to this .png or .svg file."
+        None, help="Also draw every cell's history to this .png or .svg file.", parser=path_value
     ),
     html_out: Path | None = typer.Option(
-        None, "--html", help="Also write the history as one self-contained HTML page (inline SVG)."
+        None,
+        "--html",
+        help="Also write the history as one self-contained HTML page (inline SVG).",
+        parser=path_value,
     ),
     points: bool = typer.Option(
         False, "--points", help="List every run of every cell (shown anyway for a single cell)."

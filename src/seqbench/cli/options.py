@@ -33,6 +33,16 @@ SETTING = "setting"  # one value of the suite's [measure], [train] or [run] sett
 COMMAND = "command"  # the command's own (where to save, what to print)
 
 
+def path_value(text: str | Path) -> Path:
+    """A path flag's value: an empty one is refused (Path('') is the current folder, where
+    `--root ''` would have put run folders among the user's files)."""
+    if isinstance(text, Path):
+        return text
+    if not text.strip():
+        raise typer.BadParameter(f"expected a path, got {text!r}")
+    return Path(text)
+
+
 @dataclass(frozen=True)
 class Option:
     name: str  # the parameter, and the config key it sets
@@ -55,7 +65,10 @@ class Option:
         names = self.flags or (
             (f"{self.flag}/--no-{self.flag[2:]}",) if self.switch else (self.flag,)
         )
-        return typer.Option(self.default, *names, help=self.help, rich_help_panel=self.panel)
+        parser = {"parser": path_value} if self.type is Path else {}
+        return typer.Option(
+            self.default, *names, help=self.help, rich_help_panel=self.panel, **parser
+        )
 
     def parameter(self) -> inspect.Parameter:
         if self.kind == ARGUMENT:

@@ -26,6 +26,7 @@ from seqbench.cli.common import (
     write_file,
     write_image,
 )
+from seqbench.cli.options import path_value
 from seqbench.core.errors import SeqbenchError, require
 from seqbench.core.settings import RESULTS_ROOT
 
@@ -34,7 +35,7 @@ from seqbench.core.settings import RESULTS_ROOT
 @user_errors
 def runs(
     root: Path = typer.Option(
-        Path(RESULTS_ROOT), "--root", help="Results root whose runs to list."
+        Path(RESULTS_ROOT), "--root", help="Results root whose runs to list.", parser=path_value
     ),
 ) -> None:
     """List the saved runs, newest first: id, label, time, devices, cells and their statuses."""
@@ -121,6 +122,7 @@ def export(
     out: Path | None = typer.Option(
         None,
         help="Write to this file instead of stdout (csv, json and parquet get .samples.csv and .meta.json beside them, so seqbench can read them back).",
+        parser=path_value,
     ),
     arch: str | None = filter_option("arch"),
     mode: str | None = filter_option("mode"),
@@ -178,7 +180,9 @@ def plot(
         help="What accuracy is drawn against: median_s (the step's time) or state_bytes (what the model may keep between tokens: a recall task's cost).",
     ),
     out: Path | None = typer.Option(
-        None, help="Write a .png or .svg file instead of drawing in the terminal."
+        None,
+        help="Write a .png or .svg file instead of drawing in the terminal.",
+        parser=path_value,
     ),
     arch: str | None = filter_option("arch"),
     mode: str | None = filter_option("mode"),

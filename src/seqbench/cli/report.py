@@ -17,6 +17,7 @@ from seqbench.cli.common import (
     user_errors,
     write_file,
 )
+from seqbench.cli.options import path_value
 from seqbench.core.errors import SeqbenchError, require
 
 
@@ -27,7 +28,7 @@ def report(
     candidate: str | None = typer.Argument(
         None, help="A second run: the report compares RUN (the baseline) with it."
     ),
-    html: Path = typer.Option(..., "--html", help="The HTML file to write."),
+    html: Path = typer.Option(..., "--html", help="The HTML file to write.", parser=path_value),
     arch: str | None = filter_option("arch"),
     mode: str | None = filter_option("mode"),
     device: str | None = filter_option("device"),
