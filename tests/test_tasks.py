@@ -432,3 +432,17 @@ def test_gradflow_draws_its_profile_to_a_file_and_the_terminal(cli, tmp_path):
     )
     bad = cli.invoke(app, ["gradflow", "--out", str(tmp_path / "flow.gif")])
     assert bad.exit_code == 2 and bad.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(("task", "length", "least"), [("adding", 1, 2), ("copy", 20, 21)])
+def test_a_length_a_task_cannot_have_is_one_line_before_anything_runs(
+    cli, tmp_path, task, length, least
+):
+    # The adding problem at T = 1 made its data with randint(0, 0): a RuntimeError traceback.
+    from seqbench.cli import app
+
+    result = cli.invoke(app, ["run", "--task", task, "--arch", "lstm", "--seq-len", str(length),
+                              "--root", str(tmp_path)])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: the {task} task needs seq_len >= {least}\n"
+    assert list(tmp_path.iterdir()) == []

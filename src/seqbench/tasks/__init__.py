@@ -64,6 +64,8 @@ def prepared(name: str, seq_len: int, vocab: int, seed: int, data: str | None) -
     cells that share data load it once (tasks keep no state after `prepare`: batches come
     from the caller's generator)."""
     task = new_task(name)
+    if task.fixed_seq_len is None and seq_len < task.min_seq_len:  # its data cannot exist
+        raise ConfigError(f"the {name} task needs seq_len >= {task.min_seq_len}")
     task.prepare(seq_len, vocab, seed, data)
     split_validation(task, seed)
     return task
