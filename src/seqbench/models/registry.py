@@ -26,6 +26,7 @@ from seqbench.models.custom import load_factory, load_plugin, plugin_names
 from seqbench.models.deltanet import DELTANET_SPEC, GATED_DELTANET_SPEC
 from seqbench.models.gla import GLA_SPEC, RETNET_SPEC
 from seqbench.models.griffin import HAWK_SPEC
+from seqbench.models.hf import hf_spec, is_hf
 from seqbench.models.mamba import MAMBA2_SPEC, MAMBA_SPEC
 from seqbench.models.minrnn import minrnn_spec
 from seqbench.models.options import canonical_name, did_you_mean, is_variant, variant_settings
@@ -97,6 +98,8 @@ def get_arch(name: str) -> ArchSpec:
     'package.module:factory' (see models/custom.py)."""
     if name in REGISTRY:
         return REGISTRY[name]
+    if is_hf(name):  # before variants: 'hf:llama(intermediate_size=172)' passes fields
+        return hf_spec(name)
     if is_variant(name):
         return _variant(name)
     if ":" in name:
@@ -107,7 +110,7 @@ def get_arch(name: str) -> ArchSpec:
     known = [*REGISTRY, *plugin_names()]
     raise ConfigError(
         f"unknown architecture {name!r}; {did_you_mean(name, known)}choose from: "
-        f"{', '.join(known)}, or package.module:factory"
+        f"{', '.join(known)}, hf:<model_type> (transformers), or package.module:factory"
     )
 
 

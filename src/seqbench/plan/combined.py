@@ -73,7 +73,8 @@ def _check_foreign_archs(config: SuiteConfig) -> None:
     is imported here (models.custom.probe_factory): one that hangs or crashes costs a line."""
     from seqbench.models.options import BUILTIN_OPTIONS, is_variant
 
-    if all(n in BUILTIN_OPTIONS or is_variant(n) for m in config.matrices for n in m.arch):
+    ours = lambda n: n in BUILTIN_OPTIONS or (is_variant(n) and not n.startswith("hf:"))  # noqa: E731
+    if all(ours(n) for m in config.matrices for n in m.arch):
         return  # seqbench's own (and torch not needed to say so)
     from seqbench.models import core_shape, get_arch
     from seqbench.models.custom import plugin_names, probe_factory
@@ -82,7 +83,7 @@ def _check_foreign_archs(config: SuiteConfig) -> None:
     plugins = set(plugin_names())
     for axes in config.matrices:
         for name in axes.arch:
-            if ":" in name:
-                probe_factory(name, core_shape(first_cell(axes, name)))
-            elif name in plugins:  # an installed package's: built here
+            if name.startswith("hf:") or name in plugins:  # built here, at the first shape
                 get_arch(name).build(core_shape(first_cell(axes, name)))
+            elif ":" in name:
+                probe_factory(name, core_shape(first_cell(axes, name)))

@@ -66,6 +66,9 @@ def _arch_ok(value: str) -> bool:
     from seqbench.models import get_arch
     from seqbench.models.custom import check_factory_name
 
+    if value.startswith("hf:"):  # transformers' model types: known without building one
+        get_arch(value)
+        return True
     if ":" in value:  # the user's code: not imported here, but tried in a process of its own
         check_factory_name(value)
         return True

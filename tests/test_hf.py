@@ -1,0 +1,139 @@
+"""`--arch hf:<model_type>`: transformers' models by name, built from their configurations."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from seqbench.cli import app
+from seqbench.core.errors import ConfigError
+from seqbench.models import build_model, count_parameters, get_arch, normalize_cell
+from seqbench.models.base import CoreShape
+from seqbench.storage import load_run
+from tests.helpers import make_cell
+
+transformers = pytest.importorskip("transformers", reason="the hf: architectures need it")
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TYPES = ["mamba", "mamba2", "rwkv", "xlstm", "recurrent_gemma", "llama", "gpt2"]
+
+
+def reference(core, embedding: torch.nn.Embedding):
+    """transformers' own model with the core's weights and seqbench's embedding as its input
+    embedding, called the way a user calls it: on token ids."""
+    config = core.model.config
+    ref = transformers.AutoModel.from_config(config)
+    missing, unexpected = ref.load_state_dict(core.model.state_dict(), strict=False)
+    assert not unexpected and all("emb" in k or "wte" in k for k in missing), missing
+    ref.set_input_embeddings(embedding)
+    return ref.eval()
+
+
+@pytest.mark.parametrize("model_type", TYPES)
+def test_an_hf_model_computes_what_transformers_computes_on_token_ids(model_type):
+    torch.manual_seed(0)
+    cell = normalize_cell(
+        make_cell(arch=f"hf:{model_type}", hidden=32, embed=32, layers=2, vocab=50, seq_len=12)
+    )
+    model = build_model(cell).eval()
+    ids = torch.randint(0, 50, (2, 12))
+    ref = reference(model.core, model.adapter)
+    with torch.no_grad():
+        ours = model.core(model.adapter(ids))
+        theirs = ref(input_ids=ids, use_cache=False).last_hidden_state
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    # The embedding counted once: seqbench's, none in the core.
+    own = sum(p.numel() for p in ref.parameters()) - model.adapter.weight.numel()
+    assert count_parameters(model.core) == own
+
+
+def test_the_axes_set_the_configuration_and_a_variant_passes_fields_through():
+    core = get_arch("hf:llama(intermediate_size=40,rms_norm_eps=0.001)").build(
+        CoreShape(input_size=24, hidden=128, layers=3)
+    )
+    config = core.model.config
+    assert (config.hidden_size, config.num_hidden_layers) == (128, 3)
+    assert (config.num_attention_heads, config.num_key_value_heads, config.head_dim) == (2, 2, 64)
+    assert (config.intermediate_size, config.rms_norm_eps) == (40, 0.001)
+    assert isinstance(core.project, torch.nn.Linear)  # --embed 24 is projected to H = 128
+    mamba2 = get_arch("hf:mamba2").build(CoreShape(input_size=16, hidden=16, layers=1))
+    assert (mamba2.model.config.head_dim, mamba2.model.config.num_heads) == (32, 1)
+
+
+def test_the_kernel_says_when_transformers_ran_its_reference_path():
+    mamba = get_arch("hf:mamba").build(CoreShape(input_size=16, hidden=16, layers=1))
+    kernel, note = mamba.implementation(False, "cpu", "float32")
+    assert kernel == "hf-reference" and "falling back to its reference PyTorch" in note
+    llama = get_arch("hf:llama").build(CoreShape(input_size=16, hidden=16, layers=1))
+    assert llama.implementation(False, "cpu", "float32") == ("hf", "")
+
+
+@pytest.mark.parametrize(
+    ("arch", "message"),
+    [
+        (
+            "hf:lama",
+            "hf:lama: transformers has no model type 'lama'; did you mean diffllama, llama,",
+        ),
+        ("hf:llama(nope=1)", "hf:llama(nope=1): LlamaConfig has no field 'nope'"),
+        ("hf:llama(x)", "'hf:llama(x)': 'x' is not field=value"),
+    ],
+)
+def test_a_wrong_hf_name_is_one_line(cli, tmp_path, arch, message):
+    result = cli.invoke(app, ["run", "--arch", arch, "--root", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert result.stderr.count("\n") == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_a_model_transformers_cannot_build_at_the_runs_shape_names_it(cli, tmp_path):
+    # RWKV's initialisation divides by num_hidden_layers - 1: one layer cannot be built.
+    result = cli.invoke(app, ["run", "--arch", "hf:rwkv", "--layers", "1", "--root", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        "error: hf:rwkv: transformers cannot build it at hidden 32, layers 1: "
+        "ZeroDivisionError: division by zero\n"
+    )
+
+
+def test_without_transformers_one_line_says_how_to_install_it(tmp_path):
+    code = (
+        "import sys; sys.modules['transformers'] = None\n"
+        "from seqbench.cli import app\n"
+        f"app(['run', '--arch', 'hf:llama', '--root', {str(tmp_path)!r}])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: hf: architectures need transformers, which is not installed: "
+        "pip install 'seqbench[hf]'"
+    )
+
+
+def test_a_run_measures_hf_models_with_their_kernel_and_no_transformers_chatter(cli, tmp_path):
+    result = cli.invoke(
+        app,
+        ["run", "--arch", "hf:llama,hf:mamba", "--seq-len", "16", "--batch-size", "2",
+         "--hidden", "16", "--embed", "16", "--mode", "infer,train", "--processes", "1",
+         "--min-time", "0", "--min-repeats", "3", "--threads", "1", "--no-ceiling",
+         "--root", str(tmp_path), "--quiet"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "falling back" not in result.stderr  # it is in the rows, not on the terminal
+    rows = load_run("latest", tmp_path).rows
+    assert {(r.arch, r.mode, r.status) for r in rows} == {
+        (a, m, "ok") for a in ("hf:llama", "hf:mamba") for m in ("infer", "train")
+    }
+    assert {r.arch: r.kernel for r in rows} == {"hf:llama": "hf", "hf:mamba": "hf-reference"}
+    assert all(r.flops_per_seq and r.flops_per_seq > 0 for r in rows)
+
+
+def test_hf_names_are_refused_without_a_model_type():
+    with pytest.raises(ConfigError, match="transformers has no model type ''"):
+        get_arch("hf:")
