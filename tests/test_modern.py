@@ -210,7 +210,9 @@ def test_an_installed_package_can_register_an_architecture_by_name(plugins):
 
 def test_plugin_names_are_offered_and_a_broken_plugin_is_one_line(plugins):
     with pytest.raises(
-        ConfigError, match="choose from: .*acme-broken, acme-rnn, or package.module:factory"
+        ConfigError,
+        match=r"choose from: .*acme-broken, acme-rnn, hf:<model_type> \(transformers\), or "
+        "package.module:factory",
     ):
         get_arch("nope")
     with pytest.raises(

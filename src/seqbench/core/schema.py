@@ -51,7 +51,6 @@ Schema history
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -254,69 +253,6 @@ class ResultRow(Cell):
 RESULT_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ResultRow))
 
 
-class RowError(ValueError):
-    """A row of a table that cannot be a result row: `index` (from 0) and why."""
-
-    def __init__(self, index: int, reason: str) -> None:
-        super().__init__(reason)
-        self.index = index
-
-
-def rows_from_columns(
-    columns: dict[str, list[Any]], count: int, *, typed: bool = False
-) -> list[ResultRow]:
-    """`count` rows from a table given column by column: what `ResultRow.from_dict` does for
-    each row, done a column at a time (five times faster on 200,000 rows of a CSV's text).
-    Unknown columns are ignored; a missing one takes its default. A row that cannot be a
-    result row raises RowError naming it, with from_dict's reason. `typed`: the columns
-    hold their types already (None where empty)."""
-    typed_columns: dict[str, list[Any]] = {}
-    for name in _COLUMNS:
-        if name in columns and typed:  # already each column's type (csvio.read_rows_typed)
-            typed_columns[name] = columns[name]
-        elif name in columns:
-            try:
-                typed_columns[name] = _coerce_column(name, columns[name])
-            except (ValueError, TypeError):
-                for i, value in enumerate(columns[name]):
-                    try:
-                        _COERCE[name](value)
-                    except (ValueError, TypeError) as exc:
-                        raise RowError(i, str(exc)) from None
-                raise
-    for name in REQUIRED_KEY_COLUMNS:
-        found = typed_columns.get(name)
-        if found is None or None in found:
-            i = 0 if found is None else found.index(None)
-            missing = [
-                n
-                for n in REQUIRED_KEY_COLUMNS
-                if n not in typed_columns or typed_columns[n][i] is None
-            ]
-            raise RowError(i, f"missing key columns: {', '.join(missing)}")
-    statuses = typed_columns.get("status", [""] * count)
-    unknown = next((i for i, status in enumerate(statuses) if status not in STATUSES), None)
-    if unknown is not None:
-        raise RowError(unknown, f"unknown status {statuses[unknown]!r}; expected one of {STATUSES}")
-    names = [f.name for f in dataclasses.fields(ResultRow)]
-    fields = [
-        typed_columns[n] if n in typed_columns else itertools.repeat(_DEFAULTS[n], count)
-        for n in names
-    ]
-    # What ResultRow(*values) makes, without its frozen __init__'s setattr per field (five
-    # of the eight seconds of reading 200,000 rows); __post_init__'s checks are done above
-    # for the whole column, and below for an empty cell_id.
-    rows = []
-    blank = object.__new__
-    for values in zip(*fields, strict=False):  # the defaults repeat without end
-        row = blank(ResultRow)
-        object.__setattr__(row, "__dict__", dict(zip(names, values, strict=True)))
-        if not row.cell_id:
-            object.__setattr__(row, "cell_id", row.cell.cell_id)
-        rows.append(row)
-    return rows
-
-
 @dataclass
 class Measurement:
     """What measuring a cell gives back: its row, and the raw per-step timing samples its
@@ -401,20 +337,6 @@ def _coerce(name: str, value: Any) -> Any:
 
 _COLUMNS = tuple(f.name for f in dataclasses.fields(ResultRow))
 _COERCE = {name: _coercer(name) for name in _COLUMNS}
-
-
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ResultRow)}
-
-
-def _coerce_column(name: str, values: list[Any]) -> list[Any]:
-    """`_COERCE[name]` over a whole column, with the same fast paths inline."""
-    if name in _STR:
-        return [v if type(v) is str else _coerce(name, v) for v in values]
-    if name in _INT:
-        return [int(v) if type(v) is str and v.isdigit() else _coerce(name, v) for v in values]
-    if name in _BOOL:
-        return [_coerce(name, v) for v in values]
-    return [(float(v) if v else None) if type(v) is str else _coerce(name, v) for v in values]
 
 
 # Task metrics that improve downwards, by the name in the `metric` column; every other metric

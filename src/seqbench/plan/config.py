@@ -66,13 +66,10 @@ def _arch_ok(value: str) -> bool:
     from seqbench.models import get_arch
     from seqbench.models.custom import check_factory_name
 
-    if value.startswith("hf:"):  # transformers' model types: known without building one
-        get_arch(value)
-        return True
-    if ":" in value:  # the user's code: not imported here, but tried in a process of its own
+    if ":" in value and not value.startswith("hf:"):  # the user's code: not imported here
         check_factory_name(value)
-        return True
-    get_arch(value)
+    else:  # seqbench's, a plugin's, or transformers' (hf:): known without building one
+        get_arch(value)
     return True
 
 

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from seqbench.core.errors import ResultsError, require
-from seqbench.core.schema import SCHEMA_VERSION, ResultRow, RowError, rows_from_columns
+from seqbench.core.schema import SCHEMA_VERSION, ResultRow
 from seqbench.core.settings import RESULTS_ROOT
+from seqbench.core.table import rows_of_table
 from seqbench.storage.csvio import (
     OLD_SAMPLES_COLUMNS,
     ROWS_HEADER,
@@ -248,22 +249,7 @@ def _read_rows(rows_path: Path) -> tuple[list[ResultRow], bool]:
         columns, count, torn = typed
     else:  # anything unusual: the reader that says what is wrong, and where
         columns, count, torn = read_rows_columns(text, str(rows_path), appended=True)
-    return _columns_to_rows(columns, count, str(rows_path), typed is not None), current and not torn
-
-
-def _columns_to_rows(
-    columns: dict[str, list[Any]], count: int, source: str, typed: bool = False
-) -> list[ResultRow]:
-    """`_to_rows` for a table read column by column (a run's own CSV, the large case)."""
-    try:
-        rows = rows_from_columns(columns, count, typed=typed)
-    except RowError as exc:
-        raise ResultsError(f"{source}: damaged results (row {exc.index + 1}: {exc})") from None
-    if "median_s" not in columns and any(r.status == "ok" for r in rows):
-        raise ResultsError(
-            f"{source}: damaged results (no median_s column: the measured cells' times are lost)"
-        )
-    return rows
+    return rows_of_table(columns, count, str(rows_path), typed is not None), current and not torn
 
 
 def load_run(ref: str | Path, root: str | Path = RESULTS_ROOT, *, samples: bool = True) -> Run:
@@ -303,7 +289,7 @@ def load_run(ref: str | Path, root: str | Path = RESULTS_ROOT, *, samples: bool 
         run = Run._loaded(rows_path, meta, lines, found, rounds, on_disk)
     else:
         on_disk = _OnDisk([r.cell_id for r in lines], 0, clean)
-        run = Run._loaded_lazily(rows_path, meta, lines, on_disk, read_samples)
+        run = Run._loaded(rows_path, meta, lines, {}, {}, on_disk, read_samples)
     try:
         run.curves = read_curves(rows_path)
     except ResultsError as exc:  # the rows are still good: the curves alone are lost

@@ -89,28 +89,18 @@ class Run:
         samples: dict[str, list[float]],
         rounds: Rounds,
         on_disk: _OnDisk,
+        read_samples: Callable[[], tuple[dict, Rounds, int, bool]] | None = None,
     ) -> Run:
         """A run as `load_run` read it: every row line, the committed samples, and what the
-        files hold beyond them (so that saving knows whether it may append)."""
+        files hold beyond them (so that saving knows whether it may append). With
+        `read_samples`, the samples are read on first use: it gives them, their rounds, the
+        dead sample lines and whether the samples file may take appends."""
         folder = rows_path.parent if rows_path.name == ROWS_FILE else rows_path
         run = cls(folder, meta, lines)
         run._samples, run._rounds = samples, rounds
         run._disk[rows_path] = on_disk
-        return run
-
-    @classmethod
-    def _loaded_lazily(
-        cls,
-        rows_path: Path,
-        meta: RunMeta,
-        lines: list[ResultRow],
-        on_disk: _OnDisk,
-        read_samples: Callable[[], tuple[dict, Rounds, int, bool]],
-    ) -> Run:
-        """`_loaded`, with the samples read on first use: `read_samples()` gives them, their
-        rounds, the dead sample lines and whether the samples file may take appends."""
-        run = cls._loaded(rows_path, meta, lines, {}, {}, on_disk)
-        run._pending = (read_samples, rows_path)
+        if read_samples is not None:
+            run._pending = (read_samples, rows_path)
         return run
 
     def _load_pending(self) -> None:
