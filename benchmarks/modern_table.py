@@ -21,12 +21,17 @@ from seqbench.storage import load_run
 ATTENTION = "transformer-causal"
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def run_argument(doc: str, argv: list[str] | None = None):
+    """The saved run a table script is given (`RUN [--root ROOT]`, latest by default)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("run", nargs="?", default="latest")
     parser.add_argument("--root", default="results")
     args = parser.parse_args(argv)
-    run = load_run(args.run, args.root)
+    return load_run(args.run, args.root)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run = run_argument(__doc__, argv)
     cells: dict[tuple[str, str], dict[int, object]] = defaultdict(dict)
     for row in run.rows:
         if row.status == "ok":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,19 +36,27 @@ def saved(tmp_path) -> str:
     return str(save_run(tmp_path, power_rows("lstm", [16, 32], 1.0)).path)
 
 
+@pytest.fixture
+def twin(saved, tmp_path) -> str:
+    """A copy of the saved run under another root: something to compare it with."""
+    copy = tmp_path / "twin" / Path(saved).name
+    shutil.copytree(saved, copy)
+    return str(copy)
+
+
 @needs_full
 @pytest.mark.parametrize(
     "command",
     [
         ["show", "{run}"],
         ["export", "{run}", "--format", "json"],
-        ["compare", "{run}", "{run}"],
-        ["compare", "{run}", "{run}", "--format", "json"],
+        ["compare", "{run}", "{twin}"],
+        ["compare", "{run}", "{twin}", "--format", "json"],
         ["runs", "--root", "{root}"],
     ],
 )
-def test_a_full_stdout_is_exit_74_and_one_line(saved, command):
-    args = [part.format(run=saved, root=str(Path(saved).parent)) for part in command]
+def test_a_full_stdout_is_exit_74_and_one_line(saved, twin, command):
+    args = [part.format(run=saved, twin=twin, root=str(Path(saved).parent)) for part in command]
     with FULL.open("w") as full:
         done = seqbench(*args, stdout=full)
     assert done.returncode == 74, done.stderr
@@ -70,11 +79,11 @@ def test_a_run_whose_stdout_is_full_keeps_its_rows_and_exits_74(tmp_path):
     assert len((folder / "results.csv").read_text().splitlines()) == 2  # header and the cell
 
 
-def test_a_closed_pipe_is_exit_74_without_a_word(saved):
+def test_a_closed_pipe_is_exit_74_without_a_word(saved, twin):
     read, write = os.pipe()
     os.close(read)  # the reader is gone before the first write: every write is EPIPE
     with os.fdopen(write, "w") as pipe:
-        done = seqbench("compare", saved, saved, stdout=pipe)
+        done = seqbench("compare", saved, twin, stdout=pipe)
     assert (done.returncode, done.stderr) == (74, "")
 
 
