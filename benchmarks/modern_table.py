@@ -21,12 +21,15 @@ from seqbench.storage import load_run
 ATTENTION = "transformer-causal"
 
 
-def run_argument(doc: str, argv: list[str] | None = None):
-    """The saved run a table script is given (`RUN [--root ROOT]`, latest by default)."""
+def run_argument(doc: str, argv: list[str] | None = None, *, several: bool = False):
+    """The saved run a table script is given (`RUN [--root ROOT]`, latest by default), or
+    with `several`, the runs (`RUN [RUN ...]`)."""
     parser = argparse.ArgumentParser(description=doc.split("\n")[0])
-    parser.add_argument("run", nargs="?", default="latest")
+    parser.add_argument("run", nargs="*" if several else "?", default="latest")
     parser.add_argument("--root", default="results")
     args = parser.parse_args(argv)
+    if several:
+        return [load_run(ref, args.root) for ref in (args.run or ["latest"])]
     return load_run(args.run, args.root)
 
 

@@ -5,6 +5,7 @@ way and at the end, the state a sequence keeps, and what a cell cost.
 
     seqbench run --suite selective-copy
     python benchmarks/recall_table.py latest [--root results]
+    python benchmarks/recall_table.py RUN_A RUN_B      # one suite run in parts
 
 For a task scored at longer lengths (induction), the chosen rate's mean accuracy at each.
 """
@@ -33,7 +34,11 @@ def _curve_at(points: list, fraction: float) -> float | None:
 def main(argv: list[str] | None = None) -> None:
     from modern_table import run_argument  # beside this script
 
-    run = run_argument(__doc__, argv)
+    runs = run_argument(__doc__, argv, several=True)
+    run = runs[0]
+    for other in runs[1:]:  # a suite run in parts (by architecture): one table
+        run.rows = [*run.rows, *other.rows]
+        run.curves.update(other.curves)
     groups = summarize_accuracy([r for r in run.rows if r.task])
     lengths: list[int] = []
     for row in run.rows:
