@@ -300,6 +300,11 @@ def column_type(name: str) -> type:
     return int if name in _INT else bool if name in _BOOL else str if name in _STR else float
 
 
+# How a boolean column's text reads (a CSV holds True/False; hand-edited files 1/0, yes/no).
+TRUE_TEXT = ("true", "1", "yes")
+FALSE_TEXT = ("false", "0", "no")
+
+
 def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or value == ""
 
@@ -323,8 +328,8 @@ def _coerce(name: str, value: Any) -> Any:
     if name in _BOOL:
         if isinstance(value, str):
             lowered = value.strip().lower()
-            if lowered in ("true", "1", "yes", "false", "0", "no"):
-                return lowered in ("true", "1", "yes")
+            if lowered in TRUE_TEXT or lowered in FALSE_TEXT:
+                return lowered in TRUE_TEXT
             raise ValueError(f"column {name}: {value!r} is not a boolean")
         return bool(value)
     if name in _INT:

@@ -33,9 +33,9 @@ from torch import nn
 
 from seqbench.core.errors import ConfigError, MissingDependency
 from seqbench.models.base import ArchSpec, CoreShape, SequenceCore
+from seqbench.models.transformer import HEAD_WIDTH, attention_heads
 
 PREFIX = "hf:"
-HEAD_WIDTH = 64
 INSTALL = "pip install 'seqbench[hf]'"
 
 
@@ -83,13 +83,6 @@ def _value(text: str) -> Any:
     return text.strip("'\"")
 
 
-def _heads(hidden: int) -> int:
-    heads = max(1, hidden // HEAD_WIDTH)
-    while hidden % heads:
-        heads -= 1
-    return heads
-
-
 def config_fields(model_type: str, defaults: Any, shape: CoreShape) -> dict[str, Any]:
     """The configuration fields seqbench's axes set for `model_type` (module docstring)."""
     h = shape.hidden
@@ -98,9 +91,9 @@ def config_fields(model_type: str, defaults: Any, shape: CoreShape) -> dict[str,
         head_dim = min(HEAD_WIDTH, 2 * h)
         return {**fields, "head_dim": head_dim, "num_heads": 2 * h // head_dim, "n_groups": 1}
     if model_type == "xlstm":
-        return {**fields, "num_heads": _heads(h)}
+        return {**fields, "num_heads": attention_heads(h)}
     if getattr(defaults, "num_attention_heads", None) is not None:
-        heads = _heads(h)
+        heads = attention_heads(h)
         fields["num_attention_heads"] = heads
         if getattr(defaults, "num_key_value_heads", None) is not None:
             fields["num_key_value_heads"] = heads

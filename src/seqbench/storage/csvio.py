@@ -22,7 +22,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from seqbench.core.errors import ResultsError
-from seqbench.core.schema import REQUIRED_KEY_COLUMNS, RESULT_COLUMNS, ResultRow, column_type
+from seqbench.core.schema import (
+    FALSE_TEXT,
+    REQUIRED_KEY_COLUMNS,
+    RESULT_COLUMNS,
+    TRUE_TEXT,
+    ResultRow,
+    column_type,
+)
 
 ROWS_HEADER = ",".join(RESULT_COLUMNS) + "\n"  # no column name needs quoting
 SAMPLES_COLUMNS = ("cell_id", "sample_s", "round")
@@ -201,9 +208,9 @@ def read_rows_typed(text: str) -> tuple[dict[str, list[Any]], int, bool] | None:
             columns[name] = series.astype(object).where(series.notna(), None).tolist()
         elif kind is bool:
             lowered = series.fillna("").str.strip().str.lower()
-            if not lowered.isin(["", "true", "false", "1", "0", "yes", "no"]).all():
+            if not lowered.isin(["", *TRUE_TEXT, *FALSE_TEXT]).all():
                 return None
-            columns[name] = [None if v == "" else v in ("true", "1", "yes") for v in lowered]
+            columns[name] = [None if v == "" else v in TRUE_TEXT for v in lowered]
         else:
             columns[name] = series.fillna("").tolist()
     return columns, len(frame), torn
