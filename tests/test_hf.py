@@ -23,6 +23,17 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 TYPES = ["mamba", "mamba2", "rwkv", "xlstm", "recurrent_gemma", "llama", "gpt2"]
 
 
+def needs_mamba() -> None:
+    """transformers' Mamba tries triton's kernels when triton imports; with no GPU driver
+    that raises ("0 active drivers") in some environments: the build then cannot be tested."""
+    try:
+        get_arch("hf:mamba").build(CoreShape(input_size=8, hidden=8, layers=1))
+    except ConfigError as exc:
+        if "active drivers" in str(exc):
+            pytest.skip(f"transformers' Mamba cannot be built here: {exc}")
+        raise
+
+
 def reference(core, embedding: torch.nn.Embedding):
     """transformers' own model with the core's weights and seqbench's embedding as its input
     embedding, called the way a user calls it: on token ids."""
@@ -36,6 +47,8 @@ def reference(core, embedding: torch.nn.Embedding):
 
 @pytest.mark.parametrize("model_type", TYPES)
 def test_an_hf_model_computes_what_transformers_computes_on_token_ids(model_type):
+    if model_type.startswith("mamba"):
+        needs_mamba()
     torch.manual_seed(0)
     cell = normalize_cell(
         make_cell(arch=f"hf:{model_type}", hidden=32, embed=32, layers=2, vocab=50, seq_len=12)
@@ -53,6 +66,7 @@ def test_an_hf_model_computes_what_transformers_computes_on_token_ids(model_type
 
 
 def test_the_axes_set_the_configuration_and_a_variant_passes_fields_through():
+    needs_mamba()
     core = get_arch("hf:llama(intermediate_size=40,rms_norm_eps=0.001)").build(
         CoreShape(input_size=24, hidden=128, layers=3)
     )
@@ -66,6 +80,7 @@ def test_the_axes_set_the_configuration_and_a_variant_passes_fields_through():
 
 
 def test_the_kernel_says_when_transformers_ran_its_reference_path():
+    needs_mamba()
     mamba = get_arch("hf:mamba").build(CoreShape(input_size=16, hidden=16, layers=1))
     kernel, note = mamba.implementation(False, "cpu", "float32")
     assert kernel == "hf-reference" and "falling back to its reference PyTorch" in note
@@ -117,6 +132,7 @@ def test_without_transformers_one_line_says_how_to_install_it(tmp_path):
 
 
 def test_a_run_measures_hf_models_with_their_kernel_and_no_transformers_chatter(cli, tmp_path):
+    needs_mamba()
     result = cli.invoke(
         app,
         ["run", "--arch", "hf:llama,hf:mamba", "--seq-len", "16", "--batch-size", "2",
