@@ -81,7 +81,13 @@ def test_the_same_code_is_no_regression_and_the_working_tree_is_a_version(cli, i
     data = json.loads(result.stdout)
     (cell,) = data["cells"]
     assert cell["verdict"] in ("unchanged", "inconclusive")
-    assert 0.8 < cell["ratio"] < 1.25
+    assert cell["ci_low"] <= cell["ratio"] <= cell["ci_high"]
+    if cell["verdict"] == "unchanged":  # by the rule: inside the 10% threshold
+        assert 1 / 1.1 <= cell["ratio"] <= 1.1
+    # Both sides measured the same code: the other tag does four times the work, so a ratio
+    # inside [1/2, 2] cannot come from measuring it. How near 1 the ratio lands is the load's
+    # to decide (0.79 was seen in a CI run beside a busy test suite), not this test's.
+    assert 0.5 < cell["ratio"] < 2
     candidate = load_run(data["candidate"], tmp_path)
     assert candidate.meta.ab["version"] == "."
     assert candidate.meta.env["git_commit"] == git(in_repo, "rev-parse", "slower^{commit}")
