@@ -185,3 +185,28 @@ def test_an_integer_column_with_a_blank_stays_integer_and_reads_back_the_same():
     # pandas made the whole column float64 because of the blank; one line cannot know that.
     assert ",1234,,,,,0.5,,,,,7," in ours and ",1234.0,,,,,0.5,,,,,7.0," in theirs
     assert parse_rows(ours, "csv", "ours") == parse_rows(theirs, "csv", "theirs")
+
+
+def test_the_writers_by_column_give_the_text_a_writer_by_row_gives():
+    # csv and json render a column at a time: each line must be what one row alone renders
+    # to (results.csv's appended line; json.dumps of the row's dict), quoting, unicode, an
+    # empty float, an infinity, a bool in an int column and a row built by the reader
+    # (seqbench.core.table) included.
+    import json
+    from dataclasses import replace
+
+    from seqbench.core.table import rows_from_columns
+    from seqbench.storage.csvio import ROWS_HEADER, render_row
+
+    rows = varied_rows()
+    rows += [
+        replace(rows[0], message="a\nnewline, a comma", mfu=float("inf"), noisy="steal"),
+        replace(rows[1], kernel="µ-kernel", seq_len=True, cell_id=rows[1].cell_id),
+    ]
+    columns = {name: [getattr(r, name) for r in rows] for name in RESULT_COLUMNS}
+    rows += rows_from_columns(columns, len(rows), typed=True)
+    assert EXPORTERS["csv"].render(rows) == ROWS_HEADER + "".join(map(render_row, rows))
+    by_row = "[\n" + ",\n".join("  " + json.dumps(r.to_dict()) for r in rows) + "\n]\n"
+    assert EXPORTERS["json"].render(rows) == by_row
+    assert [r.to_dict() for r in rows[-5:]] == [r.to_dict() for r in rows[:5]]
+    assert list(rows[-1].to_dict()) == list(RESULT_COLUMNS)

@@ -119,6 +119,36 @@ def test_a_large_run_read_by_pandas_loads_what_the_exact_reader_loads(tmp_path, 
         ]
 
 
+@pytest.mark.parametrize(
+    ("column", "text", "typed"),
+    [
+        ("median_s", "nan", False),  # pandas would read it as a number; seqbench refuses it
+        ("median_s", "-Infinity", False),
+        ("mfu", "inf", False),
+        ("bidirectional", "maybe", False),
+        ("bidirectional", " Yes ", True),  # a boolean seqbench's reader takes
+        ("arch", "nan", True),  # a text column may hold any word
+    ],
+)
+def test_pandas_reads_only_what_the_exact_reader_reads_alike(
+    tmp_path, monkeypatch, column, text, typed
+):
+    from seqbench.storage import csvio
+
+    run = new_run(tmp_path)
+    run.add(Measurement(replace(ok_row(), mfu=0.5), [0.1]))
+    header, line = (run.path / ROWS_FILE).read_text().splitlines()
+    fields = next(csv.reader([line]))
+    fields[header.split(",").index(column)] = text
+    monkeypatch.setattr(csvio, "TYPED_READ_CHARS", 0)
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(fields)
+    read = csvio.read_rows_typed(f"{header}\n{buffer.getvalue()}")
+    assert (read is not None) == typed
+    if typed:
+        assert read[0]["bidirectional"] == [column == "bidirectional"]
+
+
 def test_the_csv_has_the_contract_columns_in_order(tmp_path):
     run = new_run(tmp_path)
     run.add(Measurement(ok_row(), [0.1]))

@@ -124,3 +124,23 @@ def test_ad_hoc_runs_are_labelled_with_what_they_measured():
     assert given.label == "mine"
     assert resolve_config().label == "quick"  # the suite keeps its own name
     assert len(describe_matrices(many.matrices)) <= 40
+
+
+def test_the_width_a_table_needs_is_measured_from_its_widest_cells():
+    # `_needed_width` measures one row of each column's widest cell, not every row: the
+    # result must be what Rich measures for the whole table, wide characters included.
+    from rich.measure import Measurement
+
+    from seqbench.output.layout import TableText
+    from seqbench.output.terminal import _build, _needed_width
+
+    cells = [["lstm", "1.5 µs", "ok"], ["gru-paper", "12 ms", "error: 界 wide"], ["rnn", "3 s", ""]]
+    text = TableText(
+        headers=["arch", "median", "status"], justify=["left", "right", "left"],
+        cells=cells, caption="", wrap=[False, False, False],
+    )  # fmt: skip
+    console = Console(width=200)
+    whole = Measurement.get(console, console.options.update_width(10_000), _build(text, None))
+    assert _needed_width(console, text) == whole.maximum
+    # The widest cells (界 takes two columns), padding between columns, dividers and edges.
+    assert whole.maximum == len("gru-paper") + len("median") + len("error: 界 wide") + 1 + 4 + 2 + 2

@@ -63,16 +63,17 @@ def compare(
     from seqbench.judge.gate import gate
     from seqbench.output.tables import format_comparison_summary
     from seqbench.output.text import format_env_differences
-    from seqbench.storage import load_run
+    from seqbench.storage import load_run, resolve_run_path
 
     if output_format not in ("table", "markdown", "json"):
         raise SeqbenchError(f"--format: expected table, markdown or json, got {output_format!r}")
-    runs = load_run(baseline, root), load_run(candidate, root)
-    if runs[0].path.resolve() == runs[1].path.resolve():  # `compare latest latest`
+    paths = [resolve_run_path(ref, root).resolve() for ref in (baseline, candidate)]
+    if paths[0] == paths[1]:  # `compare latest latest`, said before either is read
         raise SeqbenchError(
-            f"{baseline} and {candidate} are the same run ({runs[0].run_id}): a run compared "
-            "with itself says nothing; give two runs (or `seqbench ab` two versions)"
+            f"{baseline} and {candidate} are the same run ({paths[0].parent.name}): a run "
+            "compared with itself says nothing; give two runs (or `seqbench ab` two versions)"
         )
+    runs = load_run(baseline, root), load_run(candidate, root)
     result = compare_runs(
         *runs,
         metric=metric,

@@ -7,9 +7,11 @@ table comes from tables.py and scaling.py; this module only draws it.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console, Group, RenderableType
 from rich.markup import escape
 from rich.measure import Measurement as Extent
@@ -81,6 +83,12 @@ def _needed_width(console: Console, text: TableText) -> int:
     """The width a table needs with its free-text columns wrapped to WRAP_WIDTH."""
     wrapping = [i for i in range(len(text.headers)) if text.wraps(i)]
     fixed = text.without(wrapping) if wrapping else text
+    # A column that does not wrap is as wide as its widest cell: measuring a table of one
+    # row, each column's widest cell, gives the width of the whole (a thousand rows took
+    # Rich a second to measure).
+    if fixed.cells:
+        widest = [max(column, key=cell_len) for column in zip(*fixed.cells, strict=True)]
+        fixed = dataclasses.replace(fixed, cells=[widest])
     wide = console.options.update_width(10_000)
     width = Extent.get(console, wide, _build(fixed, None)).maximum
     for i in wrapping:
