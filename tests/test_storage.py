@@ -785,3 +785,17 @@ assert not heavy, heavy
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_cells_id_is_kept_once_built_and_never_outlives_its_fields():
+    # Cell.cell_id is kept in the instance once built (a million-cell plan asked for it
+    # millions of times): a changed copy, a pickled copy and equality must not see it.
+    import pickle
+
+    cell = make_cell(arch="gru", seq_len=64)
+    assert cell.cell_id == cell.cell_id == "gru-T64-B4-H8-L1-uni-do0-rd0-V50-E6-cpu-float32-infer"
+    longer = replace(cell, seq_len=128)
+    assert longer.cell_id.startswith("gru-T128-") and cell.cell_id.startswith("gru-T64-")
+    copied = pickle.loads(pickle.dumps(cell))
+    assert copied == cell and copied.cell_id == cell.cell_id
+    assert make_cell(arch="gru", seq_len=64) == cell and hash(copied) == hash(cell)

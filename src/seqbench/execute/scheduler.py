@@ -107,11 +107,12 @@ class Scheduler:
         """Measure what `cells` still lack in the run, round by round, yielding events;
         the run is saved before every `CellFinished`."""
         rounds = self.config.measure.passes
+        done = [rounds_done(self.run.row(cell.cell_id), rounds) for cell in cells]  # once each
         todo = [
             (r, cell)
             for r in range(1, rounds + 1)
-            for cell in cells
-            if rounds_done(self.run.row(cell.cell_id), rounds) < r
+            for cell, finished in zip(cells, done, strict=True)
+            if finished < r
         ]
         total = len(todo)
         started = finished = 0

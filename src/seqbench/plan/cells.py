@@ -5,7 +5,9 @@ before they run."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -49,28 +51,39 @@ def plan(config: SuiteConfig) -> list[Cell]:
     from seqbench.models import normalize_cell
 
     cells: dict[Cell, None] = {}
+    lookups = _lookups()
     for axes in config.matrices:
         lists = [
             sorted(getattr(axes, n)) if n in _ASCENDING else getattr(axes, n) for n in _PLAN_ORDER
         ]
         for values in itertools.product(*lists):
-            raw = raw_cell(axes, dict(zip(_PLAN_ORDER, values, strict=True)))
+            raw = raw_cell(axes, dict(zip(_PLAN_ORDER, values, strict=True)), lookups)
             cells[normalize_cell(raw)] = None
     return list(cells)
 
 
-def raw_cell(axes: Axes, raw: dict) -> Cell:
-    """The cell of one combination of `axes`' values, before its architecture and task pin
-    what they decide (models.normalize_cell)."""
+Lookups = tuple[Callable[[str], str], Callable[[str], float]]
+
+
+def _lookups() -> Lookups:
+    """A device's resolved name and a task's default rate, each worked out once per plan (a
+    plan of a million cells asked a million times)."""
     from seqbench.core import devices
     from seqbench.tasks import new_task
     from seqbench.tasks.base import default_lr
 
-    raw["device"] = devices.resolve(raw["device"])
+    return functools.cache(devices.resolve), functools.cache(lambda t: default_lr(new_task(t)))
+
+
+def raw_cell(axes: Axes, raw: dict, lookups: Lookups | None = None) -> Cell:
+    """The cell of one combination of `axes`' values, before its architecture and task pin
+    what they decide (models.normalize_cell)."""
+    resolve, rate = lookups or _lookups()
+    raw["device"] = resolve(raw["device"])
     if not raw["task"]:
         raw["seed"], raw["lr"] = axes.seed[0], 0.0
     elif not raw["lr"]:
-        raw["lr"] = default_lr(new_task(raw["task"]))
+        raw["lr"] = rate(raw["task"])
     return Cell(**raw)
 
 
