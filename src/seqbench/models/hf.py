@@ -25,6 +25,7 @@ path (Mamba without `mamba_ssm` on a CPU: "correct but much slower"), with what 
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 from typing import Any
 
@@ -51,6 +52,29 @@ def _transformers() -> Any:
             f"hf: architectures need transformers, which is not installed: {INSTALL}"
         ) from None
     return transformers
+
+
+def _own_types(transformers: Any) -> list[str]:
+    """The model types transformers itself ships. Its CONFIG_MAPPING also holds the types
+    other packages register at import, and one may take over a built-in name: importing
+    flash-linear-attention makes 'mamba' its own Triton Mamba, which then fails on a CPU
+    with '0 active drivers' (and would be measured as transformers' where it runs)."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    return sorted(CONFIG_MAPPING_NAMES)
+
+
+def _own_config_class(transformers: Any, model_type: str) -> Any:
+    """transformers' own configuration class of a model type, whatever was registered."""
+    from transformers.models.auto.configuration_auto import (
+        CONFIG_MAPPING_NAMES,
+        model_type_to_module_name,
+    )
+
+    module = importlib.import_module(
+        f".{model_type_to_module_name(model_type)}", "transformers.models"
+    )
+    return getattr(module, CONFIG_MAPPING_NAMES[model_type])
 
 
 def _parse(name: str) -> tuple[str, dict[str, Any]]:
@@ -148,7 +172,7 @@ def build_hf(name: str, shape: CoreShape) -> HFCore:
     """The model `name` names, at `shape`, with random weights; one line for what fails."""
     transformers = _transformers()
     model_type, passed = _parse(name)
-    config_class = transformers.CONFIG_MAPPING[model_type]
+    config_class = _own_config_class(transformers, model_type)
     said = _Said()
     logger = logging.getLogger("transformers")
     # What it says goes into the row (kernel_note), not on the user's terminal.
@@ -194,7 +218,7 @@ def hf_spec(name: str) -> ArchSpec:
     installed, a model type it knows), built per cell."""
     transformers = _transformers()
     model_type, _ = _parse(name)
-    known = sorted(transformers.CONFIG_MAPPING.keys())
+    known = _own_types(transformers)
     if model_type not in known:
         near = [k for k in known if model_type and (model_type in k or k in model_type)][:5]
         hint = f"; did you mean {', '.join(near)}?" if near else ""
