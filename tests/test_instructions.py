@@ -267,3 +267,37 @@ def test_a_valgrind_that_hangs_at_start_costs_one_wait_and_no_cell(cli, tmp_path
         ("ok", "the callgrind worker did not start within 3 s")
     ] * 2
     assert log.read_text() == "started\n"  # tried once, not once per cell
+
+
+@pytest.mark.parametrize(
+    ("script", "reason"),
+    [
+        ("exec sleep 600", "valgrind did not answer `valgrind --version` within 1 s"),
+        ("echo 'cannot load libc' >&2; exit 1", "`valgrind --version` said 'cannot load libc'"),
+    ],
+)
+def test_a_valgrind_that_hangs_or_fails_on_its_version_is_said_once_before_any_cell(
+    cli, tmp_path, monkeypatch, script, reason
+):
+    # Its version is asked once, within VERSION_S: the run says why it times only, before
+    # the first cell, and never waits for a simulated worker (READY_S, minutes) to start.
+    from seqbench.execute import callgrind
+
+    bin_dir, log = tmp_path / "bin", tmp_path / "started"
+    bin_dir.mkdir()
+    fake = bin_dir / "valgrind"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {log}\n{script}\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(callgrind, "VERSION_S", 1.0)
+    monkeypatch.setattr(callgrind, "READY_S", 600.0)  # never reached
+    args = ["run", "--arch", "rnn", "--seq-len", "8,16", "--mode", "infer", "--batch-size", "2"]
+    flags = ["--hidden", "4", "--min-time", "0", "--processes", "1", "--warmup-time", "0"]
+    result = cli.invoke(app, [*args, *flags, "--count-instructions", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert f"{reason}; the cells are timed only" in result.stderr
+    run = load_run("latest", tmp_path)
+    assert [r.status for r in run.rows] == ["ok", "ok"]
+    assert all(r.instr_per_step is None and reason in r.instr_note for r in run.rows)
+    assert run.meta.env["valgrind"] is None
+    assert log.read_text() == "--version\n"  # asked once; no worker was started

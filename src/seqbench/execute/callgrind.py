@@ -16,6 +16,7 @@ valgrind is optional and found at run time: without it every row says how to ins
 from __future__ import annotations
 
 import dataclasses
+import functools
 import shutil
 import subprocess
 import tempfile
@@ -40,20 +41,40 @@ INSTALL_HINT = "valgrind is not installed: `apt-get install valgrind` (or your s
 OUT_VARIABLE = "SEQBENCH_CALLGRIND_OUT"  # as seqbench.measure.instructions reads it
 
 
+# Seconds `valgrind --version` may take: it answers at once where valgrind works.
+VERSION_S = 10.0
+
+
 def unavailable_reason() -> str | None:
     """Why instructions cannot be counted on this machine; None if they can."""
-    if shutil.which("valgrind") is None:
-        return INSTALL_HINT
-    return None
+    found = shutil.which("valgrind")
+    return INSTALL_HINT if found is None else _version_probe(found)[1]
 
 
 def valgrind_version() -> str | None:
     """valgrind's version line ("valgrind-3.19.0"), or None without it."""
+    found = shutil.which("valgrind")
+    return None if found is None else _version_probe(found)[0]
+
+
+@functools.cache
+def _version_probe(valgrind: str) -> tuple[str | None, str | None]:
+    """valgrind's version line, or why valgrind does not run: asked once per program, so
+    that a valgrind that hangs costs VERSION_S once, said before the first cell, rather than
+    the simulated worker's start-up wait (READY_S) on top."""
     try:
-        done = subprocess.run(["valgrind", "--version"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() or None
+        done = subprocess.run(
+            [valgrind, "--version"], capture_output=True, text=True, timeout=VERSION_S
+        )
+    except subprocess.TimeoutExpired:
+        return None, f"valgrind did not answer `valgrind --version` within {VERSION_S:g} s"
+    except (OSError, subprocess.SubprocessError) as exc:
+        return None, f"valgrind does not run ({exc})"
+    said = done.stdout.strip()
+    if done.returncode != 0 or not said:
+        first = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[0]
+        return None, f"valgrind does not run: `valgrind --version` said {first[:200]!r}"
+    return said.splitlines()[0], None
 
 
 def counting_request(request: CellRequest, steps: int = COUNT_STEPS) -> CellRequest:
