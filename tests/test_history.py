@@ -211,6 +211,15 @@ def test_a_damaged_run_is_skipped_and_named(cli, tmp_path):
     assert f"skipped {bad.name}: " in result.stderr
 
 
+def test_when_every_run_is_damaged_the_error_says_why_not_that_there_are_none(cli, tmp_path):
+    root = tmp_path / "results"
+    for label in ("broken", "other"):
+        (save_run(root, [], label=label).path / "meta.json").write_text("[]")
+    result = invoke(cli, root)
+    one_error_line(result, f"no readable runs to make a history of: {root}")
+    assert result.stderr.endswith("/meta.json: not seqbench metadata (and 1 more)\n")
+
+
 def test_history_never_imports_torch(stepped):
     code = (
         "import sys\nfrom seqbench.cli import app\n"

@@ -185,6 +185,10 @@ def build_history(
     ordered by commit (or run) time, with the steps found in each. `select` picks the
     cells to follow from all the runs' rows (default: all)."""
     if not runs:
+        if skipped:  # every run there is was left out: say why, not that there were none
+            why = skipped[0][1]
+            more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
+            raise ResultsError(f"no readable runs to make a history of: {why}{more}")
         raise ResultsError("no runs to make a history of")
     chosen = resolve_order(runs, order)
     ordered = sorted(runs, key=lambda r: _sort_key(r, chosen))
