@@ -242,6 +242,36 @@ def make_partial_run(cli, tmp_path) -> Path:
     return folder
 
 
+def test_a_long_plan_is_stored_as_its_size_and_digest_and_still_resumes(cli, tmp_path, monkeypatch):
+    # Past PLAN_INLINE_MAX cell ids, meta.json holds the plan's size and the SHA-256 of its
+    # ids (a million ids made it 60 MB); a loaded run reads its rows in file order, and a
+    # resume plans the remaining cells from the configuration.
+    import hashlib
+    import json
+
+    from seqbench.storage import meta as meta_module
+
+    monkeypatch.setattr(meta_module, "PLAN_INLINE_MAX", 1)
+    folder = make_partial_run(cli, tmp_path)
+    stored = json.loads((folder / "meta.json").read_text())["plan"]
+    ids = [r.cell_id for r in load_run(folder).rows]
+    assert len(ids) == 1 and stored["cells"] == 2
+    resumed = cli.invoke(app, ["run", "--out", str(tmp_path), "--resume", str(folder)])
+    assert resumed.exit_code == 0, resumed.output
+    final = load_run(folder)
+    assert [r.cell.arch for r in final.rows] == ["rnn", "gru"] and final.meta.state == "complete"
+    plan = "\n".join(r.cell_id for r in final.rows)
+    expected = {"cells": 2, "sha256": hashlib.sha256(plan.encode()).hexdigest()}
+    assert json.loads((folder / "meta.json").read_text())["plan"] == stored == expected
+    assert final.meta.plan == [] and final.meta.plan_stored == expected and not final.meta.missing
+    monkeypatch.setattr(meta_module, "PLAN_INLINE_MAX", 10_000)  # a short plan: ids, as before
+    again = cli.invoke(app, ["run", "--out", str(tmp_path / "short"), "--arch", "rnn",
+                             "--seq-len", "48", "--mode", "infer", *SMALL])  # fmt: skip
+    assert again.exit_code == 0, again.output
+    short = json.loads(next((tmp_path / "short").glob("*/meta.json")).read_text())["plan"]
+    assert short == [load_run("latest", tmp_path / "short").rows[0].cell_id]
+
+
 def test_resume_refuses_a_different_configuration(cli, tmp_path):
     folder = make_partial_run(cli, tmp_path)
     result = cli.invoke(

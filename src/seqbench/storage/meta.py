@@ -11,6 +11,7 @@ needs it (a resume needs config, env and plan) can refuse in one line.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,9 @@ class RunMeta:
     env: dict[str, Any] = field(default_factory=dict)  # machine.env.collect_env, and more
     config: dict[str, Any] = field(default_factory=dict)  # SuiteConfig.to_dict, as asked
     plan: list[str] = field(default_factory=list)  # cell ids, in run order
+    # A long plan's size and digest, as meta.json stores it (PLAN_INLINE_MAX) and as a loaded
+    # run knows it: its ids are not kept, and its rows are in plan order on disk.
+    plan_stored: dict[str, Any] | None = None
     # -- written by some runs
     noise: dict[str, Any] | None = None  # judge.noise.summarize, when the run finished
     ceilings: dict[str, float] = field(default_factory=dict)  # device/dtype -> TFLOP/s
@@ -62,6 +66,11 @@ class RunMeta:
             if f.name in ("extra", "missing"):
                 continue
             value = getattr(self, f.name)
+            if f.name == "plan_stored":
+                continue
+            if f.name == "plan":
+                value = stored_plan(value) if len(value) > PLAN_INLINE_MAX else value
+                value = value or self.plan_stored or []  # a loaded long plan, written back
             if f.name in _OPTIONAL and (value is None or value == {} or value == []):
                 continue
             data[f.name] = value
@@ -75,6 +84,9 @@ class RunMeta:
             if f.name in ("extra", "missing") or f.name not in data:
                 continue
             value = data[f.name]
+            if f.name == "plan" and isinstance(value, dict) and _is_stored_plan(value):
+                values["plan_stored"] = value
+                continue
             if value is None and f.name in _NULLABLE:
                 values[f.name] = None
             elif isinstance(value, _TYPES[f.name]) and not (
@@ -91,11 +103,34 @@ class RunMeta:
         return dataclasses.replace(self, **changes)
 
 
+# A plan of more cells than this is stored as its size and a digest of its ids: the ids of a
+# million cells made meta.json 60 MB, read and rewritten whole. What the ids are for is
+# the rows' order, and a finished run's rows file is in plan order already; a resumed run
+# plans its cells again from its configuration.
+PLAN_INLINE_MAX = 10_000
+
+
+def stored_plan(plan: list[str]) -> dict[str, Any]:
+    """A long plan as meta.json stores it: how many cells, and the SHA-256 of their ids,
+    one a line."""
+    digest = hashlib.sha256("\n".join(plan).encode()).hexdigest()
+    return {"cells": len(plan), "sha256": digest}
+
+
+def _is_stored_plan(value: dict[str, Any]) -> bool:
+    cells, digest = value.get("cells"), value.get("sha256")
+    return type(cells) is int and cells >= 0 and isinstance(digest, str)
+
+
 _FIELDS = {f.name: f for f in dataclasses.fields(RunMeta)}
 _FIRST = ("format", "schema_version", "run_id", "label", "state", "created_at", "created_ns",
           "finished_at", "env", "config", "plan")  # fmt: skip
-_OPTIONAL = tuple(n for n in _FIELDS if n not in _FIRST and n not in ("extra", "missing"))
-_NULLABLE = ("created_ns", "finished_at", "noise", "ab", "frontier", "module", "summary")
+_OPTIONAL = tuple(
+    n for n in _FIELDS if n not in _FIRST and n not in ("extra", "missing", "plan_stored")
+)
+_NULLABLE = (
+    "created_ns", "finished_at", "noise", "ab", "frontier", "module", "summary", "plan_stored"
+)  # fmt: skip
 _TYPES: dict[str, type | tuple[type, ...]] = {
     "format": str,
     "schema_version": int,
@@ -118,4 +153,5 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "frontier": dict,
     "module": dict,
     "summary": dict,
+    "plan_stored": dict,
 }
