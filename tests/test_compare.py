@@ -608,3 +608,29 @@ def test_a_run_compared_with_itself_is_refused_not_judged(cli, pair):
             f"error: {args[0]} and {args[1]} are the same run ({base.name}): a run compared "
             "with itself says nothing; give two runs (or `seqbench ab` two versions)\n"
         )
+
+
+def test_a_long_comparison_table_shows_every_changed_cell_and_says_what_it_left_out(
+    cli, tmp_path, monkeypatch
+):
+    # Past TABLE_LIMIT cells the table keeps the cells that are not unchanged, then fills up
+    # with unchanged ones; the verdict, the summary and the JSON still count every cell.
+    from seqbench.cli import compare as compare_module
+
+    monkeypatch.setattr(compare_module, "TABLE_LIMIT", 2)
+    cells = [make_cell(seq_len=16 * (i + 1)) for i in range(4)]
+    same = [lognormal(i, 20) for i in range(4)]
+    slower = same[:3] + [[2 * s for s in same[3]]]  # the last cell doubles
+    base = make_run(tmp_path / "a", [(row_for(c, s), s) for c, s in zip(cells, same, strict=True)])
+    cand = make_run(
+        tmp_path / "b", [(row_for(c, s), s) for c, s in zip(cells, slower, strict=True)]
+    )
+    result = cli.invoke(app, ["compare", str(base.path), str(cand.path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 1, result.output
+    assert "showing 2 of 4 cells (the ones not unchanged first)" in result.stderr
+    shown = [
+        line for line in result.stdout.splitlines() if "regression" in line or "unchanged" in line
+    ]
+    assert [line.split()[0] for line in shown] == ["16", "64"]  # in the comparison's order
+    everything = cli.invoke(app, ["compare", str(base.path), str(cand.path), "--format", "json"])
+    assert len(json.loads(everything.stdout)["cells"]) == 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import typer
@@ -100,6 +101,21 @@ def compare(
     )
 
 
+# The most cells the comparison table draws (as `seqbench show`): 20,000 took half a minute.
+TABLE_LIMIT = 1000
+
+
+def _table_cells(cells: list) -> list:
+    """The cells the table shows: all of them up to TABLE_LIMIT; past it, every cell whose
+    verdict is not `unchanged`, then unchanged ones to the limit, in the comparison's order."""
+    if len(cells) <= TABLE_LIMIT:
+        return cells
+    changed = [i for i, c in enumerate(cells) if c.verdict != "unchanged"]
+    rest = [i for i, c in enumerate(cells) if c.verdict == "unchanged"]
+    keep = set(changed[:TABLE_LIMIT]) | set(rest[: max(TABLE_LIMIT - len(changed), 0)])
+    return [c for i, c in enumerate(cells) if i in keep]
+
+
 def show_comparison(result, summary: list[str], verdict, output_format: str, beside=None) -> None:
     """The comparison on stdout (table, markdown or JSON), its summary lines, and the exit
     code: what `compare` and `ab` print alike. `beside` is the instruction counts'
@@ -128,7 +144,14 @@ def show_comparison(result, summary: list[str], verdict, output_format: str, bes
         )
         print(text + "\n" + "\n".join(f"- {line}" for line in summary))
     else:
-        console.print(comparison_table(result, console=console))
+        shown = _table_cells(result.cells)
+        console.print(comparison_table(dataclasses.replace(result, cells=shown), console=console))
+        if len(shown) < len(result.cells):
+            stderr().print(
+                f"showing {len(shown):,} of {len(result.cells):,} cells (the ones not "
+                "unchanged first): --format json or markdown has every cell",
+                markup=False,
+            )
         for line in summary:
             stderr().print(line, markup=False)
     if verdict.exit_code:

@@ -155,6 +155,29 @@ class RatioEstimate:
     fast_ratio: float  # ratio of the 10th percentiles
 
 
+def mann_whitney_p(x: np.ndarray, y: np.ndarray) -> float:
+    """The two-sided Mann–Whitney p-value of `x` against `y`, as scipy.stats.mannwhitneyu
+    gives it by default: exact when a sample has at most 8 values and nothing ties, else the
+    normal approximation with the tie correction and a continuity correction. Computed here
+    because SciPy's call costs 1.5 ms of argument handling, a minute over 20,000 cells."""
+    n1, n2 = len(x), len(y)
+    values, counts = np.unique(np.concatenate([x, y]), return_counts=True)
+    below = np.cumsum(counts) - counts
+    average_rank = below + (counts + 1) / 2  # 1-based, ties sharing their mean rank
+    u1 = float(average_rank[np.searchsorted(values, x)].sum()) - n1 * (n1 + 1) / 2
+    u = max(u1, n1 * n2 - u1)
+    if (n1 <= 8 or n2 <= 8) and counts.max() == 1:
+        p = 2 * float(mann_whitney_null(n1, n2)[int(round(u)) :].sum())
+    else:
+        n = n1 + n2
+        ties = float(np.sum(counts.astype(float) ** 3 - counts))
+        spread = math.sqrt(n1 * n2 / 12 * ((n + 1) - ties / (n * (n - 1))))
+        if spread == 0:
+            return 1.0
+        p = math.erfc((u - n1 * n2 / 2 - 0.5) / spread / math.sqrt(2))
+    return min(max(p, 0.0), 1.0)
+
+
 def shift_ratio(
     baseline: list[float], candidate: list[float], confidence: float = 0.95
 ) -> RatioEstimate:
@@ -164,7 +187,7 @@ def shift_ratio(
     diffs = np.sort(np.subtract.outer(c, b).ravel())
     k = shift_ci_rank(len(b), len(c), confidence)
     lo, hi = diffs[k], diffs[len(diffs) - 1 - k]
-    p = float(sps.mannwhitneyu(c, b, alternative="two-sided").pvalue)
+    p = mann_whitney_p(c, b)
     fast = float(np.exp(np.percentile(c, FAST_QUANTILE) - np.percentile(b, FAST_QUANTILE)))
     return RatioEstimate(
         float(np.exp(np.median(diffs))), float(np.exp(lo)), float(np.exp(hi)), p, fast
