@@ -151,3 +151,50 @@ def test_a_package_that_takes_over_a_model_type_does_not_replace_transformers_ow
         assert (
             type(core.model).__module__ == f"transformers.models.{model_type}.modeling_{model_type}"
         )
+
+
+@pytest.mark.parametrize("model_type", TYPES)
+def test_stepping_through_transformers_cache_equals_the_whole_sequence(model_type):
+    from seqbench.models.hf import STEPPING
+
+    torch.manual_seed(0)
+    core = get_arch(f"hf:{model_type}").build(CoreShape(input_size=24, hidden=32, layers=2))
+    core = core.double().eval()
+    if model_type not in STEPPING:
+        assert f"transformers' {model_type} is not stepped" in core.step_unsupported()
+        return
+    assert core.step_unsupported() is None
+    x = torch.randn(2, 7, 24, dtype=torch.float64)
+    with torch.no_grad():
+        whole = core(x)
+        state, stepped = core.init_state(2, "cpu", torch.float64), []
+        for t in range(7):
+            y, state = core.step(x[:, t], state)
+            stepped.append(y)
+        # The timed step repeats token T from one state: it must see the same T - 1 tokens.
+        before = core.init_state(2, "cpu", torch.float64)
+        for t in range(6):
+            _, before = core.step(x[:, t], before)
+        again = [core.step(x[:, 6], before)[0] for _ in range(3)]
+    torch.testing.assert_close(torch.stack(stepped, 1), whole, atol=1e-6, rtol=1e-6)
+    if model_type in ("llama", "gpt2"):  # a key/value cache, cut back before each step
+        assert all(torch.equal(y, again[0]) for y in again)
+        assert int(before.cache.get_seq_length()) == 7
+
+
+def test_a_step_cell_of_an_hf_model_measures_and_carries_its_cache_bytes(cli, tmp_path):
+    result = cli.invoke(
+        app,
+        ["run", "--arch", "hf:gpt2,hf:mamba,hf:rwkv", "--seq-len", "8", "--batch-size", "2",
+         "--hidden", "16", "--embed", "16", "--layers", "2", "--mode", "step", "--processes", "1",
+         "--min-time", "0", "--min-repeats", "3", "--threads", "1", "--no-ceiling",
+         "--root", str(tmp_path), "--quiet"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = {r.arch: r for r in load_run("latest", tmp_path).rows}
+    assert rows["hf:gpt2"].status == rows["hf:mamba"].status == "ok"
+    # GPT-2's cache after the step: keys and values of 2 layers, T = 8 tokens, 16 wide,
+    # float32, per sequence (as for seqbench's own attention).
+    assert rows["hf:gpt2"].state_bytes == 2 * 2 * 8 * 16 * 4
+    assert rows["hf:mamba"].state_bytes > 0
+    assert rows["hf:rwkv"].status == "skipped" and "not stepped" in rows["hf:rwkv"].message

@@ -199,6 +199,8 @@ def _tensors(state: object) -> list[torch.Tensor]:
     """Every tensor inside a (nested) streaming state, for the memory it holds."""
     if isinstance(state, torch.Tensor):
         return [state]
+    if callable(getattr(state, "tensors", None)):  # a state that knows its tensors (hf: caches)
+        return list(state.tensors())
     if isinstance(state, (tuple, list)):
         return [t for item in state for t in _tensors(item)]
     return []

@@ -24,6 +24,7 @@ path (Mamba without `mamba_ssm` on a CPU: "correct but much slower"), with what 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import logging
@@ -165,7 +166,56 @@ class HFCore(SequenceCore):
         return self._kernel
 
     def step_unsupported(self) -> str | None:
-        return "an hf: model streams through its own cache, which seqbench does not drive yet"
+        model_type = self.model.config.model_type
+        if model_type in STEPPING:
+            return None
+        return (
+            f"transformers' {model_type} is not stepped through its cache here (tested: "
+            f"{', '.join(sorted(STEPPING))})"
+        )
+
+    def init_state(self, batch: int, device: torch.device | str, dtype: torch.dtype) -> Any:
+        return _HFState(None, 0)
+
+    def step(self, x_t: torch.Tensor, state: _HFState) -> tuple[torch.Tensor, _HFState]:
+        """One token through the model's own cache. transformers grows the cache in place:
+        an attention cache is first cut back to the tokens `state` stands for, so that a
+        step repeated from one state (as the timed step is) attends over the same T - 1
+        tokens each time; a recurrent cache (Mamba's) is a fixed size, updated in place."""
+        cache = state.cache
+        if cache is not None and state.attention:
+            extra = int(cache.get_seq_length()) - state.length
+            if extra > 0:
+                cache.crop(-extra)
+        out = self.model(inputs_embeds=self.project(x_t)[:, None], cache=cache, use_cache=True)
+        return out.last_hidden_state[:, -1], _HFState(out.cache, state.length + 1)
+
+
+# The model types whose stepping through transformers' cache tests hold equal to their
+# forward (tests/test_hf.py); RWKV's stepped outputs differed, xLSTM and RecurrentGemma
+# raised inside transformers, at the version this was written against.
+STEPPING = frozenset({"mamba", "mamba2", "llama", "gpt2"})
+
+
+@dataclasses.dataclass
+class _HFState:
+    """A transformers cache and how many tokens it stands for."""
+
+    cache: Any
+    length: int
+
+    @property
+    def attention(self) -> bool:  # key/value layers grow with the tokens; recurrent ones do not
+        return all(hasattr(layer, "keys") for layer in getattr(self.cache, "layers", ()))
+
+    def tensors(self) -> list[torch.Tensor]:
+        """The cache's tensors, for the memory a step holds (`state_bytes`)."""
+        found: list[torch.Tensor] = []
+        for layer in getattr(self.cache, "layers", ()):
+            for value in vars(layer).values():
+                items = value.values() if isinstance(value, dict) else [value]
+                found += [t for t in items if isinstance(t, torch.Tensor) and t.dim() > 0]
+        return found
 
 
 def build_hf(name: str, shape: CoreShape) -> HFCore:
