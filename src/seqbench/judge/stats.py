@@ -1,4 +1,8 @@
-"""Pure functions over timing samples. Nothing here prints or measures."""
+"""Pure functions over timing samples. Nothing here prints or measures.
+
+The module is long because it is one of the core contracts that import nothing from
+seqbench (tests/test_layers.py): its parts (one sample, two samples, seeds, processes) use
+one another, and split across modules they would import each other."""
 
 from __future__ import annotations
 
