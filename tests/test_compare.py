@@ -613,11 +613,11 @@ def test_a_run_compared_with_itself_is_refused_not_judged(cli, pair):
 def test_a_long_comparison_table_shows_every_changed_cell_and_says_what_it_left_out(
     cli, tmp_path, monkeypatch
 ):
-    # Past TABLE_LIMIT cells the table keeps the cells that are not unchanged, then fills up
+    # Past TABLE_ROWS cells the table keeps the cells that are not unchanged, then fills up
     # with unchanged ones; the verdict, the summary and the JSON still count every cell.
     from seqbench.cli import compare as compare_module
 
-    monkeypatch.setattr(compare_module, "TABLE_LIMIT", 2)
+    monkeypatch.setattr(compare_module, "TABLE_ROWS", 2)
     cells = [make_cell(seq_len=16 * (i + 1)) for i in range(4)]
     same = [lognormal(i, 20) for i in range(4)]
     slower = same[:3] + [[2 * s for s in same[3]]]  # the last cell doubles

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from seqbench.cli.app import app
-from seqbench.cli.common import root_option, stderr, stdout, user_errors
+from seqbench.cli.common import TABLE_ROWS, root_option, stderr, stdout, user_errors
 from seqbench.core.errors import SeqbenchError
 from seqbench.core.settings import THRESHOLD, THRESHOLDS
 
@@ -101,18 +101,14 @@ def compare(
     )
 
 
-# The most cells the comparison table draws (as `seqbench show`): 20,000 took half a minute.
-TABLE_LIMIT = 1000
-
-
 def _table_cells(cells: list) -> list:
-    """The cells the table shows: all of them up to TABLE_LIMIT; past it, every cell whose
+    """The cells the table shows: all of them up to TABLE_ROWS; past it, every cell whose
     verdict is not `unchanged`, then unchanged ones to the limit, in the comparison's order."""
-    if len(cells) <= TABLE_LIMIT:
+    if len(cells) <= TABLE_ROWS:
         return cells
     changed = [i for i, c in enumerate(cells) if c.verdict != "unchanged"]
     rest = [i for i, c in enumerate(cells) if c.verdict == "unchanged"]
-    keep = set(changed[:TABLE_LIMIT]) | set(rest[: max(TABLE_LIMIT - len(changed), 0)])
+    keep = set(changed[:TABLE_ROWS]) | set(rest[: max(TABLE_ROWS - len(changed), 0)])
     return [c for i, c in enumerate(cells) if i in keep]
 
 

@@ -14,6 +14,7 @@ from seqbench.cli.app import app
 from seqbench.cli.common import (
     FILTER_COLUMNS,
     RUN_ARGUMENT_HELP,
+    TABLE_ROWS,
     filter_option,
     load_selected,
     plot_format,
@@ -50,11 +51,6 @@ def runs(
     console.print(runs_table(summaries, console))
 
 
-# The most cells `show` draws by default: a terminal table of 1,000 rows takes about a second
-# to draw, and of 200,000 three minutes that nobody reads.
-SHOW_LIMIT = 1000
-
-
 @app.command()
 @user_errors
 def show(
@@ -69,7 +65,7 @@ def show(
     ),
     reverse: bool = typer.Option(False, "--reverse", help="With --sort: largest first."),
     limit: int = typer.Option(
-        SHOW_LIMIT, "--limit", help="Show at most this many cells (0: all); export has every row."
+        TABLE_ROWS, "--limit", help="Show at most this many cells (0: all); export has every row."
     ),
     root: Path = root_option(),
 ) -> None:

@@ -55,7 +55,7 @@ def _transformers() -> Any:
     return transformers
 
 
-def _own_types(transformers: Any) -> list[str]:
+def _own_types() -> list[str]:
     """The model types transformers itself ships. Its CONFIG_MAPPING also holds the types
     other packages register at import, and one may take over a built-in name: importing
     flash-linear-attention makes 'mamba' its own Triton Mamba, which then fails on a CPU
@@ -65,7 +65,7 @@ def _own_types(transformers: Any) -> list[str]:
     return sorted(CONFIG_MAPPING_NAMES)
 
 
-def _own_config_class(transformers: Any, model_type: str) -> Any:
+def _own_config_class(model_type: str) -> Any:
     """transformers' own configuration class of a model type, whatever was registered."""
     from transformers.models.auto.configuration_auto import (
         CONFIG_MAPPING_NAMES,
@@ -222,7 +222,7 @@ def build_hf(name: str, shape: CoreShape) -> HFCore:
     """The model `name` names, at `shape`, with random weights; one line for what fails."""
     transformers = _transformers()
     model_type, passed = _parse(name)
-    config_class = _own_config_class(transformers, model_type)
+    config_class = _own_config_class(model_type)
     said = _Said()
     logger = logging.getLogger("transformers")
     # What it says goes into the row (kernel_note), not on the user's terminal.
@@ -266,9 +266,9 @@ _REFERENCE: dict[str, str] = {}
 def hf_spec(name: str) -> ArchSpec:
     """The ArchSpec of 'hf:<model_type>(field=value,...)': checked here (transformers
     installed, a model type it knows), built per cell."""
-    transformers = _transformers()
+    _transformers()  # one line when it is not installed
     model_type, _ = _parse(name)
-    known = _own_types(transformers)
+    known = _own_types()
     if model_type not in known:
         near = [k for k in known if model_type and (model_type in k or k in model_type)][:5]
         hint = f"; did you mean {', '.join(near)}?" if near else ""

@@ -63,11 +63,9 @@ class RunMeta:
         """meta.json's contents: the optional fields only where they hold something."""
         data: dict[str, Any] = {}
         for f in dataclasses.fields(self):
-            if f.name in ("extra", "missing"):
+            if f.name in _NOT_KEYS:
                 continue
             value = getattr(self, f.name)
-            if f.name == "plan_stored":
-                continue
             if f.name == "plan":
                 value = stored_plan(value) if len(value) > PLAN_INLINE_MAX else value
                 value = value or self.plan_stored or []  # a loaded long plan, written back
@@ -81,7 +79,7 @@ class RunMeta:
         values: dict[str, Any] = {}
         missing = [name for name in _FIRST if name not in data]
         for f in dataclasses.fields(cls):
-            if f.name in ("extra", "missing") or f.name not in data:
+            if f.name in _NOT_KEYS or f.name not in data:
                 continue
             value = data[f.name]
             if f.name == "plan" and isinstance(value, dict) and _is_stored_plan(value):
@@ -95,7 +93,7 @@ class RunMeta:
                 values[f.name] = value
             else:
                 missing.append(f.name)
-        known = {f.name for f in dataclasses.fields(cls)} - {"extra", "missing"}
+        known = {f.name for f in dataclasses.fields(cls)} - set(_NOT_KEYS)
         extra = {k: v for k, v in data.items() if k not in known}
         return cls(**values, extra=extra, missing=tuple(missing))
 
@@ -125,12 +123,11 @@ def _is_stored_plan(value: dict[str, Any]) -> bool:
 _FIELDS = {f.name: f for f in dataclasses.fields(RunMeta)}
 _FIRST = ("format", "schema_version", "run_id", "label", "state", "created_at", "created_ns",
           "finished_at", "env", "config", "plan")  # fmt: skip
-_OPTIONAL = tuple(
-    n for n in _FIELDS if n not in _FIRST and n not in ("extra", "missing", "plan_stored")
-)
-_NULLABLE = (
-    "created_ns", "finished_at", "noise", "ab", "frontier", "module", "summary", "plan_stored"
-)  # fmt: skip
+# Fields that are no key of the file: what it held beyond the known keys, what it lacked,
+# and a long plan's stored form (written as the value of "plan").
+_NOT_KEYS = ("extra", "missing", "plan_stored")
+_OPTIONAL = tuple(n for n in _FIELDS if n not in _FIRST and n not in _NOT_KEYS)
+_NULLABLE = ("created_ns", "finished_at", "noise", "ab", "frontier", "module", "summary")
 _TYPES: dict[str, type | tuple[type, ...]] = {
     "format": str,
     "schema_version": int,
@@ -153,5 +150,4 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "frontier": dict,
     "module": dict,
     "summary": dict,
-    "plan_stored": dict,
 }
