@@ -12,7 +12,14 @@ from scipy import stats as sps
 from seqbench.cli import app
 from seqbench.core.schema import Measurement, ResultRow
 from seqbench.judge.noise import findings, flag
-from seqbench.judge.stats import RUN_TERM, across_processes, process_ratio
+from seqbench.judge.stats import (
+    RUN_TERM,
+    across_processes,
+    process_ratio,
+    process_speeds,
+    trimmed_mean,
+)
+from seqbench.judge.verdicts import classify
 from seqbench.storage import create_run, load_run
 from tests.helpers import SMALL_FLAGS, add_in_processes, make_cell
 
@@ -140,3 +147,64 @@ def test_more_processes_narrow_the_comparison_below_a_whole_runs_floor():
     s, df = float(np.std(logs, ddof=1)), 18
     half = math.log(process_ratio(groups, groups).ci_high)
     assert half < 0.8 * sps.t.ppf(0.975, df) * s * math.sqrt(2)
+
+
+def test_a_side_is_its_processes_trimmed_mean_with_yuens_variance():
+    """The slowest fifth set aside, its values Winsorized for the variance: checked against
+    scipy's trimming and Winsorizing, and Yuen's s_w²(n-1)/(h(h-1)) by hand."""
+    from scipy.stats import mstats, trim1
+
+    logs = np.log([1.0, 1.1, 1.05, 1.7, 0.97, 1.02, 1.08, 1.65, 1.01, 1.04])
+    mean, var, kept = trimmed_mean(logs, run_term=0.0)
+    assert kept == 8
+    assert mean == pytest.approx(float(np.mean(trim1(logs, 0.2, tail="right"))))
+    s2 = float(np.var(mstats.winsorize(logs, limits=(0, 0.2)).data, ddof=1))
+    assert var == pytest.approx(s2 * 9 / (8 * 7))
+    assert trimmed_mean(logs)[1] == pytest.approx(s2 * (RUN_TERM + 9 / 56))
+    # Below five processes nothing is set aside: the plain mean and s²(RUN_TERM + 1/n).
+    few = logs[:4]
+    assert trimmed_mean(few) == pytest.approx(
+        (float(few.mean()), float(few.var(ddof=1)) * (RUN_TERM + 1 / 4), 4)
+    )
+
+
+def _processes(seed: int, slow: dict[int, float] | None = None, scale: float = 1.0):
+    """Five processes of 60 steps around 1 ms, 3% apart; `slow` runs a process's whole window
+    that many times slower, as a process in a busy machine's slow mode does."""
+    rng = np.random.default_rng(seed)
+    speeds = np.exp(rng.normal(0, 0.03, 5))
+    return [
+        list(1e-3 * scale * speeds[k] * (slow or {}).get(k, 1.0) * rng.lognormal(0, 0.02, 60))
+        for k in range(5)
+    ]
+
+
+def test_one_process_in_a_slow_mode_leaves_identical_code_decided():
+    """Beside a busy process, one process in five sometimes runs every step 1.7x slower. The
+    untrimmed mean of the medians is then undecided about identical code; set aside, the
+    comparison says unchanged, and still catches a 1.3x slowdown with a slow process."""
+    base, cand = _processes(1), _processes(2, slow={3: 1.7})
+    est = process_ratio(base, cand)
+    assert classify(est, 0.10)[0] == "unchanged"
+    assert 0.97 < est.ratio < 1.03
+    # The untrimmed estimate, by hand: the slow process widens it past both thresholds.
+    b, c = (np.log([np.median(g) for g in side]) for side in (base, cand))
+    vb, vc = (x.var(ddof=1) * (RUN_TERM + 1 / 5) for x in (b, c))
+    df = (vb + vc) ** 2 / (vb**2 / 4 + vc**2 / 4)
+    half = sps.t.ppf(0.975, df) * math.sqrt(vb + vc)
+    d, edge = c.mean() - b.mean(), math.log(1.1)
+    assert d + half > edge and d - half < -edge  # spans both thresholds: too noisy to tell
+    assert half > 2 * math.log(est.ci_high / est.ratio)
+    slower = process_ratio(base, _processes(3, slow={0: 1.7}, scale=1.3))
+    assert classify(slower, 0.10)[0] == "regression"
+    assert slower.ratio == pytest.approx(1.3, rel=0.05)
+
+
+def test_a_burst_inside_a_process_window_leaves_its_speed():
+    """A process's speed is its steps' lower quartile: other work slowing the later 55% of
+    its window moves the median, not the quartile."""
+    steps = list(np.random.default_rng(5).lognormal(np.log(1e-3), 0.01, 100))
+    burst = steps[:45] + [x * 1.6 for x in steps[45:]]
+    (quiet, busy) = np.exp(process_speeds([steps, burst]))
+    assert busy == pytest.approx(quiet, rel=0.01)
+    assert np.median(burst) > 1.05 * np.median(steps)

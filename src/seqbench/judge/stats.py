@@ -399,18 +399,31 @@ def prediction_half_width(
     return float(sps.t.ppf((1 + confidence) / 2, n - 1)) * spread * math.sqrt(run_term + 1 / n)
 
 
+# How two runs' processes are compared (process_ratio), measured beside one busy process on
+# this project's 2-core machine: a process there sometimes runs the whole of its window in a
+# slow mode, every step 1.6-1.8x slower (its 5th percentile too), and one run in three had
+# one or two such processes of five, which took the processes' spread from 3% to 15% and
+# left most comparisons of identical code undecided. Other work only ever adds time, so a
+# process's speed is the lower quartile of its steps (a burst inside its window moves the
+# median, not the quartile), and the slowest fifth of each side's processes is set aside:
+# Yuen's trimmed mean with its Winsorized variance, trimmed on the slow side only.
+PROCESS_QUANTILE = 25
+SLOW_TRIM = 0.2
+
+
 def process_ratio(
     baseline: Sequence[Sequence[float]],
     candidate: Sequence[Sequence[float]],
     confidence: float = 0.95,
 ) -> RatioEstimate:
     """The change between two runs measured in several processes each: the difference of
-    their processes' mean log medians, with Welch's interval where each side's variance is
-    that of a run's figure, s²(RUN_TERM + 1/n) (the processes, not the samples, are the
-    independent measurements, and a run's moment moves them together). The fast ratio compares the
-    pooled 10th percentiles."""
-    b, c = np.log([median(g) for g in baseline]), np.log([median(g) for g in candidate])
-    d = _run_difference(b, c, confidence)
+    their trimmed mean log speeds (`process_speeds`, `trimmed_mean`), with Welch's interval
+    where each side's variance is that of a run's figure (the processes, not the samples,
+    are the independent measurements, and a run's moment moves them together). The fast
+    ratio compares the pooled 10th percentiles."""
+    b, c = process_speeds(baseline), process_speeds(candidate)
+    (mb, vb, hb), (mc, vc, hc) = trimmed_mean(b), trimmed_mean(c)
+    d = _welch(mc - mb, vb, vc, hb, hc, confidence)
     pooled_b = np.log(np.concatenate([np.asarray(g, dtype=float) for g in baseline]))
     pooled_c = np.log(np.concatenate([np.asarray(g, dtype=float) for g in candidate]))
     fast = float(
@@ -419,8 +432,24 @@ def process_ratio(
     return RatioEstimate(math.exp(d.difference), math.exp(d.low), math.exp(d.high), d.p_value, fast)
 
 
-def _run_difference(b: np.ndarray, c: np.ndarray, confidence: float) -> MeanDifference:
-    """candidate - baseline mean of logs, each side's variance a run's: s²(RUN_TERM + 1/n)."""
-    vb = float(b.var(ddof=1)) * (RUN_TERM + 1 / b.size)
-    vc = float(c.var(ddof=1)) * (RUN_TERM + 1 / c.size)
-    return _welch(float(c.mean() - b.mean()), vb, vc, b.size, c.size, confidence)
+def process_speeds(groups: Sequence[Sequence[float]]) -> np.ndarray:
+    """Each process's speed as compared: the log of its steps' lower quartile."""
+    return np.log([np.percentile(np.asarray(g, dtype=float), PROCESS_QUANTILE) for g in groups])
+
+
+def trimmed_mean(
+    logs: np.ndarray, slow_trim: float = SLOW_TRIM, run_term: float = RUN_TERM
+) -> tuple[float, float, int]:
+    """(mean, variance of a run's figure, values kept) of one side's process logs, the
+    slowest ⌊slow_trim·n⌋ set aside (none below 5 processes, where too few would remain).
+    The variance is Yuen's for a trimmed mean, s_w²(n-1)/(h(h-1)) with s_w² the Winsorized
+    variance (the set-aside values replaced by the slowest kept one) and h the values kept,
+    plus the run's own moment, RUN_TERM·s_w²."""
+    x = np.sort(np.asarray(logs, dtype=float))
+    n = x.size
+    cut = int(slow_trim * n) if n >= 5 else 0
+    kept = x[: n - cut]
+    h = kept.size
+    winsorized = np.concatenate([kept, np.full(cut, kept[-1])])
+    s2 = float(winsorized.var(ddof=1))
+    return float(kept.mean()), s2 * (run_term + (n - 1) / (h * (h - 1))), h
