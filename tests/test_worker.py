@@ -142,3 +142,25 @@ def test_each_process_is_a_fresh_worker_serving_every_cell_of_its_turn(monkeypat
     assert first.served == per_plan * plans
     assert second.served == [(a, r + 2) for a, r in per_plan] * plans
     assert not first.alive and not second.alive  # every worker ends with the executor
+
+
+def test_a_worker_measures_a_cell_without_importing_scipy():
+    """scipy.stats takes 0.7 s to import, which every worker process of a run would pay
+    before its first cell: a worker's summary (the median's interval ranks) needs none of
+    it (judge.stats.half_binomial_cdf)."""
+    request = CellRequest(make_cell(**TINY), FAST, round=1)
+    script = (
+        "import json, sys\n"
+        "from seqbench.execute.worker import serve\n"
+        "answer = serve(json.loads(sys.stdin.read()))\n"
+        "print(answer['row']['status'], 'scipy' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [*worker_command()[:1], "-c", script],
+        input=json.dumps(request.to_dict()),
+        capture_output=True,
+        text=True,
+        env=worker_environment(),
+        timeout=300,
+    )
+    assert done.stdout.split() == ["ok", "False"], done.stderr

@@ -10,9 +10,17 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from types import ModuleType
 
 import numpy as np
-from scipy import stats as sps
+
+
+def _scipy_stats() -> ModuleType:
+    """scipy.stats, imported where first needed: a worker process that only summarizes its
+    samples never pays its import (0.7 s)."""
+    from scipy import stats
+
+    return stats
 
 
 @dataclass(frozen=True)
@@ -50,12 +58,22 @@ def median_ci_ranks(n: int, confidence: float = 0.95) -> tuple[int, int]:
         raise ValueError("need at least one sample")
     alpha = 1.0 - confidence
     # Largest m with P(B <= m) <= alpha/2; j = m + 1 (1-based), i.e. rank m (0-based).
-    cdf = sps.binom.cdf(np.arange(n), n, 0.5)
+    cdf = half_binomial_cdf(n)
     ok = np.nonzero(cdf <= alpha / 2)[0]
     if ok.size == 0:
         return 0, n - 1
     m = int(ok[-1])
     return m, n - 1 - m
+
+
+def half_binomial_cdf(n: int) -> np.ndarray:
+    """P(B <= k) for k = 0..n-1, B ~ Binomial(n, 1/2): the log binomial coefficients by their
+    recurrence, log C(n, k+1) = log C(n, k) + log((n-k)/(k+1)), summed. Computed here rather
+    than by scipy.stats.binom, whose import (0.7 s) every worker process would pay before its
+    first cell; equal ranks to scipy's are tested."""
+    k = np.arange(n - 1, dtype=float)
+    log_choose = np.concatenate([[0.0], np.cumsum(np.log(n - k) - np.log(k + 1))])
+    return np.cumsum(np.exp(log_choose - n * math.log(2)))
 
 
 def median_ci(samples: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
@@ -136,7 +154,7 @@ def shift_ci_rank(n: int, m: int, confidence: float = 0.95) -> int:
         # c is the number of values u with P(U <= u) <= alpha/2.
         c = int(np.searchsorted(np.cumsum(mann_whitney_null(n, m)), alpha / 2, side="right"))
     else:
-        z = sps.norm.ppf(1 - alpha / 2)
+        z = _scipy_stats().norm.ppf(1 - alpha / 2)
         c = math.floor(n * m / 2 - z * math.sqrt(n * m * (n + m + 1) / 12))
     return max(c - 1, 0)
 
@@ -219,7 +237,7 @@ def signed_rank_ci_rank(n: int, confidence: float = 0.95) -> int:
     if n <= EXACT_MAX:
         c = int(np.searchsorted(np.cumsum(signed_rank_null(n)), alpha / 2, side="right"))
     else:
-        z = sps.norm.ppf(1 - alpha / 2)
+        z = _scipy_stats().norm.ppf(1 - alpha / 2)
         c = math.floor(n * (n + 1) / 4 - z * math.sqrt(n * (n + 1) * (2 * n + 1) / 24))
     return max(c - 1, 0)
 
@@ -245,7 +263,7 @@ def paired_ratio(
     walsh = np.sort((d[i] + d[j]) / 2)
     k = signed_rank_ci_rank(len(d), confidence)
     lo, hi = walsh[k], walsh[len(walsh) - 1 - k]
-    p = 1.0 if not np.any(d) else float(sps.wilcoxon(d).pvalue)
+    p = 1.0 if not np.any(d) else float(_scipy_stats().wilcoxon(d).pvalue)
     fast_b = np.log(baseline_samples) if baseline_samples else b
     fast_c = np.log(candidate_samples) if candidate_samples else c
     fast = float(
@@ -286,7 +304,7 @@ def seed_spread(
     mean = float(scores.mean())
     if scores.size < 2:
         return SeedSpread(1, mean, None, None, tuple(float(v) for v in scores))
-    half = float(sps.t.ppf((1 + confidence) / 2, scores.size - 1)) * float(
+    half = float(_scipy_stats().t.ppf((1 + confidence) / 2, scores.size - 1)) * float(
         scores.std(ddof=1) / math.sqrt(scores.size)
     )
     low, high = max(mean - half, bounds[0]), min(mean + half, bounds[1])
@@ -324,8 +342,8 @@ def _welch(
     if se == 0:
         return MeanDifference(diff, diff, diff, 1.0 if diff == 0 else 0.0)
     df = (vb + vc) ** 2 / (vb**2 / (nb - 1) + vc**2 / (nc - 1))
-    half = float(sps.t.ppf((1 + confidence) / 2, df)) * se
-    p = float(2 * sps.t.sf(abs(diff) / se, df))
+    half = float(_scipy_stats().t.ppf((1 + confidence) / 2, df)) * se
+    p = float(2 * _scipy_stats().t.sf(abs(diff) / se, df))
     return MeanDifference(diff, diff - half, diff + half, p)
 
 
@@ -379,7 +397,7 @@ def across_processes(
     logs = np.log([median(g) for g in groups])
     n, mean, spread = len(logs), float(logs.mean()), float(logs.std(ddof=1))
     half = prediction_half_width(spread, n, confidence)
-    z = float(sps.norm.ppf((1 + confidence) / 2))
+    z = float(_scipy_stats().norm.ppf((1 + confidence) / 2))
     errors = [math.log(hi / lo) / 2 / z for lo, hi in (median_ci(g, confidence) for g in groups)]
     return AcrossProcesses(
         math.exp(mean),
@@ -396,7 +414,11 @@ def prediction_half_width(
 ) -> float:
     """Half the width, in logs, of the interval where a repeat of a run lands: t·s·√(run
     term + 1/n) for n processes whose medians' logs spread by s."""
-    return float(sps.t.ppf((1 + confidence) / 2, n - 1)) * spread * math.sqrt(run_term + 1 / n)
+    return (
+        float(_scipy_stats().t.ppf((1 + confidence) / 2, n - 1))
+        * spread
+        * math.sqrt(run_term + 1 / n)
+    )
 
 
 # How two runs' processes are compared (process_ratio), measured beside one busy process on
