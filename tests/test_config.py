@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from pathlib import Path
 
@@ -316,3 +317,34 @@ def test_a_target_outside_the_range_of_a_tasks_metric_is_refused(task, target, m
         return
     with pytest.raises(ConfigError, match=re.escape(message)):
         build()
+
+
+def test_the_plan_pins_each_cell_as_normalize_cell_does():
+    """plan() sets what an architecture and a task decide before it builds each cell (the
+    pins worked out once per architecture, task and length); the cells equal those built
+    whole and then normalized, for every architecture and task, a variant, a length-sized
+    TCN and a parameter-matched width."""
+    from seqbench.models import REGISTRY, normalize_cell
+    from seqbench.plan.cells import _PLAN_ORDER, raw_cell
+    from seqbench.tasks import TASKS
+
+    matrices = (
+        Axes(arch=(*REGISTRY, "mamba(d_state=8)"), seq_len=(16, 64), task=("", *TASKS)),
+        Axes(arch=("rnn", "lstm"), match_params=(5000,), seq_len=(32,), hidden=(8,)),
+    )
+    config = SuiteConfig(matrices=matrices)
+    expected: dict = {}
+    for axes in matrices:
+        for values in itertools.product(
+            *[sorted(getattr(axes, n)) if n in ("batch_size", "seq_len") else getattr(axes, n)
+              for n in _PLAN_ORDER]
+        ):  # fmt: skip
+            expected[
+                normalize_cell(raw_cell(axes, dict(zip(_PLAN_ORDER, values, strict=True))))
+            ] = None
+    cells = plan(config)
+    assert cells == list(expected)
+    assert len(cells) > 100
+    assert {c.task for c in cells} == {"", *TASKS}
+    assert any(c.arch.startswith("mamba(") for c in cells)
+    assert {c.hidden for c in cells if c.match_params} - {8}  # widths were matched

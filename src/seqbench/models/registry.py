@@ -47,7 +47,9 @@ __all__ = [
     "SequenceModel",
     "REGISTRY",
     "get_arch",
+    "matched",
     "normalize_cell",
+    "pins",
     "short_sight",
     "core_shape",
     "build_model",
@@ -157,18 +159,34 @@ def normalize_cell(cell: Cell) -> Cell:
     has no vocabulary (0) and its own input width (`embed`); a task whose data has one
     length (64 pixels of a digit) pins `seq_len`.
     """
-    spec = get_arch(cell.arch)
+    pinned = pins(cell.arch, cell.task, cell.seq_len)
+    if any(getattr(cell, name) != value for name, value in pinned.items()):
+        cell = dataclasses.replace(cell, **pinned)
+    return matched(cell)
+
+
+def pins(arch: str, task: str, seq_len: int) -> dict[str, object]:
+    """The fields normalize_cell sets on a cell of `arch` and `task` at `seq_len`: the
+    architecture's fixed values for options it does not take, then the task's pins, then
+    what the architecture sizes from the length, then its canonical name. They depend on
+    these three alone, so a plan of a million cells works them out once per combination
+    (plan.cells)."""
+    spec = get_arch(arch)
     pinned: dict[str, object] = {
-        name: spec.fixed.get(name, getattr(cell, name))
+        name: spec.fixed[name]
         for name in CORE_OPTIONS
-        if name not in spec.options
+        if name not in spec.options and name in spec.fixed
     }
-    pinned.update(task_pins(cell))
+    pinned.update(_task_pins(task))
     if spec.sized is not None:
-        pinned.update(spec.sized(int(pinned.get("seq_len", cell.seq_len))))
-    if is_variant(cell.arch):  # a variant, named canonically
+        pinned.update(spec.sized(int(pinned.get("seq_len", seq_len))))
+    if is_variant(arch):  # a variant, named canonically
         pinned["arch"] = spec.name
-    cell = dataclasses.replace(cell, **pinned) if pinned else cell
+    return pinned
+
+
+def matched(cell: Cell) -> Cell:
+    """A cell with `match_params` at the width that brings its core's parameters nearest."""
     if cell.match_params:
         cell = dataclasses.replace(cell, hidden=matched_width(cell, cell.match_params))
     return cell
@@ -176,15 +194,19 @@ def normalize_cell(cell: Cell) -> Cell:
 
 def task_pins(cell: Cell) -> dict[str, object]:
     """What the cell's task decides (see normalize_cell), whatever the architecture."""
+    return _task_pins(cell.task)
+
+
+def _task_pins(name: str) -> dict[str, object]:
     pinned: dict[str, object] = {}
-    if cell.task:
-        task = new_task(cell.task)
+    if name:
+        task = new_task(name)
         if task.inputs == "dense":
             pinned.update(vocab=0, embed=task.channels)
         elif getattr(task, "vocab_size", None):  # a task with a vocabulary of its own
             pinned["vocab"] = task.vocab_size
-        canonical = task_name(cell.task)
-        if canonical != cell.task:
+        canonical = task_name(name)
+        if canonical != name:
             pinned["task"] = canonical
         if task.fixed_seq_len is not None:
             pinned["seq_len"] = task.fixed_seq_len

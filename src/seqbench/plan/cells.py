@@ -48,17 +48,25 @@ def plan(config: SuiteConfig) -> list[Cell]:
 
     Seeds and rates multiply task cells only: a speed cell is measured once, with the first
     seed and no rate (lr 0). A rate of 0 on the axis stands for the task's default rate."""
-    from seqbench.models import normalize_cell
+    from seqbench.models import matched, pins
 
     cells: dict[Cell, None] = {}
     lookups = _lookups()
+    # What normalize_cell pins depends on the architecture, task and length alone: worked
+    # out once per combination, and set before the cell is built (one Cell, not two).
+    pinned: dict[tuple[str, str, int], dict[str, object]] = {}
     for axes in config.matrices:
         lists = [
             sorted(getattr(axes, n)) if n in _ASCENDING else getattr(axes, n) for n in _PLAN_ORDER
         ]
         for values in itertools.product(*lists):
-            raw = raw_cell(axes, dict(zip(_PLAN_ORDER, values, strict=True)), lookups)
-            cells[normalize_cell(raw)] = None
+            raw = raw_values(axes, dict(zip(_PLAN_ORDER, values, strict=True)), lookups)
+            key = (raw["arch"], raw["task"], raw["seq_len"])
+            found = pinned.get(key)
+            if found is None:
+                found = pinned[key] = pins(*key)
+            raw.update(found)
+            cells[matched(Cell(**raw))] = None
     return list(cells)
 
 
@@ -78,13 +86,19 @@ def _lookups() -> Lookups:
 def raw_cell(axes: Axes, raw: dict, lookups: Lookups | None = None) -> Cell:
     """The cell of one combination of `axes`' values, before its architecture and task pin
     what they decide (models.normalize_cell)."""
+    return Cell(**raw_values(axes, raw, lookups))
+
+
+def raw_values(axes: Axes, raw: dict, lookups: Lookups | None = None) -> dict:
+    """`raw_cell`'s fields: the device resolved; a speed cell's seed and rate fixed, a task
+    cell's rate 0 replaced by the task's default."""
     resolve, rate = lookups or _lookups()
     raw["device"] = resolve(raw["device"])
     if not raw["task"]:
         raw["seed"], raw["lr"] = axes.seed[0], 0.0
     elif not raw["lr"]:
         raw["lr"] = rate(raw["task"])
-    return Cell(**raw)
+    return raw
 
 
 def first_cell(axes: Axes, arch: str) -> Cell:
