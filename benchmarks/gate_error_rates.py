@@ -7,9 +7,13 @@ time, it runs `--trials` comparisons of each kind and counts their exit codes:
 
 - `ab base base` (identical code) and `ab base slower` (a real slowdown), measured side by
   side in alternating rounds;
-- two separate `seqbench run`s of each version, then `seqbench compare`;
-- two pytest sessions through the plugin (`--seqbench-compare`, `--seqbench-fail-on
-  regression`), the second judged against the first.
+- a `seqbench run` of `base`, then one of each candidate (`base` again, and `slower`),
+  each compared with the first by `seqbench compare`;
+- a pytest session through the plugin at `base`, then one per candidate judged against it
+  (`--seqbench-compare`, `--seqbench-fail-on regression`).
+
+The two cases of a trial share its baseline (three runs a trial, not four), and which is
+measured first alternates from trial to trial.
 
 `run+compare` and `pytest` measure each cell in `--processes` fresh processes (seqbench's
 default when not given) and judge across them.
@@ -133,28 +137,36 @@ def ab_trial(repo: Path, out: Path, candidate: str, rounds: int) -> tuple[int, l
 
 
 def run_compare_trial(
-    repo: Path, out: Path, candidate: str, processes: list[str]
-) -> tuple[int, list[float]]:
-    runs = []
-    for version in ("base", candidate):
+    repo: Path, out: Path, candidates: list[str], processes: list[str]
+) -> dict[str, tuple[int, list[float]]]:
+    """One `seqbench run` at `base`, then one per candidate, each compared with it: the
+    candidates of a trial share its baseline (three runs a trial, not four)."""
+
+    def run(version: str) -> Path:
         git(repo, "checkout", "-q", version)
         csv = out / f"rc-{version}-{time.time_ns()}.csv"
         done = seqbench(repo, "run", *CELLS, *processes, "--root", str(out), "--csv",
                         str(csv), "-q")  # fmt: skip
         if done.returncode not in (0, 1):
             raise SystemExit(done.stderr)
-        runs.append(csv)
+        return csv
+
+    baseline = run("base")
+    measured = [(candidate, run(candidate)) for candidate in candidates]
     git(repo, "checkout", "-q", "base")
-    done = seqbench(repo, "compare", str(runs[0]), str(runs[1]), "--format", "json")
-    return done.returncode, ratios_of(done.stdout)
+    found = {}
+    for candidate, csv in measured:
+        done = seqbench(repo, "compare", str(baseline), str(csv), "--format", "json")
+        found[candidate] = done.returncode, ratios_of(done.stdout)
+    return found
 
 
 def pytest_trial(
-    repo: Path, out: Path, candidate: str, processes: list[str]
-) -> tuple[int, list[float]]:
-    """A baseline pytest session at `base`, then one at `candidate` gated against it
-    (`--seqbench-fail-on regression`): the second session's exit code, and the ratios
-    `seqbench compare` finds between the two runs."""
+    repo: Path, out: Path, candidates: list[str], processes: list[str]
+) -> dict[str, tuple[int, list[float]]]:
+    """A baseline pytest session at `base`, then one session per candidate gated against it
+    (`--seqbench-fail-on regression`): each gated session's exit code, and the ratios
+    `seqbench compare` finds between its run and the baseline's."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from seqbench.storage import list_run_dirs
 
@@ -182,15 +194,18 @@ def pytest_trial(
     baseline = list_run_dirs(out)[0]
     if not baseline.name.endswith("gate-base"):
         raise SystemExit(f"the baseline session saved no run under {out}")
-    done = session(candidate, "--seqbench-compare", str(baseline), "--seqbench-fail-on",
-                   "regression")  # fmt: skip
-    git(repo, "checkout", "-q", "base")
-    judged = seqbench(repo, "compare", str(baseline), str(list_run_dirs(out)[0]), "--format",
-                      "json")  # fmt: skip
-    # Under --seqbench-fail-on regression an undecided gate exits 0 (it lets the change
-    # through): counted as 3 here, as `seqbench compare` would exit.
-    code = 3 if done.returncode == 0 and "seqbench: UNDECIDED" in done.stdout else done.returncode
-    return code, ratios_of(judged.stdout)
+    found = {}
+    for candidate in candidates:
+        done = session(candidate, "--seqbench-compare", str(baseline), "--seqbench-fail-on",
+                       "regression")  # fmt: skip
+        git(repo, "checkout", "-q", "base")
+        judged = seqbench(repo, "compare", str(baseline), str(list_run_dirs(out)[0]),
+                          "--format", "json")  # fmt: skip
+        # Under --seqbench-fail-on regression an undecided gate exits 0 (it lets the change
+        # through): counted as 3 here, as `seqbench compare` would exit.
+        undecided = done.returncode == 0 and "seqbench: UNDECIDED" in done.stdout
+        found[candidate] = (3 if undecided else done.returncode), ratios_of(judged.stdout)
+    return found
 
 
 def main() -> int:
@@ -216,15 +231,19 @@ def main() -> int:
     started = time.time()
     with busy(args.busy):
         for trial in range(args.trials):
+            # The two cases share a trial's baseline; which is measured first alternates, so
+            # that neither always comes longer after it.
+            cases = [("identical", "base"), ("slower", "slower")][:: 1 if trial % 2 == 0 else -1]
             for kind in args.kinds.split(","):
-                for case, candidate in (("identical", "base"), ("slower", "slower")):
+                if kind == "ab":
+                    results = {c: ab_trial(repo, out, c, args.rounds) for _, c in cases}
+                elif kind == "pytest":
+                    results = pytest_trial(repo, out, [c for _, c in cases], processes)
+                else:
+                    results = run_compare_trial(repo, out, [c for _, c in cases], processes)
+                for case, candidate in sorted(cases):
+                    code, found = results[candidate]
                     name = f"{kind:<12} {case}"
-                    if kind == "ab":
-                        code, found = ab_trial(repo, out, candidate, args.rounds)
-                    elif kind == "pytest":
-                        code, found = pytest_trial(repo, out, candidate, processes)
-                    else:
-                        code, found = run_compare_trial(repo, out, candidate, processes)
                     outcomes.setdefault(name, collections.Counter())[code] += 1
                     ratios[name] += found
                     print(f"trial {trial + 1} {name}: exit {code} ratios {found}", flush=True)
