@@ -210,3 +210,10 @@ def test_the_writers_by_column_give_the_text_a_writer_by_row_gives():
     assert EXPORTERS["json"].render(rows) == by_row
     assert [r.to_dict() for r in rows[-5:]] == [r.to_dict() for r in rows[:5]]
     assert list(rows[-1].to_dict()) == list(RESULT_COLUMNS)
+    # A column of one value is formatted once: -0.0 and 0.0 are equal but written apart, and
+    # an int column with a blank, or all one value, is written as a row alone writes it.
+    first = rows[0]
+    for values in ([-0.0, 0.0, 0.0], [-0.0, -0.0, -0.0], [0.0, 0.0, 0.0]):
+        for params in ([7, 7, 7], [7, None, 7], [True, 7, 7]):
+            some = [replace(first, mfu=m, params=p) for m, p in zip(values, params, strict=True)]
+            assert EXPORTERS["csv"].render(some) == ROWS_HEADER + "".join(map(render_row, some))

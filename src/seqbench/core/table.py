@@ -91,7 +91,7 @@ def rows_from_columns(
         column = typed_columns.get(name)
         if column is None:
             template[name] = _DEFAULTS[name]
-        elif count and _constant(column):
+        elif count and constant_column(column):
             template[name] = column[0]
         else:
             template[name] = None  # its place in the dict, so that the fields keep their order
@@ -136,7 +136,7 @@ def columns_of(rows: Iterable[ResultRow]) -> list[list[Any]]:
     return [list(column) for column in zip(*values, strict=True)] or [[] for _ in _COLUMNS]
 
 
-def _constant(column: list[Any]) -> bool:
+def constant_column(column: list[Any]) -> bool:
     """Whether every value of a column is its first: equal and, for a zero, of one sign (a
     column holds one type, or None, so equality cannot confuse 1 with 1.0 or True)."""
     first = column[0]

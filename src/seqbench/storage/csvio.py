@@ -29,7 +29,7 @@ from seqbench.core.schema import (
     ResultRow,
     column_type,
 )
-from seqbench.core.table import columns_of
+from seqbench.core.table import columns_of, constant_column
 
 ROWS_HEADER = ",".join(RESULT_COLUMNS) + "\n"  # no column name needs quoting
 SAMPLES_COLUMNS = ("cell_id", "sample_s", "round")
@@ -93,9 +93,13 @@ _BOOL_TEXT = {True: "True", False: "False"}
 
 
 def _column_texts(kind: type, values: list[Any]) -> list[str]:
-    """`format_value` over a column, with its common cases inline."""
+    """`format_value` over a column, with its common cases inline: a column of one value
+    (the device, the thread count) formatted once, and a column of plain ints by int's own
+    repr in one pass."""
     if values.count(None) == len(values):  # a figure the run did not measure
         return [""] * len(values)
+    if len(values) > 1 and constant_column(values):
+        return _column_texts(kind, values[:1]) * len(values)
     if kind is str:
         return ["" if v is None else v if type(v) is str else format_value(kind, v) for v in values]
     if kind is float:
@@ -104,9 +108,13 @@ def _column_texts(kind: type, values: list[Any]) -> list[str]:
             for v in values
         ]
     if kind is int:
-        return [
-            "" if v is None else str(v) if type(v) is int else format_value(kind, v) for v in values
-        ]
+        try:  # None, or a value of another type, is left to the general case
+            return list(map(int.__repr__, values))
+        except TypeError:
+            return [
+                "" if v is None else str(v) if type(v) is int else format_value(kind, v)
+                for v in values
+            ]
     return [_BOOL_TEXT[v] if type(v) is bool else format_value(kind, v) for v in values]
 
 
