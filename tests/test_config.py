@@ -325,7 +325,7 @@ def test_the_plan_pins_each_cell_as_normalize_cell_does():
     whole and then normalized, for every architecture and task, a variant, a length-sized
     TCN and a parameter-matched width."""
     from seqbench.models import REGISTRY, normalize_cell
-    from seqbench.plan.cells import _PLAN_ORDER, raw_cell
+    from seqbench.plan.cells import _ASCENDING, _PLAN_ORDER, raw_cell
     from seqbench.tasks import TASKS
 
     matrices = (
@@ -336,7 +336,7 @@ def test_the_plan_pins_each_cell_as_normalize_cell_does():
     expected: dict = {}
     for axes in matrices:
         for values in itertools.product(
-            *[sorted(getattr(axes, n)) if n in ("batch_size", "seq_len") else getattr(axes, n)
+            *[sorted(getattr(axes, n)) if n in _ASCENDING else getattr(axes, n)
               for n in _PLAN_ORDER]
         ):  # fmt: skip
             expected[
