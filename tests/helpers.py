@@ -92,14 +92,18 @@ def measure_cell(cell: Cell, settings: MeasureSettings = FAST, *, clock=None, **
     return measure(CellRequest(cell, settings, **request), clock)
 
 
-def add_in_processes(run, row, samples: list[float], processes: int = 3) -> None:
+def add_in_processes(
+    run, row, samples: list[float], processes: int = 3, machine: list[float] | None = None
+) -> None:
     """Record a measured cell in `run` as `seqbench run --processes n` records it: its
-    samples split between n fresh processes, one pass each, the row pooled after each."""
+    samples split between n fresh processes, one pass each, the row pooled after each;
+    `machine[k]`, the reference step's time in process k (none by default)."""
     pooled: list[float] = []
     size = -(-len(samples) // processes)  # the first passes take the odd samples
     for k in range(1, processes + 1):
         pooled += samples[(k - 1) * size : k * size]
-        run.add(Measurement(dataclasses.replace(row, rounds=k, processes=k), list(pooled)))
+        row_k = dataclasses.replace(row, rounds=k, processes=k)
+        run.add(Measurement(row_k, list(pooled), machine_s=machine and machine[k - 1]))
 
 
 def wait_for_rows(root, count: int, proc, limit: float = 60):

@@ -138,15 +138,16 @@ def row_for(cell, samples=None, **values):
     )
 
 
-def make_run(root: Path, entries, env=ENV, processes: int = 3):
+def make_run(root: Path, entries, env=ENV, processes: int = 3, machine=None):
     """A saved run of these rows, each measured cell's samples split between `processes`
-    fresh processes (passes 1..n), as `seqbench run --processes n` saves them."""
+    fresh processes (passes 1..n), as `seqbench run --processes n` saves them, with
+    `machine[k]` the reference step's time in process k."""
     run = create_run(root, label="t", config={}, env=dict(env), plan=[])
     for row, samples in entries:
         if not samples or row.status != "ok" or processes == 1:
             run.add(Measurement(row, samples or []))
             continue
-        add_in_processes(run, row, [float(s) for s in samples], processes)
+        add_in_processes(run, row, [float(s) for s in samples], processes, machine)
     run.finish("complete")
     return load_run(run.path)
 
@@ -219,6 +220,37 @@ def test_environment_differences_are_named(tmp_path):
         ("torch", "2.13.0", "2.14.0"),
         ("threads", 1, 2),
     ]
+
+
+def test_a_machine_that_ran_slower_for_the_candidate_is_judged_relative_to_it(tmp_path):
+    # Every process of the candidate run caught the machine 35% slower (the reference step
+    # too): identical code, which the raw times alone call a regression.
+    cell = make_cell()
+    s = lognormal(1, 30)
+    slowed = [x * 1.35 for x in lognormal(2, 30)]
+    quick, slow = [8e-5, 8.1e-5, 7.9e-5], [8e-5 * 1.35, 8.1e-5 * 1.35, 7.9e-5 * 1.35]
+    base = make_run(tmp_path, [(row_for(cell, s), s)], machine=quick)
+    cand = make_run(tmp_path, [(row_for(cell, slowed), slowed)], machine=slow)
+    (raw,) = compare_runs(base, make_run(tmp_path, [(row_for(cell, slowed), slowed)])).cells
+    assert (raw.verdict, raw.machine_ratio) == ("regression", None)  # no reference: raw
+    (adjusted,) = compare_runs(base, cand).cells
+    assert adjusted.verdict == "unchanged"
+    assert adjusted.machine_ratio == pytest.approx(1.35)
+    assert adjusted.ratio == pytest.approx(raw.ratio / 1.35)
+    assert adjusted.note == "the machine ran x1.35 slower for the candidate: judged relative to it"
+    # Slower code on an unchanged machine is a regression still.
+    code = [x * 1.3 for x in lognormal(3, 30)]
+    (slower,) = compare_runs(
+        base, make_run(tmp_path, [(row_for(cell, code), code)], machine=quick)
+    ).cells
+    assert (slower.verdict, slower.note) == ("regression", "")
+    assert slower.machine_ratio == pytest.approx(1.0)
+    # Another torch would move the reference as well as the cell: not judged relative to it.
+    other = make_run(
+        tmp_path, [(row_for(cell, slowed), slowed)], env={**ENV, "torch": "2.14.0"}, machine=slow
+    )
+    (unadjusted,) = compare_runs(base, other).cells
+    assert (unadjusted.verdict, unadjusted.machine_ratio) == ("regression", None)
 
 
 # --------------------------------------------------------------------------- the command
@@ -587,14 +619,21 @@ def test_a_run_that_lost_its_median_column_is_damaged_not_passed(cli, pair):
 def test_samples_that_cannot_be_times_are_damage_not_a_verdict(cli, pair, bad):
     samples = pair["same"] / "samples.csv"
     lines = samples.read_text().splitlines(keepends=True)
-    cell_id, _, round_no = lines[1].split(",")
-    lines[1] = f"{cell_id},{bad},{round_no}"
+    cell_id, _, *rest = lines[1].split(",")
+    lines[1] = ",".join([cell_id, bad, *rest])
     samples.write_text("".join(lines))
     result = cli.invoke(app, ["compare", str(pair["base"]), str(pair["same"])])
     assert result.exit_code == 2, result.output
     # One line, and no numpy warnings before it.
     assert result.stderr == (
         f"error: {samples}: damaged samples (line 2: {bad} is not a time in seconds)\n"
+    )
+    lines[1] = ",".join([cell_id, "0.001", rest[0], f"{bad}\n"])  # the machine's time
+    samples.write_text("".join(lines))
+    result = cli.invoke(app, ["compare", str(pair["base"]), str(pair["same"])])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"error: {samples}: damaged samples (line 2: machine time {bad} is not a time in seconds)\n"
     )
 
 

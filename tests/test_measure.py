@@ -119,6 +119,33 @@ def test_a_measured_row_reports_statistics_of_the_clock_samples():
     assert row.kernel == "aten"
 
 
+def test_the_machines_reference_is_timed_beside_the_samples_only_across_processes(monkeypatch):
+    from seqbench.measure import reference
+
+    blocks = []
+    monkeypatch.setattr(reference, "block", lambda: blocks.append(1) or [2e-5, 1e-5, 3e-5, 4e-5])
+    cell = make_cell(arch="gru", batch_size=8, seq_len=20)
+    durations = [1.0, 1.0] + [0.010, 0.012, 0.011, 0.013, 0.009]
+    settings = dataclasses.replace(PLAIN, max_repeats=5, processes=1)
+    one = measure_cell(cell, settings, clock=FakeClock(durations, call=True), memory=False)
+    assert (one.machine_s, blocks) == (None, [])  # one process: nothing to judge across
+    spread = dataclasses.replace(settings, processes=3)
+    result = measure_cell(cell, spread, clock=FakeClock(durations, call=True), memory=False)
+    assert result.samples == durations[2:]  # the reference's steps are not the cell's
+    assert result.row.median_s == 0.011
+    assert len(blocks) == 2  # before and after the samples
+    assert result.machine_s == pytest.approx(1.75e-5)  # the lower quartile of both blocks
+    assert reference.machine_seconds([2e-5, 1e-5], [3e-5, 4e-5]) == pytest.approx(1.75e-5)
+
+
+def test_the_machines_reference_step_is_a_fixed_positive_time():
+    from seqbench.measure import reference
+
+    times = reference.block(seconds=0.0, min_steps=5)
+    assert len(times) == 5 and all(t > 0 for t in times)
+    assert reference.block(seconds=0.02, min_steps=1)  # a time budget, at least one step
+
+
 def test_a_training_step_updates_the_weights():
     work = build_workload(make_cell(mode="train"))
     before = [p.detach().clone() for p in work.model.parameters()]

@@ -208,3 +208,33 @@ def test_a_burst_inside_a_process_window_leaves_its_speed():
     (quiet, busy) = np.exp(process_speeds([steps, burst]))
     assert busy == pytest.approx(quiet, rel=0.01)
     assert np.median(burst) > 1.05 * np.median(steps)
+
+
+def test_speeds_relative_to_the_machine_cancel_what_the_machine_did_to_whole_processes():
+    """Two runs of identical code where the machine ran the candidate's processes 1.2-1.7x
+    slower, the reference step just as much: judged on raw speeds that is a regression;
+    relative to the machine, the difference is the code's, exactly nothing."""
+    base = _processes(1)
+    pace = [1.0, 1.0, 1.2, 1.7, 1.3]
+    cand = [[x * pace[k] for x in g] for k, g in enumerate(base)]
+    quick = [8e-5] * 5
+    slow = [8e-5 * p for p in pace]
+    raw = process_ratio(base, cand)
+    assert classify(raw, 0.10)[0] != "unchanged"
+    est = process_ratio(base, cand, machine=(quick, slow))
+    same = process_ratio(base, base)  # the same processes on both sides
+    assert (est.ratio, est.ci_low, est.ci_high) == pytest.approx(
+        (1.0, same.ci_low, same.ci_high), abs=1e-12
+    )
+    assert classify(est, 0.10)[0] == "unchanged"
+    # The fast ratio is taken relative to the two runs' mean machine speeds: the pooled
+    # 10th percentiles moved with the slow processes, and the shift takes their mean off.
+    even = [[x * 1.4 for x in g] for g in base]
+    shifted = process_ratio(base, even, machine=(quick, [8e-5 * 1.4] * 5))
+    assert (shifted.ratio, shifted.fast_ratio) == pytest.approx((1.0, 1.0))
+    # Slower code on the same machine: the whole change, fast samples included.
+    code = process_ratio(base, [[x * 1.3 for x in g] for g in base], machine=(quick, quick))
+    assert (code.ratio, code.fast_ratio) == pytest.approx((1.3, 1.3))
+    assert classify(code, 0.10)[0] == "regression"
+    with pytest.raises(ValueError, match="one machine time per process"):
+        process_ratio(base, cand, machine=(quick, slow[:4]))

@@ -383,8 +383,8 @@ def test_saving_a_cell_appends_and_leaves_every_earlier_byte_alone(tmp_path):
         assert [f.stat().st_ino for f in files] == inodes  # appended in place, not replaced
         before = after
     assert sample_lines(files[1])[-2:] == [
-        f"{ok_row(seq_len=32).cell_id},0.30000000000000004,1",
-        f"{ok_row(seq_len=32).cell_id},0.2,1",
+        f"{ok_row(seq_len=32).cell_id},0.30000000000000004,1,",  # no machine time: blank
+        f"{ok_row(seq_len=32).cell_id},0.2,1,",
     ]
 
 
@@ -444,7 +444,7 @@ def test_samples_whose_row_never_came_are_ignored_then_removed_before_a_rerun(
         with pytest.raises(Killed):  # round 2 of `cell`: samples down, row not
             run.add(Measurement(dataclasses.replace(cell, rounds=2), [0.1, 0.2, 0.3, 0.4]))
     run.close()  # the crashed writer is gone
-    orphans = [line for line in sample_lines(run.path / SAMPLES_FILE) if line.endswith(",2")]
+    orphans = [line for line in sample_lines(run.path / SAMPLES_FILE) if line.endswith(",2,")]
     assert len(orphans) == 2  # they are on disk...
     loaded = load_run(run.path)  # ...but a reader does not count them
     assert loaded.rows == [dataclasses.replace(cell, rounds=1)]
@@ -465,11 +465,11 @@ def test_samples_whose_row_never_came_are_ignored_then_removed_before_a_rerun(
     assert final.rows == [dataclasses.replace(cell, rounds=2), other]
     assert final.samples == {cell.cell_id: [0.1, 0.2, 0.7, 0.8], other.cell_id: [0.9]}
     assert sample_lines(run.path / SAMPLES_FILE) == [
-        f"{cell.cell_id},0.1,1",
-        f"{cell.cell_id},0.2,1",
-        f"{cell.cell_id},0.7,2",
-        f"{cell.cell_id},0.8,2",
-        f"{other.cell_id},0.9,1",
+        f"{cell.cell_id},0.1,1,",
+        f"{cell.cell_id},0.2,1,",
+        f"{cell.cell_id},0.7,2,",
+        f"{cell.cell_id},0.8,2,",
+        f"{other.cell_id},0.9,1,",
     ]  # the orphans went before anything new was appended: nothing counted twice
 
 
@@ -536,7 +536,7 @@ def test_rounds_load_as_one_row_per_cell_with_every_rounds_samples_pooled(tmp_pa
     loaded = load_run(run.path)
     assert loaded.rows == merged
     assert loaded.samples == pooled
-    tags = [line.rsplit(",", 1)[1] for line in sample_lines(run.path / SAMPLES_FILE)]
+    tags = [line.split(",")[2] for line in sample_lines(run.path / SAMPLES_FILE)]
     assert tags == ["1", "1", "1", "1", "2", "2", "2", "2", "3", "3", "3", "3"]
 
     run.finish("complete")
@@ -556,8 +556,52 @@ def test_a_later_round_that_fails_drops_the_cells_samples(tmp_path):
     assert loaded.rows == [failed]
     assert loaded.samples == {}
     run.finish("complete")
-    assert (run.path / SAMPLES_FILE).read_text() == "cell_id,sample_s,round\n"
+    assert (run.path / SAMPLES_FILE).read_text() == "cell_id,sample_s,round,machine_s\n"
     assert file_ids(run.path / ROWS_FILE) == [failed.cell_id]
+
+
+def test_each_processs_machine_time_is_saved_with_its_batch_and_read_back(tmp_path):
+    from tests.helpers import add_in_processes
+
+    a, b = ok_row(seq_len=8), ok_row(seq_len=16)
+    run = planned(tmp_path, [a, b])
+    add_in_processes(run, a, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 3, machine=[8e-5, 9e-5, 1.25e-4])
+    add_in_processes(run, b, [0.1, 0.2, 0.3], 3)  # no reference timed: blanks
+    lines = sample_lines(run.path / SAMPLES_FILE)
+    assert lines[:3] == [
+        f"{a.cell_id},0.1,1,8e-05",
+        f"{a.cell_id},0.2,1,",
+        f"{a.cell_id},0.3,2,9e-05",
+    ]
+    run.finish("complete")  # rewritten whole: the same batches, the same machine times
+    loaded = load_run(run.path)
+    assert sample_lines(run.path / SAMPLES_FILE)[:3] == lines[:3]
+    row = loaded.row(a.cell_id)
+    times = loaded.machine_times(a.cell_id, loaded.rounds_per_process(row))
+    assert times == pytest.approx([8e-5, 9e-5, 1.25e-4], rel=1e-12)
+    assert loaded.sample_groups(a.cell_id, 1) == [[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]]
+    assert loaded.machine_times(b.cell_id, 1) is None
+    assert loaded.machine_times(a.cell_id, None) is None  # one process: nothing across
+
+
+def test_a_samples_file_from_before_machine_times_loads_and_resumes_into_the_new_form(tmp_path):
+    a, b = ok_row(seq_len=8), ok_row(seq_len=16)
+    run = planned(tmp_path, [a, b])
+    run.add(Measurement(a, [0.1, 0.2], machine_s=8e-5))
+    run.close()
+    samples = run.path / SAMPLES_FILE
+    older = "".join(line.rsplit(",", 1)[0] + "\n" for line in samples.read_text().splitlines())
+    samples.write_text(older)
+    assert older.startswith("cell_id,sample_s,round\n")
+    loaded = load_run(run.path)
+    assert loaded.samples == {a.cell_id: [0.1, 0.2]}
+    assert loaded.machine_times(a.cell_id, 1) is None
+    resumed = reopen_run(run.path, tmp_path)
+    resumed.add(Measurement(b, [0.3], machine_s=9e-5))
+    assert samples.read_text() == (
+        f"cell_id,sample_s,round,machine_s\n{a.cell_id},0.1,1,\n{a.cell_id},0.2,1,\n"
+        f"{b.cell_id},0.3,1,9e-05\n"
+    )  # rewritten in the new form before appending, never two forms in one file
 
 
 def test_finishing_puts_rows_that_came_out_of_order_into_plan_order(tmp_path):
@@ -758,7 +802,7 @@ def test_a_run_saved_by_the_pandas_era_code_resumes_into_the_new_format(tmp_path
         A: [2.5e-05, 2.6e-05],
         extra.cell_id: [0.5],
     }
-    assert (folder / SAMPLES_FILE).read_text().startswith("cell_id,sample_s,round\n")
+    assert (folder / SAMPLES_FILE).read_text().startswith("cell_id,sample_s,round,machine_s\n")
 
 
 # ----------------------------------------------------------------- the reading side

@@ -45,6 +45,9 @@ Schema history
    (held equal to the live state). `arch`/`task` may name a variant, `mamba(d_state=32)`
    (settings in order, defaults left out). `extrapolation`: "T:score" pairs at longer T.
 13 (2026-12-07): `node`, the Ray node a cell was placed on (two nodes may share a host).
+14 (2026-12-07): samples.csv's `machine_s`, on the first line of each process's batch: a
+   fixed reference step's time in that process, just before and after the batch (the
+   machine's speed at that moment; `compare` judges times relative to it).
 
 """
 
@@ -55,7 +58,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 
 STATUSES = ("ok", "oom", "error", "timeout", "skipped")
 # infer: a forward pass over whole sequences; train: one optimiser step; step: one token of
@@ -275,19 +278,23 @@ class Measurement:
     samples: list[float] = field(default_factory=list)
     # A task cell's learning curve: (step, training seconds, validation metric) points.
     curve: list[tuple[int, float, float]] = field(default_factory=list)
+    # The machine's speed beside this pass's samples (seqbench.measure.reference), or None.
+    machine_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data: how a measurement crosses a process (the worker's answer, a Ray
         task's result)."""
         return {"row": self.row.to_dict(), "samples": list(self.samples),
-                "curve": [list(point) for point in self.curve]}  # fmt: skip
+                "curve": [list(point) for point in self.curve], "machine_s": self.machine_s}  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Measurement:
+        machine = data.get("machine_s")
         return cls(
             ResultRow.from_dict(data["row"]),
             [float(s) for s in data.get("samples", [])],
             [tuple(point) for point in data.get("curve", [])],
+            None if machine is None else float(machine),
         )
 
 

@@ -193,7 +193,7 @@ def with_count(measurement: Measurement, counted: Measurement | str) -> Measurem
             instr_steps=counted.row.instr_steps,
             instr_note="",
         )
-    return Measurement(row, measurement.samples)
+    return dataclasses.replace(measurement, row=row, curve=[])
 
 
 class CountingExecutor:

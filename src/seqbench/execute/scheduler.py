@@ -215,7 +215,7 @@ class Scheduler:
             ceiling = self._device_ceiling(cell)
             if ceiling is not None:
                 row = dataclasses.replace(row, mfu=row.tflops / ceiling)
-                measurement = Measurement(row, measurement.samples, measurement.curve)
+                measurement = dataclasses.replace(measurement, row=row)
         self.run.add(measurement)
         return measurement
 

@@ -39,7 +39,8 @@ def serve(request_data: dict[str, Any], *, first: bool = True) -> dict[str, Any]
     row = result.row
     if first and row.status == "ok" and before:
         row = dataclasses.replace(row, peak_rss_bytes=max(0, max_rss_bytes() - before))
-    return {**Measurement(row, result.samples, result.curve).to_dict(), "round": request.round}
+    answer = Measurement(row, result.samples, result.curve, result.machine_s)
+    return {**answer.to_dict(), "round": request.round}
 
 
 def die_with_parent() -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from seqbench.core.errors import SeqbenchError
@@ -25,8 +25,8 @@ from seqbench.core.settings import THRESHOLD, THRESHOLDS
 from seqbench.judge import noise
 from seqbench.judge.stats import RatioEstimate, paired_ratio, process_ratio, shift_ratio
 from seqbench.judge.verdicts import (
-    VERDICTS,
     CellComparison,
+    Comparison,
     classify,
     classify_exact,
     judged,
@@ -88,42 +88,6 @@ def get_metric(name: str) -> Metric:
         raise SeqbenchError(f"unknown metric {name!r}; choose from: {', '.join(METRICS)}") from None
 
 
-@dataclass(frozen=True)
-class Comparison:
-    metric: Metric
-    threshold: float
-    baseline_id: str
-    candidate_id: str
-    cells: list[CellComparison]
-    only_baseline: list[Cell] = field(default_factory=list)
-    only_candidate: list[Cell] = field(default_factory=list)
-    env_differences: list[tuple[str, Any, Any]] = field(default_factory=list)
-
-    def count(self, verdict: str) -> int:
-        return sum(c.verdict == verdict for c in self.cells)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "metric": self.metric.name,
-            "threshold": self.threshold,
-            "baseline": self.baseline_id,
-            "candidate": self.candidate_id,
-            "counts": {v: self.count(v) for v in VERDICTS},
-            "cells": [
-                {
-                    **dataclasses.asdict(c.cell),
-                    **{k: v for k, v in dataclasses.asdict(c).items() if k != "cell"},
-                }
-                for c in self.cells
-            ],
-            "only_baseline": [dataclasses.asdict(c) for c in self.only_baseline],
-            "only_candidate": [dataclasses.asdict(c) for c in self.only_candidate],
-            "env_differences": [
-                {"key": k, "baseline": a, "candidate": b} for k, a, b in self.env_differences
-            ],
-        }
-
-
 def compute_env_differences(
     baseline: dict[str, Any], candidate: dict[str, Any]
 ) -> list[tuple[str, Any, Any]]:
@@ -148,10 +112,12 @@ def _compare_cell(
     cand_groups: list[list[float]],
     metric: Metric,
     threshold: float,
+    machine: tuple[list[float], list[float]] | None = None,
 ) -> CellComparison:
     """One cell's verdict. `base_groups` and `cand_groups` are each side's timing samples
     split by the fresh process they came from: with two or more processes on each side the
-    change is judged across processes (stats.process_ratio); otherwise from the samples."""
+    change is judged across processes (stats.process_ratio), relative to the machine's
+    speed in each process where `machine` gives it; otherwise from the samples."""
     cell = base.cell
     if base.status != "ok" or cand.status != "ok":
         if base.status == "ok":  # it used to work: now it errors, runs out of memory or time
@@ -200,8 +166,11 @@ def _compare_cell(
             note=ONE_PROCESS.format(side=side),
             undecided=True,
         )
-    est = process_ratio(base_groups, cand_groups)
+    if machine is not None and tuple(map(len, machine)) != (len(base_groups), len(cand_groups)):
+        machine = None
+    est = process_ratio(base_groups, cand_groups, machine=machine)
     verdict, note = classify(est, threshold, metric.lower_is_better)
+    machine_ratio = None if machine is None else _geomean(machine[1]) / _geomean(machine[0])
     # The processes' spread is in the interval; other work on the CPUs is not: a change
     # stands only where it is larger than the disturbance could make it.
     disturbed = [
@@ -220,10 +189,24 @@ def _compare_cell(
             note = f"larger than the other work could explain (at most x{bound:.2f})"
     if verdict == "regression":
         note = "; ".join(filter(None, (note, noise.faults_note(base, cand))))
-    return judged(
+    if machine_ratio is not None and abs(math.log(machine_ratio)) > math.log1p(threshold / 2):
+        pace = (
+            f"x{machine_ratio:.2f} slower"
+            if machine_ratio > 1
+            else f"x{1 / machine_ratio:.2f} faster"
+        )
+        note = "; ".join(
+            filter(None, (note, f"the machine ran {pace} for the candidate: judged relative to it"))
+        )
+    comparison = judged(
         cell, verdict, note, est, b, c, len(base_groups), len(cand_groups), threshold,
         metric.lower_is_better,
     )  # fmt: skip
+    return dataclasses.replace(comparison, machine_ratio=machine_ratio)
+
+
+def _geomean(values: list[float]) -> float:
+    return math.exp(sum(map(math.log, values)) / len(values))
 
 
 def _discounted(
@@ -250,6 +233,18 @@ def _discounted(
 def _groups(run: Run, row: ResultRow) -> list[list[float]]:
     """A row's samples by the process they came from (one group for a one-process row)."""
     return run.sample_groups(row.cell_id, run.rounds_per_process(row))
+
+
+def _machine(
+    baseline: Run, base: ResultRow, candidate: Run, cand: ResultRow, same_env: bool
+) -> tuple[list[float], list[float]] | None:
+    """Both sides' machine times per process, where both runs timed the reference and ran in
+    the same environment (another torch or CPU would move the reference too)."""
+    if not same_env:
+        return None
+    b = baseline.machine_times(base.cell_id, baseline.rounds_per_process(base))
+    c = candidate.machine_times(cand.cell_id, candidate.rounds_per_process(cand))
+    return None if b is None or c is None else (b, c)
 
 
 def check_threshold(threshold: float) -> None:
@@ -286,10 +281,12 @@ def compare_runs(
     base_rows = {r.cell: r for r in baseline.rows}
     cand_rows = {r.cell: r for r in candidate.rows}
     _check_common(baseline, candidate, base_rows, cand_rows, allow_missing)
+    same_env = not compute_env_differences(baseline.meta.env, candidate.meta.env)
     cells = [
         _compare_cell(
             base_rows[key], cand_rows[key], _groups(baseline, base_rows[key]),
             _groups(candidate, cand_rows[key]), chosen, threshold,
+            _machine(baseline, base_rows[key], candidate, cand_rows[key], same_env),
         )
         for key in base_rows
         if key in cand_rows

@@ -14,13 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from seqbench.core.errors import SeqbenchError
 from seqbench.core.settings import THRESHOLD
-from seqbench.judge.compare import (
-    Comparison,
-    compare_paired,
-    compare_runs,
-    counted,
-    default_threshold,
-)
+from seqbench.judge.compare import compare_paired, compare_runs, counted, default_threshold
+from seqbench.judge.verdicts import Comparison
 
 if TYPE_CHECKING:
     from seqbench.storage import Run

@@ -437,19 +437,35 @@ def process_ratio(
     baseline: Sequence[Sequence[float]],
     candidate: Sequence[Sequence[float]],
     confidence: float = 0.95,
+    *,
+    machine: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> RatioEstimate:
     """The change between two runs measured in several processes each: the difference of
     their trimmed mean log speeds (`process_speeds`, `trimmed_mean`), with Welch's interval
     where each side's variance is that of a run's figure (the processes, not the samples,
     are the independent measurements, and a run's moment moves them together). The fast
-    ratio compares the pooled 10th percentiles."""
+    ratio compares the pooled 10th percentiles.
+
+    `machine`: the reference step's time in each process of the baseline and of the
+    candidate (seqbench.measure.reference). Each process's speed is then taken relative
+    to its machine's, and the fast ratio is divided by the ratio of the two runs' mean
+    machine times: what the machine did to a whole process cancels out."""
     b, c = process_speeds(baseline), process_speeds(candidate)
-    (mb, vb, hb), (mc, vc, hc) = trimmed_mean(b), trimmed_mean(c)
-    d = _welch(mc - mb, vb, vc, hb, hc, confidence)
+    shift = 0.0
+    if machine is not None:
+        mb, mc = (np.log(np.asarray(m, dtype=float)) for m in machine)
+        if mb.shape != b.shape or mc.shape != c.shape:
+            raise ValueError("one machine time per process is needed on each side")
+        b, c = b - mb, c - mc
+        shift = float(mc.mean() - mb.mean())
+    (mb_, vb, hb), (mc_, vc, hc) = trimmed_mean(b), trimmed_mean(c)
+    d = _welch(mc_ - mb_, vb, vc, hb, hc, confidence)
     pooled_b = np.log(np.concatenate([np.asarray(g, dtype=float) for g in baseline]))
     pooled_c = np.log(np.concatenate([np.asarray(g, dtype=float) for g in candidate]))
     fast = float(
-        np.exp(np.percentile(pooled_c, FAST_QUANTILE) - np.percentile(pooled_b, FAST_QUANTILE))
+        np.exp(
+            np.percentile(pooled_c, FAST_QUANTILE) - np.percentile(pooled_b, FAST_QUANTILE) - shift
+        )
     )
     return RatioEstimate(math.exp(d.difference), math.exp(d.low), math.exp(d.high), d.p_value, fast)
 

@@ -10,16 +10,23 @@ between identical runs, its 10th percentile by at most 7%.) A change inside the 
 is `unchanged` whatever its significance; a large change that is not significant, not
 shared by the fast samples, or whose interval is too wide to tell, is `inconclusive`, and
 `undecided` when its interval does not rule out a regression past the threshold.
-Deterministic figures (peak memory) are compared exactly.
+Deterministic figures (peak memory) are compared exactly. `Comparison` holds a whole
+comparison: every cell's verdict, the cells only one side has, and how the environments
+differ.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from seqbench.core.schema import Cell
 from seqbench.judge.stats import RatioEstimate
+
+if TYPE_CHECKING:
+    from seqbench.judge.compare import Metric
 
 VERDICTS = (
     "regression",
@@ -88,6 +95,10 @@ class CellComparison:
     # An inconclusive cell whose evidence does not rule out a regression: what makes a
     # comparison "too noisy to decide".
     undecided: bool = False
+    # How much slower the machine itself ran for the candidate than for the baseline (the
+    # reference step's time, candidate / baseline), where the change was judged relative
+    # to it; None where it was not.
+    machine_ratio: float | None = None
 
 
 def judged(
@@ -120,3 +131,39 @@ def judged(
         note,
         undecided=verdict == "inconclusive" and worst > 1 + threshold,
     )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    metric: Metric
+    threshold: float
+    baseline_id: str
+    candidate_id: str
+    cells: list[CellComparison]
+    only_baseline: list[Cell] = field(default_factory=list)
+    only_candidate: list[Cell] = field(default_factory=list)
+    env_differences: list[tuple[str, Any, Any]] = field(default_factory=list)
+
+    def count(self, verdict: str) -> int:
+        return sum(c.verdict == verdict for c in self.cells)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric.name,
+            "threshold": self.threshold,
+            "baseline": self.baseline_id,
+            "candidate": self.candidate_id,
+            "counts": {v: self.count(v) for v in VERDICTS},
+            "cells": [
+                {
+                    **dataclasses.asdict(c.cell),
+                    **{k: v for k, v in dataclasses.asdict(c).items() if k != "cell"},
+                }
+                for c in self.cells
+            ],
+            "only_baseline": [dataclasses.asdict(c) for c in self.only_baseline],
+            "only_candidate": [dataclasses.asdict(c) for c in self.only_candidate],
+            "env_differences": [
+                {"key": k, "baseline": a, "candidate": b} for k, a, b in self.env_differences
+            ],
+        }

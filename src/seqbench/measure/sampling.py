@@ -154,4 +154,5 @@ def merge_rounds(
         },
         **timing_fields(earlier.row.cell, earlier.row.flops_per_seq, samples, groups),
     )
-    return Measurement(dataclasses.replace(row, noisy=noise.flag(row)), samples)
+    row = dataclasses.replace(row, noisy=noise.flag(row))
+    return Measurement(row, samples, machine_s=later.machine_s)

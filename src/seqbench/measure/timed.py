@@ -14,6 +14,7 @@ from seqbench.core.schema import Measurement, ResultRow
 from seqbench.core.timing import Clock, Stopwatch
 from seqbench.judge import noise
 from seqbench.machine import system
+from seqbench.measure import reference
 from seqbench.measure.memory import cpu_peak_bytes, cuda_memory, cuda_peak_bytes, minor_faults
 from seqbench.measure.sampling import take_samples, timing_fields, warm_up
 from seqbench.measure.workload import Workload
@@ -43,6 +44,9 @@ def time_workload(
     before = memory_before or cuda_memory(device)
     settings = request.measure
     number = warm_up(work.step, clock, settings)
+    # The machine's speed on both sides of the samples, for judging across processes.
+    probe = settings.processes >= 2 and device.type == "cpu"
+    before_ref = reference.block() if probe else []
     faults_before, counters = minor_faults(), system.read_counters()
     samples = take_samples(work.step, clock, settings, number)
     steps = len(samples) * number
@@ -54,6 +58,7 @@ def time_workload(
         faults_per_step=(minor_faults() - faults_before) / steps,
         state_bytes=work.state_bytes[0] if work.state_bytes else scores.get("state_bytes"),
     )
+    machine = reference.machine_seconds(before_ref, reference.block()) if probe else None
     peak, source = None, ""
     if request.memory and device.type == "cuda":
         peak, scores["peak_reserved_bytes"] = cuda_peak_bytes(work, before)
@@ -81,4 +86,6 @@ def time_workload(
         **timing_fields(cell, flops, samples),
         **scores,
     )
-    return Measurement(dataclasses.replace(row, noisy=noise.flag(row)), samples, list(curve or []))
+    return Measurement(
+        dataclasses.replace(row, noisy=noise.flag(row)), samples, list(curve or []), machine
+    )

@@ -196,7 +196,7 @@ def comparison_columns(unit: str) -> tuple[Column, ...]:
 
 
 def format_comparison(comparison: Any) -> TableText:
-    """A `compare.Comparison` as a table: one line per cell present in both runs."""
+    """A `verdicts.Comparison` as a table: one line per cell present in both runs."""
     notes = list(dict.fromkeys(c.note for c in comparison.cells if c.note))
     contexts = [notes.index(c.note) + 1 if c.note else None for c in comparison.cells]
     return layout(comparison_columns(comparison.metric.unit), comparison.cells, contexts, notes)

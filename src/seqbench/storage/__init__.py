@@ -3,7 +3,7 @@
     results/<run-id>/
         results.csv   one line per finished cell, or per round of one (the contract in
                       core/schema.py); the last line of a cell id is the cell's row
-        samples.csv   raw per-step timing samples: cell_id, sample_s, round
+        samples.csv   raw per-step timing samples: cell_id, sample_s, round, machine_s
         meta.json     schema version, state, environment, resolved configuration, plan
 
 A rows file written elsewhere (`--csv out.csv`, `seqbench export`) carries the same sidecars

@@ -32,9 +32,15 @@ from seqbench.core.schema import (
 from seqbench.core.table import columns_of, constant_column
 
 ROWS_HEADER = ",".join(RESULT_COLUMNS) + "\n"  # no column name needs quoting
-SAMPLES_COLUMNS = ("cell_id", "sample_s", "round")
+# `machine_s`, on a batch's first line only (blank on the others): the reference step's
+# time in the process that took the batch, just before and after it (seqbench.measure.
+# reference); blank where none was timed. Rename the column if that step ever changes.
+SAMPLES_COLUMNS = ("cell_id", "sample_s", "round", "machine_s")
+# Samples files written before the machine's speed was kept beside them.
+ROUND_SAMPLES_COLUMNS = ("cell_id", "sample_s", "round")
 # Samples files written before rounds were tagged: every line belongs to the saved row.
 OLD_SAMPLES_COLUMNS = ("cell_id", "sample_s")
+KNOWN_SAMPLES_COLUMNS = (SAMPLES_COLUMNS, ROUND_SAMPLES_COLUMNS, OLD_SAMPLES_COLUMNS)
 SAMPLES_HEADER = ",".join(SAMPLES_COLUMNS) + "\n"
 
 _KINDS = [(name, column_type(name)) for name in RESULT_COLUMNS]
@@ -118,12 +124,18 @@ def _column_texts(kind: type, values: list[Any]) -> list[str]:
     return [_BOOL_TEXT[v] if type(v) is bool else format_value(kind, v) for v in values]
 
 
-def render_samples(cell_id: str, samples: Iterable[float], round_no: int) -> str:
-    """One cell's samples of one round, a line each, tagged with the round they belong to."""
-    tail = f",{round_no}\n"
+def render_samples(
+    cell_id: str, samples: Iterable[float], round_no: int, machine_s: float | None = None
+) -> str:
+    """One cell's samples of one round, a line each, tagged with the round they belong to;
+    the first line also carries the machine's reference time for the round, if any."""
+    tail = f",{round_no},\n"
     if not _NEEDS_QUOTES.isdisjoint(cell_id):
         cell_id = _line([cell_id])[:-1]
-    return "".join(f"{cell_id},{float(value)!r}{tail}" for value in samples)
+    lines = [f"{cell_id},{float(value)!r}{tail}" for value in samples]
+    if lines and machine_s is not None:
+        lines[0] = f"{lines[0][:-1]}{float(machine_s)!r}\n"
+    return "".join(lines)
 
 
 def complete_part(text: str) -> tuple[str, bool]:
@@ -278,23 +290,26 @@ def header_of(text: str) -> list[str]:
     return next(csv.reader([first]), [])
 
 
-# A batch: one cell's samples from one round, in the order they were written.
-Batch = tuple[str, int, list[float]]
+# A batch: one cell's samples from one round, in the order they were written, and the
+# machine's reference time for that round (None: not timed).
+Batch = tuple[str, int, list[float], float | None]
 
 
 def read_samples_table(text: str, source: str) -> tuple[list[Batch], bool, bool]:
-    """A samples CSV as batches, whether a torn tail was dropped, and whether it is the
-    older two-column form (whose lines count as round 1: all of them belong to the row).
-    A sample that is not a positive, finite number of seconds makes the file damaged."""
+    """A samples CSV as batches, whether a torn tail was dropped, and whether it is in an
+    older form (the two-column one's lines count as round 1: all of them belong to the row;
+    appending to either would mix forms). A sample or a machine time that is not a positive,
+    finite number of seconds makes the file damaged."""
     if not text:
         raise ResultsError(f"{source}: cannot read samples (the file is empty)")
     body, torn = complete_part(text)
     if not body:
         body, torn = text + "\n", False
     columns = tuple(header_of(body))
-    if columns not in (SAMPLES_COLUMNS, OLD_SAMPLES_COLUMNS):
+    if columns not in KNOWN_SAMPLES_COLUMNS:
         raise ResultsError(f"{source}: not a seqbench samples file")
-    old = columns == OLD_SAMPLES_COLUMNS
+    old = columns != SAMPLES_COLUMNS
+    two = columns == OLD_SAMPLES_COLUMNS
     if '"' in body or "\r" in body:  # rare: a quoted cell id, or CRLF line ends
         try:
             records: Iterable[list[str]] = _records(body)[1:]
@@ -310,10 +325,11 @@ def read_samples_table(text: str, source: str) -> tuple[list[Batch], bool, bool]
         for n, fields in enumerate(records, start=2):
             if len(fields) != width:
                 raise ValueError(f"line {n}: {len(fields)} fields, expected {width}")
-            this = (fields[0], "1" if old else fields[2])
+            this = (fields[0], "1" if two else fields[2])
             if this != key:
                 key, values = this, []
-                batches.append((this[0], int(this[1]), values))
+                machine = fields[3] if width == 4 and fields[3] else None
+                batches.append((this[0], int(this[1]), values, machine and _time(machine, n)))
             value = float(fields[1])
             if not 0.0 < value < math.inf:  # NaN, zero, negative or infinite: not a time
                 raise ResultsError(
@@ -322,4 +338,17 @@ def read_samples_table(text: str, source: str) -> tuple[list[Batch], bool, bool]
             values.append(value)
     except ValueError as exc:
         raise ResultsError(f"{source}: cannot read samples ({exc})") from None
+    except _NotATime as exc:
+        raise ResultsError(f"{source}: damaged samples ({exc})") from None
     return batches, torn, old
+
+
+class _NotATime(Exception):
+    pass
+
+
+def _time(text: str, line: int) -> float:
+    value = float(text)
+    if not 0.0 < value < math.inf:
+        raise _NotATime(f"line {line}: machine time {text} is not a time in seconds")
+    return value

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import math
 import os
 import re
 import stat
@@ -119,8 +120,38 @@ def saving(target: Path) -> Iterator[None]:
         raise CannotSave(target, exc) from exc
 
 
-# A cell's samples as (round, count) batches, in order: the rounds they were measured in.
-Rounds = dict[str, list[tuple[int, int]]]
+# A cell's samples as (round, count, machine_s) batches, in order: the rounds they were
+# measured in, and the machine's reference time in each (None: not timed).
+Rounds = dict[str, list[tuple[int, int, float | None]]]
+
+
+def by_process(
+    batches: list[tuple[int, int, float | None]], per_process: int, samples: list[float]
+) -> list[list[float]]:
+    """A cell's samples split by the fresh process they came from: each process ran
+    `per_process` passes, one process after the other, so pass r (1-based) was process
+    (r - 1) // per_process."""
+    groups: dict[int, list[float]] = {}
+    start = 0
+    for round_no, count, _ in batches:
+        groups.setdefault((round_no - 1) // per_process, []).extend(samples[start : start + count])
+        start += count
+    return [groups[k] for k in sorted(groups)]
+
+
+def machine_by_process(
+    batches: list[tuple[int, int, float | None]], per_process: int
+) -> list[float] | None:
+    """The machine's reference time in each process (the geometric mean over its passes),
+    in the order of `by_process`; None unless every pass of two or more processes timed it."""
+    times: dict[int, list[float]] = {}
+    for round_no, _, machine in batches:
+        if machine is None:
+            return None
+        times.setdefault((round_no - 1) // per_process, []).append(machine)
+    if len(times) < 2:
+        return None
+    return [math.exp(sum(map(math.log, times[k])) / len(times[k])) for k in sorted(times)]
 
 
 def render_samples(samples: dict[str, list[float]], rounds: Rounds | None = None) -> str:
@@ -129,11 +160,11 @@ def render_samples(samples: dict[str, list[float]], rounds: Rounds | None = None
     parts = [SAMPLES_HEADER]
     for cell_id, values in samples.items():
         batches = (rounds or {}).get(cell_id) or []
-        if sum(n for _, n in batches) != len(values):
-            batches = [(1, len(values))]
+        if sum(n for _, n, _ in batches) != len(values):
+            batches = [(1, len(values), None)]
         start = 0
-        for round_no, n in batches:
-            parts.append(render_batch(cell_id, values[start : start + n], round_no))
+        for round_no, n, machine in batches:
+            parts.append(render_batch(cell_id, values[start : start + n], round_no, machine))
             start += n
     return "".join(parts)
 

@@ -16,9 +16,8 @@ from seqbench.core.schema import SCHEMA_VERSION, ResultRow
 from seqbench.core.settings import RESULTS_ROOT
 from seqbench.core.table import rows_of_table
 from seqbench.storage.csvio import (
-    OLD_SAMPLES_COLUMNS,
+    KNOWN_SAMPLES_COLUMNS,
     ROWS_HEADER,
-    SAMPLES_COLUMNS,
     check_columns,
     header_of,
     read_rows_columns,
@@ -272,7 +271,7 @@ def load_run(ref: str | Path, root: str | Path = RESULTS_ROOT, *, samples: bool 
             text = _read_text(samples_path, "samples")
             batches, torn, old = read_samples_table(text, str(samples_path))
             fits = not (torn or old)
-            for cell_id, round_no, values in batches:
+            for cell_id, round_no, values, machine in batches:
                 row = latest.get(cell_id)
                 if row is None or round_no > (row.rounds or 1):
                     fits = False  # measured, never committed: gone before the next append
@@ -280,7 +279,7 @@ def load_run(ref: str | Path, root: str | Path = RESULTS_ROOT, *, samples: bool 
                     dead += len(values)
                 else:
                     found.setdefault(cell_id, []).extend(values)
-                    rounds.setdefault(cell_id, []).append((round_no, len(values)))
+                    rounds.setdefault(cell_id, []).append((round_no, len(values), machine))
         return found, rounds, dead, fits
 
     if samples:
@@ -352,7 +351,7 @@ def _summarize(folder: Path, root: Path) -> RunSummary:
             raise ResultsError(
                 f"{samples_path}: cannot read samples ({exc.strerror or exc})"
             ) from None
-        if columns not in (SAMPLES_COLUMNS, OLD_SAMPLES_COLUMNS):
+        if columns not in KNOWN_SAMPLES_COLUMNS:
             raise ResultsError(f"{samples_path}: not a seqbench samples file")
     return RunSummary(
         run_id=meta.run_id or folder.name,

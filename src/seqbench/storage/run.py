@@ -20,6 +20,8 @@ from seqbench.storage.files import (
     Rounds,
     append_synced,
     atomic_write,
+    by_process,
+    machine_by_process,
     new_run_dir,
     now_iso,
     render_meta,
@@ -172,20 +174,19 @@ class Run:
         return self._order[2]
 
     def sample_groups(self, cell_id: str, per_process: int | None = None) -> list[list[float]]:
-        """A cell's samples split by the fresh process they came from: each process ran
-        `per_process` passes, one process after the other, so pass r (1-based) was process
-        (r - 1) // per_process. Without `per_process`: one group (one process)."""
+        """A cell's samples split by the fresh process they came from (`by_process`); without
+        `per_process`, one group (one process)."""
         samples = self._samples.get(cell_id, [])
-        if not per_process:
-            return [samples] if samples else []
-        groups: dict[int, list[float]] = {}
-        start = 0
-        for round_no, count in self._rounds.get(cell_id, []):
-            groups.setdefault((round_no - 1) // per_process, []).extend(
-                samples[start : start + count]
-            )
-            start += count
-        return [groups[k] for k in sorted(groups)] or ([samples] if samples else [])
+        groups = (
+            by_process(self._rounds.get(cell_id, []), per_process, samples) if per_process else []
+        )
+        return groups or ([samples] if samples else [])
+
+    def machine_times(self, cell_id: str, per_process: int | None = None) -> list[float] | None:
+        """The machine's reference time in each of a cell's processes, in the order of
+        `sample_groups` (`machine_by_process`); None for one process."""
+        batches = self._rounds.get(cell_id, [])
+        return machine_by_process(batches, per_process) if per_process else None
 
     def rounds_per_process(self, row: ResultRow) -> int | None:
         """How many passes each of a row's processes ran (None: one process): the run's
@@ -229,7 +230,7 @@ class Run:
             with saving(self.path / ROWS_FILE):
                 append_curve(self.path / ROWS_FILE, cell_id, measurement.curve)
             self.curves[cell_id] = list(measurement.curve)
-        round_no = row.rounds or 1
+        round_no, machine = row.rounds or 1, measurement.machine_s
         earlier = self._rows.get(cell_id)
         kept = self._samples.get(cell_id, [])
         samples = [float(s) for s in measurement.samples] if row.status == "ok" else []
@@ -253,16 +254,16 @@ class Run:
             self._rounds.pop(cell_id, None)
         elif not appendable:
             self._samples[cell_id] = samples
-            self._rounds[cell_id] = [(round_no, len(samples))]
+            self._rounds[cell_id] = [(round_no, len(samples), machine)]
         elif new:
             self._samples[cell_id] = kept + new
-            self._rounds[cell_id] = [*self._rounds.get(cell_id, []), (round_no, len(new))]
+            self._rounds[cell_id] = [*self._rounds.get(cell_id, []), (round_no, len(new), machine)]
         if not appendable:
             self.save()
             return
 
         line = render_row(row)
-        batch = render_batch(cell_id, new, round_no) if new else ""
+        batch = render_batch(cell_id, new, round_no, machine) if new else ""
         for rows_path in self._targets():
             disk = self._disk[rows_path]
             disk.clean = False  # an interrupt from here on leaves what `finish` must redo
