@@ -492,6 +492,38 @@ def test_a_change_larger_than_the_disturbance_could_make_stands(tmp_path):
     assert compare_runs(slow_base, quick).cells[0].verdict == "improvement"
 
 
+def test_steps_shorter_than_a_time_slice_keep_their_change_beside_other_work(tmp_path):
+    # One thread beside 1.4 busy cores: a 1.3x slowdown is within what sharing could do to a
+    # median (x1.20), but sharing takes the CPU in slices of milliseconds, and 0.4 ms steps'
+    # fastest tenth escapes them: judged relative to the machine, the change stands.
+    cell = make_cell()
+    busy = {"noisy": "busy", "threads": 1, "cpus": 2.0, "others_cores": 1.4}
+    machine = [8e-5, 8e-5, 8e-5]
+    found = {}
+    for median in (4e-4, 4e-3):
+        base_samples = lognormal(1, 40, median=median)
+        slow = [x * 1.3 for x in lognormal(2, 40, median=median)]
+        runs = [
+            make_run(tmp_path, [(row_for(cell, base_samples), base_samples)], machine=machine),
+            make_run(tmp_path, [(row_for(cell, slow, **busy), slow)], machine=machine),
+        ]
+        found[median] = compare_runs(*runs).cells[0]
+        unadjusted = make_run(tmp_path, [(row_for(cell, slow, **busy), slow)])
+        assert compare_runs(runs[0], unadjusted).cells[0].verdict == "inconclusive"
+    assert found[4e-4].verdict == "regression"
+    assert found[4e-4].note.startswith("other work shared the CPUs, in slices longer than")
+    assert found[4e-3].verdict == "inconclusive"  # 4 ms steps: a slice can cut every one
+    assert found[4e-3].note.startswith(f"a {found[4e-3].ratio - 1:+.0%} change, but noisy")
+    two = {**busy, "threads": 2}  # several threads wait for each other at every step
+    base_samples = lognormal(1, 40, median=4e-4)
+    slow = [x * 1.3 for x in lognormal(2, 40, median=4e-4)]
+    runs = [
+        make_run(tmp_path, [(row_for(cell, base_samples), base_samples)], machine=machine),
+        make_run(tmp_path, [(row_for(cell, slow, **two), slow)], machine=machine),
+    ]
+    assert compare_runs(*runs).cells[0].verdict == "inconclusive"
+
+
 # --------------------------------------------------------------------------- paired rounds
 
 

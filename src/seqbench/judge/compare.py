@@ -23,7 +23,7 @@ from seqbench.core.errors import SeqbenchError
 from seqbench.core.schema import Cell, ResultRow, higher_is_better
 from seqbench.core.settings import THRESHOLD, THRESHOLDS
 from seqbench.judge import noise
-from seqbench.judge.stats import RatioEstimate, paired_ratio, process_ratio, shift_ratio
+from seqbench.judge.stats import fast_quantile, paired_ratio, process_ratio, shift_ratio
 from seqbench.judge.verdicts import (
     CellComparison,
     Comparison,
@@ -173,20 +173,12 @@ def _compare_cell(
     machine_ratio = None if machine is None else _geomean(machine[1]) / _geomean(machine[0])
     # The processes' spread is in the interval; other work on the CPUs is not: a change
     # stands only where it is larger than the disturbance could make it.
-    disturbed = [
-        f"the {side} ({'; '.join(found)})"
-        for side, row in (("baseline", base), ("candidate", cand))
-        if (found := noise.disturbances(row))
-    ]
-    if verdict in ("regression", "improvement") and disturbed:
-        # A regression could be other work slowing the candidate, an improvement other work
-        # slowing the baseline: judge the estimate with that side's bound taken off.
-        bound = noise.slowdown_bound(cand if verdict == "regression" else base)
-        if _discounted(est, bound, verdict, metric.lower_is_better, threshold) != verdict:
-            note = f"a {round((est.ratio - 1) * 100):+d}% change, but noisy: {'; '.join(disturbed)}"
-            verdict = "inconclusive"
-        else:
-            note = f"larger than the other work could explain (at most x{bound:.2f})"
+    if verdict in ("regression", "improvement"):
+        fastest = max(fast_quantile(base_samples), fast_quantile(cand_samples))
+        verdict, note = noise.judge_disturbed(
+            verdict, note, est, base, cand, threshold, metric.lower_is_better,
+            short=machine is not None and fastest < noise.SLICE_S,
+        )  # fmt: skip
     if verdict == "regression":
         note = "; ".join(filter(None, (note, noise.faults_note(base, cand))))
     if machine_ratio is not None and abs(math.log(machine_ratio)) > math.log1p(threshold / 2):
@@ -207,27 +199,6 @@ def _compare_cell(
 
 def _geomean(values: list[float]) -> float:
     return math.exp(sum(map(math.log, values)) / len(values))
-
-
-def _discounted(
-    est: RatioEstimate, bound: float, verdict: str, lower_is_better: bool, threshold: float
-) -> str:
-    """The verdict on `est` had the disturbed side been `bound` times worse than its code."""
-    if math.isinf(bound):
-        return "inconclusive"
-    # A regression's candidate, or an improvement's baseline, counted `bound` times better.
-    scale = 1 / bound if (verdict == "regression") == lower_is_better else bound
-    return classify(
-        dataclasses.replace(
-            est,
-            ratio=est.ratio * scale,
-            ci_low=est.ci_low * scale,
-            ci_high=est.ci_high * scale,
-            fast_ratio=est.fast_ratio * scale,
-        ),
-        threshold,
-        lower_is_better,
-    )[0]
 
 
 def _groups(run: Run, row: ResultRow) -> list[list[float]]:

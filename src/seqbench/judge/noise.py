@@ -35,10 +35,14 @@ are not judged this way: their host thread may sleep while it waits for the devi
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seqbench.machine.system import STOLEN
+
+if TYPE_CHECKING:  # numpy, which the command line does not load to start
+    from seqbench.judge.stats import RatioEstimate
 
 # Flagging levels (see the module docstring).
 WIDE_CI = 0.10  # the median's 95% CI half-width, relative
@@ -67,6 +71,75 @@ def disturbances(row: Any) -> list[str]:
     throttling), or its process being off the CPUs (stopped), in full: not how far its
     figures spread, which an interval across processes already holds."""
     return [full for _, full in _disturbed(row)]
+
+
+# Steps whose fastest tenth is shorter than this are not moved by other work sharing the
+# CPU, steal or throttling, which take the CPU in slices longer than that: beside two busy
+# processes on this project's 2-core machine, one thread's fastest tenth moved by +0.0%
+# (0.44 ms steps), +0.2% (1.7 ms), +0.7% (4.6 ms) and +1.9% (12.6 ms), where the median
+# moved by +0.6%, +6%, +17% and +51% (benchmarks/time_slices.py, median of 3 rounds).
+# One millisecond leaves room for shorter slices elsewhere.
+SLICE_S = 1e-3
+
+
+def judge_disturbed(
+    verdict: str,
+    note: str,
+    est: RatioEstimate,
+    base: Any,
+    cand: Any,
+    threshold: float,
+    lower_is_better: bool,
+    *,
+    short: bool = False,
+) -> tuple[str, str]:
+    """A change found between two rows, (verdict, note) once other work on the CPUs is
+    weighed: where either side was disturbed, a regression could be other work slowing
+    the candidate, an improvement other work slowing the baseline, so the estimate is
+    judged again with that side's `slowdown_bound` taken off. `short`: the change was
+    judged relative to the machine's speed, on one thread, and the fastest steps are
+    shorter than `SLICE_S`; sharing cannot have moved them, and the verdict's fast-sample
+    rule already asks that they moved, so the verdict stands."""
+    disturbed = [
+        f"the {side} ({'; '.join(found)})"
+        for side, row in (("baseline", base), ("candidate", cand))
+        if (found := disturbances(row))
+    ]
+    if not disturbed:
+        return verdict, note
+    one_thread = all((row.threads or 1) == 1 or row.device != "cpu" for row in (base, cand))
+    if short and one_thread:
+        return (
+            verdict,
+            "other work shared the CPUs, in slices longer than these steps: not what moved them",
+        )
+    bound = slowdown_bound(cand if verdict == "regression" else base)
+    if _discounted(est, bound, verdict, lower_is_better, threshold) != verdict:
+        return (
+            "inconclusive",
+            f"a {round((est.ratio - 1) * 100):+d}% change, but noisy: {'; '.join(disturbed)}",
+        )
+    return verdict, f"larger than the other work could explain (at most x{bound:.2f})"
+
+
+def _discounted(
+    est: RatioEstimate, bound: float, verdict: str, lower_is_better: bool, threshold: float
+) -> str:
+    """The verdict on `est` had the disturbed side been `bound` times worse than its code."""
+    from seqbench.judge.verdicts import classify
+
+    if math.isinf(bound):
+        return "inconclusive"
+    # A regression's candidate, or an improvement's baseline, counted `bound` times better.
+    scale = 1 / bound if (verdict == "regression") == lower_is_better else bound
+    scaled = dataclasses.replace(
+        est,
+        ratio=est.ratio * scale,
+        ci_low=est.ci_low * scale,
+        ci_high=est.ci_high * scale,
+        fast_ratio=est.fast_ratio * scale,
+    )
+    return classify(scaled, threshold, lower_is_better)[0]
 
 
 def slowdown_bound(row: Any) -> float:
