@@ -253,6 +253,24 @@ def test_a_machine_that_ran_slower_for_the_candidate_is_judged_relative_to_it(tm
     assert (unadjusted.verdict, unadjusted.machine_ratio) == ("regression", None)
 
 
+def test_an_exported_run_keeps_its_processes_and_machine_times(cli, tmp_path):
+    # An export's samples once came back as one batch: compare then saw one process.
+    cell = make_cell()
+    s = lognormal(1, 30)
+    machine = [8e-5, 9e-5, 1.1e-4]
+    run = make_run(tmp_path / "results", [(row_for(cell, s), s)], machine=machine)
+    out = tmp_path / "copy.csv"
+    result = cli.invoke(app, ["export", str(run.path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    copy = load_run(out)
+    row = copy.row(cell.cell_id)
+    per = copy.rounds_per_process(row)
+    assert copy.sample_groups(cell.cell_id, per) == run.sample_groups(cell.cell_id, per)
+    assert copy.machine_times(cell.cell_id, per) == run.machine_times(cell.cell_id, per)
+    (same,) = compare_runs(run, copy).cells
+    assert (same.n_baseline, same.n_candidate, same.ratio) == (3, 3, pytest.approx(1.0))
+
+
 # --------------------------------------------------------------------------- the command
 
 

@@ -155,7 +155,8 @@ def export(
     if exporter.name in ("csv", *ROWS_FORMATS.values()):
         kept = {r.cell_id for r in rows}
         samples = {k: v for k, v in loaded.samples.items() if k in kept}
-        write_file(out, lambda: write_rows_file(out, data, samples, loaded.meta))
+        rounds = loaded.batches
+        write_file(out, lambda: write_rows_file(out, data, samples, loaded.meta, rounds))
     else:
         write_file(out, lambda: atomic_write(out, data))
     from seqbench.output.text import format_plural

@@ -198,16 +198,21 @@ def new_run_dir(root: Path, label: str) -> Path:
 
 
 def write_rows_file(
-    rows_path: Path, rows: str | bytes, samples: dict[str, list[float]], meta: RunMeta
+    rows_path: Path,
+    rows: str | bytes,
+    samples: dict[str, list[float]],
+    meta: RunMeta,
+    rounds: Rounds | None = None,
 ) -> None:
     """Write a rendered rows file with its sidecars, so that `load_run` can read it back
-    (to a device or a pipe, the rows alone: there is nowhere beside it to put the rest)."""
+    (to a device or a pipe, the rows alone: there is nowhere beside it to put the rest).
+    `rounds`: the samples' batches, which keep the processes they came from apart."""
     if is_special(rows_path):
         atomic_write(rows_path, rows)
         return
     samples_path, meta_path = sidecars(rows_path)
     # Samples and metadata first: a rows file never names a cell its samples lack.
-    atomic_write(samples_path, render_samples(samples))
+    atomic_write(samples_path, render_samples(samples, rounds))
     atomic_write(meta_path, render_meta(meta))
     atomic_write(rows_path, rows)
 

@@ -70,7 +70,7 @@ class Run:
         self._samples: dict[str, list[float]] = {}
         self.curves: dict[str, list[Point]] = {}  # learning curves of task cells, by cell id
         self.curves_problem = ""  # why the curves file could not be read, if it could not
-        self._rounds: Rounds = {}
+        self.batches: Rounds = {}
         self._disk: dict[Path, _OnDisk] = {}  # the files that are known to match memory
         self._meta_pending = False  # a resume's new state, saved with the first write
         self._lock = RunLock(path)  # held while this process may write the run
@@ -99,7 +99,7 @@ class Run:
         dead sample lines and whether the samples file may take appends."""
         folder = rows_path.parent if rows_path.name == ROWS_FILE else rows_path
         run = cls(folder, meta, lines)
-        run._samples, run._rounds = samples, rounds
+        run._samples, run.batches = samples, rounds
         run._disk[rows_path] = on_disk
         if read_samples is not None:
             run._pending = (read_samples, rows_path)
@@ -127,12 +127,13 @@ class Run:
         self._samples_store = samples
 
     @property
-    def _rounds(self) -> Rounds:
+    def batches(self) -> Rounds:
+        """Each cell's samples as (round, count, machine_s) batches: their passes and processes."""
         self._load_pending()
         return self._rounds_store
 
-    @_rounds.setter
-    def _rounds(self, rounds: Rounds) -> None:
+    @batches.setter
+    def batches(self, rounds: Rounds) -> None:
         self._rounds_store = rounds
 
     @property
@@ -164,7 +165,7 @@ class Run:
     def samples(self, samples: dict[str, list[float]]) -> None:
         self._pending = None  # replaced whole: what the file holds no longer matters
         self._samples = {k: [float(v) for v in vs] for k, vs in samples.items()}
-        self._rounds = {}
+        self.batches = {}
         self._disk.clear()
 
     def _plan_index(self) -> dict[str, int]:
@@ -178,14 +179,13 @@ class Run:
         `per_process`, one group (one process)."""
         samples = self._samples.get(cell_id, [])
         groups = (
-            by_process(self._rounds.get(cell_id, []), per_process, samples) if per_process else []
+            by_process(self.batches.get(cell_id, []), per_process, samples) if per_process else []
         )
         return groups or ([samples] if samples else [])
 
     def machine_times(self, cell_id: str, per_process: int | None = None) -> list[float] | None:
-        """The machine's reference time in each of a cell's processes, in the order of
-        `sample_groups` (`machine_by_process`); None for one process."""
-        batches = self._rounds.get(cell_id, [])
+        """Each process's machine time, ordered as `sample_groups` (None: one process)."""
+        batches = self.batches.get(cell_id, [])
         return machine_by_process(batches, per_process) if per_process else None
 
     def rounds_per_process(self, row: ResultRow) -> int | None:
@@ -251,13 +251,13 @@ class Run:
         self._ordered = None
         if row.status != "ok":
             self._samples.pop(cell_id, None)
-            self._rounds.pop(cell_id, None)
+            self.batches.pop(cell_id, None)
         elif not appendable:
             self._samples[cell_id] = samples
-            self._rounds[cell_id] = [(round_no, len(samples), machine)]
+            self.batches[cell_id] = [(round_no, len(samples), machine)]
         elif new:
             self._samples[cell_id] = kept + new
-            self._rounds[cell_id] = [*self._rounds.get(cell_id, []), (round_no, len(new), machine)]
+            self.batches[cell_id] = [*self.batches.get(cell_id, []), (round_no, len(new), machine)]
         if not appendable:
             self.save()
             return
@@ -362,7 +362,7 @@ class Run:
         samples_path, meta_path = sidecars(rows_path)
         with saving(rows_path):
             # Samples first: a row never commits samples that are not there yet.
-            atomic_write(samples_path, render_samples(live, self._rounds))
+            atomic_write(samples_path, render_samples(live, self.batches))
             if meta:
                 atomic_write(meta_path, render_meta(self.meta))
             atomic_write(rows_path, render_rows(rows))
