@@ -91,7 +91,7 @@ def main() -> int:
         )
         figures = [statistics.fmean(process_speeds(g)) for g, _ in data]
         machines = [statistics.fmean(math.log(x) for x in m) for _, m in data]
-        adjusted = [f - m for f, m in zip(figures, machines)]
+        adjusted = [f - m for f, m in zip(figures, machines, strict=True)]
         print(
             "  runs' figures, largest over smallest: "
             f"raw x{math.exp(max(figures) - min(figures)):.2f}, relative to the machine "

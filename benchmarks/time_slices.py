@@ -68,7 +68,7 @@ def main() -> int:
             quiet = probe(depth, args.seconds)
             with busy(args.busy):
                 loaded = probe(depth, args.seconds)
-            ratios[depth].append([x / q for x, q in zip(loaded, quiet)])
+            ratios[depth].append([x / q for x, q in zip(loaded, quiet, strict=True)])
             quiet_median[depth].append(quiet[2])
     print(f"{args.busy} busy processes beside, {args.rounds} rounds of {args.seconds:g} s")
     print(f"{'step (quiet median)':>20}{'fastest tenth':>15}{'lower quartile':>16}{'median':>9}")
