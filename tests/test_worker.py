@@ -3,6 +3,7 @@ parent side that turns a dead or silent worker into a row."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 
@@ -20,7 +21,8 @@ TINY = dict(arch="rnn", seq_len=8, batch_size=2, hidden=4, embed=4, vocab=20)
 def test_a_worker_answers_each_request_on_its_own_line(tmp_path):
     answers = tmp_path / "answers.jsonl"
     first = CellRequest(make_cell(**TINY), FAST, round=1)
-    second = CellRequest(make_cell(**TINY, mode="train"), FAST, round=2, memory=False)
+    across = dataclasses.replace(FAST, processes=2)  # judged across processes: the machine too
+    second = CellRequest(make_cell(**TINY, mode="train"), across, round=2, memory=False)
     lines = "".join(json.dumps(r.to_dict()) + "\n" for r in (first, second))
     done = subprocess.run(
         [*worker_command(), str(answers)],
@@ -37,6 +39,7 @@ def test_a_worker_answers_each_request_on_its_own_line(tmp_path):
     assert [r.status for r in rows] == ["ok", "ok"]
     assert [a["round"] for a in (one, two)] == [1, 2]
     assert [len(a["samples"]) for a in (one, two)] == [3, 3]  # FAST: three samples
+    assert one["machine_s"] is None and 0 < two["machine_s"] < 0.1  # the reference step's time
     # The process's high-water mark is the first cell's alone; the second did not ask for memory.
     assert rows[0].peak_rss_bytes > 0 and rows[1].peak_rss_bytes is None
     assert rows[1].peak_mem_bytes is None and rows[0].peak_mem_bytes > 0
