@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from statistics import geometric_mean
 from typing import TYPE_CHECKING, Any
 
 from seqbench.core.errors import SeqbenchError
@@ -170,7 +171,9 @@ def _compare_cell(
         machine = None
     est = process_ratio(base_groups, cand_groups, machine=machine)
     verdict, note = classify(est, threshold, metric.lower_is_better)
-    machine_ratio = None if machine is None else _geomean(machine[1]) / _geomean(machine[0])
+    machine_ratio = (
+        None if machine is None else geometric_mean(machine[1]) / geometric_mean(machine[0])
+    )
     # The processes' spread is in the interval; other work on the CPUs is not: a change
     # stands only where it is larger than the disturbance could make it.
     if verdict in ("regression", "improvement"):
@@ -195,10 +198,6 @@ def _compare_cell(
         metric.lower_is_better,
     )  # fmt: skip
     return dataclasses.replace(comparison, machine_ratio=machine_ratio)
-
-
-def _geomean(values: list[float]) -> float:
-    return math.exp(sum(map(math.log, values)) / len(values))
 
 
 def _groups(run: Run, row: ResultRow) -> list[list[float]]:

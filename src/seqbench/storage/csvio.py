@@ -328,8 +328,13 @@ def read_samples_table(text: str, source: str) -> tuple[list[Batch], bool, bool]
             this = (fields[0], "1" if two else fields[2])
             if this != key:
                 key, values = this, []
-                machine = fields[3] if width == 4 and fields[3] else None
-                batches.append((this[0], int(this[1]), values, machine and _time(machine, n)))
+                machine = float(fields[3]) if width == 4 and fields[3] else None
+                if machine is not None and not 0.0 < machine < math.inf:
+                    raise ResultsError(
+                        f"{source}: damaged samples (line {n}: machine time {fields[3]} is not "
+                        "a time in seconds)"
+                    )
+                batches.append((this[0], int(this[1]), values, machine))
             value = float(fields[1])
             if not 0.0 < value < math.inf:  # NaN, zero, negative or infinite: not a time
                 raise ResultsError(
@@ -338,17 +343,4 @@ def read_samples_table(text: str, source: str) -> tuple[list[Batch], bool, bool]
             values.append(value)
     except ValueError as exc:
         raise ResultsError(f"{source}: cannot read samples ({exc})") from None
-    except _NotATime as exc:
-        raise ResultsError(f"{source}: damaged samples ({exc})") from None
     return batches, torn, old
-
-
-class _NotATime(Exception):
-    pass
-
-
-def _time(text: str, line: int) -> float:
-    value = float(text)
-    if not 0.0 < value < math.inf:
-        raise _NotATime(f"line {line}: machine time {text} is not a time in seconds")
-    return value

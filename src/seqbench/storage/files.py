@@ -6,10 +6,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import math
 import os
 import re
 import stat
+import statistics
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,12 +122,11 @@ def saving(target: Path) -> Iterator[None]:
 
 # A cell's samples as (round, count, machine_s) batches, in order: the rounds they were
 # measured in, and the machine's reference time in each (None: not timed).
-Rounds = dict[str, list[tuple[int, int, float | None]]]
+Batches = list[tuple[int, int, float | None]]
+Rounds = dict[str, Batches]
 
 
-def by_process(
-    batches: list[tuple[int, int, float | None]], per_process: int, samples: list[float]
-) -> list[list[float]]:
+def by_process(batches: Batches, per_process: int, samples: list[float]) -> list[list[float]]:
     """A cell's samples split by the fresh process they came from: each process ran
     `per_process` passes, one process after the other, so pass r (1-based) was process
     (r - 1) // per_process."""
@@ -139,9 +138,7 @@ def by_process(
     return [groups[k] for k in sorted(groups)]
 
 
-def machine_by_process(
-    batches: list[tuple[int, int, float | None]], per_process: int
-) -> list[float] | None:
+def machine_by_process(batches: Batches, per_process: int) -> list[float] | None:
     """The machine's reference time in each process (the geometric mean over its passes),
     in the order of `by_process`; None unless every pass of two or more processes timed it."""
     times: dict[int, list[float]] = {}
@@ -151,7 +148,7 @@ def machine_by_process(
         times.setdefault((round_no - 1) // per_process, []).append(machine)
     if len(times) < 2:
         return None
-    return [math.exp(sum(map(math.log, times[k])) / len(times[k])) for k in sorted(times)]
+    return [statistics.geometric_mean(times[k]) for k in sorted(times)]
 
 
 def render_samples(samples: dict[str, list[float]], rounds: Rounds | None = None) -> str:
