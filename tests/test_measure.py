@@ -163,6 +163,32 @@ def test_inference_runs_without_autograd():
     assert not work.model.training
 
 
+def test_an_inference_cell_builds_no_optimizer_until_it_trains():
+    # torch's first optimizer imports torch._dynamo (over a second of a worker's start):
+    # a speed cell that only infers never pays it; its train_step still works.
+    work = build_workload(make_cell(mode="infer"))
+    assert work.optimizer is None
+    before = [p.detach().clone() for p in work.model.parameters()]
+    work.model.train()
+    work.train_step(*work.inputs, torch.zeros(4, 1))
+    assert any(not torch.equal(a, b) for a, b in zip(before, work.model.parameters(), strict=True))
+
+
+def test_a_worker_that_only_infers_never_imports_dynamo(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from seqbench.measure.workload import build_workload\n"
+        "from tests.helpers import make_cell\n"
+        "build_workload(make_cell(mode='infer')).step()\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_the_same_seed_builds_the_same_model_and_inputs():
     a, b = build_workload(make_cell(), seed=3), build_workload(make_cell(), seed=3)
     c = build_workload(make_cell(), seed=4)

@@ -108,7 +108,12 @@ def build_workload(
     # Inputs go to the device once, before any timing: host-to-device copies are not timed.
     x, y = x.to(device), y.to(device)
     # A task cell trains at its own rate (the lr axis); a speed cell at the settings' rate.
-    optimizer = make_optimizer(kind, model.parameters(), cell.lr or train.lr)
+    # An inference cell without a task never steps it: its optimizer is made on first use,
+    # since torch's first optimizer imports torch._dynamo (1.4 s of every worker's start).
+    rate = cell.lr or train.lr
+    optimizer = (
+        make_optimizer(kind, model.parameters(), rate) if cell.mode == "train" or task else None
+    )
     clip = train.clip if kind == "adam" else 0.0
     scaler = (
         torch.amp.GradScaler(device.type)
@@ -118,6 +123,9 @@ def build_workload(
 
     def train_step(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         # One training step, timed as a whole: zero-grad, forward, loss, backward, update.
+        nonlocal optimizer
+        if optimizer is None:
+            optimizer = make_optimizer(kind, model.parameters(), rate)
         optimizer.zero_grad(set_to_none=True)
         with autocast(cell):
             loss = loss_fn(forward(xb), yb)
