@@ -217,3 +217,41 @@ def test_the_writers_by_column_give_the_text_a_writer_by_row_gives():
         for params in ([7, 7, 7], [7, None, 7], [True, 7, 7]):
             some = [replace(first, mfu=m, params=p) for m, p in zip(values, params, strict=True)]
             assert EXPORTERS["csv"].render(some) == ROWS_HEADER + "".join(map(render_row, some))
+            assert (
+                EXPORTERS["json"].render(some)
+                == "[\n" + ",\n".join("  " + json.dumps(r.to_dict()) for r in some) + "\n]\n"
+            )
+    # JSON puts the columns of one value into each line's template, and the rest in with %:
+    # a % in either, a NaN, one row, and rows of nothing but constant columns.
+    for some in (
+        [replace(r, message="100% of it") for r in rows],
+        [replace(r, message=f"{i}%s", mfu=float("nan")) for i, r in enumerate(rows)],
+        rows[:1],
+        [first, first],
+    ):
+        by_row = "[\n" + ",\n".join("  " + json.dumps(r.to_dict()) for r in some) + "\n]\n"
+        assert EXPORTERS["json"].render(some) == by_row
+
+
+def test_the_columns_of_rows_read_from_a_table_are_the_tables_only_for_those_rows(monkeypatch):
+    # A big table read by column is remembered with its rows, and writing those very rows
+    # starts from its columns; any other rows (reordered, fewer, a copy) are taken apart.
+    from dataclasses import replace
+
+    from seqbench.core import table
+
+    monkeypatch.setattr(table, "_REMEMBER_FROM", 1)
+    made = varied_rows()
+    columns = {name: [getattr(r, name) for r in made] for name in RESULT_COLUMNS}
+    rows = table.rows_from_columns(columns, len(made), typed=True)
+
+    def by_hand(some):
+        return [[getattr(r, name) for r in some] for name in RESULT_COLUMNS]
+
+    remembered = table.columns_of(rows)
+    assert remembered == by_hand(rows)
+    assert table.columns_of(list(rows)) is remembered  # the same rows in a new list
+    changed = [*rows[:-1], replace(rows[-1], median_s=9.0)]
+    for others in (rows[::-1], rows[1:], changed):
+        assert table.columns_of(others) is not remembered
+        assert table.columns_of(others) == by_hand(others)

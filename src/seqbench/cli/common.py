@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -116,7 +117,7 @@ def print_rows(run: Any, rows: list, output_format: str, env: dict) -> None:
     if output_format != "table":
         from seqbench.export import get_exporter
 
-        typer.echo(get_exporter(output_format).render(rows), nl=False)
+        sys.stdout.write(get_exporter(output_format).render(rows))
         return
     from seqbench.output.terminal import results_view
 

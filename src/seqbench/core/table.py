@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import gc
 import itertools
+import operator
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -127,12 +128,36 @@ def rows_from_columns(
             if not row.cell_id:
                 object.__setattr__(row, "cell_id", row.cell.cell_id)
             rows.append(row)
+    if count >= _REMEMBER_FROM:
+        full = {n: [template[n]] * count for n in names if n not in varying}
+        full.update(zip(varying, columns_varying, strict=True))
+        full["cell_id"] = [row.cell_id for row in rows]
+        _remember(rows, [full[n] for n in _COLUMNS])
     return rows
+
+
+# A table read column by column is remembered (the last one only, and only a big one) with
+# the rows made from it, so that writing those same rows out again (export, a whole run's
+# rewrite) starts from its columns instead of taking the rows apart (a second of the five
+# it took to export 200,000 rows).
+_REMEMBER_FROM = 10_000
+_last_table: tuple[tuple[ResultRow, ...], list[list[Any]]] | None = None
+
+
+def _remember(rows: list[ResultRow], columns: list[list[Any]]) -> None:
+    global _last_table
+    _last_table = (tuple(rows), columns)
 
 
 def columns_of(rows: Iterable[ResultRow]) -> list[list[Any]]:
     """The rows' values a column at a time, in the order of the result columns: what a
-    writer that works by column (CSV, JSON) starts from."""
+    writer that works by column (CSV, JSON) starts from. Read them, never change them: the
+    lists may be the remembered table's own."""
+    rows = rows if isinstance(rows, (list, tuple)) else list(rows)
+    if _last_table is not None:  # the very rows of the table last read: its own columns
+        known, columns = _last_table
+        if len(known) == len(rows) and all(map(operator.is_, known, rows)):
+            return columns
     whole = len(_COLUMNS)
     # A row's dict holds its fields in order (ResultRow.to_dict): transposed in one step.
     with collector_paused():

@@ -29,7 +29,7 @@ from seqbench.core.schema import (
     ResultRow,
     column_type,
 )
-from seqbench.core.table import columns_of, constant_column
+from seqbench.core.table import collector_paused, columns_of, constant_column
 
 ROWS_HEADER = ",".join(RESULT_COLUMNS) + "\n"  # no column name needs quoting
 # `machine_s`, on a batch's first line only (blank on the others): the reference step's
@@ -89,10 +89,28 @@ def render_rows(rows: Iterable[ResultRow]) -> str:
     for (_, kind), column in zip(_KINDS, texts, strict=True):
         if kind is str and not _NEEDS_QUOTES.isdisjoint("".join(column)):  # a rare comma
             quoted.update(i for i, text in enumerate(column) if not _NEEDS_QUOTES.isdisjoint(text))
-    lines = [",".join(fields) for fields in zip(*texts, strict=True)]
+    # A column of one text (most of them: the device, the threads, what was not measured)
+    # goes into the line's template once; the rest are put in with one % per line.
+    count = len(texts[0])
+    fixed = [count > 1 and column.count(column[0]) == count for column in texts]
+    template = ",".join(
+        column[0].replace("%", "%%") if same else "%s"
+        for column, same in zip(texts, fixed, strict=True)
+    )
+    varying = [column for column, same in zip(texts, fixed, strict=True) if not same]
+    with collector_paused():
+        lines = (
+            [template % values for values in zip(*varying, strict=True)]
+            if varying
+            else [template % ()] * count
+        )
     for i in quoted:
         lines[i] = _line([column[i] for column in texts])[:-1]
-    return ROWS_HEADER + "\n".join(lines) + "\n"
+    # One join, the header and the last newline in it: each `+` on the whole text copies it
+    # again (0.3 s a copy at 300 MB).
+    lines[0] = ROWS_HEADER + lines[0]
+    lines.append("")
+    return "\n".join(lines)
 
 
 _BOOL_TEXT = {True: "True", False: "False"}
