@@ -348,3 +348,51 @@ def test_the_plan_pins_each_cell_as_normalize_cell_does():
     assert {c.task for c in cells} == {"", *TASKS}
     assert any(c.arch.startswith("mamba(") for c in cells)
     assert {c.hidden for c in cells if c.match_params} - {8}  # widths were matched
+
+
+@pytest.mark.parametrize(
+    "axes",
+    [
+        # an option conv1d does not take, bidirectional and seeds that a speed cell folds,
+        # a repeated batch size, lengths given out of order, streaming
+        dict(arch=("rnn", "conv1d", "lstm"), seq_len=(64, 16, 32), batch_size=(8, 4, 8),
+             mode=("infer", "train", "step"), recurrent_dropout=(0.0, 0.25), seed=(0, 1),
+             bidirectional=(False, True)),
+        # tasks (a task's default rate as 0 and as itself), seeds, a length-sized TCN
+        dict(arch=("gru", "tcn"), task=("adding", "copy"), seq_len=(50, 100), batch_size=(4, 2),
+             mode=("train", "infer"), seed=(0, 1, 2), lr=(0.0, 0.001)),
+        # widths matched to a parameter count: the hidden axis folds
+        dict(arch=("rnn", "lstm"), match_params=(5000,), hidden=(8, 16), batch_size=(1, 2)),
+    ],
+)  # fmt: skip
+def test_a_long_plan_made_as_it_runs_is_the_plan_made_whole(axes):
+    # LongPlan never holds its cells: it makes the plan at one batch size and mode, and from
+    # it the whole plan's size and which combinations make a new cell. Whatever folds two
+    # combinations into one cell, it gives the same cells in the same order as plan().
+    from seqbench.plan.cells import LongPlan
+
+    config = resolve_config(axes=axes)
+    whole = plan(config)
+    long = LongPlan(config.matrices[0])
+    assert list(long) == whole and len(long) == len(whole)
+    assert list(long) == whole  # and again: each pass makes them anew
+    assert long[0] == whole[0] and long[-1] == whole[-1] and long[3:6] == whole[3:6]
+    for device in ("cpu", "cuda"):
+        assert long.count_on(device) == sum(c.device == device for c in whole)
+    batches, modes = set(axes["batch_size"]), set(axes.get("mode", ("infer", "train")))
+    assert len(long.core) * len(batches) * len(modes) == len(whole)
+
+
+def test_only_a_long_one_matrix_plan_is_made_as_it_runs(monkeypatch):
+    from seqbench.plan import cells as cells_module
+    from seqbench.plan.cells import LongPlan, make_plan
+
+    config = resolve_config(axes={"arch": ("rnn", "gru"), "seq_len": (8, 16, 32)})
+    assert isinstance(make_plan(config).cells, list)  # 12 cells: made whole
+    monkeypatch.setattr(cells_module, "LONG_PLAN", 12)
+    long = make_plan(config)
+    assert isinstance(long.cells, LongPlan) and list(long.cells) == plan(config)
+    assert long.device_names() == ["cpu"] and long.count_on("cpu") == 12
+    assert isinstance(make_plan(config, long=False).cells, list)
+    two = SuiteConfig(matrices=(*config.matrices, *config.matrices))
+    assert isinstance(make_plan(two).cells, list)  # matrices may share cells: made whole

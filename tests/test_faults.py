@@ -272,6 +272,33 @@ def test_a_long_plan_is_stored_as_its_size_and_digest_and_still_resumes(cli, tmp
     assert short == [load_run("latest", tmp_path / "short").rows[0].cell_id]
 
 
+def test_a_plan_made_as_it_runs_is_saved_as_its_size_and_resumes(cli, tmp_path, monkeypatch):
+    # A long one-matrix plan (LongPlan) is never listed: the run stores its size and digest
+    # from the start, its rows come in plan order, and a resume of it (after the last row
+    # was lost) measures what is missing and finishes with the plan's cells in order.
+    import json
+
+    from seqbench.plan import cells as cells_module
+
+    monkeypatch.setattr(cells_module, "LONG_PLAN", 2)
+    args = ["run", "--out", str(tmp_path), "--arch", "rnn,gru", "--seq-len", "48,32",
+            "--mode", "infer", *SMALL]  # fmt: skip
+    assert cli.invoke(app, args).exit_code == 0
+    (folder,) = list_run_dirs(tmp_path)
+    stored = json.loads((folder / "meta.json").read_text())["plan"]
+    assert stored["cells"] == 4 and len(stored["sha256"]) == 64
+    order = [(r.cell.arch, r.cell.seq_len) for r in load_run(folder).rows]
+    assert order == [("rnn", 32), ("rnn", 48), ("gru", 32), ("gru", 48)]
+    lines = (folder / ROWS_FILE).read_text().splitlines()
+    (folder / ROWS_FILE).write_text("\n".join(lines[:-1]) + "\n")
+    resumed = cli.invoke(app, ["run", "--out", str(tmp_path), "--resume", str(folder)])
+    assert resumed.exit_code == 0, resumed.output
+    final = load_run(folder)
+    assert [(r.cell.arch, r.cell.seq_len) for r in final.rows] == order
+    assert final.meta.state == "complete" and final.meta.plan_size == 4
+    assert json.loads((folder / "meta.json").read_text())["plan"] == stored
+
+
 def test_resume_refuses_a_different_configuration(cli, tmp_path):
     folder = make_partial_run(cli, tmp_path)
     result = cli.invoke(

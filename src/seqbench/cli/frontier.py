@@ -76,7 +76,7 @@ def frontier(
         settings["threads"] = check_setting("threads", threads, "--threads")
     config = resolve_config(None, axes=axes, settings=settings)
     config = dataclasses.replace(config, measure=PROBE_SETTINGS)
-    plan = make_plan(config)
+    plan = make_plan(config, long=False)  # a frontier searches lengths itself
     if plan.unavailable:
         raise SeqbenchError(next(iter(plan.unavailable.values())))
     if limit is None and any(c.device == "cpu" for c in plan.cells):

@@ -115,7 +115,7 @@ def _measure(session, given: Given) -> None:
         if run_ is None:  # stopped before the run existed: nothing to resume
             err.print("interrupted", markup=False)
             raise typer.Exit(130) from None
-        total = len(run_.meta.plan)
+        total = run_.meta.plan_size
         err.print(
             f"interrupted: {len(run_.rows)} of {format_plural(total, 'cell')} "
             f"{'is' if len(run_.rows) == 1 else 'are'} saved in {run_.path}"

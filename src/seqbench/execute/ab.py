@@ -207,7 +207,7 @@ class ABSession:
                 f"{config.measure.rounds}"
             )
         config = ab_config(config)
-        the_plan = make_plan(config)
+        the_plan = make_plan(config, long=False)  # its pairs are kept by cell, all of them
         if machine is None:
             from seqbench.machine.look import look
 

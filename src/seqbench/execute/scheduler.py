@@ -18,8 +18,7 @@ It yields `CellStarted` and `CellFinished` events and decides nothing about the 
 from __future__ import annotations
 
 import dataclasses
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from seqbench.core.request import CellRequest
@@ -103,33 +102,37 @@ class Scheduler:
 
     # ------------------------------------------------------------------ a whole plan
 
-    def iter_plan(self, cells: list[Cell]) -> Iterator[Event]:
+    def iter_plan(self, cells: Sequence[Cell]) -> Iterator[Event]:
         """Measure what `cells` still lack in the run, round by round, yielding events;
-        the run is saved before every `CellFinished`."""
+        the run is saved before every `CellFinished`. A run with no rows yet goes through
+        `cells` once a round as they come (a long plan is made as it runs); one with rows
+        looks up each cell's finished passes first, once."""
         rounds = self.config.measure.passes
-        done = [rounds_done(self.run.row(cell.cell_id), rounds) for cell in cells]  # once each
-        todo = [
-            (r, cell)
-            for r in range(1, rounds + 1)
-            for cell, finished in zip(cells, done, strict=True)
-            if finished < r
-        ]
-        total = len(todo)
+        if self.run.rows:
+            done = [rounds_done(self.run.row(c.cell_id), rounds) for c in cells]  # once each
+            todo = [
+                [cell for cell, finished in zip(cells, done, strict=True) if finished < r]
+                for r in range(1, rounds + 1)
+            ]
+            total = sum(map(len, todo))
+        else:
+            todo, total = [], len(cells) * rounds
         started = finished = 0
         for round_no in range(1, rounds + 1):
-            queue = deque(cell for r, cell in todo if r == round_no)
+            queue = iter(todo[round_no - 1] if todo else cells)
+            following = next(queue, None)
             in_flight = 0
-            while queue or in_flight:
-                while queue and in_flight < self.executor.capacity:
-                    cell = queue.popleft()
+            while following is not None or in_flight:
+                while following is not None and in_flight < self.executor.capacity:
+                    cell, following = following, next(queue, None)
                     yield CellStarted(cell, started, total, round_no)
                     started += 1
-                    done = self._without_executor(cell)
-                    if done is None:
+                    done_row = self._without_executor(cell)
+                    if done_row is None:
                         self.executor.submit(self.config.request(cell, round_no))
                         in_flight += 1
                         continue
-                    yield CellFinished(done, finished, total, round_no)
+                    yield CellFinished(done_row, finished, total, round_no)
                     finished += 1
                 if in_flight:
                     measurement = self._collect()

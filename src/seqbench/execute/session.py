@@ -36,7 +36,7 @@ from seqbench.core.schema import Cell, Measurement
 from seqbench.execute.base import CellFinished, Event, Executor, Notice
 from seqbench.execute.threads import ThreadsWatch, choose_threads
 from seqbench.machine.env import check_same_environment
-from seqbench.plan.cells import Plan, make_plan
+from seqbench.plan.cells import LongPlan, Plan, make_plan
 from seqbench.plan.config import PROTECTION, SuiteConfig, check_same_configuration
 
 if TYPE_CHECKING:
@@ -291,7 +291,8 @@ class Session:
             run.claim()  # its --csv copy too
             self.env = run.meta.env
             return run
-        env = environment(self.config, [c.device for c in self.plan.cells], executor)
+        env = environment(self.config, self.plan.device_names(), executor)
+        long = self.plan.cells if isinstance(self.plan.cells, LongPlan) else None
         if self._env_hook is not None:
             env = {**self._env_hook(env), **executor.describe()}
         self.env = env
@@ -300,7 +301,7 @@ class Session:
             label=self.asked.label,
             config=self.asked.to_dict(),
             env=env,
-            plan=[c.cell_id for c in self.plan.cells],
+            plan=long.stored() if long else [c.cell_id for c in self.plan.cells],
             extra_csv=self.csv,
         )
         if self._extras:
@@ -345,9 +346,12 @@ class Session:
         from seqbench.execute.scheduler import Scheduler
 
         assert self.run is not None and self._scheduler is not None, "enter the session first"
-        cells = list(self.plan.cells if cells is None else cells)
-        known = set(self.run.meta.plan)
-        self.run.meta.plan.extend(c.cell_id for c in cells if c.cell_id not in known)
+        if cells is None and isinstance(self.plan.cells, LongPlan):
+            cells = self.plan.cells  # made as it runs: its ids are not listed (LongPlan)
+        else:
+            cells = list(self.plan.cells if cells is None else cells)
+            known = set(self.run.meta.plan)
+            self.run.meta.plan.extend(c.cell_id for c in cells if c.cell_id not in known)
         if requests is not None or executor is not None:
             scheduler = Scheduler(requests or self.config, executor or self.executor, self.run)
             yield from scheduler.iter_plan(cells)

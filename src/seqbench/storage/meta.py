@@ -97,6 +97,11 @@ class RunMeta:
         extra = {k: v for k, v in data.items() if k not in known}
         return cls(**values, extra=extra, missing=tuple(missing))
 
+    @property
+    def plan_size(self) -> int:
+        """How many cells the plan holds, listed or stored as its size."""
+        return len(self.plan) or int((self.plan_stored or {}).get("cells", 0))
+
     def replace(self, **changes: Any) -> RunMeta:
         return dataclasses.replace(self, **changes)
 

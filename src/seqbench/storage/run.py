@@ -375,20 +375,14 @@ def create_run(
     label: str,
     config: dict[str, Any],
     env: dict[str, Any],
-    plan: list[str],
+    plan: list[str] | dict[str, Any],  # the ids in run order; or a size and digest (LongPlan)
     extra_csv: Path | None = None,
 ) -> Run:
     path = new_run_dir(root, label)
-    meta = RunMeta(
-        run_id=path.name,
-        label=label,
-        state="running",
-        created_at=now_iso(),
-        created_ns=time.time_ns(),
-        env=env,
-        config=config,
-        plan=plan,
-    )
+    listed = isinstance(plan, list)
+    meta = RunMeta(run_id=path.name, label=label, state="running", created_at=now_iso(),
+                   created_ns=time.time_ns(), env=env, config=config,
+                   plan=plan if listed else [], plan_stored=None if listed else plan)  # fmt: skip
     run = Run(path, meta, extra_csv=extra_csv)
     try:
         run.claim()
