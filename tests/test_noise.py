@@ -360,3 +360,33 @@ def test_the_real_machine_can_be_read():
         "cpus",
         "noisy",
     }
+
+
+def test_a_look_begun_earlier_waits_only_for_what_is_left_of_it(monkeypatch):
+    # `seqbench run` begins its look before importing torch and planning (machine.look.Watch):
+    # the look then ends without waiting, or waits only for the rest of its half second.
+    from seqbench.core import timing
+
+    waited: list[float] = []
+    monkeypatch.setattr(timing, "sleep", waited.append)
+    watch = look.Watch()
+    machine = watch.look(3600.0)  # begun a moment ago: it waits for nearly all of it
+    assert len(waited) == 1 and 3599.0 < waited[0] <= 3600.0
+    assert machine.cpus >= 1
+    look.Watch().look(0.0)  # nothing left of it: no wait
+    assert len(waited) == 1
+
+
+def test_own_work_and_waited_for_childrens_is_not_other_processes_work():
+    # A look that goes on while this process works counts its CPU time (and that of the
+    # children it waited for: a factory probed in a process of its own) as its own.
+    import subprocess
+    import sys
+
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\n"
+    before_self = system.read_counters()
+    before_all = system.read_counters(children=True)
+    subprocess.run([sys.executable, "-c", burn], check=True)
+    own = system.read_counters().cpu_s - before_self.cpu_s
+    with_children = system.read_counters(children=True).cpu_s - before_all.cpu_s
+    assert own < 0.25 <= with_children

@@ -56,6 +56,11 @@ def run(given: Given) -> None:
     and training, on the CPU, in well under a minute. Results are saved after every cell;
     Ctrl-C stops after saving what finished, and --resume finishes the rest.
     """
+    from seqbench.machine.look import Watch
+
+    # The look at how busy the machine is (0.5 s) goes on while torch is imported and the
+    # plan made: this process's own work is not other processes' (machine.look.Watch).
+    watch = Watch()
     from seqbench.execute.session import Session
     from seqbench.plan.suites import resolve_config
 
@@ -70,11 +75,11 @@ def run(given: Given) -> None:
         )
     if given.resume is None:
         config = resolve_config(given.suite, axes=axes, settings=settings)
-        session = Session.start(config, root=given.root, csv=given.csv)
+        session = Session.start(config, root=given.root, csv=given.csv, machine=watch)
     else:
         session = Session.resume(
             given.resume, root=given.root, suite=given.suite, axes=axes, settings=settings,
-            csv=given.csv, retry_errors=given.retry_errors,
+            csv=given.csv, retry_errors=given.retry_errors, machine=watch,
         )  # fmt: skip
     _measure(session, given)
     _report(session, given)

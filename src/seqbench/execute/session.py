@@ -42,7 +42,7 @@ from seqbench.plan.config import PROTECTION, SuiteConfig, check_same_configurati
 if TYPE_CHECKING:
     from seqbench.core.request import CellRequest
     from seqbench.execute.scheduler import RunConfig, Scheduler
-    from seqbench.machine.look import Machine
+    from seqbench.machine.look import Machine, Watch
     from seqbench.storage import Run
 
 # What a front may put in a new run's metadata besides what the session writes.
@@ -114,10 +114,14 @@ def _check_copy(csv: Path, run_id: str = "") -> list[str]:
     return []
 
 
-def _look() -> Machine:
-    from seqbench.machine.look import look
+def _look(machine: Machine | Watch | None) -> Machine:
+    """The machine as the caller saw it, or as a look begun by the caller (a Watch) or
+    taken now finds it."""
+    from seqbench.machine.look import Watch
 
-    return look()
+    if machine is None:
+        machine = Watch()
+    return machine.look() if isinstance(machine, Watch) else machine
 
 
 class Session:
@@ -168,7 +172,7 @@ class Session:
         executor: Executor | None = None,
         extras: Extras | None = None,
         env_hook: EnvHook | None = None,
-        machine: Machine | None = None,
+        machine: Machine | Watch | None = None,
     ) -> Session:
         """A new run of `config` under `root` (not created until the session is entered).
         `the_plan` replaces the configuration's (a frontier plans as it goes, the pytest
@@ -176,7 +180,7 @@ class Session:
         `extras` go into the run's metadata; `env_hook` turns the environment taken here
         into the one the run records."""
         the_plan = make_plan(config) if the_plan is None else the_plan
-        measured, warning = choose_threads(config, machine or _look())
+        measured, warning = choose_threads(config, _look(machine))
         # Refused before anything exists, so no empty run is left.
         copy = _check_copy(csv) if csv is not None else []
         return cls(
@@ -202,7 +206,7 @@ class Session:
         settings: Mapping[str, Any] | None = None,
         csv: Path | None = None,
         retry_errors: bool = False,
-        machine: Machine | None = None,
+        machine: Machine | Watch | None = None,
     ) -> Session:
         """An interrupted run (its id, folder or 'latest' under `root`), ready to measure the
         cells it lacks with its saved configuration. `suite`, `axes` and `settings` say
@@ -244,7 +248,7 @@ class Session:
             the_plan = make_plan(config)
             if config.threads is None and config.executor != "ray":  # as many as it began with
                 config = dataclasses.replace(config, threads=run.meta.env.get("threads"))
-            measured, warning = choose_threads(config, machine or _look())
+            measured, warning = choose_threads(config, _look(machine))
         except BaseException:
             run.close()  # a refused resume leaves the run to the next one
             raise

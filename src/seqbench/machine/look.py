@@ -52,13 +52,29 @@ class Machine:
 
 def look(seconds: float = 0.5, root: Path = system.ROOT) -> Machine:
     """Watch the machine for `seconds` (this process idle) and say how busy it is."""
-    from seqbench.core.timing import sleep
+    return Watch(root).look(seconds)
 
-    before = system.read_counters(root)
-    sleep(seconds)
-    after = system.read_counters(root)
-    seen = system.interference(before, after, threads=1, steps=1, root=root)
-    return Machine(system.usable_cpus(root), seen["others_cores"], after.load1, seen["steal_frac"])
+
+class Watch:
+    """A look at the machine begun now and ended by `look`: what this process (and any
+    child it waited for) does meanwhile is its own work, not other processes', so a command
+    begins the look before its imports and planning and waits only for what remains of it
+    (`seqbench run` waited 0.5 s more before its first cell)."""
+
+    def __init__(self, root: Path = system.ROOT) -> None:
+        self._root = root
+        self._before = system.read_counters(root, children=True)
+
+    def look(self, seconds: float = 0.5) -> Machine:
+        from seqbench.core.timing import sleep
+
+        left = seconds - self._before.watch.elapsed()
+        if left > 0:
+            sleep(left)
+        after = system.read_counters(self._root, children=True)
+        seen = system.interference(self._before, after, threads=1, steps=1, root=self._root)
+        cpus = system.usable_cpus(self._root)
+        return Machine(cpus, seen["others_cores"], after.load1, seen["steal_frac"])
 
 
 @dataclass(frozen=True)
