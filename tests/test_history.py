@@ -255,3 +255,61 @@ def test_an_output_that_is_a_runs_own_file_is_refused(cli, stepped):
     result = invoke(cli, stepped, "--out", str(results))
     assert result.exit_code == 2 and result.stdout == ""
     assert f"--out {results}: that is the run {folder.name}'s own file" in result.stderr
+
+
+def save_machine_history(root, code, machine, *, timed=True):
+    """One run per commit, each measured in 3 processes that timed the machine's reference
+    step: the cell's samples are code[i] x machine[i] ms (with a small wobble), the
+    reference machine[i] x 10 ms; `timed` False leaves the last run without the reference."""
+    from seqbench.storage import create_run
+    from tests.helpers import add_in_processes
+
+    for i, (c, m) in enumerate(zip(code, machine, strict=True)):
+        when = START + dt.timedelta(days=i)
+        env = {"cpu": "Test CPU", "threads": 1, "flush_denormal": True, "torch": "x",
+               "git_commit": commit(i), "git_dirty": False, "time": when.isoformat(),
+               "git_commit_time": when.isoformat()}  # fmt: skip
+        run = create_run(root, label=f"m{i}", config={"label": f"m{i}"}, env=env, plan=[])
+        wobble = WOBBLE[i % len(WOBBLE)]
+        samples = [1e-3 * c * m * wobble * (1 + 0.001 * k) for k in range(9)]
+        row = ResultRow.for_cell(make_cell(arch="lstm"), median_s=samples[4], params=100)
+        last = i == len(code) - 1
+        reference = None if last and not timed else [1e-2 * m * wobble] * 3
+        add_in_processes(run, row, samples, processes=3, machine=reference)
+        run.finish("complete")
+
+
+def test_history_judges_each_run_relative_to_its_machines_speed(tmp_path):
+    # Six runs on a machine running at its usual speed, then six on one 1.5x slower (a busy
+    # host), the code unchanged: relative to the reference step timed in each run's
+    # processes there is no step, as compare would judge it. A real 30% slowdown of the
+    # code on a steady machine is still a step of x1.3.
+    slower_machine = tmp_path / "machine"
+    save_machine_history(slower_machine, [1.0] * 12, [1.0] * 6 + [1.5] * 6)
+    runs, _ = gather_runs([], slower_machine)
+    history = build_history(runs)
+    (series,) = history.series
+    assert series.relative and not series.changes.steps and not gate_steps(history, 0.1)
+    assert series.points[-1].machine_s == pytest.approx(1.5e-2 * WOBBLE[11 % len(WOBBLE)])
+    medians = [p.median_s for p in series.points]  # the medians as measured did move 1.5x
+    assert max(medians) / min(medians) > 1.4
+
+    slower_code = tmp_path / "code"
+    save_machine_history(slower_code, [1.0] * 6 + [1.3] * 6, [1.0, 1.04, 0.97, 1.02] * 3)
+    history = build_history(gather_runs([], slower_code)[0])
+    (step,) = history.series[0].changes.steps
+    assert history.series[0].relative and step.ratio == pytest.approx(1.3, rel=0.03)
+    assert [s for s, _ in gate_steps(history, 0.1)] == history.series
+
+    untimed = tmp_path / "untimed"  # one run without the reference: the medians as measured
+    save_machine_history(untimed, [1.0] * 12, [1.0] * 6 + [1.5] * 6, timed=False)
+    history = build_history(gather_runs([], untimed)[0])
+    assert not history.series[0].relative and history.series[0].changes.steps
+
+
+def test_the_history_says_its_steps_are_relative_to_the_machine(cli, tmp_path):
+    save_machine_history(tmp_path, [1.0] * 12, [1.0] * 6 + [1.5] * 6)
+    result = invoke(cli, tmp_path, "--fail-on-step")
+    assert result.exit_code == 0, result.output
+    assert "relative to the machine's speed in each run" in " ".join(result.output.split())
+    assert "PASS" in result.output

@@ -9,6 +9,7 @@ cell's series (seqbench.judge.changepoints). Nothing here prints.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,6 +40,9 @@ class Point:
     median_s: float
     ci_low_s: float | None
     ci_high_s: float | None
+    # The machine's reference step in the run's processes (their geometric mean), where the
+    # run timed it (two or more processes on a CPU): how fast the machine ran that run.
+    machine_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,10 @@ class Series:
     environment: int
     points: list[Point]
     changes: ChangePoints
+    # The steps were found in the medians relative to each run's machine speed (every run
+    # of the series timed the reference), as `compare` judges: a run on a slower machine
+    # moment is not a step of the code. False: in the medians as measured.
+    relative: bool = False
 
     def first_after(self, step_index: int) -> Point:
         """The first run on the new level: the commit a step is blamed on."""
@@ -170,7 +178,26 @@ def _point(run: Run, position: int, row: ResultRow, order: str) -> Point:
         median_s=float(row.median_s),
         ci_low_s=row.ci_low_s,
         ci_high_s=row.ci_high_s,
+        machine_s=_machine(run, row),
     )
+
+
+def _machine(run: Run, row: ResultRow) -> float | None:
+    per_process = run.rounds_per_process(row)
+    times = run.machine_times(row.cell_id, per_process) if per_process else None
+    return statistics.geometric_mean(times) if times else None
+
+
+def series_values(points: Sequence[Point]) -> tuple[list[float], bool]:
+    """What a series' steps are found in: each run's median relative to its machine's speed
+    (scaled back to seconds by the series' typical machine time) where every run timed the
+    reference, else the medians as measured; and which of the two it is."""
+    medians = [p.median_s for p in points]
+    machine = [p.machine_s for p in points]
+    if len(points) < 2 or any(m is None or m <= 0 for m in machine):
+        return medians, False
+    typical = statistics.geometric_mean(machine)
+    return [t * typical / m for t, m in zip(medians, machine, strict=True)], True
 
 
 def build_history(
@@ -206,10 +233,11 @@ def build_history(
     if not by_key:
         raise SeqbenchError("none of the chosen cells was measured (status ok) in these runs")
     settings = settings or Settings()
-    series = [
-        Series(cell, env_number, points, find_change_points([p.median_s for p in points], settings))
-        for (env_number, cell), points in sorted(by_key.items(), key=lambda kv: kv[0][0])
-    ]
+    series = []
+    for (env_number, cell), points in sorted(by_key.items(), key=lambda kv: kv[0][0]):
+        values, relative = series_values(points)
+        changes = find_change_points(values, settings)
+        series.append(Series(cell, env_number, points, changes, relative))
     return History(chosen, environments, series, len(ordered), list(skipped))
 
 

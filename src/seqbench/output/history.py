@@ -182,6 +182,13 @@ def format_history_notes(history: History) -> list[str]:
                 f"env {env.number} ({env.runs} runs) differs from env 1: "
                 f"{format_env_differences(env.differences)}; its runs are a separate series"
             )
+    relative = sum(s.relative for s in history.series)
+    if relative:
+        which = "every cell" if relative == len(history.series) else f"{relative} cell(s)"
+        lines.append(
+            f"steps and levels of {which} are relative to the machine's speed in each run (a "
+            "fixed reference step timed in its processes, as compare judges), at its typical speed"
+        )
     labels, _ = cell_labels([s.cell for s in history.series])
     for label, s in zip(labels, history.series, strict=True):
         for d in s.changes.drifts:
