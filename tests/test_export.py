@@ -183,7 +183,7 @@ def test_an_integer_column_with_a_blank_stays_integer_and_reads_back_the_same():
     skipped = ResultRow.for_cell(make_cell(seq_len=32), status="skipped")
     ours, theirs = EXPORTERS["csv"].render([measured, skipped]), pandas_csv([measured, skipped])
     # pandas made the whole column float64 because of the blank; one line cannot know that.
-    assert ",1234,,,,,0.5,,,,,7," in ours and ",1234.0,,,,,0.5,,,,,7.0," in theirs
+    assert ",1234,,,,,,0.5,,,,,7," in ours and ",1234.0,,,,,,0.5,,,,,7.0," in theirs
     assert parse_rows(ours, "csv", "ours") == parse_rows(theirs, "csv", "theirs")
 
 

@@ -221,3 +221,65 @@ def test_core_shape_carries_the_cell_options():
         embed=9, hidden=4, layers=2, bidirectional=True, dropout=0.1, recurrent_dropout=0.2
     )
     assert core_shape(cell) == CoreShape(9, 4, 2, True, 0.1, 0.2, seq_len=cell.seq_len)
+
+
+# Keras 3.15.1's count_params() of the seed's models (KERAS_BACKEND=torch; the embedding of
+# 10,000 words is 32 wide, 128 for the Conv1D stack): (arch, layers, bidirectional,
+# dropout) -> parameters. SimpleRNN and LSTM keep one bias per gate block there, PyTorch two.
+SEED_IN_KERAS = {
+    ("rnn", 1, False, 0.0): 322_113,  # SimpleRNN(32): 2,080
+    ("lstm", 1, False, 0.0): 328_353,  # LSTM(32): 8,320
+    ("gru", 1, False, 0.0): 326_369,  # GRU(32), reset_after: 6,336, as PyTorch
+    ("gru", 1, False, 0.2): 326_369,  # with dropout and recurrent_dropout
+    ("lstm", 2, False, 0.0): 336_673,  # two stacked LSTM(32)
+    ("lstm", 1, True, 0.0): 336_705,  # Bidirectional(LSTM(32))
+    ("conv1d", 2, False, 0.0): 1_315_937,  # Conv1D(32, 7) -> MaxPool(5) -> Conv1D(32, 7)
+}
+
+
+def _seed_cells():
+    from seqbench.plan.cells import plan
+    from seqbench.plan.suites import resolve_config
+
+    return plan(resolve_config("seed"))
+
+
+def test_the_seed_suites_models_count_as_keras_counts_them():
+    from seqbench.measure.workload import build_workload
+
+    found = {}
+    for cell in _seed_cells():
+        if cell.mode != "infer":
+            continue
+        work = build_workload(cell)
+        key = (cell.arch, cell.layers, cell.bidirectional, cell.dropout)
+        found[key] = work.params_keras
+        biases = {"rnn": 1, "lstm": 4}.get(cell.arch, 0)  # PyTorch's second bias vectors
+        directions = 2 if cell.bidirectional else 1
+        assert work.params - work.params_keras == biases * cell.hidden * cell.layers * directions
+    assert found == SEED_IN_KERAS
+    transformer = build_workload(make_cell(arch="transformer"))
+    assert transformer.params_keras is None  # no Keras layer to count it as
+
+
+def test_the_keras_counts_are_keras_own(monkeypatch):
+    # Where Keras is installed (not a dependency): each seed model built in Keras itself.
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    from keras import layers
+
+    def built(arch, stacked, bidirectional, dropout):
+        drop = {"dropout": dropout, "recurrent_dropout": dropout} if dropout else {}
+        if arch == "conv1d":
+            core = [layers.Conv1D(32, 7, activation="relu"), layers.MaxPooling1D(5),
+                    layers.Conv1D(32, 7, activation="relu"), layers.GlobalMaxPooling1D()]  # fmt: skip
+        else:
+            kind = {"rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}[arch]
+            core = [kind(32, return_sequences=True, **drop) for _ in range(stacked - 1)]
+            last = kind(32, **drop)
+            core.append(layers.Bidirectional(last) if bidirectional else last)
+        embed = layers.Embedding(10_000, 128 if arch == "conv1d" else 32)
+        model = keras.Sequential([keras.Input(shape=(500,)), embed, *core, layers.Dense(1)])
+        return model.count_params()
+
+    assert {key: built(*key) for key in SEED_IN_KERAS} == SEED_IN_KERAS

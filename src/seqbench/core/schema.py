@@ -3,6 +3,7 @@
 Every sweep parameter is a column of its own; measured columns carry their unit in the name.
 `SCHEMA_VERSION` changes whenever a column is added, renamed or changes meaning; loading
 accepts older versions and fills new columns with their defaults.
+This module is long because the history is kept whole below, one entry a version.
 
 Schema history
 --------------
@@ -48,6 +49,8 @@ Schema history
 14 (2026-12-07): samples.csv's `machine_s`, on the first line of each process's batch: a
    fixed reference step's time in that process, just before and after the batch (the
    machine's speed at that moment; `compare` judges times relative to it).
+15 (2026-12-08): `params_keras`, the model's parameters as Keras counts the seed's layers
+   (SimpleRNN and LSTM keep one bias per gate block where PyTorch keeps two).
 
 """
 
@@ -58,7 +61,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 14
+SCHEMA_VERSION = 15
 
 STATUSES = ("ok", "oom", "error", "timeout", "skipped")
 # infer: a forward pass over whole sequences; train: one optimiser step; step: one token of
@@ -149,6 +152,9 @@ class ResultRow(Cell):
     # -- what was built --
     params: int | None = None
     core_params: int | None = None
+    # `params` as Keras counts the seed's layers (one bias per gate block in SimpleRNN and
+    # LSTM): the seed's own numbers; empty for an architecture Keras has no layer for.
+    params_keras: int | None = None
     flops_per_seq: int | None = None
     kernel: str = ""
     kernel_note: str = ""
@@ -300,7 +306,7 @@ class Measurement:
 
 _INT = frozenset({
     "threads", "seq_len", "batch_size", "hidden", "layers", "vocab", "embed", "params",
-    "core_params", "flops_per_seq", "repeats", "inner_loops", "rounds", "processes",
+    "core_params", "params_keras", "flops_per_seq", "repeats", "inner_loops", "rounds", "processes",
     "peak_mem_bytes", "peak_rss_bytes", "peak_reserved_bytes", "state_bytes", "train_steps",
     "memory_horizon", "match_params", "seed", "steps_to_target", "instr_steps",
 })  # fmt: skip

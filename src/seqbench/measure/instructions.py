@@ -86,6 +86,7 @@ def count_instructions(request: CellRequest) -> Measurement:
         cell,
         params=work.params,
         core_params=work.core_params,
+        params_keras=work.params_keras,
         instr_per_step=max(0, total - empty) / steps,
         instr_steps=steps,
         threads=torch.get_num_threads(),

@@ -73,6 +73,7 @@ def time_workload(
         cell,
         params=work.params,
         core_params=work.core_params,
+        params_keras=work.params_keras,
         flops_per_seq=flops,
         kernel=kernel,
         kernel_note=note,

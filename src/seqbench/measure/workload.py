@@ -36,6 +36,7 @@ class Workload:
     # Streaming: the bytes one sequence's state holds after the timed token, read from the
     # live state the first time the step runs (empty until then, and in other modes).
     state_bytes: list[int] = field(default_factory=list)
+    params_keras: int | None = None  # the parameters as Keras counts them, where it can
 
     def autocast(self) -> contextlib.AbstractContextManager:
         return autocast(self.cell)
@@ -82,6 +83,16 @@ def build_workload(
     RMSprop); with one, a batch of the task's training data and the task's loss, with Adam
     and gradient clipping for synthetic tasks or RMSprop for IMDB, unless `train` says else.
     """
+    from seqbench.models import keras_param_count
+
+    work = _build(cell, seed, train, task, compile_backend)
+    work.params_keras = keras_param_count(cell, work.params, work.core_params)
+    return work
+
+
+def _build(
+    cell: Cell, seed: int, train: TrainSettings | None, task: Task | None, compile_backend: str
+) -> Workload:
     train = train or TrainSettings()
     device = torch.device(cell.device)
     torch.manual_seed(seed)

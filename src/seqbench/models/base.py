@@ -107,6 +107,10 @@ class ArchSpec:
     # for other values (registry.get_arch names it).
     knobs: dict[str, int] = field(default_factory=dict)
     variant: Callable[..., ArchSpec] | None = None
+    # The core's parameters as Keras counts its layer of the same name (the seed's models are
+    # written in Keras): one bias vector per gate block in SimpleRNN and LSTM, where PyTorch
+    # keeps two. None for an architecture Keras has no layer for.
+    keras_params: Callable[[CoreShape], int] | None = None
 
 
 class SequenceModel(nn.Module):

@@ -67,9 +67,10 @@ def conv_flops(shape: CoreShape, seq_len: int) -> int:
 CONV1D = ArchSpec(
     name="conv1d",
     summary="the seed's stack: Conv1D k=7 -> MaxPool 5 -> Conv1D k=7 -> global max-pool",
-    param_formula="7·I·H + H + 7·H·H + H",
+    param_formula="7·I·H + H + 7·H·H + H (Keras: the same)",
     build=Conv1dCore,
     count_params=conv_params,
+    keras_params=conv_params,
     forward_flops=conv_flops,
     options=BUILTIN_OPTIONS["conv1d"],
     # Two convolutions, one direction, no dropout: whatever the matrix says about these.

@@ -221,15 +221,21 @@ def set_forget_bias(model: nn.Module, value: float) -> int:
     return changed
 
 
-def recurrent_params(kind: str, shape: CoreShape) -> int:
-    """G·H·(I+H) + 2·G·H per layer and direction (PyTorch keeps two bias vectors per gate block)."""
+def recurrent_params(kind: str, shape: CoreShape, biases: int = 2) -> int:
+    """G·H·(I+H) + 2·G·H per layer and direction (PyTorch keeps two bias vectors per gate
+    block); `biases` 1 counts as Keras' SimpleRNN and LSTM do."""
     gates, hidden = GATES[kind], shape.hidden
     directions = 2 if shape.bidirectional else 1
     total = 0
     for layer in range(shape.layers):
         inputs = shape.input_size if layer == 0 else hidden * directions
-        total += directions * (gates * hidden * (inputs + hidden) + 2 * gates * hidden)
+        total += directions * (gates * hidden * (inputs + hidden) + biases * gates * hidden)
     return total
+
+
+# Bias vectors per gate block in Keras' layer of the same name: SimpleRNN and LSTM keep one
+# (b), GRU two (reset_after=True, its default since TensorFlow 2: the recurrent bias apart).
+KERAS_BIASES = {"rnn": 1, "lstm": 1, "gru": 2}
 
 
 def recurrent_flops(kind: str, shape: CoreShape, seq_len: int) -> int:
@@ -250,15 +256,23 @@ _SUMMARIES = {
 }
 
 
+_KERAS_TEXT = {
+    "rnn": "Keras: H·(I+H) + H",
+    "lstm": "Keras: 4·H·(I+H) + 4·H",
+    "gru": "Keras: the same",
+}
+
+
 def recurrent_spec(kind: str) -> ArchSpec:
     gates = GATES[kind]
     g = "" if gates == 1 else f"{gates}·"
     return ArchSpec(
         name=kind,
         summary=_SUMMARIES[kind],
-        param_formula=f"{g}H·(I+H) + 2·{g}H per layer and direction",
+        param_formula=f"{g}H·(I+H) + 2·{g}H per layer and direction ({_KERAS_TEXT[kind]})",
         build=lambda shape: RecurrentCore(kind, shape),
         count_params=lambda shape: recurrent_params(kind, shape),
+        keras_params=lambda shape: recurrent_params(kind, shape, KERAS_BIASES[kind]),
         forward_flops=lambda shape, seq_len: recurrent_flops(kind, shape, seq_len),
         options=BUILTIN_OPTIONS[kind],
         state_bytes=lambda shape, seq_len, size: recurrent_state_bytes(kind, shape, size),

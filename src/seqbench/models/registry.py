@@ -231,6 +231,15 @@ def short_sight(cell: Cell) -> str | None:
 MAX_WIDTH = 1 << 16
 
 
+def keras_param_count(cell: Cell, params: int, core_params: int) -> int | None:
+    """A built model's parameters as Keras counts them (the seed's convention): its core's
+    Keras count in place of the core's; None where Keras has no such layer."""
+    spec = get_arch(cell.arch)
+    if spec.keras_params is None:
+        return None
+    return params - core_params + spec.keras_params(core_shape(cell))
+
+
 def core_param_count(cell: Cell) -> int:
     """The core's parameters: from the formula, or counted on a built core without one."""
     spec = get_arch(cell.arch)
