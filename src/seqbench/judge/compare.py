@@ -114,12 +114,14 @@ def _compare_cell(
     metric: Metric,
     threshold: float,
     machine: tuple[list[float], list[float]] | None = None,
+    cell: Cell | None = None,
 ) -> CellComparison:
     """One cell's verdict. `base_groups` and `cand_groups` are each side's timing samples
     split by the fresh process they came from: with two or more processes on each side the
     change is judged across processes (stats.process_ratio), relative to the machine's
-    speed in each process where `machine` gives it; otherwise from the samples."""
-    cell = base.cell
+    speed in each process where `machine` gives it; otherwise from the samples. `cell`:
+    the rows' cell, where the caller has it already."""
+    cell = cell or base.cell
     if base.status != "ok" or cand.status != "ok":
         if base.status == "ok":  # it used to work: now it errors, runs out of memory or time
             return CellComparison(
@@ -256,7 +258,7 @@ def compare_runs(
         _compare_cell(
             base_rows[key], cand_rows[key], _groups(baseline, base_rows[key]),
             _groups(candidate, cand_rows[key]), chosen, threshold,
-            _machine(baseline, base_rows[key], candidate, cand_rows[key], same_env),
+            _machine(baseline, base_rows[key], candidate, cand_rows[key], same_env), key,
         )
         for key in base_rows
         if key in cand_rows
