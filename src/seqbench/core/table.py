@@ -129,24 +129,35 @@ def rows_from_columns(
                 object.__setattr__(row, "cell_id", row.cell.cell_id)
             rows.append(row)
     if count >= _REMEMBER_FROM:
-        full = {n: [template[n]] * count for n in names if n not in varying}
-        full.update(zip(varying, columns_varying, strict=True))
-        full["cell_id"] = [row.cell_id for row in rows]
-        _remember(rows, [full[n] for n in _COLUMNS])
+        global _last_table
+        _last_table = (tuple(rows), template, dict(zip(varying, columns_varying, strict=True)), [])
     return rows
 
 
 # A table read column by column is remembered (the last one only, and only a big one) with
 # the rows made from it, so that writing those same rows out again (export, a whole run's
 # rewrite) starts from its columns instead of taking the rows apart (a second of the five
-# it took to export 200,000 rows).
+# it took to export 200,000 rows): the rows, the template of the constant columns, and the
+# varying ones, made into whole columns (kept) only when those rows are first written.
 _REMEMBER_FROM = 10_000
-_last_table: tuple[tuple[ResultRow, ...], list[list[Any]]] | None = None
+_last_table: (
+    tuple[tuple[ResultRow, ...], dict[str, Any], dict[str, list[Any]], list[list[list[Any]]]] | None
+) = None
 
 
-def _remember(rows: list[ResultRow], columns: list[list[Any]]) -> None:
-    global _last_table
-    _last_table = (tuple(rows), columns)
+def _remembered_columns(rows: list[ResultRow] | tuple[ResultRow, ...]) -> list[list[Any]] | None:
+    """The remembered table's columns, if `rows` are the very rows made from it."""
+    if _last_table is None:
+        return None
+    known, template, varying, made = _last_table
+    if len(known) != len(rows) or not all(map(operator.is_, known, rows)):
+        return None
+    if not made:
+        count = len(rows)
+        columns = {n: varying[n] if n in varying else [template[n]] * count for n in _COLUMNS}
+        columns["cell_id"] = [row.cell_id for row in rows]  # some made as the rows were
+        made.append([columns[n] for n in _COLUMNS])
+    return made[0]
 
 
 def columns_of(rows: Iterable[ResultRow]) -> list[list[Any]]:
@@ -154,10 +165,9 @@ def columns_of(rows: Iterable[ResultRow]) -> list[list[Any]]:
     writer that works by column (CSV, JSON) starts from. Read them, never change them: the
     lists may be the remembered table's own."""
     rows = rows if isinstance(rows, (list, tuple)) else list(rows)
-    if _last_table is not None:  # the very rows of the table last read: its own columns
-        known, columns = _last_table
-        if len(known) == len(rows) and all(map(operator.is_, known, rows)):
-            return columns
+    remembered = _remembered_columns(rows)  # the very rows of the table last read
+    if remembered is not None:
+        return remembered
     whole = len(_COLUMNS)
     # A row's dict holds its fields in order (ResultRow.to_dict): transposed in one step.
     with collector_paused():

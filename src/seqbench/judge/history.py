@@ -183,8 +183,7 @@ def _point(run: Run, position: int, row: ResultRow, order: str) -> Point:
 
 
 def _machine(run: Run, row: ResultRow) -> float | None:
-    per_process = run.rounds_per_process(row)
-    times = run.machine_times(row.cell_id, per_process) if per_process else None
+    times = run.machine_times(row.cell_id, run.rounds_per_process(row))
     return statistics.geometric_mean(times) if times else None
 
 

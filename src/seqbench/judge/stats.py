@@ -506,7 +506,7 @@ def process_ratio(
 
 def process_speeds(groups: Sequence[Sequence[float]]) -> np.ndarray:
     """Each process's speed as compared: the log of its steps' lower quartile."""
-    return np.log([percentile([float(v) for v in g], PROCESS_QUANTILE) for g in groups])
+    return np.log([percentile(g, PROCESS_QUANTILE) for g in groups])
 
 
 def trimmed_mean(
