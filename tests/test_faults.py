@@ -221,6 +221,41 @@ def test_sigterm_stops_a_run_like_ctrl_c(tmp_path):
     assert load_run(folder).meta.state == "interrupted"
 
 
+SHIM = """
+from seqbench.cli import main
+from seqbench.cli.app import OneLineErrors
+
+def invoke(self, ctx, original=OneLineErrors.invoke):
+    try:
+        return original(self, ctx)
+    finally:  # a KeyboardInterrupt leaves an exec of source text, and is handled
+        try:
+            exec("raise KeyboardInterrupt")
+        except KeyboardInterrupt:
+            pass
+
+OneLineErrors.invoke = invoke
+main()
+"""
+
+
+@pytest.mark.parametrize(("command", "code"), [("runs", 0), ("show", 2)])
+def test_an_interrupt_handled_inside_an_exec_leaves_the_exit_code_alone(tmp_path, command, code):
+    # CPython ends a `python -m` process by SIGINT at exit once a KeyboardInterrupt has left
+    # an exec of source text, however it was handled after: a SIGTERM that landed while a
+    # lazy import made a dataclass turned the run's 130 into -2 (about one run in ten).
+    (tmp_path / "interrupted_in_exec.py").write_text(SHIM)
+    args = ["runs"] if command == "runs" else ["show", "nope"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "interrupted_in_exec", *args, "--root", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT / "src")])},
+        timeout=120,
+    )
+    assert proc.returncode == code, proc.stderr
+
+
 def make_partial_run(cli, tmp_path) -> Path:
     args = [
         "run",
