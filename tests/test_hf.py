@@ -198,3 +198,40 @@ def test_a_step_cell_of_an_hf_model_measures_and_carries_its_cache_bytes(cli, tm
     assert rows["hf:gpt2"].state_bytes == 2 * 2 * 8 * 16 * 4
     assert rows["hf:mamba"].state_bytes > 0
     assert rows["hf:rwkv"].status == "skipped" and "not stepped" in rows["hf:rwkv"].message
+
+
+@pytest.mark.parametrize("model_type", TYPES)
+def test_the_lm_task_trains_an_hf_model_through_its_own_head_and_loss(model_type):
+    from seqbench.measure.workload import build_workload
+    from seqbench.tasks import prepared
+
+    torch.manual_seed(0)
+    cell = normalize_cell(
+        make_cell(arch=f"hf:{model_type}", hidden=32, embed=32, layers=2, seq_len=12,
+                  task="lm(vocab=50)", mode="train")
+    )  # fmt: skip
+    task = prepared(cell.task, cell.seq_len, cell.vocab, 0, None)
+    work = build_workload(cell, 0, None, task)
+    model, core = work.model, work.model.core
+    config = core.model.config
+    assert (config.vocab_size, type(model.head).__name__) == (50, "Identity")
+    # Tied where the configuration ties them: the embedding is the head's weight, counted once.
+    tied = bool(getattr(config, "tie_word_embeddings", False))
+    assert (model.adapter.weight is core.model.get_output_embeddings().weight) == tied
+    fresh = transformers.AutoModelForCausalLM.from_config(config)
+    assert count_parameters(model) == sum(p.numel() for p in fresh.parameters())
+
+    # transformers' causal LM with the same weights, called on the tokens with labels
+    ref = transformers.AutoModelForCausalLM.from_config(config)
+    missing, unexpected = ref.load_state_dict(core.model.state_dict(), strict=False)
+    assert not unexpected and all("emb" in k or "wte" in k for k in missing), missing
+    ref.set_input_embeddings(model.adapter)
+    batch = task.train_batch(3, torch.Generator().manual_seed(1))
+    tokens = torch.cat([batch.x, batch.y[:, -1:]], dim=1)  # x, and the token after its last
+    model.eval()
+    with torch.no_grad():
+        theirs = ref.eval()(input_ids=tokens, labels=tokens, use_cache=False).loss
+        ours = core.own_loss(model(batch.x), batch.y)
+    timed = work.train_step(batch.x, batch.y)  # what a training step computes, before updating
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(timed.detach(), theirs, rtol=1e-5, atol=1e-5)

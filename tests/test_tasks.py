@@ -355,7 +355,7 @@ def test_an_isolated_task_cell_is_trained_in_its_worker(cli, tmp_path):
     [
         (
             ["--task", "mnist"],
-            "error: --task: unknown task 'mnist'; did you mean 'mnist1d'? choose from: adding, copy, digits, imdb, mnist1d, mqar, selective-copy, induction, listops, or none",
+            "error: --task: unknown task 'mnist'; did you mean 'mnist1d'? choose from: adding, copy, digits, imdb, mnist1d, mqar, selective-copy, induction, listops, lm, or none",
         ),
         (["--task", "imdb"], "the imdb task reads a local copy: give --data PATH"),
         (

@@ -97,6 +97,13 @@ def _build(
     device = torch.device(cell.device)
     torch.manual_seed(seed)
     model = build_model(cell)
+    if getattr(task, "language_model", False):
+        position = reads_ahead(model, cell)
+        if position is not None:
+            raise CellSkipped(
+                f"{cell.arch} reads ahead: its output at step {position} moved when only later "
+                f"tokens changed, and the {cell.task} task scores each step on the next token"
+            )
     if train.forget_bias is not None:
         from seqbench.models.recurrent import set_forget_bias
 
@@ -114,7 +121,7 @@ def _build(
     else:
         batch = task.train_batch(cell.batch_size, gen)
         x, y = batch.x, batch.y
-        loss_fn = task.loss
+        loss_fn = getattr(model.core, "own_loss", None) or task.loss  # a model's own, if any
         kind = train.optimizer or task.optimizer
     # Inputs go to the device once, before any timing: host-to-device copies are not timed.
     x, y = x.to(device), y.to(device)
@@ -207,6 +214,26 @@ def _streaming(cell, model, optimizer, x, params, core_params, train_step) -> Wo
 
     work.step = step
     return work
+
+
+def reads_ahead(model: nn.Module, cell: Cell) -> int | None:
+    """The first step whose output changes when only later tokens change (a bidirectional
+    core, a module that looks ahead), or None for a causal model. Checked once per cell, in
+    evaluation mode (dropout would move every output), on the cell's own length."""
+    t = cell.seq_len
+    cut = t // 2
+    x = torch.randint(0, cell.vocab, (2, t), generator=torch.Generator().manual_seed(0))
+    later = x.clone()
+    later[:, cut:] = (x[:, cut:] + 1) % cell.vocab  # every later token differs
+    training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            a, b = model(x)[:, :cut], model(later)[:, :cut]
+    finally:
+        model.train(training)
+    moved = (a - b).abs().flatten(2).amax(dim=(0, 2)) > 1e-4 * (1 + float(a.abs().max()))
+    return int(moved.nonzero()[0]) if bool(moved.any()) else None
 
 
 def state_nbytes(state: object) -> int:

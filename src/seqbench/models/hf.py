@@ -20,6 +20,10 @@ model's `last_hidden_state`, through seqbench's head and the task's loss. The `k
 says `hf`, or `hf-reference` where transformers said it fell back to its reference PyTorch
 path (Mamba without `mamba_ssm` on a CPU: "correct but much slower"), with what it said in
 `kernel_note`, so that a reference path's cost is not mistaken for the architecture's.
+
+Under the `lm` task (next-token prediction), a type transformers builds as a causal language
+model is built that way instead (`language_model`): its own head, tied to seqbench's
+embedding where its configuration ties them, and its own loss.
 """
 
 from __future__ import annotations
@@ -189,6 +193,48 @@ class HFCore(SequenceCore):
                 cache.crop(-extra)
         out = self.model(inputs_embeds=self.project(x_t)[:, None], cache=cache, use_cache=True)
         return out.last_hidden_state[:, -1], _HFState(out.cache, state.length + 1)
+
+
+class HFLanguageModel(HFCore):
+    """A transformers causal language model, as the `lm` task trains it: its own final norm,
+    language-model head (tied to seqbench's embedding where its configuration ties them and
+    the widths allow) and logit soft-capping, and its own loss. Returns logits (B, T, V)."""
+
+    def __init__(self, causal: nn.Module, shape: CoreShape, kernel: tuple[str, str]) -> None:
+        super().__init__(causal, shape, kernel)
+        self.out_features = causal.config.vocab_size
+        ties = getattr(causal.config, "tie_word_embeddings", False)
+        head = causal.get_output_embeddings()  # lm_head, or RWKV's head
+        self.tied = head.weight if ties and shape.input_size == shape.hidden else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(inputs_embeds=self.project(x), use_cache=False).logits
+
+    def own_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """transformers' own loss for the model (ForCausalLMLoss: float32, mean over tokens),
+        given the targets already shifted (y[t] is the token after x[t])."""
+        return self.model.loss_function(
+            logits, None, vocab_size=self.out_features, shift_labels=y.contiguous()
+        )
+
+    def step_unsupported(self) -> str | None:
+        return "a language model's head is not stepped here (step mode measures the base model)"
+
+
+def language_model(core: SequenceCore, vocab: int, shape: CoreShape) -> HFLanguageModel | None:
+    """The causal-language-model form of an hf: core, for the `lm` task: None where the core
+    is not an hf: model or transformers has no causal language model of its type."""
+    if not isinstance(core, HFCore):
+        return None
+    transformers = _transformers()
+    config = core.model.config
+    if type(config) not in transformers.AutoModelForCausalLM._model_mapping:
+        return None
+    fields = {"vocab_size": vocab, "pad_token_id": None, "bos_token_id": None, "eos_token_id": None}
+    lm_config = type(config)(**{**config.to_dict(), **fields})
+    causal = transformers.AutoModelForCausalLM.from_config(lm_config)
+    causal.set_input_embeddings(nn.Identity())  # seqbench's embedding feeds it (or is tied)
+    return HFLanguageModel(causal, shape, core._kernel)
 
 
 # The model types whose stepping through transformers' cache tests hold equal to their

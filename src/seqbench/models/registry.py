@@ -26,7 +26,7 @@ from seqbench.models.custom import load_factory, load_plugin, plugin_names
 from seqbench.models.deltanet import DELTANET_SPEC, GATED_DELTANET_SPEC
 from seqbench.models.gla import GLA_SPEC, RETNET_SPEC
 from seqbench.models.griffin import HAWK_SPEC
-from seqbench.models.hf import hf_spec, is_hf
+from seqbench.models.hf import hf_spec, is_hf, language_model
 from seqbench.models.mamba import MAMBA2_SPEC, MAMBA_SPEC
 from seqbench.models.minrnn import minrnn_spec
 from seqbench.models.options import canonical_name, did_you_mean, is_variant, variant_settings
@@ -276,6 +276,8 @@ class Ends:
     inputs: str = "tokens"
     outputs: int = 1
     readout: str = "summary"
+    # Next-token prediction over the vocabulary: a model with a head of its own uses it.
+    language_model: bool = False
 
 
 def model_ends(cell: Cell) -> Ends:
@@ -283,7 +285,7 @@ def model_ends(cell: Cell) -> Ends:
     if not cell.task:
         return Ends()
     task = new_task(cell.task)
-    return Ends(task.inputs, task.outputs, task.readout)
+    return Ends(task.inputs, task.outputs, task.readout, getattr(task, "language_model", False))
 
 
 def core_shape(cell: Cell) -> CoreShape:
@@ -304,6 +306,12 @@ def build_model(cell: Cell) -> SequenceModel:
     ends = model_ends(cell)
     core = spec.build(core_shape(cell))
     adapter = nn.Embedding(cell.vocab, cell.embed) if ends.inputs == "tokens" else nn.Identity()
+    if ends.language_model and is_hf(cell.arch):
+        own = language_model(core, cell.vocab, core_shape(cell))
+        if own is not None:  # its own head and loss; its embedding is seqbench's, or tied
+            if own.tied is not None:
+                adapter.weight = own.tied
+            return SequenceModel(adapter, own, nn.Identity(), ends.readout)
     return SequenceModel(adapter, core, nn.Linear(core.out_features, ends.outputs), ends.readout)
 
 

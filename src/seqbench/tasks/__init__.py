@@ -13,6 +13,7 @@ from seqbench.core.errors import ConfigError
 from seqbench.models.options import canonical_name, did_you_mean, variant_settings
 from seqbench.tasks.base import Batch, Task, split_validation
 from seqbench.tasks.listops import ListOpsTask
+from seqbench.tasks.lm import LanguageModelTask
 from seqbench.tasks.mnist1d import Mnist1dTask
 from seqbench.tasks.real import DigitsTask, ImdbTask
 from seqbench.tasks.recall import InductionTask, MqarTask, SelectiveCopyTask
@@ -30,6 +31,7 @@ TASKS: dict[str, Callable[[], Task]] = {
     "selective-copy": SelectiveCopyTask,
     "induction": InductionTask,
     "listops": ListOpsTask,
+    "lm": LanguageModelTask,
 }
 
 

@@ -70,6 +70,13 @@ class Task(Protocol):
 DEFAULT_LR = 1e-3
 
 
+def set_sizes(task: object, values: dict[str, int]) -> None:
+    """Give a task with `settings` (its sizes and their defaults) the values a variant
+    chose, the defaults for the rest: `mqar(pairs=16)`."""
+    for key, value in {**task.settings, **values}.items():
+        setattr(task, key, value)
+
+
 def default_lr(task: Task) -> float:
     """The task's default learning rate (Adam's customary 1e-3 when it names none)."""
     return float(getattr(task, "default_lr", DEFAULT_LR))

@@ -24,6 +24,7 @@ import random
 import torch
 
 from seqbench.core.errors import ConfigError
+from seqbench.tasks.base import set_sizes
 from seqbench.tasks.real import _Classification
 
 PAD = 0
@@ -103,8 +104,7 @@ class ListOpsTask(_Classification):
     settings = {"depth": 10, "args": 10, "examples": 10_000}
 
     def __init__(self, **values: int) -> None:
-        for key, value in {**self.settings, **values}.items():
-            setattr(self, key, value)
+        set_sizes(self, values)
         if self.args < 2:
             raise ConfigError(f"listops: args must be at least 2, got {self.args}")
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from seqbench.core import schema
 from seqbench.core.errors import ConfigError
-from seqbench.tasks.base import Batch
+from seqbench.tasks.base import Batch, set_sizes
 
 EVAL_SIZE = 1000
 EVAL_SEED_OFFSET = 1_000_003  # as the other generated tasks: a stream training never draws
@@ -54,8 +54,7 @@ class _Recall:
     readout: str
 
     def __init__(self, **values: int) -> None:
-        for key, value in {**self.settings, **values}.items():
-            setattr(self, key, value)
+        set_sizes(self, values)
         if self.vocab < 3:
             raise ConfigError(f"{self.name}: vocab must be at least 3, got {self.vocab}")
         # the model reads the task's own tokens and answers one of them
