@@ -198,6 +198,8 @@ def test_a_step_cell_of_an_hf_model_measures_and_carries_its_cache_bytes(cli, tm
     assert rows["hf:gpt2"].state_bytes == 2 * 2 * 8 * 16 * 4
     assert rows["hf:mamba"].state_bytes > 0
     assert rows["hf:rwkv"].status == "skipped" and "not stepped" in rows["hf:rwkv"].message
+    # the path that ran, as in the other modes (a step said "default" before)
+    assert (rows["hf:gpt2"].kernel, rows["hf:mamba"].kernel) == ("hf", "hf-reference")
 
 
 @pytest.mark.parametrize("model_type", TYPES)
@@ -235,3 +237,54 @@ def test_the_lm_task_trains_an_hf_model_through_its_own_head_and_loss(model_type
     timed = work.train_step(batch.x, batch.y)  # what a training step computes, before updating
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(timed.detach(), theirs, rtol=1e-5, atol=1e-5)
+
+
+WHOLE = """
+import transformers
+
+def llama(shape):
+    config = transformers.LlamaConfig(
+        hidden_size=48, intermediate_size=96, num_hidden_layers=shape.layers,
+        num_attention_heads=2, num_key_value_heads=2, vocab_size=1000,
+    )
+    return transformers.LlamaForCausalLM(config)
+"""
+
+
+def test_a_factory_may_return_a_whole_transformers_model(cli, tmp_path, monkeypatch):
+    from seqbench.models.hf import HFCore
+
+    (tmp_path / "whole_models.py").write_text(WHOLE)
+    monkeypatch.chdir(tmp_path)  # a user's models live in the current folder
+    monkeypatch.syspath_prepend(str(tmp_path))
+    torch.manual_seed(0)
+    cell = normalize_cell(
+        make_cell(arch="whole_models:llama", hidden=32, embed=16, layers=2, vocab=50, seq_len=12)
+    )
+    model = build_model(cell).eval()
+    assert isinstance(model.core, HFCore) and model.core.out_features == 48
+    # Its body only, fed through seqbench's embedding and a projection 16 -> 48: its own
+    # embedding (1,000 x 48) and language-model head are neither run nor counted.
+    import whole_models
+
+    body = whole_models.llama(CoreShape(input_size=16, hidden=32, layers=2)).model
+    assert count_parameters(model.core) == (
+        sum(p.numel() for p in body.parameters()) - 1000 * 48 + (16 * 48 + 48)
+    )
+    x = torch.randn(2, 12, 16)
+    body.load_state_dict(model.core.model.state_dict(), strict=False)
+    with torch.no_grad():
+        theirs = body(inputs_embeds=model.core.project(x), use_cache=False).last_hidden_state
+        torch.testing.assert_close(model.core(x), theirs)
+    result = cli.invoke(
+        app,
+        ["run", "--arch", "whole_models:llama", "--seq-len", "16", "--batch-size", "2",
+         "--hidden", "16", "--embed", "16", "--layers", "2", "--mode", "infer,train,step",
+         "--processes", "1", "--min-time", "0", "--min-repeats", "3", "--threads", "1",
+         "--no-ceiling", "--root", str(tmp_path / "results"), "--quiet"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = load_run("latest", tmp_path / "results").rows
+    assert {(r.mode, r.status, r.kernel) for r in rows} == {
+        (m, "ok", "user module") for m in ("infer", "train", "step")
+    }

@@ -4,6 +4,8 @@ The module must be importable from the current directory or the environment. A f
 float inputs (B, T, shape.input_size) to features (B, F) or (B, T', F). seqbench puts its
 own embedding in front and a dense head behind, counts its parameters on the built module,
 and (having no formula for it) counts its FLOPs on one step (measure.workload.counted_flops).
+A factory may instead return a whole transformers model (`LlamaForCausalLM(config)`), which
+is fed as an `hf:` model is (models.hf.whole_model): no wrapper to write.
 """
 
 from __future__ import annotations
@@ -89,17 +91,21 @@ class ForeignCore(SequenceCore):
         return self.module.step(x_t, state)
 
 
-def wrap(name: str, module: object, shape: CoreShape) -> ForeignCore:
-    """Check what a factory returned and wrap it; a clear error if it cannot be used."""
+def wrap(name: str, module: object, shape: CoreShape) -> SequenceCore:
+    """Check what a factory returned and wrap it; a clear error if it cannot be used. A whole
+    transformers model (token ids in, a ModelOutput out) is fed as `hf:` models are."""
+    from seqbench.models.hf import whole_model
+
     if not isinstance(module, nn.Module):
         raise ConfigError(
             f"{name}: the factory returned {type(module).__name__}, not a torch.nn.Module"
         )
+    whole = whole_model(module, shape, (USER_KERNEL, ""))
     length = PROBE_LEN
     probe = torch.zeros(1, length, shape.input_size)
     try:
         with torch.no_grad():
-            out = module(probe)
+            out = (whole or module)(probe)
     except Exception as exc:
         raise ConfigError(
             f"{name}: its module fails on a (1, {length}, {shape.input_size}) input: {_first_line(exc)}"
@@ -107,7 +113,7 @@ def wrap(name: str, module: object, shape: CoreShape) -> ForeignCore:
     if not isinstance(out, torch.Tensor) or out.dim() not in (2, 3) or out.shape[0] != 1:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ConfigError(f"{name}: its module must return (B, F) or (B, T, F) features, got {got}")
-    return ForeignCore(module, int(out.shape[-1]), name)
+    return whole or ForeignCore(module, int(out.shape[-1]), name)
 
 
 # How long a user's module may take to import in its probe process (torch's own import, a
@@ -316,7 +322,7 @@ def spec_from_factory(name: str, factory: object, origin: str) -> ArchSpec:
     """An ArchSpec around a user's factory (see the module docstring for its signature)."""
     check_callable(name, factory)
 
-    def build(shape: CoreShape) -> ForeignCore:
+    def build(shape: CoreShape) -> SequenceCore:
         return wrap(name, build_module(name, factory, shape), shape)
 
     doc = (factory.__doc__ or "").strip().splitlines()

@@ -169,6 +169,9 @@ class HFCore(SequenceCore):
     def implementation(self, training: bool, device: str, dtype: str) -> tuple[str, str]:
         return self._kernel
 
+    def step_implementation(self, device: str, dtype: str) -> tuple[str, str]:
+        return self._kernel
+
     def step_unsupported(self) -> str | None:
         model_type = self.model.config.model_type
         if model_type in STEPPING:
@@ -235,6 +238,22 @@ def language_model(core: SequenceCore, vocab: int, shape: CoreShape) -> HFLangua
     causal = transformers.AutoModelForCausalLM.from_config(lm_config)
     causal.set_input_embeddings(nn.Identity())  # seqbench's embedding feeds it (or is tied)
     return HFLanguageModel(causal, shape, core._kernel)
+
+
+def whole_model(module: object, shape: CoreShape, kernel: tuple[str, str]) -> HFCore | None:
+    """A transformers model a user's factory returned (`LlamaForCausalLM(config)`), fed as
+    an `hf:` model is: its body only (a language-model head it carries would be counted and
+    never run; the readout is `last_hidden_state`), its own input embedding removed so that
+    seqbench's is the one run and counted, a projection from the input width to its
+    `hidden_size` where they differ. None for anything else (a core in seqbench's contract)."""
+    import sys
+
+    transformers = sys.modules.get("transformers")  # a model of it means it is imported
+    if transformers is None or not isinstance(module, transformers.PreTrainedModel):
+        return None
+    body = module.base_model
+    body.set_input_embeddings(nn.Identity())
+    return HFCore(body, dataclasses.replace(shape, hidden=body.config.hidden_size), kernel)
 
 
 # The model types whose stepping through transformers' cache tests hold equal to their
