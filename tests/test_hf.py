@@ -288,3 +288,19 @@ def test_a_factory_may_return_a_whole_transformers_model(cli, tmp_path, monkeypa
     assert {(r.mode, r.status, r.kernel) for r in rows} == {
         (m, "ok", "user module") for m in ("infer", "train", "step")
     }
+
+
+def test_llamas_flops_include_its_attention_and_equal_the_hand_count():
+    from seqbench.measure.workload import build_workload, counted_flops
+
+    cell = normalize_cell(
+        make_cell(arch="hf:llama", hidden=32, embed=32, layers=2, seq_len=16, batch_size=2)
+    )
+    h, t, inner, layers = 32, 16, 4 * 32, 2  # one head of 32 (attention_heads(32)), MLP 4·H
+    projections = 2 * 4 * h * h + 2 * 3 * h * inner  # q, k, v, o; gate, up, down: per token
+    attention = 2 * 2 * t * t * h  # Q·Kᵀ and the weights·V, per sequence (the SDPA formula)
+    head = 2 * h  # seqbench's head, one logit from the last step
+    assert counted_flops(build_workload(cell, 0)) == (
+        layers * (t * projections + attention) + head,
+        "",
+    )
