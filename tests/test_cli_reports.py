@@ -109,6 +109,36 @@ def test_export_csv_to_stdout_is_the_exporter_text(cli, root):
     assert result.stdout == EXPORTERS["csv"].render(load_run("latest", root).rows)
 
 
+def test_a_whole_runs_csv_export_is_its_results_file_and_a_part_is_rendered(cli, root, monkeypatch):
+    from seqbench.export import csv as csv_export
+    from seqbench.storage import resolve_run_path
+
+    saved = resolve_run_path("latest", root).read_text()
+    rendered = EXPORTERS["csv"].render(load_run("latest", root).rows)
+    assert saved == rendered  # what makes the file a whole run's export
+    # A whole run: the file itself, not rendered again.
+    monkeypatch.setattr(csv_export, "render_rows", lambda rows: pytest.fail("rendered"))
+    assert invoke(cli, root, "export", "latest").stdout == saved
+    # Some of its rows: rendered.
+    monkeypatch.undo()
+    part = invoke(cli, root, "export", "latest", "--mode", "train").stdout
+    rows = [r for r in load_run("latest", root).rows if r.mode == "train"]
+    assert part == EXPORTERS["csv"].render(rows) != saved
+
+
+def test_a_csv_export_after_a_retried_cell_renders_each_cells_last_line(cli, root):
+    from seqbench.storage import resolve_run_path
+
+    path = resolve_run_path("latest", root)
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join([*lines, lines[1]]))  # the first cell again: a resume's retry
+    rows = load_run("latest", root).rows
+    assert len(rows) == len(lines) - 1
+    result = invoke(cli, root, "export", "latest")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == EXPORTERS["csv"].render(rows) != path.read_text()
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".json", ".parquet"])
 def test_an_exported_file_reads_back_as_the_same_rows(cli, root, tmp_path, suffix):
     target = tmp_path / "out" / f"rows{suffix}"

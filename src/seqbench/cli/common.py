@@ -83,12 +83,12 @@ def root_option() -> Any:
     return typer.Option(Path(RESULTS_ROOT), "--root", help=ROOT_HELP, parser=path_value)
 
 
-def load_selected(ref: str, root: Path, filters: dict[str, str | None]):
+def load_selected(ref: str, root: Path, filters: dict[str, str | None], keep_text: bool = False):
     """A saved run and its rows that pass the filters (at least one, or an error)."""
     from seqbench.cli.select import select_rows
     from seqbench.storage import load_run
 
-    loaded = load_run(ref, root, samples=False)  # read when first needed, if ever
+    loaded = load_run(ref, root, samples=False, keep_text=keep_text)  # samples: when needed
     if not loaded.rows:  # a run whose first cell has not finished (or never will)
         state = f" (it is {loaded.meta.state})" if loaded.meta.state else ""
         raise SeqbenchError(f"{loaded.run_id} has no measured cells yet{state}")

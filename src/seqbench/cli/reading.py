@@ -129,7 +129,7 @@ def export(
 ) -> None:
     """Write a saved run's rows as CSV, JSON, parquet or markdown."""
     from seqbench.export import exporter_for_path, get_exporter
-    from seqbench.storage import ROWS_FORMATS, atomic_write, write_rows_file
+    from seqbench.storage import ROWS_FORMATS, atomic_write, saved_text, write_rows_file
 
     if output_format is not None:
         exporter = get_exporter(output_format)
@@ -148,8 +148,10 @@ def export(
             f"--format {exporter.name} is binary: give a file to write it to (--out FILE)"
         )
     filters = dict(zip(FILTER_COLUMNS, (arch, mode, device, task), strict=True))
-    loaded, rows = load_selected(run, root, filters)
-    data = exporter.render(rows)
+    csv = exporter.name == "csv"
+    loaded, rows = load_selected(run, root, filters, keep_text=csv)
+    # A whole run's CSV is its results file as saved, byte for byte: no need to render it.
+    data = (csv and saved_text(loaded, rows)) or exporter.render(rows)
     if out is None:
         sys.stdout.write(data)  # the data as it is: echo would scan 65 MB for ANSI codes
         return

@@ -44,6 +44,7 @@ from seqbench.storage.read import (
     parse_rows,
     reopen_run,
     resolve_run_path,
+    saved_text,
     summarize_runs,
 )
 from seqbench.storage.run import Run, create_run
@@ -72,6 +73,7 @@ __all__ = [
     "render_samples",
     "reopen_run",
     "resolve_run_path",
+    "saved_text",
     "sidecars",
     "summarize_runs",
     "write_rows_file",

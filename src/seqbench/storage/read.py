@@ -228,9 +228,9 @@ def _parquet_records(data: str | bytes, source: str) -> list[dict[str, Any]]:
     return table.to_pylist()
 
 
-def _read_rows(rows_path: Path) -> tuple[list[ResultRow], bool]:
-    """A rows file's rows, every line of them, and whether it can take appends as it is (a
-    CSV of the current columns, with no torn tail)."""
+def _read_rows(rows_path: Path) -> tuple[list[ResultRow], bool, str | None]:
+    """A rows file's rows, every line of them, whether it can take appends as it is (a
+    CSV of the current columns, with no torn tail), and its text when it is CSV."""
     fmt = ROWS_FORMATS.get(rows_path.suffix.lower(), "csv")
     if fmt != "csv":
         try:
@@ -238,7 +238,7 @@ def _read_rows(rows_path: Path) -> tuple[list[ResultRow], bool]:
         except OSError as exc:
             reason = exc.strerror or exc
             raise ResultsError(f"{rows_path}: cannot read results ({reason})") from None
-        return parse_rows(data, fmt, str(rows_path)), False
+        return parse_rows(data, fmt, str(rows_path)), False, None
     text = _read_text(rows_path, "results")
     if not text:
         raise ResultsError(f"{rows_path}: results file is empty")
@@ -248,19 +248,24 @@ def _read_rows(rows_path: Path) -> tuple[list[ResultRow], bool]:
         columns, count, torn = typed
     else:  # anything unusual: the reader that says what is wrong, and where
         columns, count, torn = read_rows_columns(text, str(rows_path), appended=True)
-    return rows_of_table(columns, count, str(rows_path), typed is not None), current and not torn
+    rows = rows_of_table(columns, count, str(rows_path), typed is not None)
+    return rows, current and not torn, text
 
 
-def load_run(ref: str | Path, root: str | Path = RESULTS_ROOT, *, samples: bool = True) -> Run:
+def load_run(
+    ref: str | Path, root: str | Path = RESULTS_ROOT, *, samples: bool = True,
+    keep_text: bool = False,
+) -> Run:  # fmt: skip
     """Load a saved run (see `resolve_run_path`); damaged files raise one clear `ResultsError`.
 
     `samples=False` leaves the samples file to be read when the run's samples are first
     needed (a table of the rows never needs them; at 200,000 rows they were a third of the
-    time `show` took), and its damage to be found then."""
+    time `show` took), and its damage to be found then. `keep_text` keeps the rows file's
+    text for `saved_text`."""
     rows_path = resolve_run_path(ref, Path(root))
     samples_path, meta_path = sidecars(rows_path)
     meta = _read_meta(meta_path)
-    lines, clean = _read_rows(rows_path)
+    lines, clean, text = _read_rows(rows_path)
     latest = {r.cell_id: r for r in lines}  # a cell's last line is its row
 
     def read_samples() -> tuple[dict[str, list[float]], Rounds, int, bool]:
@@ -282,18 +287,33 @@ def load_run(ref: str | Path, root: str | Path = RESULTS_ROOT, *, samples: bool 
                     rounds.setdefault(cell_id, []).append((round_no, len(values), machine))
         return found, rounds, dead, fits
 
+    kept = text if keep_text and clean else None
     if samples:
         found, rounds, dead, fits = read_samples()
-        on_disk = _OnDisk([r.cell_id for r in lines], dead, clean and fits)
+        on_disk = _OnDisk([r.cell_id for r in lines], dead, clean and fits, kept)
         run = Run._loaded(rows_path, meta, lines, found, rounds, on_disk)
     else:
-        on_disk = _OnDisk([r.cell_id for r in lines], 0, clean)
+        on_disk = _OnDisk([r.cell_id for r in lines], 0, clean, kept)
         run = Run._loaded(rows_path, meta, lines, {}, {}, on_disk, read_samples)
     try:
         run.curves = read_curves(rows_path)
     except ResultsError as exc:  # the rows are still good: the curves alone are lost
         run.curves_problem = str(exc)
     return run
+
+
+def saved_text(run: Run, rows: list[ResultRow]) -> str | None:
+    """The rows file's text, where it is exactly what `render_rows(rows)` writes: a run read
+    with `keep_text` from a CSV of the current columns, no torn tail, and `rows` its lines,
+    one per cell, in file order (no line repeated by a resume, nothing filtered out, nothing
+    reordered). None otherwise. A CSV export of a whole run is then the file itself
+    (the rows are still read whole first, so a damaged file is refused as before)."""
+    disk = next(iter(run._disk.values()), None)  # as loaded: the one rows file read
+    if disk is None or disk.text is None:
+        return None
+    if len(disk.row_ids) != len(rows) or disk.row_ids != [r.cell_id for r in rows]:
+        return None
+    return disk.text
 
 
 def reopen_run(ref: str | Path, root: Path) -> Run:

@@ -43,6 +43,8 @@ class _OnDisk:
     # False while the files hold what must go before appending (a torn tail, uncommitted
     # samples, an older format) or during an append that an interrupt may cut short.
     clean: bool = True
+    # The rows file's text as read, where the reader asked to keep it (`load_run(keep_text=)`)
+    text: str | None = None
 
 
 class Run:
