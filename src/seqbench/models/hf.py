@@ -221,7 +221,10 @@ class HFLanguageModel(HFCore):
         )
 
     def step_unsupported(self) -> str | None:
-        return "a language model's head is not stepped here (step mode measures the base model)"
+        return (
+            "its causal language model (the lm task's form) is not stepped here; without a "
+            "task, step mode steps its base model"
+        )
 
 
 def language_model(core: SequenceCore, vocab: int, shape: CoreShape) -> HFLanguageModel | None:
