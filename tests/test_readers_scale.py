@@ -10,7 +10,8 @@ import pytest
 
 from seqbench.cli import app
 from seqbench.core.schema import ResultRow, _coerce
-from seqbench.storage import load_run, read, summarize_runs
+from seqbench.storage import load_run, summarize_runs
+from seqbench.storage import summary as listing
 from tests.helpers import make_cell, power_rows, save_run
 
 
@@ -21,7 +22,7 @@ def test_a_finished_run_is_listed_from_its_summary_without_reading_its_rows(tmp_
     def no_rows(path):
         raise AssertionError("the rows were read")
 
-    monkeypatch.setattr(read, "_read_rows", no_rows)
+    monkeypatch.setattr(listing, "_read_rows", no_rows)
     (summary,) = summarize_runs(tmp_path)
     assert (summary.cells, summary.statuses, summary.devices) == (3, {"ok": 3}, ("cpu",))
 

@@ -38,16 +38,15 @@ from seqbench.storage.lock import copy_lock
 from seqbench.storage.meta import META_FORMAT, RunMeta
 from seqbench.storage.read import (
     ROWS_FORMATS,
-    RunSummary,
     list_run_dirs,
     load_run,
     parse_rows,
     reopen_run,
     resolve_run_path,
     saved_text,
-    summarize_runs,
 )
 from seqbench.storage.run import Run, create_run
+from seqbench.storage.summary import RunSummary, summarize_runs
 
 __all__ = [
     "FILE_MODE",
