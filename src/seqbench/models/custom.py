@@ -105,7 +105,7 @@ def wrap(name: str, module: object, shape: CoreShape) -> SequenceCore:
     probe = torch.zeros(1, length, shape.input_size)
     try:
         with torch.no_grad():
-            out = (whole or module)(probe)
+            out = (module if whole is None else whole)(probe)
     except Exception as exc:
         raise ConfigError(
             f"{name}: its module fails on a (1, {length}, {shape.input_size}) input: {_first_line(exc)}"
@@ -113,7 +113,7 @@ def wrap(name: str, module: object, shape: CoreShape) -> SequenceCore:
     if not isinstance(out, torch.Tensor) or out.dim() not in (2, 3) or out.shape[0] != 1:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ConfigError(f"{name}: its module must return (B, F) or (B, T, F) features, got {got}")
-    return whole or ForeignCore(module, int(out.shape[-1]), name)
+    return ForeignCore(module, int(out.shape[-1]), name) if whole is None else whole
 
 
 # How long a user's module may take to import in its probe process (torch's own import, a

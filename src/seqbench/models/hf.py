@@ -32,6 +32,7 @@ import dataclasses
 import functools
 import importlib
 import logging
+import sys
 from typing import Any
 
 import torch
@@ -249,8 +250,6 @@ def whole_model(module: object, shape: CoreShape, kernel: tuple[str, str]) -> HF
     never run; the readout is `last_hidden_state`), its own input embedding removed so that
     seqbench's is the one run and counted, a projection from the input width to its
     `hidden_size` where they differ. None for anything else (a core in seqbench's contract)."""
-    import sys
-
     transformers = sys.modules.get("transformers")  # a model of it means it is imported
     if transformers is None or not isinstance(module, transformers.PreTrainedModel):
         return None

@@ -308,9 +308,7 @@ def saved_text(run: Run, rows: list[ResultRow]) -> str | None:
     disk = next(iter(run._disk.values()), None)  # as loaded: the one rows file read
     if disk is None or disk.text is None:
         return None
-    if len(disk.row_ids) != len(rows) or disk.row_ids != [r.cell_id for r in rows]:
-        return None
-    return disk.text
+    return disk.text if disk.row_ids == [r.cell_id for r in rows] else None
 
 
 def reopen_run(ref: str | Path, root: Path) -> Run:

@@ -85,9 +85,7 @@ class LanguageModelTask:
 
     def entropy_floor(self) -> float:
         """The chain's entropy rate in nats: the cross-entropy of the true next-token law."""
-        probs = self.transition()
-        logs = torch.where(probs > 0, probs.log(), torch.zeros_like(probs))
-        return float(-(probs * logs).sum(dim=1).mean())
+        return float(torch.special.entr(self.transition()).sum(dim=1).mean())
 
     def generate(self, n: int, gen: torch.Generator) -> Batch:
         """n sequences of T + 1 tokens: the first T in, the last T to predict."""
@@ -114,8 +112,7 @@ class LanguageModelTask:
     def chance(self) -> float:
         """The best guess that reads nothing: the test targets' own token frequencies."""
         counts = torch.bincount(self._eval.y.flatten(), minlength=self.vocab).double()
-        freq = counts[counts > 0] / counts.sum()
-        return float(-(freq * freq.log()).sum())
+        return float(torch.special.entr(counts / counts.sum()).sum())
 
     def chance_theory(self) -> float:
         return math.log(self.vocab)
