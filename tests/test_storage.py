@@ -102,6 +102,13 @@ def test_a_large_run_read_by_pandas_loads_what_the_exact_reader_loads(tmp_path, 
             make_cell(device="cuda"), status="skipped", message='cuda is not, "here", available'
         ),
     ]
+    # Columns that hold one value everywhere but its sign (-0.0 == 0.0, yet not the same
+    # figure), one value everywhere (a repeated object), or a value and an empty.
+    signs = [0.0, -0.0, 0.0, 0.0]
+    rows = [
+        replace(r, load_before=sign, cpu_share=0.5, cpus=2, steal_frac=None if i else 0.25)
+        for i, (r, sign) in enumerate(zip(rows, signs, strict=True))
+    ]
     for row in rows:
         run.add(Measurement(row, [0.1, 0.2] if row.status == "ok" else []))
     run.finish("complete")
@@ -113,6 +120,8 @@ def test_a_large_run_read_by_pandas_loads_what_the_exact_reader_loads(tmp_path, 
     fast = load_run(run.path).rows
     assert used and used[0] is not None  # pandas read it
     assert fast == exact == rows
+    assert [str(r.load_before) for r in fast] == ["0.0", "-0.0", "0.0", "0.0"]
+    assert [r.steal_frac for r in fast] == [0.25, None, None, None]
     for got, want in zip(fast, exact, strict=True):
         assert [type(getattr(got, c)) for c in RESULT_COLUMNS] == [
             type(getattr(want, c)) for c in RESULT_COLUMNS
@@ -147,6 +156,21 @@ def test_pandas_reads_only_what_the_exact_reader_reads_alike(
     assert (read is not None) == typed
     if typed:
         assert read[0]["bidirectional"] == [column == "bidirectional"]
+
+
+def test_rows_come_in_the_plans_order_and_a_cells_last_row_wins(tmp_path):
+    run = new_run(tmp_path)
+    a, b, c, d = (ok_row(seq_len=t) for t in (8, 16, 32, 64))
+    run.meta.plan = [a.cell_id, b.cell_id, c.cell_id]
+    run.rows = [a, b]  # a prefix of the plan, in its order
+    assert run.rows == [a, b]
+    run.rows = [c, d, a]  # out of order, and a cell the plan does not hold (it follows)
+    assert run.rows == [a, c, d]
+    newer = replace(a, median_s=0.5)
+    run.meta.plan = []
+    run.rows = [a, b, newer]  # a repeated cell: its last row, in its last place
+    assert run.rows == [b, newer]
+    assert run.row(a.cell_id).median_s == 0.5
 
 
 def test_the_csv_has_the_contract_columns_in_order(tmp_path):

@@ -59,6 +59,8 @@ def _texts(column: list[Any]) -> list[str]:
             return texts
     elif kinds == {int}:
         return list(map(int.__repr__, column))
+    elif kinds == {str}:  # the encoder in one pass: faster than looking each one up
+        return list(map(_encode_str, column))
     out: list[str] = []
     add = out.append
     seen: dict[str, str] = {}

@@ -238,10 +238,24 @@ def _column_values(series: Any, kind: type) -> list[Any] | None:
     import numpy as np
     import pandas as pd
 
-    if kind is float and np.isinf(series.to_numpy()).any():
-        return None  # an infinity written out: the exact reader says what it makes of it
+    count = len(series)
     if kind is float or kind is int:
-        return series.to_numpy(dtype=object, na_value=None).tolist()
+        empty = series.isna().to_numpy()
+        if empty.all():  # a figure the run did not measure: most columns of most runs
+            return [None] * count
+        if empty.any():
+            numbers = series.to_numpy(dtype=object, na_value=None)
+        else:
+            numbers = series.to_numpy(dtype=np.float64 if kind is float else np.int64)
+        if kind is float and np.isinf(numbers[~empty].astype(np.float64)).any():
+            return None  # an infinity written out: the exact reader says what it makes of it
+        if not empty.any():
+            # One value in every row (bit for bit: -0.0 is not 0.0) is one Python object,
+            # repeated: making 200,000 of them was most of this reader's column work.
+            bits = numbers.view(np.uint64 if kind is float else np.int64)
+            if (bits == bits[0]).all():
+                return [numbers[0].item()] * count
+        return numbers.tolist()
     # Text columns repeat a few values (arch, mode, status): map each distinct one once.
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     if kind is bool:
@@ -251,6 +265,8 @@ def _column_values(series: Any, kind: type) -> list[Any] | None:
         mapped = [None if w == "" else w in TRUE_TEXT for w in words]
     else:
         mapped = list(uniques)
+    if len(mapped) == 1 and codes.min() == 0:  # the device, the dtype, the status ...
+        return [mapped[0]] * count
     table = np.array([*mapped, None if kind is bool else ""], dtype=object)  # -1: empty
     return table[codes].tolist()
 

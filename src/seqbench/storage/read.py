@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
+import operator
 import os
 import re
 import stat
@@ -263,7 +264,8 @@ def load_run(
     samples_path, meta_path = sidecars(rows_path)
     meta = _read_meta(meta_path)
     lines, clean, text = _read_rows(rows_path)
-    latest = {r.cell_id: r for r in lines}  # a cell's last line is its row
+    line_ids = list(map(operator.attrgetter("cell_id"), lines))
+    latest = dict(zip(line_ids, lines, strict=True))  # a cell's last line is its row
 
     def read_samples() -> tuple[dict[str, list[float]], Rounds, int, bool]:
         found: dict[str, list[float]] = {}
@@ -287,10 +289,10 @@ def load_run(
     kept = text if keep_text and clean else None
     if samples:
         found, rounds, dead, fits = read_samples()
-        on_disk = _OnDisk([r.cell_id for r in lines], dead, clean and fits, kept)
+        on_disk = _OnDisk(line_ids, dead, clean and fits, kept)
         run = Run._loaded(rows_path, meta, lines, found, rounds, on_disk)
     else:
-        on_disk = _OnDisk([r.cell_id for r in lines], 0, clean, kept)
+        on_disk = _OnDisk(line_ids, 0, clean, kept)
         run = Run._loaded(rows_path, meta, lines, {}, {}, on_disk, read_samples)
     try:
         run.curves = read_curves(rows_path)

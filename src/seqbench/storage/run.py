@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import operator
 import shutil
 import time
 from collections.abc import Callable, Iterable
@@ -31,6 +32,8 @@ from seqbench.storage.files import (
 )
 from seqbench.storage.lock import RunLock, WriterLock, copy_lock
 from seqbench.storage.meta import RunMeta
+
+_cell_id = operator.attrgetter("cell_id")
 
 
 @dataclass
@@ -145,17 +148,24 @@ class Run:
     @property
     def rows(self) -> list[ResultRow]:
         if self._ordered is None:  # cached: sorting is the one cost here that grows
-            order = self._plan_index()
-            key = len(order)
-            self._ordered = sorted(self._rows.values(), key=lambda r: order.get(r.cell_id, key))
+            plan, ids = self.meta.plan, list(self._rows)
+            if len(ids) <= len(plan) and all(map(operator.eq, ids, plan)):
+                self._ordered = list(self._rows.values())  # in the plan's order already
+            else:
+                order = self._plan_index()
+                key = len(order)
+                self._ordered = sorted(self._rows.values(), key=lambda r: order.get(r.cell_id, key))
         return list(self._ordered)
 
     @rows.setter
     def rows(self, rows: Iterable[ResultRow]) -> None:
-        self._rows = {}
-        for row in rows:  # a cell's last row wins, and takes the place it came in
-            self._rows.pop(row.cell_id, None)
-            self._rows[row.cell_id] = row
+        rows = rows if isinstance(rows, list) else list(rows)
+        self._rows = dict(zip(map(_cell_id, rows), rows, strict=True))
+        if len(self._rows) != len(rows):  # a cell's last row wins, and takes its last place
+            self._rows = {}
+            for row in rows:
+                self._rows.pop(row.cell_id, None)
+                self._rows[row.cell_id] = row
         self._ordered = None
         self._disk.clear()
 
