@@ -19,6 +19,36 @@ from seqbench.machine.system import Counters, interference
 from tests.helpers import make_cell
 
 
+def test_a_running_child_the_look_owns_is_its_own_work(tmp_path):
+    # `seqbench run` starts its first worker while it looks at the machine: the worker's
+    # import is this command's own work, read from /proc while it runs (not yet waited for).
+    import subprocess
+    import sys
+
+    burn = (
+        "import sys, time\nt = time.process_time()\n"
+        "while time.process_time() - t < 0.3: pass\nprint(flush=True)\nsys.stdin.read()\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", burn], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        before = system.read_counters(children=True)
+        child.stdout.readline()  # it has burnt its 0.3 s and waits, alive
+        plain = system.read_counters(children=True).cpu_s - before.cpu_s
+        owned = system.read_counters(children=True, running=(child.pid,)).cpu_s - before.cpu_s
+        assert plain < 0.25 <= owned
+    finally:
+        child.communicate("")
+    # A name with spaces and a parenthesis, as /proc writes it: utime and stime are the
+    # 14th and 15th fields, in clock ticks.
+    stat = "42 (a (b) c) S 1 42 42 0 -1 4194560 10 0 0 0 250 50 0 0 20 0 1 0 5 0 0\n"
+    root = fake_root(tmp_path, {"proc/42/stat": stat})
+    hz = system._ticks_per_second()
+    assert system.process_cpu_s(42, root) == pytest.approx(300 / hz)
+    assert system.process_cpu_s(43, root) == 0.0  # gone
+
+
 class FrozenWatch:
     """A stopwatch that reads a fixed elapsed time (the counters' timestamps)."""
 

@@ -167,3 +167,63 @@ def test_a_worker_measures_a_cell_without_importing_scipy():
         timeout=300,
     )
     assert done.stdout.split() == ["ok", "False"], done.stderr
+
+
+def test_a_worker_started_ahead_measures_the_first_process_and_no_other(monkeypatch):
+    """`seqbench run` starts the first worker while it imports torch and plans: the
+    executor measures the first process there (a real measurement), and starts the
+    second process's worker fresh."""
+    from seqbench.execute import isolated
+
+    ready = isolated.start_ahead()
+    monkeypatch.setattr(isolated, "Worker", FakeWorker)
+    FakeWorker.started = []
+    settings = dataclasses.replace(FAST, processes=2)
+    request = CellRequest(make_cell(**TINY), settings)
+    with isolated.ProcessWorkerExecutor(ready=ready) as executor:
+        executor.submit(request)
+        _, first = executor.next_finished()
+        assert first.row.status == "ok" and first.row.median_s > 0  # measured there
+        assert FakeWorker.started == [] and ready.alive
+        executor.submit(dataclasses.replace(request, round=2))  # the second process
+        executor.next_finished()
+        assert len(FakeWorker.started) == 1 and not ready.alive
+    ready.close(kill=True)  # the starter's close, after the executor's: harmless
+
+
+@pytest.mark.parametrize("why", ["died", "moved"])
+def test_a_worker_started_ahead_that_cannot_serve_is_replaced(monkeypatch, why):
+    """A worker started ahead that died, or that was started before planning changed what
+    a worker gets (a user's folder put on the import path for their architectures), is
+    stopped, and a fresh worker measures the first process."""
+    import sys
+
+    from seqbench.execute import isolated
+
+    ready = isolated.start_ahead()
+    if why == "died":
+        ready._proc.kill()
+        ready._proc.wait()
+    else:
+        monkeypatch.setattr(sys, "path", [*sys.path, "/a/users/own/models"])
+    monkeypatch.setattr(isolated, "Worker", FakeWorker)
+    FakeWorker.started = []
+    settings = dataclasses.replace(FAST, processes=2)
+    with isolated.ProcessWorkerExecutor(ready=ready) as executor:
+        executor.submit(CellRequest(make_cell(**TINY), settings))
+        _, measurement = executor.next_finished()
+    assert measurement.row.status == "ok" and len(FakeWorker.started) == 1
+    assert not ready.alive and ready.pid is None  # stopped, and its pipes closed
+
+
+def test_a_run_that_measures_elsewhere_stops_the_worker_started_ahead():
+    from seqbench.execute import isolated
+    from seqbench.execute.factory import make_executor
+    from seqbench.execute.local import InProcessExecutor
+    from seqbench.plan.config import SuiteConfig
+
+    ready = isolated.start_ahead()
+    config = SuiteConfig()
+    config = dataclasses.replace(config, measure=dataclasses.replace(config.measure, processes=1))
+    assert isinstance(make_executor(config, ready), InProcessExecutor)
+    assert not ready.alive

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import sys
 from typing import Any
 
 import typer
@@ -58,30 +59,45 @@ def run(given: Given) -> None:
     """
     from seqbench.machine.look import Watch
 
-    # The look at how busy the machine is (0.5 s) goes on while torch is imported and the
-    # plan made: this process's own work is not other processes' (machine.look.Watch).
-    watch = Watch()
-    from seqbench.execute.session import Session
-    from seqbench.plan.suites import resolve_config
-
     if given.output_format not in RUN_FORMATS:
         raise SeqbenchError(
             f"--format: expected one of {', '.join(RUN_FORMATS)}; got {given.output_format!r}"
         )
-    axes, settings = requested(given)
     if given.retry_errors and given.resume is None:
         raise SeqbenchError(
             "--retry-errors measures a resumed run's failed cells again: give --resume"
         )
-    if given.resume is None:
-        config = resolve_config(given.suite, axes=axes, settings=settings)
-        session = Session.start(config, root=given.root, csv=given.csv, machine=watch)
-    else:
-        session = Session.resume(
-            given.resume, root=given.root, suite=given.suite, axes=axes, settings=settings,
-            csv=given.csv, retry_errors=given.retry_errors, machine=watch,
-        )  # fmt: skip
-    _measure(session, given)
+    # The look at how busy the machine is (0.5 s) goes on while torch is imported and the
+    # plan made: this process's own work is not other processes' (machine.look.Watch).
+    watch = Watch()
+    # The first cell's worker imports torch meanwhile, on the other core (its work is this
+    # command's own too). A run that measures in this process, in Ray or a fresh process a
+    # cell stops it before any cell starts. Where torch is in this process already (the
+    # command called from Python), there is no import for it to overlap.
+    from seqbench.execute.isolated import start_ahead
+
+    ready = None if "torch" in sys.modules else start_ahead()
+    if ready is not None:
+        watch.own(ready.pid)
+    try:
+        from seqbench.execute.session import Session
+        from seqbench.plan.suites import resolve_config
+
+        axes, settings = requested(given)
+        if given.resume is None:
+            config = resolve_config(given.suite, axes=axes, settings=settings)
+            session = Session.start(
+                config, root=given.root, csv=given.csv, machine=watch, ready=ready
+            )
+        else:
+            session = Session.resume(
+                given.resume, root=given.root, suite=given.suite, axes=axes, settings=settings,
+                csv=given.csv, retry_errors=given.retry_errors, machine=watch, ready=ready,
+            )  # fmt: skip
+        _measure(session, given)
+    finally:
+        if ready is not None:
+            ready.close(kill=True)
     _report(session, given)
 
 

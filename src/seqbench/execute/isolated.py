@@ -53,8 +53,10 @@ class Worker:
     _answers: int | None = None  # read end of the answers pipe
     _stderr: object = None  # a temporary file holding the worker's stderr
     _buffer: bytes = b""
+    started_with: dict[str, str] | None = None  # the environment it was started in
 
     def start(self) -> None:
+        self.started_with = self.launch.environment()
         read, write = os.pipe()
         # Kept open for the worker's life (closed in `close`), read if it dies.
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
@@ -70,7 +72,7 @@ class Worker:
             stdout=subprocess.DEVNULL,
             stderr=self._stderr,
             pass_fds=(write,),
-            env=self.launch.environment(),
+            env=self.started_with,
             cwd=self.launch.cwd,
         )
         os.close(write)
@@ -83,6 +85,10 @@ class Worker:
             self.start()
         line = self._read_line(limit, Stopwatch())
         return json.loads(line) if line else None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
 
     @property
     def alive(self) -> bool:
@@ -197,13 +203,23 @@ class ProcessWorkerExecutor(OneAtATime):
     separate_processes = True
 
     def __init__(
-        self, launch: Launch | None = None, grace_s: float | None = None, *, keep: bool = False
+        self,
+        launch: Launch | None = None,
+        grace_s: float | None = None,
+        *,
+        keep: bool = False,
+        ready: Worker | None = None,
     ) -> None:
         super().__init__()
         self._launch = launch or Launch()
         self._grace = STARTUP_GRACE_S if grace_s is None else grace_s
         self._keep = keep
         self._workers: dict[int, Worker] = {}
+        # A worker started ahead (`start_ahead`), importing torch while the run was planned:
+        # the first process to start is this one, if it is still alive and of this launch.
+        self._ready = ready if ready is not None and ready.launch == self._launch else None
+        if ready is not None and self._ready is None:
+            ready.close(kill=True)
 
     def run(self, request: CellRequest) -> Measurement:
         index = process_index(request)
@@ -214,8 +230,21 @@ class ProcessWorkerExecutor(OneAtATime):
                 worker.close()
             if not self._keep:
                 self.close_workers()
-            worker = self._workers[index] = Worker(self._launch, self._grace)
+            worker = self._workers[index] = self._take_ready() or Worker(self._launch, self._grace)
         return worker.measure(request)
+
+    def _take_ready(self) -> Worker | None:
+        """The worker started ahead, if it can serve as one started now would: alive, and
+        in the environment a worker gets now (planning may have put a user's folder on the
+        import path, for their own architectures)."""
+        ready, self._ready = self._ready, None
+        if ready is None:
+            return None
+        if not ready.alive or ready.started_with != self._launch.environment():
+            ready.close(kill=True)
+            return None
+        ready.grace_s = self._grace
+        return ready
 
     def close_workers(self) -> None:
         for worker in self._workers.values():
@@ -224,7 +253,21 @@ class ProcessWorkerExecutor(OneAtATime):
 
     def __exit__(self, *exc: object) -> None:
         self.close_workers()
+        if self._ready is not None:  # never needed: no cell ran
+            self._ready.close(kill=True)
+            self._ready = None
         super().__exit__(*exc)
+
+
+def start_ahead() -> Worker:
+    """A worker started now, to import torch while this process imports it and plans the
+    run (on two cores, the two imports take the time of one): a `ProcessWorkerExecutor`
+    given it as `ready` measures its first process there. Whoever starts it closes it
+    (`close(kill=True)`) once the run is over; a worker the executor already closed is
+    closed twice harmlessly."""
+    worker = Worker()
+    worker.start()
+    return worker
 
 
 class CellWorkerExecutor(OneAtATime):
@@ -272,6 +315,7 @@ __all__ = [
     "SubprocessExecutor",
     "Worker",
     "run_in_fresh_process",
+    "start_ahead",
     "worker_command",
     "worker_environment",
 ]

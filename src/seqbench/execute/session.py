@@ -41,6 +41,7 @@ from seqbench.plan.config import PROTECTION, SuiteConfig, check_same_configurati
 
 if TYPE_CHECKING:
     from seqbench.core.request import CellRequest
+    from seqbench.execute.isolated import Worker
     from seqbench.execute.scheduler import RunConfig, Scheduler
     from seqbench.machine.look import Machine, Watch
     from seqbench.storage import Run
@@ -141,6 +142,7 @@ class Session:
         extras: Extras | None = None,
         env_hook: EnvHook | None = None,
         notices: Sequence[str] = (),
+        ready: Worker | None = None,
     ) -> None:
         self.asked = asked  # the configuration as asked: what a resume holds the run to
         self.config = config  # as measured: threads decided for this machine
@@ -149,6 +151,7 @@ class Session:
         self.csv = csv
         self.notices = list(notices)
         self._executor = executor
+        self._ready = ready  # a worker started ahead, for the executor to take
         self._extras = dict(extras or {})
         self._env_hook = env_hook
         self._resumed = run is not None
@@ -173,12 +176,14 @@ class Session:
         extras: Extras | None = None,
         env_hook: EnvHook | None = None,
         machine: Machine | Watch | None = None,
+        ready: Worker | None = None,
     ) -> Session:
         """A new run of `config` under `root` (not created until the session is entered).
         `the_plan` replaces the configuration's (a frontier plans as it goes, the pytest
         plugin call by call); `executor` replaces the one the configuration asks for;
         `extras` go into the run's metadata; `env_hook` turns the environment taken here
-        into the one the run records."""
+        into the one the run records; `ready` is a worker started ahead for the executor
+        (`isolated.start_ahead`; the caller still closes it)."""
         the_plan = make_plan(config) if the_plan is None else the_plan
         measured, warning = choose_threads(config, _look(machine))
         # Refused before anything exists, so no empty run is left.
@@ -193,6 +198,7 @@ class Session:
             extras=extras,
             env_hook=env_hook,
             notices=_notices(measured, the_plan, warning) + copy,
+            ready=ready,
         )
 
     @classmethod
@@ -207,6 +213,7 @@ class Session:
         csv: Path | None = None,
         retry_errors: bool = False,
         machine: Machine | Watch | None = None,
+        ready: Worker | None = None,
     ) -> Session:
         """An interrupted run (its id, folder or 'latest' under `root`), ready to measure the
         cells it lacks with its saved configuration. `suite`, `axes` and `settings` say
@@ -260,6 +267,7 @@ class Session:
             csv=csv,
             run=run,
             notices=_notices(measured, the_plan, warning) + copy,
+            ready=ready,
         )
 
     # ------------------------------------------------------------------ its life
@@ -268,7 +276,9 @@ class Session:
         from seqbench.execute.factory import make_executor
         from seqbench.execute.scheduler import Scheduler
 
-        executor = self._executor or make_executor(self.config)
+        if self._executor is not None and self._ready is not None:
+            self._ready.close(kill=True)  # the caller's own executor has its own workers
+        executor = self._executor or make_executor(self.config, self._ready)
         executor.__enter__()
         try:
             self.run = self._open(executor)

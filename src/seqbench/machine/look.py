@@ -64,6 +64,12 @@ class Watch:
     def __init__(self, root: Path = system.ROOT) -> None:
         self._root = root
         self._before = system.read_counters(root, children=True)
+        self._running: list[int] = []
+
+    def own(self, pid: int) -> None:
+        """Count a child started after the look began (a worker made ready while this
+        process plans) as this process's own work, whether or not it has ended."""
+        self._running.append(pid)
 
     def look(self, seconds: float = 0.5) -> Machine:
         from seqbench.core.timing import sleep
@@ -71,7 +77,7 @@ class Watch:
         left = seconds - self._before.watch.elapsed()
         if left > 0:
             sleep(left)
-        after = system.read_counters(self._root, children=True)
+        after = system.read_counters(self._root, children=True, running=tuple(self._running))
         seen = system.interference(self._before, after, threads=1, steps=1, root=self._root)
         cpus = system.usable_cpus(self._root)
         return Machine(cpus, seen["others_cores"], after.load1, seen["steal_frac"])

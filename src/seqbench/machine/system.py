@@ -155,9 +155,23 @@ class Counters:
     load1: float | None
 
 
-def read_counters(root: Path = ROOT, *, children: bool = False) -> Counters:
+def process_cpu_s(pid: int, root: Path = ROOT) -> float:
+    """A process's user + system seconds so far, from /proc (0 where it cannot be read: it
+    has gone, or this is not Linux). A child that exited but was not waited for still has
+    its entry, and its time."""
+    text = _read(root / "proc" / str(pid) / "stat")
+    try:
+        fields = text.rsplit(")", 1)[1].split() if text else []  # its name may hold spaces
+        return (int(fields[11]) + int(fields[12])) / _ticks_per_second()
+    except (IndexError, ValueError):
+        return 0.0
+
+
+def read_counters(
+    root: Path = ROOT, *, children: bool = False, running: tuple[int, ...] = ()
+) -> Counters:
     """The counters now; `children`: this process's own CPU time includes that of the
-    children it has waited for."""
+    children it has waited for, and of the `running` ones (their pids) it has not."""
     ticks = cpu_ticks(root, affinity())
     # getrusage's CPU time is the scheduler's, to the microsecond; os.times() counts whole
     # clock ticks (10 ms at 100 Hz), a tenth of a pass of a tenth of a second.
@@ -166,6 +180,7 @@ def read_counters(root: Path = ROOT, *, children: bool = False) -> Counters:
     if children:
         done = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu_s += done.ru_utime + done.ru_stime
+    cpu_s += sum(process_cpu_s(pid, root) for pid in running)
     return Counters(
         watch=Stopwatch(),
         cpu_s=cpu_s,
