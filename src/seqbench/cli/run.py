@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import sys
 from typing import Any
@@ -76,9 +77,11 @@ def run(given: Given) -> None:
     # command called from Python), there is no import for it to overlap.
     from seqbench.execute.isolated import start_ahead
 
-    ready = None if "torch" in sys.modules else start_ahead()
-    if ready is not None:
-        watch.own(ready.pid)
+    ready = None
+    if "torch" not in sys.modules:
+        with contextlib.suppress(OSError):  # no process to spare: the executor says why later
+            ready = start_ahead()
+            watch.own(ready.pid)
     try:
         from seqbench.execute.session import Session
         from seqbench.plan.suites import resolve_config

@@ -33,8 +33,6 @@ from seqbench.storage.files import (
 from seqbench.storage.lock import RunLock, WriterLock, copy_lock
 from seqbench.storage.meta import RunMeta
 
-_cell_id = operator.attrgetter("cell_id")
-
 
 @dataclass
 class _OnDisk:
@@ -149,23 +147,20 @@ class Run:
     def rows(self) -> list[ResultRow]:
         if self._ordered is None:  # cached: sorting is the one cost here that grows
             plan, ids = self.meta.plan, list(self._rows)
-            if len(ids) <= len(plan) and all(map(operator.eq, ids, plan)):
-                self._ordered = list(self._rows.values())  # in the plan's order already
-            else:
+            self._ordered = list(self._rows.values())
+            if len(ids) > len(plan) or not all(map(operator.eq, ids, plan)):  # not in order
                 order = self._plan_index()
                 key = len(order)
-                self._ordered = sorted(self._rows.values(), key=lambda r: order.get(r.cell_id, key))
+                self._ordered.sort(key=lambda r: order.get(r.cell_id, key))
         return list(self._ordered)
 
     @rows.setter
     def rows(self, rows: Iterable[ResultRow]) -> None:
         rows = rows if isinstance(rows, list) else list(rows)
-        self._rows = dict(zip(map(_cell_id, rows), rows, strict=True))
+        self._rows = dict(zip(map(operator.attrgetter("cell_id"), rows), rows, strict=True))
         if len(self._rows) != len(rows):  # a cell's last row wins, and takes its last place
-            self._rows = {}
-            for row in rows:
-                self._rows.pop(row.cell_id, None)
-                self._rows[row.cell_id] = row
+            last = {row.cell_id: i for i, row in enumerate(rows)}
+            self._rows = {rows[i].cell_id: rows[i] for i in sorted(last.values())}
         self._ordered = None
         self._disk.clear()
 
@@ -189,10 +184,8 @@ class Run:
     def sample_groups(self, cell_id: str, per_process: int | None = None) -> list[list[float]]:
         """A cell's samples split by the fresh process they came from (`by_process`); without
         `per_process`, one group (one process)."""
-        samples = self._samples.get(cell_id, [])
-        groups = (
-            by_process(self.batches.get(cell_id, []), per_process, samples) if per_process else []
-        )
+        samples, batches = self._samples.get(cell_id, []), self.batches.get(cell_id, [])
+        groups = by_process(batches, per_process, samples) if per_process else []
         return groups or ([samples] if samples else [])
 
     def machine_times(self, cell_id: str, per_process: int | None = None) -> list[float] | None:
